@@ -1,0 +1,183 @@
+"""Signals: the immutable facts a recipient's journal holds.
+
+A signal is what a provider (or this service, or the sender) *said*, never what
+we decided. Decisions are made by ``domain.fold`` under a ruleset.
+
+Signals are stored as plain JSON-able dicts (``Signal.to_record``) so that a
+replay can decode them straight from the event store without building objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+SYSTEM = "system"  # dispatch outcomes and canonical signals from the sender
+PROVIDERS = ("unione", "elasticemail", "sendgrid")
+SOURCES = PROVIDERS + (SYSTEM,)
+
+CONFIRMATION_CHECKED = "confirmation_checked"
+
+
+def utc(dt: datetime) -> datetime:
+    """Return ``dt`` as an aware UTC datetime (naive means UTC)."""
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def iso(dt: datetime | None) -> str | None:
+    return None if dt is None else utc(dt).isoformat()
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    return None if value is None else utc(datetime.fromisoformat(value))
+
+
+def dedup_key(*parts: Any) -> str:
+    """A stable dedup key from the parts that identify a provider event."""
+    text = "\x1f".join("" if p is None else str(p) for p in parts)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def normalise_email(email: str | None) -> str | None:
+    if email is None:
+        return None
+    email = email.strip().lower()
+    return email or None
+
+
+def mask_email(email: str | None) -> str:
+    """For logs: never a full address."""
+    if not email or "@" not in email:
+        return "?"
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One fact about a recipient, as received.
+
+    ``fields`` are the provider's status fields the ruleset maps to a response
+    (UniOne ``status``/``delivery_status``, Elastic Email ``status``/``category``,
+    SendGrid ``event``/``type``; system signals ``kind``).
+    """
+
+    key: str
+    source: str
+    fields: dict[str, str]
+    received_at: datetime
+    occurred_at: datetime | None = None
+    url: str | None = None
+    reason: str | None = None
+    detail: str | None = None
+    user_agent: str | None = None
+    machine: bool = False
+    raw: Any = None
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "key": self.key,
+            "source": self.source,
+            "fields": dict(self.fields),
+            "received_at": iso(self.received_at),
+            "occurred_at": iso(self.occurred_at),
+        }
+        for name in ("url", "reason", "detail", "user_agent", "raw"):
+            value = getattr(self, name)
+            if value is not None:
+                record[name] = value
+        if self.machine:
+            record["machine"] = True
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "Signal":
+        return cls(
+            key=record["key"],
+            source=record["source"],
+            fields=dict(record["fields"]),
+            received_at=parse_iso(record["received_at"]),  # type: ignore[arg-type]
+            occurred_at=parse_iso(record.get("occurred_at")),
+            url=record.get("url"),
+            reason=record.get("reason"),
+            detail=record.get("detail"),
+            user_agent=record.get("user_agent"),
+            machine=bool(record.get("machine", False)),
+            raw=record.get("raw"),
+        )
+
+    def with_received_at(self, received_at: datetime) -> "Signal":
+        return Signal(**{**self.__dict__, "received_at": received_at})
+
+
+def system_signal(
+    kind: str,
+    *,
+    key: str,
+    at: datetime,
+    occurred_at: datetime | None = None,
+    reason: str | None = None,
+    detail: str | None = None,
+    url: str | None = None,
+    raw: Any = None,
+) -> Signal:
+    """A signal from this service or the sender: ``kind`` is a response code
+    or ``confirmation_checked``."""
+    return Signal(
+        key=key,
+        source=SYSTEM,
+        fields={"kind": kind},
+        received_at=at,
+        occurred_at=occurred_at or at,
+        reason=reason,
+        detail=detail,
+        url=url,
+        raw=raw,
+    )
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """How a provider event names its recipient."""
+
+    mailing_id: str | None = None
+    contact_id: str | None = None
+    email: str | None = None
+    test: bool = False
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    signal: Signal
+    correlation: Correlation
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A provider notice about sending in general (UniOne spam blocks)."""
+
+    provider: str
+    key: str
+    kind: str
+    received_at: datetime
+    raw: Any
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """Input we could not understand: kept whole, with the error."""
+
+    source: str
+    raw_text: str
+    error: str
+
+
+@dataclass
+class ParsedBatch:
+    events: list[ProviderEvent] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
