@@ -1,0 +1,217 @@
+"""Event-sourced aggregates: the journals.
+
+Aggregates record facts and commands only; decisions (responses, flags) are
+folded from them under a ruleset by the projections. Ids are deterministic
+(uuid5 of natural keys), so any process finds an aggregate from its key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.signals import Signal
+
+NAMESPACE = uuid5(NAMESPACE_URL, "https://recipient-responses.invalid/")
+
+
+def _id(*parts: str) -> UUID:
+    return uuid5(NAMESPACE, "\x1f".join(parts))
+
+
+def recipient_id(mailing_id: str, contact_id: str) -> UUID:
+    return _id("recipient", mailing_id, contact_id)
+
+
+def mailing_id_of(mailing_id: str) -> UUID:
+    return _id("mailing", mailing_id)
+
+
+def contact_id_of(contact_id: str) -> UUID:
+    return _id("contact", contact_id)
+
+
+def address_id(provider: str, email: str) -> UUID:
+    return _id("address", provider, email)
+
+
+def unmatched_bucket_id(bucket: str) -> UUID:
+    return _id("unmatched", bucket)
+
+
+def side_record_id(key: str) -> UUID:
+    return _id("side", key)
+
+
+def recipient_bucket(mailing_id: str, contact_id: str) -> str:
+    return f"recipient:{mailing_id}:{contact_id}"
+
+
+def email_bucket(provider: str, email: str) -> str:
+    return f"email:{provider}:{email}"
+
+
+class Recipient(Aggregate):
+    """One contact in one mailing's audience. Its journal holds the signals."""
+
+    @staticmethod
+    def create_id(mailing_id: str, contact_id: str, name: str | None, email: str | None) -> UUID:
+        return recipient_id(mailing_id, contact_id)
+
+    @event("Joined")
+    def __init__(self, mailing_id: str, contact_id: str, name: str | None, email: str | None):
+        self.mailing_id = mailing_id
+        self.contact_id = contact_id
+        self.name = name
+        self.email = email
+        self.keys: set[str] = set()
+
+    def record(self, signal: Signal) -> bool:
+        """Append a signal unless one with the same dedup key is already in the journal."""
+        if signal.key in self.keys:
+            return False
+        self._signal_recorded(signal.to_record())
+        return True
+
+    def has_signal(self, key: str) -> bool:
+        return key in self.keys
+
+    @event("SignalRecorded")
+    def _signal_recorded(self, signal: dict[str, Any]) -> None:
+        self.keys.add(signal["key"])
+
+    @event("DetailsChanged")
+    def change_details(self, name: str | None, email: str | None) -> None:
+        self.name = name
+        self.email = email
+
+
+class Mailing(Aggregate):
+    @staticmethod
+    def create_id(mailing_id: str, **_: Any) -> UUID:
+        return mailing_id_of(mailing_id)
+
+    @event("Created")
+    def __init__(
+        self,
+        mailing_id: str,
+        name: str,
+        category: str,
+        email_type: str | None,
+        provider: str,
+        expires_at: str | None,
+        prevent_duplicates: bool,
+    ):
+        self.mailing_id = mailing_id
+        self.name = name
+        self.category = category
+        self.email_type = email_type
+        self.provider = provider
+        self.expires_at = expires_at
+        self.prevent_duplicates = prevent_duplicates
+        self.started_at: str | None = None
+        self.waves = 0
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "id": self.mailing_id,
+            "name": self.name,
+            "category": self.category,
+            "email_type": self.email_type,
+            "provider": self.provider,
+            "expires_at": self.expires_at,
+            "prevent_duplicates": self.prevent_duplicates,
+        }
+
+    @event("DispatchWaveStarted")
+    def start_dispatch_wave(self, at: str) -> None:
+        self.started_at = self.started_at or at
+        self.waves += 1
+
+
+class Contact(Aggregate):
+    """A person. Its journal holds manual commands (flag changes, subscriptions, email changes)."""
+
+    @staticmethod
+    def create_id(contact_id: str) -> UUID:
+        return contact_id_of(contact_id)
+
+    @event("Registered")
+    def __init__(self, contact_id: str):
+        self.contact_id = contact_id
+        self.email: str | None = None
+
+    @event("CommandRecorded")
+    def record_command(self, command: dict[str, Any]) -> None:
+        if command.get("op") == "patch" and "email" in command:
+            self.email = command["email"]
+
+
+class AddressIndex(Aggregate):
+    """Which recipients were sent to one address through one provider (for email correlation)."""
+
+    @staticmethod
+    def create_id(provider: str, email: str) -> UUID:
+        return address_id(provider, email)
+
+    @event("Opened")
+    def __init__(self, provider: str, email: str):
+        self.provider = provider
+        self.email = email
+        self.recipients: list[tuple[str, str]] = []
+
+    @event("RecipientSent")
+    def add_recipient(self, mailing_id: str, contact_id: str) -> None:
+        self.recipients.append((mailing_id, contact_id))
+
+    def most_recent(self) -> tuple[str, str] | None:
+        return self.recipients[-1] if self.recipients else None
+
+
+class UnmatchedBucket(Aggregate):
+    """Signals that matched no recipient, kept until their recipient appears."""
+
+    @staticmethod
+    def create_id(bucket: str) -> UUID:
+        return unmatched_bucket_id(bucket)
+
+    @event("Opened")
+    def __init__(self, bucket: str):
+        self.bucket = bucket
+        self.parked: dict[str, dict[str, Any]] = {}
+        self.claimed: set[str] = set()
+
+    def park(self, signal: Signal, correlation: dict[str, Any]) -> bool:
+        if signal.key in self.parked:
+            return False
+        self._parked(signal.to_record(), correlation)
+        return True
+
+    @event("Parked")
+    def _parked(self, signal: dict[str, Any], correlation: dict[str, Any]) -> None:
+        self.parked[signal["key"]] = signal
+
+    def unclaimed(self) -> list[Signal]:
+        return [Signal.from_record(s) for k, s in self.parked.items() if k not in self.claimed]
+
+    @event("Claimed")
+    def claim(self, keys: list[str], mailing_id: str, contact_id: str) -> None:
+        self.claimed.update(keys)
+
+
+class SideRecord(Aggregate):
+    """A kept input that is not a recipient signal: a test send, a provider notice, a quarantined body."""
+
+    @staticmethod
+    def create_id(key: str) -> UUID:
+        return side_record_id(key)
+
+    @event("Recorded")
+    def __init__(self, key: str, kind: str, source: str, received_at: str, payload: dict[str, Any]):
+        self.key = key
+        self.kind = kind
+        self.source = source
+        self.received_at = received_at
+        self.payload = payload

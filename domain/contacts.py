@@ -1,0 +1,92 @@
+"""Contact effects (SPEC §5, §7 Details "Contacts").
+
+A contact's flags are a projection: the recipient signals of all its mailings
+and its own journaled manual commands, applied in journal order (the later wins).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from domain.catalogue import DELIVERED, RESPONSES, SET
+from domain.fold import Step
+from domain.rules import Ruleset
+
+
+@dataclass
+class ContactState:
+    email: str | None = None
+    do_not_use_email: bool = False
+    email_is_actual: bool = True
+    unsubscribed_types: set[str] = field(default_factory=set)
+    soft_bounce_streak: int = 0
+
+    @property
+    def suppressed(self) -> bool:
+        return self.do_not_use_email or not self.email_is_actual
+
+    def copy(self) -> "ContactState":
+        return ContactState(
+            self.email, self.do_not_use_email, self.email_is_actual, set(self.unsubscribed_types), self.soft_bounce_streak
+        )
+
+    def flags(self) -> dict[str, Any]:
+        return {
+            "do_not_use_email": self.do_not_use_email,
+            "email_is_actual": self.email_is_actual,
+            "unsubscribed_types": sorted(self.unsubscribed_types),
+        }
+
+
+def apply_signal_effect(contact: ContactState, step: Step, email_type: str | None, rules: Ruleset) -> ContactState:
+    """What one folded recipient signal does to its contact.
+
+    Unsubscribes and spam complaints always reach the contact (an unsubscribe must
+    be honoured even when the recipient's response is final or its period closed);
+    hard bounces and invalid addresses only when they set the recipient's response.
+    """
+    code = step.maps_to
+    if code is None or step.why == "duplicate":
+        return contact
+    c = contact.copy()
+    if code == "unsubscribed":
+        if rules.unsubscribe_from_all or not email_type:
+            c.do_not_use_email = True
+        else:
+            c.unsubscribed_types.add(email_type)
+    elif code == "spam_complaint":
+        c.do_not_use_email = True
+    elif code == "hard_bounce" and step.effect == SET:
+        c.do_not_use_email = True
+        c.email_is_actual = False
+    elif code == "invalid_address" and step.effect == SET:
+        c.email_is_actual = False
+    if code == "soft_bounce":
+        c.soft_bounce_streak += 1
+        if rules.soft_bounce_limit is not None and c.soft_bounce_streak >= rules.soft_bounce_limit:
+            c.email_is_actual = False
+    elif RESPONSES[code].group == DELIVERED:
+        c.soft_bounce_streak = 0
+    return c
+
+
+def apply_command(contact: ContactState, command: Mapping[str, Any]) -> ContactState:
+    """A journaled manual change: ``{"op": "patch" | "subscription", ...}``."""
+    c = contact.copy()
+    op = command.get("op")
+    if op == "patch":
+        if "email" in command and command["email"] != c.email:
+            c.email = command["email"]
+            c.soft_bounce_streak = 0
+            c.email_is_actual = True
+        if command.get("do_not_use_email") is not None:
+            c.do_not_use_email = bool(command["do_not_use_email"])
+        if command.get("email_is_actual") is not None:
+            c.email_is_actual = bool(command["email_is_actual"])
+    elif op == "subscription":
+        if command["subscribed"]:
+            c.unsubscribed_types.discard(command["email_type"])
+        else:
+            c.unsubscribed_types.add(command["email_type"])
+    return c

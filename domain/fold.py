@@ -1,0 +1,198 @@
+"""The fold (SPEC §4): one signal, one recipient state, one ruleset → new state and an explanation.
+
+This is the only place the response rules live. The live projection, the
+rebuild, the audit history and the what-if replay all call ``fold``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from domain.catalogue import (
+    COUNTED,
+    DELIVERED,
+    IGNORED,
+    NOT_DELIVERED,
+    NOT_SENT,
+    PREPARING,
+    RESPONSES,
+    SET,
+)
+from domain.rules import Ruleset
+from domain.signals import CONFIRMATION_CHECKED, SYSTEM, Signal
+
+ENGAGEMENT = ("opened", "opened_machine", "clicked")
+_DISPATCH_GROUPS = (PREPARING, NOT_SENT)
+_SENT_GROUPS = (DELIVERED, NOT_DELIVERED)
+
+
+@dataclass
+class RecipientState:
+    """What a recipient's journal folds to."""
+
+    response: str = "planned"
+    reason: str | None = None
+    detail: str | None = None
+    opens: int = 0
+    clicks: int = 0
+    clicked_urls: dict[str, int] = field(default_factory=dict)
+    sent: bool = False  # the journal holds a sent_to_provider or any provider signal
+    sent_at: datetime | None = None  # when *we* recorded sent_to_provider
+    delivered_at: datetime | None = None  # provider time of the first delivery
+    first_open_at: datetime | None = None  # provider time
+    first_click_at: datetime | None = None  # provider time
+    updated_at: datetime | None = None  # received_at of the last change
+    seen: set[str] = field(default_factory=set)
+
+    def copy(self) -> "RecipientState":
+        clone = RecipientState.__new__(RecipientState)
+        clone.__dict__.update(self.__dict__)
+        clone.clicked_urls = dict(self.clicked_urls)
+        clone.seen = set(self.seen)
+        return clone
+
+    @property
+    def unique_open(self) -> bool:
+        """A counted open, or an implied one (a click, unsubscribe or spam complaint)."""
+        return self.opens > 0 or self.clicks > 0 or self.response in ("unsubscribed", "spam_complaint")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """How one signal was folded: ``set`` / ``counted`` / ``ignored`` and why."""
+
+    maps_to: str | None
+    reason: str | None
+    effect: str
+    why: str | None
+    response_after: str
+
+
+def fold(
+    state: RecipientState,
+    signal: Signal,
+    rules: Ruleset,
+    mailing_start: datetime | None = None,
+) -> tuple[RecipientState, Step]:
+    """Fold one signal into a recipient's state under ``rules``. ``state`` is not modified."""
+    if signal.key in state.seen:
+        target = _target(signal, rules)
+        return state, Step(target[0], target[1], IGNORED, "duplicate", state.response)
+    s = state.copy()
+    s.seen.add(signal.key)
+    step = _fold_new(s, signal, rules, mailing_start)
+    return s, step
+
+
+def _target(signal: Signal, rules: Ruleset) -> tuple[str | None, str | None]:
+    if signal.source == SYSTEM and signal.fields.get("kind") == CONFIRMATION_CHECKED:
+        return None, None
+    target = rules.map(signal.source, signal.fields)
+    return target.code, signal.reason or target.reason
+
+
+def _fold_new(s: RecipientState, signal: Signal, rules: Ruleset, mailing_start: datetime | None) -> Step:
+    if signal.source != SYSTEM:
+        s.sent = True
+
+    if signal.source == SYSTEM and signal.fields.get("kind") == CONFIRMATION_CHECKED:
+        return _confirmation_checked(s, signal, rules)
+
+    code, reason = _target(signal, rules)
+    if code is None:
+        return Step(None, None, IGNORED, "informational", s.response)
+
+    group = RESPONSES[code].group
+    if code == "sent_to_provider" or group in _SENT_GROUPS:
+        s.sent = True
+    if code == "sent_to_provider" and s.sent_at is None:
+        s.sent_at = signal.received_at
+
+    if group not in _DISPATCH_GROUPS and _period_closed(s, signal, rules, mailing_start):
+        return Step(code, reason, IGNORED, "period_closed", s.response)
+
+    if code == "delivered" and s.delivered_at is None:
+        s.delivered_at = signal.occurred_at or signal.received_at
+
+    counted = False
+    engagement_why: str | None = None
+    if code in ENGAGEMENT:
+        if code == "opened" and _machine_open(s, signal, rules):
+            code = "opened_machine"
+        if rules.is_final(s.response) and RESPONSES[s.response].group in (NOT_SENT, NOT_DELIVERED):
+            return Step(code, reason, IGNORED, "not_delivered", s.response)
+        if code == "clicked":
+            if rules.is_unsubscribe_link(signal.url):
+                return Step(code, reason, IGNORED, "unsubscribe_link", s.response)
+            if _within(s.delivered_at, signal, rules.machine_click_window_seconds):
+                return Step(code, reason, IGNORED, "machine_click", s.response)
+            s.clicks += 1
+            if signal.url:
+                s.clicked_urls[signal.url] = s.clicked_urls.get(signal.url, 0) + 1
+            s.first_click_at = s.first_click_at or signal.occurred_at or signal.received_at
+            counted = True
+        elif code == "opened" or rules.count_machine_opens:
+            s.opens += 1
+            s.first_open_at = s.first_open_at or signal.occurred_at or signal.received_at
+            counted = True
+        else:
+            engagement_why = "machine_open"
+
+    return _respond(s, signal, rules, code, reason, counted, engagement_why)
+
+
+def _respond(
+    s: RecipientState,
+    signal: Signal,
+    rules: Ruleset,
+    code: str,
+    reason: str | None,
+    counted: bool,
+    engagement_why: str | None,
+) -> Step:
+    if rules.is_final(s.response):
+        why = "final"
+    elif rules.is_final(code) or rules.priority(code) > rules.priority(s.response):
+        s.response, s.reason, s.detail = code, reason, signal.detail
+        s.updated_at = signal.received_at
+        return Step(code, reason, SET, None, s.response)
+    else:
+        why = "lower_priority"
+    if counted:
+        s.updated_at = signal.received_at
+        return Step(code, reason, COUNTED, why, s.response)
+    return Step(code, reason, IGNORED, engagement_why or why, s.response)
+
+
+def _confirmation_checked(s: RecipientState, signal: Signal, rules: Ruleset) -> Step:
+    if RESPONSES[s.response].group != PREPARING or rules.is_final(s.response):
+        return Step(None, None, IGNORED, "superseded", s.response)
+    at = signal.occurred_at or signal.received_at
+    if s.sent_at is None or at - s.sent_at < timedelta(hours=rules.confirmation_timeout_hours):
+        return Step(None, None, IGNORED, "not_due", s.response)
+    code = rules.confirmation_timeout_response
+    return _respond(s, signal, rules, code, None, False, None)
+
+
+def _period_closed(s: RecipientState, signal: Signal, rules: Ruleset, mailing_start: datetime | None) -> bool:
+    if rules.statistics_period_days is None:
+        return False
+    anchor = s.sent_at or mailing_start
+    return anchor is not None and signal.received_at - anchor > timedelta(days=rules.statistics_period_days)
+
+
+def _within(delivered_at: datetime | None, signal: Signal, window: int | None) -> bool:
+    if window is None or delivered_at is None or signal.occurred_at is None:
+        return False
+    return (signal.occurred_at - delivered_at).total_seconds() <= window
+
+
+def _machine_open(s: RecipientState, signal: Signal, rules: Ruleset) -> bool:
+    if signal.machine:
+        return True
+    if not rules.is_machine_user_agent(signal.user_agent):
+        return False
+    if rules.machine_open_window_seconds is None:
+        return True
+    return _within(s.delivered_at, signal, rules.machine_open_window_seconds)

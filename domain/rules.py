@@ -1,0 +1,481 @@
+"""Rulesets: versioned data that turns signals into responses (SPEC §4, §6, §7).
+
+A ``Ruleset`` is an immutable value. ``Ruleset.patched(document)`` applies a
+ruleset document (every field optional) over it and validates the result; a
+document that does not validate raises ``InvalidRuleset`` with one message per
+offending field.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from functools import cached_property
+from typing import Any, Mapping
+
+from domain.catalogue import CODES, REASONS, RESPONSES
+from domain.signals import SYSTEM
+
+# Per provider, the status fields a mapping key may name, most specific first.
+MAPPING_FIELDS: dict[str, tuple[str, ...]] = {
+    "unione": ("delivery_status", "status"),
+    "elasticemail": ("category", "status"),
+    "sendgrid": ("type", "event"),
+}
+
+
+class InvalidRuleset(ValueError):
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a provider status maps to: a response code (or None: informational) and a reason."""
+
+    code: str | None
+    reason: str | None = None
+
+    def to_document(self) -> Any:
+        if self.code is None:
+            return None
+        if self.reason is None:
+            return self.code
+        return {"code": self.code, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ResponseRule:
+    final: bool
+    priority: int | None
+
+    def to_document(self) -> dict[str, Any]:
+        return {"final": True} if self.final else {"final": False, "priority": self.priority}
+
+
+def _t(code: str | None, reason: str | None = None) -> Target:
+    return Target(code, reason)
+
+
+def _many(keys: str, target: Target, field_name: str) -> dict[str, Target]:
+    return {f"{field_name}:{k}": target for k in keys.split()}
+
+
+DEFAULT_PROVIDER_MAPPINGS: dict[str, dict[str, Target]] = {
+    "unione": {
+        "status:delivered": _t("delivered"),
+        "status:opened": _t("opened"),
+        "status:clicked": _t("clicked"),
+        "status:unsubscribed": _t("unsubscribed"),
+        "status:spam": _t("spam_complaint"),
+        "status:soft_bounced": _t("soft_bounce", "will_retry"),
+        "status:hard_bounced": _t("hard_bounce", "other"),
+        "status:sent": _t(None),
+        "status:accepted": _t(None),
+        "status:subscribed": _t(None),
+        **_many("err_user_unknown err_user_inactive err_mailbox_discarded", _t("hard_bounce", "unknown_recipient"), "delivery_status"),
+        **_many("err_domain_inactive err_no_dns err_dest_invalid", _t("hard_bounce", "domain_not_found"), "delivery_status"),
+        **_many("err_mailbox_full err_too_large", _t("hard_bounce", "mailbox_problem"), "delivery_status"),
+        **_many("err_spam_rejected", _t("hard_bounce", "spam_reject"), "delivery_status"),
+        **_many(
+            "err_blacklisted err_unsubscribed err_spam_skipped err_spam_removed err_skip_letter skip_dup_*",
+            _t("rejected", "recipient_blocked"),
+            "delivery_status",
+        ),
+        **_many("err_lost err_internal err_src_invalid", _t("send_error"), "delivery_status"),
+    },
+    "elasticemail": {
+        "status:Sent": _t("delivered"),
+        "status:Opened": _t("opened"),
+        "status:Clicked": _t("clicked"),
+        "status:Unsubscribed": _t("unsubscribed"),
+        "status:AbuseReport": _t("spam_complaint"),
+        "status:Error": _t("send_error", "other"),
+        "category:NoMailbox": _t("invalid_address"),
+        "category:DNSProblem": _t("hard_bounce", "domain_not_found"),
+        **_many(
+            "GreyListed Throttled Timeout ConnectionProblem ConnectionTerminated AccountProblem",
+            _t("soft_bounce", "will_retry"),
+            "category",
+        ),
+        **_many("Spam ContentFilter", _t("soft_bounce", "spam_reject"), "category"),
+        **_many("BlackListed SPFProblem WhitelistingProblem", _t("soft_bounce", "ip_reputation"), "category"),
+        **_many("Ignore NotDelivered NotDeliveredCancelled ManualCancel CodeError", _t("send_error"), "category"),
+        "category:Unknown": _t("send_error", "other"),
+    },
+    "sendgrid": {
+        "event:processed": _t("queued"),
+        "event:delivered": _t("delivered"),
+        "event:open": _t("opened"),
+        "event:click": _t("clicked"),
+        "event:bounce": _t("hard_bounce", "other"),
+        "type:bounce": _t("hard_bounce", "other"),
+        "type:blocked": _t("soft_bounce", "other"),
+        "event:deferred": _t("soft_bounce", "will_retry"),
+        "event:dropped": _t("rejected", "recipient_blocked"),
+        "event:spamreport": _t("spam_complaint"),
+        "event:unsubscribe": _t("unsubscribed"),
+        "event:group_unsubscribe": _t("unsubscribed"),
+        "event:group_resubscribe": _t(None),
+    },
+}
+
+DEFAULT_VERSION = "1"
+
+OPTION_FIELDS = (
+    "statistics_period_days",
+    "count_machine_opens",
+    "unsubscribe_from_all",
+    "unsubscribe_url_patterns",
+    "soft_bounce_limit",
+    "machine_open_user_agents",
+    "machine_open_window_seconds",
+    "machine_click_window_seconds",
+    "confirmation_timeout_hours",
+    "confirmation_timeout_response",
+)
+DOCUMENT_FIELDS = ("version", "responses", "provider_mappings") + OPTION_FIELDS
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    version: str = DEFAULT_VERSION
+    responses: Mapping[str, ResponseRule] = field(
+        default_factory=lambda: {r.code: ResponseRule(r.final, r.priority) for r in RESPONSES.values()}
+    )
+    statistics_period_days: int | None = 30
+    count_machine_opens: bool = False
+    unsubscribe_from_all: bool = True
+    unsubscribe_url_patterns: tuple[str, ...] = ("/unsubscribe",)
+    soft_bounce_limit: int | None = None
+    machine_open_user_agents: tuple[str, ...] = ()
+    machine_open_window_seconds: int | None = None
+    machine_click_window_seconds: int | None = None
+    confirmation_timeout_hours: float = 48
+    confirmation_timeout_response: str = "unknown_response"
+    provider_mappings: Mapping[str, Mapping[str, Target]] = field(
+        default_factory=lambda: {p: dict(m) for p, m in DEFAULT_PROVIDER_MAPPINGS.items()}
+    )
+
+    # ---- questions the fold asks -------------------------------------------------
+
+    def is_final(self, code: str) -> bool:
+        return self.responses[code].final
+
+    def priority(self, code: str) -> int:
+        return self.responses[code].priority or 0
+
+    def map(self, source: str, fields: Mapping[str, str]) -> Target:
+        """The response a signal's status fields map to (SPEC §6, §7 Details)."""
+        if source == SYSTEM:
+            kind = fields.get("kind")
+            return Target(kind if kind in RESPONSES else None)
+        index = self._mapping_index.get(source)
+        if index is None:
+            return Target(None)
+        for field_name in MAPPING_FIELDS[source]:
+            value = fields.get(field_name)
+            if value is None:
+                continue
+            exact, globs = index[field_name]
+            hit = exact.get(value.lower())
+            if hit is not None:
+                return hit
+            for pattern, target in globs:
+                if fnmatchcase(value.lower(), pattern):
+                    return target
+        return Target(None)
+
+    def is_unsubscribe_link(self, url: str | None) -> bool:
+        return bool(url) and any(p.search(url) for p in self._unsubscribe_patterns)  # type: ignore[arg-type]
+
+    def is_machine_user_agent(self, user_agent: str | None) -> bool:
+        return bool(user_agent) and any(p.search(user_agent) for p in self._machine_agents)  # type: ignore[arg-type]
+
+    @cached_property
+    def _unsubscribe_patterns(self) -> list[re.Pattern[str]]:
+        return [re.compile(p, re.IGNORECASE) for p in self.unsubscribe_url_patterns]
+
+    @cached_property
+    def _machine_agents(self) -> list[re.Pattern[str]]:
+        return [re.compile(p, re.IGNORECASE) for p in self.machine_open_user_agents]
+
+    @cached_property
+    def _mapping_index(self) -> dict[str, dict[str, tuple[dict[str, Target], list[tuple[str, Target]]]]]:
+        index: dict[str, dict[str, tuple[dict[str, Target], list[tuple[str, Target]]]]] = {}
+        for provider, mapping in self.provider_mappings.items():
+            per_field: dict[str, tuple[dict[str, Target], list[tuple[str, Target]]]] = {
+                f: ({}, []) for f in MAPPING_FIELDS[provider]
+            }
+            for key, target in mapping.items():
+                field_name, _, value = key.partition(":")
+                exact, globs = per_field[field_name]
+                if value.endswith("*"):
+                    globs.append((value.lower(), target))
+                else:
+                    exact[value.lower()] = target
+            for _exact, globs in per_field.values():
+                globs.sort(key=lambda item: -len(item[0]))  # the longest (most specific) glob first
+            index[provider] = per_field
+        return index
+
+    # ---- documents -------------------------------------------------------------------
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "responses": {code: rule.to_document() for code, rule in self.responses.items()},
+            "statistics_period_days": self.statistics_period_days,
+            "count_machine_opens": self.count_machine_opens,
+            "unsubscribe_from_all": self.unsubscribe_from_all,
+            "unsubscribe_url_patterns": list(self.unsubscribe_url_patterns),
+            "soft_bounce_limit": self.soft_bounce_limit,
+            "machine_open_user_agents": list(self.machine_open_user_agents),
+            "machine_open_window_seconds": self.machine_open_window_seconds,
+            "machine_click_window_seconds": self.machine_click_window_seconds,
+            "confirmation_timeout_hours": self.confirmation_timeout_hours,
+            "confirmation_timeout_response": self.confirmation_timeout_response,
+            "provider_mappings": {
+                provider: {key: target.to_document() for key, target in mapping.items()}
+                for provider, mapping in self.provider_mappings.items()
+            },
+        }
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> "Ruleset":
+        """A complete stored document (as ``to_document`` wrote it)."""
+        return DEFAULT_RULESET.patched(document, version=str(document.get("version", DEFAULT_VERSION)))
+
+    def patched(self, document: Mapping[str, Any], version: str | None = None) -> "Ruleset":
+        """This ruleset with ``document`` merged over it; raises ``InvalidRuleset``."""
+        return _Patch(self, document).apply(version)
+
+    def changes_from(self, other: "Ruleset") -> dict[str, Any]:
+        """The document fields whose values differ from ``other`` (for the rules history)."""
+        mine, theirs = self.to_document(), other.to_document()
+        changes: dict[str, Any] = {}
+        for name in DOCUMENT_FIELDS:
+            if name == "version":
+                continue
+            if name in ("responses", "provider_mappings"):
+                diff = _dict_diff(mine[name], theirs[name])
+                if diff:
+                    changes[name] = diff
+            elif mine[name] != theirs[name]:
+                changes[name] = mine[name]
+        return changes
+
+
+def _dict_diff(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    diff: dict[str, Any] = {}
+    for key in sorted(set(mine) | set(theirs)):
+        a, b = mine.get(key), theirs.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and key not in RESPONSES:
+            sub = _dict_diff(a, b)
+            if sub:
+                diff[key] = sub
+        elif a != b or (key in mine) != (key in theirs):
+            diff[key] = a
+    return diff
+
+
+class _Patch:
+    """Merges a ruleset document over a base and collects every error at once."""
+
+    def __init__(self, base: Ruleset, document: Mapping[str, Any]):
+        self.base = base
+        self.document = document
+        self.errors: dict[str, str] = {}
+
+    def apply(self, version: str | None) -> Ruleset:
+        doc = self.document
+        if not isinstance(doc, Mapping):
+            raise InvalidRuleset({"_schema": "a ruleset document is a JSON object"})
+        for name in doc:
+            if name not in DOCUMENT_FIELDS:
+                self.errors[name] = "unknown field"
+        values: dict[str, Any] = {
+            "responses": self._responses(doc.get("responses")),
+            "provider_mappings": self._mappings(doc.get("provider_mappings")),
+            "statistics_period_days": self._count(doc, "statistics_period_days", nullable=True),
+            "count_machine_opens": self._bool(doc, "count_machine_opens"),
+            "unsubscribe_from_all": self._bool(doc, "unsubscribe_from_all"),
+            "unsubscribe_url_patterns": self._patterns(doc, "unsubscribe_url_patterns"),
+            "soft_bounce_limit": self._count(doc, "soft_bounce_limit", nullable=True, minimum=1),
+            "machine_open_user_agents": self._patterns(doc, "machine_open_user_agents"),
+            "machine_open_window_seconds": self._count(doc, "machine_open_window_seconds", nullable=True),
+            "machine_click_window_seconds": self._count(doc, "machine_click_window_seconds", nullable=True),
+            "confirmation_timeout_hours": self._hours(doc),
+            "confirmation_timeout_response": self._timeout_response(doc),
+        }
+        if "version" in doc and not (isinstance(doc["version"], str) and doc["version"].strip()):
+            self.errors["version"] = "a ruleset version is a non-empty string"
+        if self.errors:
+            raise InvalidRuleset(self.errors)
+        chosen = version or (doc.get("version") if isinstance(doc.get("version"), str) else None) or self.base.version
+        return Ruleset(version=chosen, **values)
+
+    # -- fields ----------------------------------------------------------------------------
+
+    def _bool(self, doc: Mapping[str, Any], name: str) -> bool:
+        if name not in doc:
+            return getattr(self.base, name)
+        if not isinstance(doc[name], bool):
+            self.errors[name] = "must be true or false"
+            return getattr(self.base, name)
+        return doc[name]
+
+    def _count(self, doc: Mapping[str, Any], name: str, *, nullable: bool, minimum: int = 0) -> int | None:
+        if name not in doc:
+            return getattr(self.base, name)
+        value = doc[name]
+        if value is None and nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.errors[name] = f"must be a whole number ≥ {minimum}" + (" or null" if nullable else "")
+            return getattr(self.base, name)
+        return value
+
+    def _hours(self, doc: Mapping[str, Any]) -> float:
+        name = "confirmation_timeout_hours"
+        if name not in doc:
+            return self.base.confirmation_timeout_hours
+        value = doc[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            self.errors[name] = "must be a number of hours ≥ 0"
+            return self.base.confirmation_timeout_hours
+        return value
+
+    def _timeout_response(self, doc: Mapping[str, Any]) -> str:
+        name = "confirmation_timeout_response"
+        if name not in doc:
+            return self.base.confirmation_timeout_response
+        if doc[name] not in RESPONSES:
+            self.errors[name] = f"unknown response code {doc[name]!r}"
+            return self.base.confirmation_timeout_response
+        return doc[name]
+
+    def _patterns(self, doc: Mapping[str, Any], name: str) -> tuple[str, ...]:
+        if name not in doc:
+            return getattr(self.base, name)
+        value = doc[name]
+        if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+            self.errors[name] = "must be a list of regular expressions"
+            return getattr(self.base, name)
+        for i, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                self.errors[f"{name}.{i}"] = f"invalid regular expression: {exc}"
+        return tuple(value)
+
+    def _responses(self, patch: Any) -> dict[str, ResponseRule]:
+        merged = dict(self.base.responses)
+        if patch is None:
+            return merged
+        if not isinstance(patch, Mapping):
+            self.errors["responses"] = "must be an object of response code → {final, priority}"
+            return merged
+        for code, rule in patch.items():
+            where = f"responses.{code}"
+            if code not in RESPONSES:
+                self.errors[where] = "unknown response code"
+                continue
+            if not isinstance(rule, Mapping):
+                self.errors[where] = "must be an object {final, priority}"
+                continue
+            unknown = set(rule) - {"final", "priority"}
+            if unknown:
+                self.errors[where] = f"unknown fields: {', '.join(sorted(unknown))}"
+                continue
+            old = merged[code]
+            final = rule.get("final", old.final)
+            if not isinstance(final, bool):
+                self.errors[f"{where}.final"] = "must be true or false"
+                continue
+            has_priority = "priority" in rule and rule["priority"] is not None
+            priority = rule.get("priority")
+            if has_priority and (isinstance(priority, bool) or not isinstance(priority, int)):
+                self.errors[f"{where}.priority"] = "must be a whole number"
+                continue
+            if final:
+                if has_priority:
+                    self.errors[f"{where}.priority"] = "a final response has no priority"
+                    continue
+                merged[code] = ResponseRule(True, None)
+            else:
+                if not has_priority:
+                    if "final" in rule or old.final:
+                        self.errors[f"{where}.priority"] = "a non-final response needs a priority"
+                        continue
+                    priority = old.priority
+                merged[code] = ResponseRule(False, priority)
+        return merged
+
+    def _mappings(self, patch: Any) -> dict[str, dict[str, Target]]:
+        merged = {p: dict(m) for p, m in self.base.provider_mappings.items()}
+        if patch is None:
+            return merged
+        if not isinstance(patch, Mapping):
+            self.errors["provider_mappings"] = "must be an object of provider → {field:value → code}"
+            return merged
+        for provider, entries in patch.items():
+            if provider not in MAPPING_FIELDS:
+                self.errors[f"provider_mappings.{provider}"] = (
+                    f"unknown provider (one of {', '.join(MAPPING_FIELDS)})"
+                )
+                continue
+            if not isinstance(entries, Mapping):
+                self.errors[f"provider_mappings.{provider}"] = "must be an object"
+                continue
+            for key, value in entries.items():
+                where = f"provider_mappings.{provider}.{key}"
+                field_name, sep, status = str(key).partition(":")
+                if not sep or not status:
+                    self.errors[where] = "a mapping key is field:value"
+                    continue
+                if field_name not in MAPPING_FIELDS[provider]:
+                    self.errors[where] = (
+                        f"unknown key field {field_name!r} (one of {', '.join(MAPPING_FIELDS[provider])})"
+                    )
+                    continue
+                target = self._target(where, value, self._replaced_reason(provider, key, merged))
+                if target is not None or value is None:
+                    merged[provider][key] = target if target is not None else Target(None)
+        return merged
+
+    def _replaced_reason(self, provider: str, key: str, merged: dict[str, dict[str, Target]]) -> str | None:
+        if key in merged[provider]:
+            return merged[provider][key].reason
+        field_name, _, value = key.partition(":")
+        if value.endswith("*"):
+            return None
+        return self.base.map(provider, {field_name: value}).reason
+
+    def _target(self, where: str, value: Any, kept_reason: str | None) -> Target | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            if value not in RESPONSES:
+                self.errors[where] = f"unknown response code {value!r}"
+                return None
+            return Target(value, kept_reason)
+        if isinstance(value, Mapping):
+            code, reason = value.get("code"), value.get("reason")
+            if set(value) - {"code", "reason"}:
+                self.errors[where] = "a mapping object has only code and reason"
+            elif code not in RESPONSES:
+                self.errors[where] = f"unknown response code {code!r}"
+            elif reason is not None and reason not in REASONS:
+                self.errors[where] = f"unknown reason {reason!r} (one of {', '.join(REASONS)})"
+            else:
+                return Target(code, reason)
+            return None
+        self.errors[where] = "a mapping is a response code, {code, reason} or null"
+        return None
+
+
+DEFAULT_RULESET = Ruleset()
+assert set(DEFAULT_RULESET.responses) == set(CODES)

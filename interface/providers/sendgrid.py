@@ -1,0 +1,102 @@
+"""SendGrid Event Webhook: signature check and parsing (SPEC §6).
+
+The body is a JSON array of events. The signature is ECDSA P-256 / SHA-256
+(base64 DER) over the timestamp header followed by the raw body, verified with
+the configured public key (base64 DER SubjectPublicKeyInfo).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timezone
+from functools import lru_cache, partial
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key, normalise_email
+
+from .common import Malformed, collect, json_text, load_json, opt_id, opt_str, require_object, require_str, truthy
+
+SOURCE = "sendgrid"
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+
+def verify(body: bytes, signature_b64: str | None, timestamp: str | None, public_key_b64: str | None) -> bool:
+    """True when the signature over ``timestamp + body`` is valid; any error is False."""
+    if not signature_b64 or not timestamp or not public_key_b64:
+        return False
+    try:
+        key = _public_key(public_key_b64)
+        signature = base64.b64decode(signature_b64, validate=True)
+        key.verify(signature, timestamp.encode("utf-8") + body, ec.ECDSA(hashes.SHA256()))
+    except Exception:  # bad base64, bad key, bad DER, InvalidSignature: all mean "not authentic"
+        return False
+    return True
+
+
+@lru_cache(maxsize=8)
+def _public_key(public_key_b64: str) -> ec.EllipticCurvePublicKey:
+    key = load_der_public_key(base64.b64decode(public_key_b64, validate=True))
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("not an ECDSA P-256 public key")
+    return key
+
+
+def parse(body: bytes, now: datetime) -> ParsedBatch:
+    """Parse an (already verified) body; ``ValueError`` if it is not a JSON array."""
+    events = load_json(body)
+    if not isinstance(events, list):
+        raise ValueError("SendGrid body is not a JSON array")
+    batch = ParsedBatch()
+    for event in events:
+        collect(batch, SOURCE, partial(_event, event, now), partial(json_text, event))
+    return batch
+
+
+def _event(event: Any, now: datetime) -> ProviderEvent:
+    event = require_object(event)
+    name = require_str(event, "event")
+    email = require_str(event, "email")
+    occurred_at = _unix_time(event.get("timestamp"))
+    url = opt_str(event.get("url"))
+    fields = {"event": name}
+    if name == "bounce" and event.get("type") is not None:
+        fields["type"] = str(event["type"])
+    event_id = event.get("sg_event_id")
+    if event_id:
+        key = dedup_key(SOURCE, event_id)
+    else:
+        key = dedup_key(SOURCE, event.get("sg_message_id"), name, event.get("timestamp"), email, url)
+    signal = Signal(
+        key=key,
+        source=SOURCE,
+        fields=fields,
+        received_at=now,
+        occurred_at=occurred_at,
+        url=url,
+        detail=opt_str(event.get("reason") or event.get("response")),
+        user_agent=opt_str(event.get("useragent")),
+        machine=truthy(event.get("sg_machine_open")),
+        raw=event,
+    )
+    correlation = Correlation(
+        mailing_id=opt_id(event.get("mailing_id")),
+        contact_id=opt_id(event.get("contact_id")),
+        email=normalise_email(email),
+        test=truthy(event.get("test")),
+    )
+    return ProviderEvent(signal=signal, correlation=correlation)
+
+
+def _unix_time(value: Any) -> datetime:
+    """Unix seconds (a number, or digits as text) as UTC."""
+    if value is None or isinstance(value, bool):
+        raise Malformed("missing 'timestamp'")
+    try:
+        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise Malformed(f"unparsable 'timestamp': {value!r}") from None

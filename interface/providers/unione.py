@@ -1,0 +1,142 @@
+"""UniOne (Unisender Go) webhooks: authentication and parsing (SPEC §6).
+
+Authenticity: ``auth`` is the MD5 hex of the raw body in which the ``auth``
+value is replaced by the API key. We hash the raw bytes, never re-serialised
+JSON. The status is not mapped here: the ruleset maps ``Signal.fields``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from domain.signals import (
+    Correlation,
+    Notice,
+    ParsedBatch,
+    ProviderEvent,
+    Quarantined,
+    Signal,
+    dedup_key,
+    normalise_email,
+)
+
+from .common import (
+    collect,
+    json_text,
+    load_json,
+    opt_id,
+    opt_str,
+    optional_object,
+    require_object,
+    require_str,
+    require_time,
+    sorted_json,
+    truthy,
+)
+
+SOURCE = "unione"
+STATUS_EVENT = "transactional_email_status"
+SPAM_BLOCK = "transactional_spam_block"
+# Keys of the single-event flat form that are not part of ``event_data``.
+_FLAT_ENVELOPE_KEYS = frozenset({"auth", "event_name", "user_id", "project_id", "project_name"})
+_AUTH = re.compile(rb'"auth"\s*:\s*"([0-9a-fA-F]{32})"')
+
+
+def verify(body: bytes, api_keys: Sequence[str]) -> bool:
+    """True when the body's ``auth`` matches one of the configured API keys."""
+    match = _AUTH.search(body)
+    if match is None:
+        return False
+    given = match.group(1).decode("ascii").lower()
+    head, tail = body[: match.start(1)], body[match.end(1) :]
+    return any(
+        hmac.compare_digest(hashlib.md5(head + key.encode("utf-8") + tail).hexdigest(), given)
+        for key in api_keys
+        if key
+    )
+
+
+def parse(body: bytes, now: datetime) -> ParsedBatch:
+    """Parse an (already authenticated, decompressed) UniOne body.
+
+    Raises ``ValueError`` when the body is not JSON or neither the envelope nor
+    the single-event flat form.
+    """
+    document = load_json(body)
+    if not isinstance(document, dict):
+        raise ValueError("UniOne body is not a JSON object")
+    batch = ParsedBatch()
+    if "events_by_user" in document:
+        users = document["events_by_user"]
+        if not isinstance(users, list):
+            raise ValueError("'events_by_user' is not a list")
+        for user in users:
+            events = user.get("events") if isinstance(user, dict) else None
+            if not isinstance(events, list):
+                error = "'events_by_user' entry without an 'events' list"
+                batch.quarantined.append(Quarantined(source=SOURCE, raw_text=json_text(user), error=error))
+                continue
+            for event in events:
+                collect(batch, SOURCE, partial(_enveloped, event, now), partial(json_text, event))
+    elif "event_name" in document:
+        collect(batch, SOURCE, partial(_flat, document, now), partial(body.decode, "utf-8", "replace"))
+    else:
+        raise ValueError("UniOne body has neither 'events_by_user' nor 'event_name'")
+    return batch
+
+
+def _enveloped(event: Any, now: datetime) -> ProviderEvent | Notice:
+    event = require_object(event)
+    return _event(require_str(event, "event_name"), event.get("event_data"), now)
+
+
+def _flat(document: dict[str, Any], now: datetime) -> ProviderEvent | Notice:
+    data = {k: v for k, v in document.items() if k not in _FLAT_ENVELOPE_KEYS}
+    return _event(require_str(document, "event_name"), data, now)
+
+
+def _event(name: str, data: Any, now: datetime) -> ProviderEvent | Notice:
+    if name != STATUS_EVENT:
+        # Spam blocks, and any event we do not know yet: kept as a notice.
+        return Notice(
+            provider=SOURCE,
+            key=dedup_key("unione-notice", name, sorted_json(data)),
+            kind=name,
+            received_at=now,
+            raw=data,
+        )
+    data = require_object(data, "'event_data'")
+    status = require_str(data, "status")
+    email = require_str(data, "email")
+    occurred_at = require_time(data, "event_time")
+    metadata = optional_object(data, "metadata")
+    info = optional_object(data, "delivery_info")
+    url = opt_str(data.get("url"))
+    delivery_status = opt_str(info.get("delivery_status"))
+    fields = {"status": status}
+    if status == "hard_bounced" and delivery_status is not None:
+        fields["delivery_status"] = delivery_status
+    signal = Signal(
+        key=dedup_key(SOURCE, data.get("job_id"), email, status, data["event_time"], url, delivery_status),
+        source=SOURCE,
+        fields=fields,
+        received_at=now,
+        occurred_at=occurred_at,
+        url=url,
+        detail=opt_str(info.get("destination_response")),
+        user_agent=opt_str(info.get("user_agent")),
+        raw=data,
+    )
+    correlation = Correlation(
+        mailing_id=opt_id(metadata.get("mailing_id")),
+        contact_id=opt_id(metadata.get("contact_id")),
+        email=normalise_email(email),
+        test=truthy(metadata.get("test")),
+    )
+    return ProviderEvent(signal=signal, correlation=correlation)
