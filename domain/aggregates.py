@@ -125,8 +125,11 @@ class Mailing(Aggregate):
             "prevent_duplicates": self.prevent_duplicates,
         }
 
-    @event("DispatchWaveStarted")
     def start_dispatch_wave(self, at: str) -> None:
+        self._dispatch_wave_started(mailing_id=self.mailing_id, at=at)
+
+    @event("DispatchWaveStarted")
+    def _dispatch_wave_started(self, mailing_id: str, at: str) -> None:
         self.started_at = self.started_at or at
         self.waves += 1
 

@@ -1,0 +1,91 @@
+"""Configuration from the environment (SPEC §9)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+DEFAULT_DATABASE_URL = "sqlite:///var/responses.db"
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    api_tokens: tuple[str, ...] = ()
+    unione_api_keys: tuple[str, ...] = ()
+    elasticemail_webhook_token: str | None = None
+    sendgrid_webhook_public_key: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if environ is None else environ)
+        try:
+            max_body = int(env.get("MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES)
+        except ValueError as exc:
+            raise ConfigError("MAX_BODY_BYTES must be a whole number of bytes") from exc
+        return cls(
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            api_tokens=_split(env.get("RESPONSES_API_TOKENS")),
+            unione_api_keys=_split(env.get("UNIONE_API_KEYS")),
+            elasticemail_webhook_token=env.get("ELASTICEMAIL_WEBHOOK_TOKEN") or None,
+            sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
+            max_body_bytes=max_body,
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgresql://", "postgres://"))
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The ``eventsourcing`` library's environment for ``DATABASE_URL``."""
+        return eventsourcing_env(self.database_url)
+
+    def redacted_database_url(self) -> str:
+        url = urlparse(self.database_url)
+        if url.password:
+            return self.database_url.replace(f":{url.password}@", ":***@")
+        return self.database_url
+
+
+def eventsourcing_env(database_url: str) -> dict[str, str]:
+    url = urlparse(database_url)
+    if url.scheme == "sqlite":
+        # sqlite:///relative/path.db  or  sqlite:////absolute/path.db
+        path = database_url[len("sqlite:///") :]
+        if not path:
+            raise ConfigError("DATABASE_URL sqlite:/// needs a file path")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "SQLITE_LOCK_TIMEOUT": "30",
+        }
+    if url.scheme in ("postgresql", "postgres"):
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": (url.path or "/").lstrip("/") or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_POOL_SIZE": "5",
+            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+        }
+    raise ConfigError(f"DATABASE_URL must start with sqlite:/// or postgresql:// (got scheme {url.scheme!r})")

@@ -1,0 +1,476 @@
+"""The application: use cases over the event store (commands) and the views (queries)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError
+
+from application.config import Settings
+from domain.aggregates import (
+    AddressIndex,
+    Contact,
+    Mailing,
+    Recipient,
+    SideRecord,
+    UnmatchedBucket,
+    address_id,
+    contact_id_of,
+    email_bucket,
+    mailing_id_of,
+    recipient_bucket,
+    recipient_id,
+    side_record_id,
+    unmatched_bucket_id,
+)
+from domain.catalogue import PREPARING, RESPONSES
+from domain.contacts import ContactState
+from domain.dispatch import MailingTerms, dispatch_outcome
+from domain.rules import DEFAULT_RULESET, Ruleset
+from domain.signals import (
+    CONFIRMATION_CHECKED,
+    PROVIDERS,
+    Notice,
+    ParsedBatch,
+    ProviderEvent,
+    Quarantined,
+    Signal,
+    dedup_key,
+    iso,
+    normalise_email,
+    parse_iso,
+    system_signal,
+)
+from projections.views import PostgresViewRecorder, SQLiteViewRecorder, ViewsMixin
+
+log = logging.getLogger("responses.app")
+
+A = TypeVar("A", bound=Aggregate)
+
+CATEGORIES = ("bulk", "trigger")
+SAVE_CHUNK = 500
+
+
+class NotFound(LookupError):
+    def __init__(self, what: str, key: str):
+        super().__init__(f"{what} {key!r} not found")
+        self.what, self.key = what, key
+
+
+class Conflict(ValueError):
+    pass
+
+
+@dataclass
+class IngestCounts:
+    accepted: int = 0
+    duplicates: int = 0
+    unmatched: int = 0
+    quarantined: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _UnitOfWork:
+    """Aggregates loaded or created for one command, saved together in one transaction."""
+
+    def __init__(self, app: "ResponsesApp"):
+        self.app = app
+        self.loaded: dict[uuid.UUID, Aggregate | None] = {}
+
+    def get(self, aggregate_id: uuid.UUID) -> Any:
+        if aggregate_id not in self.loaded:
+            try:
+                self.loaded[aggregate_id] = self.app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                self.loaded[aggregate_id] = None
+        return self.loaded[aggregate_id]
+
+    def add(self, aggregate: A) -> A:
+        self.loaded[aggregate.id] = aggregate
+        return aggregate
+
+    def get_or_create(self, aggregate_id: uuid.UUID, factory: Any) -> Any:
+        found = self.get(aggregate_id)
+        return found if found is not None else self.add(factory())
+
+    def pending(self) -> list[Aggregate]:
+        return [a for a in self.loaded.values() if a is not None and a.pending_events]
+
+    def save(self) -> None:
+        pending = self.pending()
+        if pending:
+            self.app.save(*pending)
+
+
+class ResponsesApp(Application[uuid.UUID]):
+    """Recipient responses: every signal journaled per recipient; responses folded under versioned rules."""
+
+    name = "responses"
+    env = {"COMPRESSOR_TOPIC": "", "CIPHER_TOPIC": ""}
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings.from_env()
+        super().__init__(env=self.settings.eventsourcing_env())
+        recorder_class = PostgresViewRecorder if self.settings.is_postgres else SQLiteViewRecorder
+        self.views: ViewsMixin = self.factory.tracking_recorder(recorder_class)  # type: ignore[arg-type]
+        self.views.create_views(self.generation())
+        self._follower_lock = threading.Lock()
+        self.follower: Any = None  # set by projections.follower.ViewFollower when it runs in-process
+
+    # ---- rules and generations -----------------------------------------------------------
+
+    def generation(self) -> int:
+        return int(self.views.get_meta("generation", "1") or 1)
+
+    def active_rules(self) -> Ruleset:
+        return DEFAULT_RULESET
+
+    # ---- retries ------------------------------------------------------------------------------
+
+    def _in_transaction(self, work: Any, attempts: int = 8) -> Any:
+        """Run ``work(uow)`` and save; retry from fresh state when another writer got there first."""
+        for attempt in range(attempts):
+            uow = _UnitOfWork(self)
+            result = work(uow)
+            try:
+                uow.save()
+                return result
+            except IntegrityError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    # ---- mailings -------------------------------------------------------------------------------
+
+    def create_mailing(self, fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create a mailing; re-creating with identical fields is fine, with others a ``Conflict``."""
+        wanted = {
+            "id": fields["id"],
+            "name": fields["name"],
+            "category": fields["category"],
+            "email_type": fields.get("email_type"),
+            "provider": fields["provider"],
+            "expires_at": iso(fields["expires_at"]) if fields.get("expires_at") else None,
+            "prevent_duplicates": bool(fields.get("prevent_duplicates", False)),
+        }
+        if wanted["category"] not in CATEGORIES:
+            raise ValueError(f"category must be one of {', '.join(CATEGORIES)}")
+        if wanted["provider"] not in PROVIDERS:
+            raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}")
+
+        def work(uow: _UnitOfWork) -> tuple[dict[str, Any], bool]:
+            existing: Mailing | None = uow.get(mailing_id_of(wanted["id"]))
+            if existing is not None:
+                if existing.fields() != wanted:
+                    raise Conflict(f"mailing {wanted['id']!r} exists with other fields")
+                return existing.fields(), False
+            mailing = uow.add(
+                Mailing(
+                    mailing_id=wanted["id"],
+                    name=wanted["name"],
+                    category=wanted["category"],
+                    email_type=wanted["email_type"],
+                    provider=wanted["provider"],
+                    expires_at=wanted["expires_at"],
+                    prevent_duplicates=wanted["prevent_duplicates"],
+                )
+            )
+            return mailing.fields(), True
+
+        return self._in_transaction(work)
+
+    def get_mailing_aggregate(self, mailing_id: str) -> Mailing:
+        try:
+            return self.repository.get(mailing_id_of(mailing_id))  # type: ignore[return-value]
+        except AggregateNotFoundError:
+            raise NotFound("mailing", mailing_id) from None
+
+    def add_audience(self, mailing_id: str, recipients: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Add recipients (idempotent): each starts ``planned``; parked signals naming it are claimed."""
+        self.get_mailing_aggregate(mailing_id)
+        added = present = 0
+        for chunk in _chunks(list(recipients), SAVE_CHUNK):
+
+            def work(uow: _UnitOfWork, chunk: list[dict[str, Any]] = chunk) -> tuple[int, int]:
+                a = p = 0
+                for item in chunk:
+                    cid, name, email = str(item["contact_id"]), item.get("name"), item.get("email")
+                    recipient: Recipient | None = uow.get(recipient_id(mailing_id, cid))
+                    if recipient is None:
+                        recipient = uow.add(Recipient(mailing_id=mailing_id, contact_id=cid, name=name, email=email))
+                        a += 1
+                    else:
+                        p += 1
+                        if (name, email) != (recipient.name, recipient.email) and (name or email):
+                            recipient.change_details(name or recipient.name, email or recipient.email)
+                    contact: Contact = uow.get_or_create(contact_id_of(cid), lambda cid=cid: Contact(contact_id=cid))
+                    if email and contact.email != email:
+                        contact.record_command({"op": "patch", "contact_id": cid, "email": email, "at": iso(now_utc())})
+                    self._claim(uow, recipient_bucket(mailing_id, cid), recipient)
+                return a, p
+
+            a, p = self._in_transaction(work)
+            added, present = added + a, present + p
+        return {"added": added, "already_present": present}
+
+    def _claim(self, uow: _UnitOfWork, bucket_name: str, recipient: Recipient) -> int:
+        bucket: UnmatchedBucket | None = uow.get(unmatched_bucket_id(bucket_name))
+        if bucket is None:
+            return 0
+        signals = bucket.unclaimed()
+        if not signals:
+            return 0
+        for signal in sorted(signals, key=lambda s: s.received_at):
+            recipient.record(signal)  # keeps its original received_at
+        bucket.claim([s.key for s in signals], recipient.mailing_id, recipient.contact_id)
+        return len(signals)
+
+    # ---- dispatch, stop, sweep ----------------------------------------------------------------
+
+    def dispatch(self, mailing_id: str, now: datetime | None = None) -> dict[str, Any]:
+        """Decide the pre-send outcome of every planned recipient, in audience order."""
+        now = now or now_utc()
+        mailing = self.get_mailing_aggregate(mailing_id)
+        self.wait_for_views()
+        g = self.generation()
+        t = self.views.t
+        planned = self.views.fetch(
+            f"SELECT r.contact_id, r.name, r.email, c.state AS contact_state FROM {t(g, 'recipients')} r "
+            f"LEFT JOIN {t(g, 'contacts')} c ON c.contact_id = r.contact_id "
+            "WHERE r.mailing_id = ? AND r.response = 'planned' ORDER BY r.seq",
+            (mailing_id,),
+        )
+        taken = {
+            normalise_email(r["email"])
+            for r in self.views.fetch(
+                f"SELECT email FROM {t(g, 'recipients')} WHERE mailing_id = ? AND sent_at IS NOT NULL", (mailing_id,)
+            )
+        }
+        taken.discard(None)
+        terms = MailingTerms(mailing.email_type, mailing.prevent_duplicates, parse_iso(mailing.expires_at))
+        send: list[dict[str, Any]] = []
+        outcomes: Counter[str] = Counter()
+        from projections.views import load_contact  # local: views own the serialisation
+
+        first = True
+        for chunk in _chunks(planned, SAVE_CHUNK):
+
+            def work(uow: _UnitOfWork, chunk: list[Any] = chunk, first: bool = first) -> list[tuple[str, str, str | None]]:
+                decided: list[tuple[str, str, str | None]] = []
+                chunk_taken = set(taken)
+                if first:
+                    m: Mailing = uow.get(mailing.id)
+                    m.start_dispatch_wave(iso(now))  # type: ignore[arg-type]
+                for row in chunk:
+                    cid = row["contact_id"]
+                    key = dedup_key("dispatch", mailing_id, cid)
+                    recipient: Recipient = uow.get(recipient_id(mailing_id, cid))
+                    if recipient is None or recipient.has_signal(key):
+                        continue
+                    contact = load_contact(row["contact_state"]) if row["contact_state"] else ContactState()
+                    email = contact.email or row["email"]
+                    code = dispatch_outcome(email, contact, terms, chunk_taken, now)
+                    if email and email != recipient.email:
+                        recipient.change_details(recipient.name, email)
+                    recipient.record(
+                        system_signal(code, key=key, at=now, raw={"decided_by": "dispatch", "provider": mailing.provider})
+                    )
+                    if code == "sent_to_provider":
+                        address = normalise_email(email)
+                        index: AddressIndex = uow.get_or_create(
+                            address_id(mailing.provider, address),  # type: ignore[arg-type]
+                            lambda: AddressIndex(provider=mailing.provider, email=address),
+                        )
+                        index.add_recipient(mailing_id, cid)
+                        self._claim(uow, email_bucket(mailing.provider, address), recipient)  # type: ignore[arg-type]
+                    decided.append((cid, code, email))
+                return decided
+
+            decided = self._in_transaction(work)
+            first = False
+            for cid, code, email in decided:
+                outcomes[code] += 1
+                if code == "sent_to_provider":
+                    taken.add(normalise_email(email))
+                    send.append({"contact_id": cid, "email": email, "metadata": {"mailing_id": mailing_id, "contact_id": cid}})
+        if first:  # nobody planned: still a wave (the mailing's start)
+            self._in_transaction(lambda uow: uow.get(mailing.id).start_dispatch_wave(iso(now)))
+        return {"send": send, "outcomes": dict(outcomes)}
+
+    def _record_system(self, targets: Iterable[tuple[str, str]], code: str, key_prefix: str, now: datetime, *extra: str) -> int:
+        recorded = 0
+        for chunk in _chunks(list(targets), SAVE_CHUNK):
+
+            def work(uow: _UnitOfWork, chunk: list[tuple[str, str]] = chunk) -> int:
+                n = 0
+                for mailing_id, cid in chunk:
+                    recipient: Recipient | None = uow.get(recipient_id(mailing_id, cid))
+                    if recipient is not None and recipient.record(
+                        system_signal(code, key=dedup_key(key_prefix, mailing_id, cid, *extra), at=now)
+                    ):
+                        n += 1
+                return n
+
+            recorded += self._in_transaction(work)
+        return recorded
+
+    def stop(self, mailing_id: str, now: datetime | None = None) -> int:
+        """Stop a mailing: planned, ready-to-send and queued recipients become ``stopped_manually``."""
+        self.get_mailing_aggregate(mailing_id)
+        self.wait_for_views()
+        rows = self.views.fetch(
+            f"SELECT mailing_id, contact_id FROM {self.views.t(self.generation(), 'recipients')} "
+            "WHERE mailing_id = ? AND response IN ('planned', 'ready_to_send', 'queued') ORDER BY seq",
+            (mailing_id,),
+        )
+        return self._record_system([(r["mailing_id"], r["contact_id"]) for r in rows], "stopped_manually", "stop", now or now_utc())
+
+    def sweep(self, now: datetime | None = None) -> dict[str, int]:
+        """Expire planned recipients of expired mailings; record a confirmation check for those still waiting."""
+        now = now or now_utc()
+        self.wait_for_views()
+        g, t = self.generation(), self.views.t
+        expired = self.views.fetch(
+            f"SELECT r.mailing_id, r.contact_id FROM {t(g, 'recipients')} r JOIN {t(g, 'mailings')} m ON m.id = r.mailing_id "
+            "WHERE r.response = 'planned' AND m.expires_at IS NOT NULL AND m.expires_at < ? ORDER BY r.seq",
+            (iso(now),),
+        )
+        preparing = tuple(code for code, r in RESPONSES.items() if r.group == PREPARING)
+        waiting = self.views.fetch(
+            f"SELECT mailing_id, contact_id FROM {t(g, 'recipients')} WHERE sent_at IS NOT NULL "
+            f"AND response IN ({','.join('?' * len(preparing))}) ORDER BY seq",
+            preparing,
+        )
+        return {
+            "expired": self._record_system([(r["mailing_id"], r["contact_id"]) for r in expired], "stopped_expired", "expired", now),
+            "checked": self._record_system(
+                [(r["mailing_id"], r["contact_id"]) for r in waiting], CONFIRMATION_CHECKED, "confirmation", now, iso(now) or ""
+            ),
+        }
+
+    # ---- ingestion ----------------------------------------------------------------------------
+
+    def record_batch(self, batch: ParsedBatch) -> IngestCounts:
+        """Journal a provider batch in one transaction: correlate, deduplicate, park the unmatched."""
+
+        def work(uow: _UnitOfWork) -> IngestCounts:
+            counts = IngestCounts()
+            for event in batch.events:
+                outcome = self._record_event(uow, event)
+                setattr(counts, outcome, getattr(counts, outcome) + 1)
+            for notice in batch.notices:
+                stored = self._keep_side(uow, f"notice:{notice.key}", "notice", notice.provider, iso(notice.received_at), {"kind": notice.kind, "raw": notice.raw})  # type: ignore[arg-type]
+                if stored:
+                    counts.accepted += 1
+                else:
+                    counts.duplicates += 1
+            for item in batch.quarantined:
+                self._quarantine(uow, item)
+                counts.quarantined += 1
+            return counts
+
+        return self._in_transaction(work)
+
+    def quarantine(self, source: str, raw_text: str, error: str) -> None:
+        """Keep a whole body we could not parse, with the error."""
+        self._in_transaction(lambda uow: self._quarantine(uow, Quarantined(source, raw_text, error)))
+
+    def _quarantine(self, uow: _UnitOfWork, item: Quarantined) -> None:
+        self._keep_side(
+            uow, f"quarantine:{uuid.uuid4().hex}", "quarantine", item.source, iso(now_utc()),  # type: ignore[arg-type]
+            {"raw": item.raw_text, "error": item.error},
+        )
+
+    def _keep_side(self, uow: _UnitOfWork, key: str, kind: str, source: str, received_at: str, payload: dict[str, Any]) -> bool:
+        if uow.get(side_record_id(key)) is not None:
+            return False
+        uow.add(SideRecord(key=key, kind=kind, source=source, received_at=received_at, payload=payload))
+        return True
+
+    def _record_event(self, uow: _UnitOfWork, event: ProviderEvent) -> str:
+        signal, corr = event.signal, event.correlation
+        if corr.test:
+            stored = self._keep_side(
+                uow, f"test:{signal.key}", "test_send", signal.source, iso(signal.received_at),  # type: ignore[arg-type]
+                {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email, "signal": signal.to_record()},
+            )
+            return "accepted" if stored else "duplicates"
+        recipient, bucket_name = self._correlate(uow, signal.source, corr.mailing_id, corr.contact_id, corr.email)
+        if recipient is not None:
+            return "accepted" if recipient.record(signal) else "duplicates"
+        bucket: UnmatchedBucket = uow.get_or_create(unmatched_bucket_id(bucket_name), lambda: UnmatchedBucket(bucket=bucket_name))
+        parked = bucket.park(signal, {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email})
+        return "unmatched" if parked else "duplicates"
+
+    def _correlate(
+        self, uow: _UnitOfWork, source: str, mailing_id: str | None, contact_id: str | None, email: str | None
+    ) -> tuple[Recipient | None, str]:
+        """Metadata first; failing that, the address among recipients sent through that provider, most recent first."""
+        if mailing_id and contact_id:
+            return uow.get(recipient_id(mailing_id, contact_id)), recipient_bucket(mailing_id, contact_id)
+        address = normalise_email(email)
+        if address is None:
+            return None, "nowhere"
+        index: AddressIndex | None = uow.get(address_id(source, address))
+        latest = index.most_recent() if index is not None else None
+        if latest is not None:
+            return uow.get(recipient_id(*latest)), email_bucket(source, address)
+        return None, email_bucket(source, address)
+
+    # ---- contacts ---------------------------------------------------------------------------------
+
+    def change_contact(self, contact_id: str, changes: dict[str, Any]) -> None:
+        """A manual flag or email change, journaled on the contact (the later change wins)."""
+        self._contact_command(contact_id, {"op": "patch", **changes})
+
+    def set_subscription(self, contact_id: str, email_type: str, subscribed: bool) -> None:
+        self._contact_command(contact_id, {"op": "subscription", "email_type": email_type, "subscribed": subscribed})
+
+    def _contact_command(self, contact_id: str, command: dict[str, Any]) -> None:
+        def work(uow: _UnitOfWork) -> None:
+            contact: Contact = uow.get_or_create(contact_id_of(contact_id), lambda: Contact(contact_id=contact_id))
+            contact.record_command({**command, "contact_id": contact_id, "at": iso(now_utc())})
+
+        self._in_transaction(work)
+
+    # ---- views ------------------------------------------------------------------------------------
+
+    def journal_position(self) -> int:
+        return self.recorder.max_notification_id() or 0  # type: ignore[attr-defined]
+
+    def views_position(self) -> int:
+        return self.views.position(self.generation())
+
+    def wait_for_views(self, timeout: float = 30.0) -> None:
+        """Read-your-writes: wait until the views have applied everything journaled so far."""
+        target = self.journal_position()
+        if self.follower is not None:
+            self.follower.catch_up(until=target)
+            return
+        deadline = time.monotonic() + timeout
+        while self.views_position() < target:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the projection is behind; is `responses project` running?")
+            time.sleep(0.02)
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,94 @@
+"""The live projection: follows the journal and keeps the active views current.
+
+Polls the application's notification log (the library has no SQLite
+subscription; on PostgreSQL polling a few times a second keeps lag well under
+a second too), applies each batch through the ``Projector`` and commits the
+view changes with the tracking record in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from projections.projector import Projector
+
+if TYPE_CHECKING:
+    from application.service import ResponsesApp
+
+log = logging.getLogger("responses.follower")
+
+
+def decode(notification: Any) -> dict[str, Any]:
+    return orjson.loads(notification.state)
+
+
+def originator_key(originator_id: Any) -> str:
+    return originator_id.hex if hasattr(originator_id, "hex") else str(originator_id)
+
+
+class ViewFollower:
+    def __init__(self, app: "ResponsesApp", batch_size: int = 500, poll_interval: float = 0.1):
+        self.app = app
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> int:
+        """Apply one batch of new journal events to the active views; return how many were read."""
+        with self._lock:
+            app = self.app
+            generation = app.generation()
+            position = app.views.position(generation)
+            notifications = app.recorder.select_notifications(start=position + 1, limit=self.batch_size)
+            if not notifications:
+                return 0
+            projector_rules = app.active_rules()
+            decoded = [(n.id, originator_key(n.originator_id), n.topic, decode(n)) for n in notifications]
+            rids = [oid for _, oid, topic, _ in decoded if ":Recipient." in topic]
+            cids = [d["command"]["contact_id"] for _, _, topic, d in decoded if topic.endswith("Contact.CommandRecorded")]
+            with app.views.batch(generation, notifications[-1].id) as store:
+                store.preload(rids, cids)
+                projector = Projector(projector_rules, store)
+                for seq, oid, topic, data in decoded:
+                    projector.apply(seq, oid, topic, data)
+            return len(notifications)
+
+    def catch_up(self, until: int | None = None) -> None:
+        target = until if until is not None else self.app.journal_position()
+        while self.app.views_position() < target:
+            if self.run_once() == 0:
+                break
+
+    # ---- background thread ----------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.run_once() == 0:
+                    self._stop.wait(self.poll_interval)
+            except Exception:  # keep following; the batch rolled back and will be retried
+                log.exception("projection batch failed; retrying")
+                self._stop.wait(1.0)
+
+    def start(self) -> "ViewFollower":
+        self.app.follower = self
+        self._thread = threading.Thread(target=self.run_forever, name="view-follower", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self.app.follower is self:
+            self.app.follower = None
+
+    def lag(self) -> int:
+        return max(0, self.app.journal_position() - self.app.views_position())

@@ -1,0 +1,251 @@
+"""The projector: journal events → view state, through ``domain.fold``.
+
+One ``Projector`` class serves the live follower (with a database-backed
+store), the rebuild (the same, into fresh tables) and the what-if (with an
+in-memory store). It reads stored events as plain dicts (decoded with orjson)
+so a replay never builds domain objects it does not need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable, Protocol
+
+from domain.contacts import ContactState, apply_command, apply_signal_effect
+from domain.fold import RecipientState, Step, fold
+from domain.rules import Ruleset
+from domain.signals import Signal, parse_iso
+
+TOPIC_PREFIX = "domain.aggregates:"
+
+
+@dataclass
+class MailingRow:
+    id: str
+    name: str
+    category: str
+    email_type: str | None
+    provider: str
+    expires_at: str | None
+    prevent_duplicates: bool
+    created_seq: int
+    started_at: datetime | None = None
+
+
+@dataclass
+class RecipientRow:
+    rid: str
+    mailing_id: str
+    contact_id: str
+    name: str | None
+    email: str | None
+    seq: int
+    state: RecipientState = field(default_factory=RecipientState)
+
+
+@dataclass
+class SideRow:
+    id: str
+    kind: str  # test_send | notice | quarantine | unmatched
+    source: str
+    mailing_id: str | None
+    received_at: str
+    seq: int
+    payload: dict[str, Any]
+    claimed: bool = False
+
+
+class ProjectionStore(Protocol):
+    """Where a projector keeps what it projects (a batch over view tables, or memory)."""
+
+    def mailing(self, mailing_id: str) -> MailingRow | None: ...
+    def put_mailing(self, row: MailingRow) -> None: ...
+    def recipient(self, rid: str) -> RecipientRow | None: ...
+    def put_recipient(self, row: RecipientRow) -> None: ...
+    def contact(self, contact_id: str) -> ContactState | None: ...
+    def put_contact(self, contact_id: str, state: ContactState) -> None: ...
+    def put_side(self, row: SideRow) -> None: ...
+    def claim_side(self, bucket_seq_ids: list[str]) -> None: ...
+
+
+# Observers see each folded recipient signal (what-if diffs and history use them).
+StepObserver = Callable[[RecipientRow, Signal, Step], None]
+
+
+class Projector:
+    def __init__(self, rules: Ruleset, store: ProjectionStore, observer: StepObserver | None = None):
+        self.rules = rules
+        self.store = store
+        self.observer = observer
+        self._handlers: dict[str, Callable[[int, str, dict[str, Any]], None]] = {
+            "Mailing.Created": self._mailing_created,
+            "Mailing.DispatchWaveStarted": self._dispatch_wave_started,
+            "Recipient.Joined": self._recipient_joined,
+            "Recipient.DetailsChanged": self._recipient_details_changed,
+            "Recipient.SignalRecorded": self._signal_recorded,
+            "Contact.Registered": self._contact_registered,
+            "Contact.CommandRecorded": self._contact_command,
+            "SideRecord.Recorded": self._side_recorded,
+            "UnmatchedBucket.Parked": self._unmatched_parked,
+            "UnmatchedBucket.Claimed": self._unmatched_claimed,
+        }
+
+    @staticmethod
+    def topics() -> list[str]:
+        """The stored-event topics a projector reads (others are skipped by the reader)."""
+        return [
+            TOPIC_PREFIX + name
+            for name in (
+                "Mailing.Created",
+                "Mailing.DispatchWaveStarted",
+                "Recipient.Joined",
+                "Recipient.DetailsChanged",
+                "Recipient.SignalRecorded",
+                "Contact.Registered",
+                "Contact.CommandRecorded",
+                "SideRecord.Recorded",
+                "UnmatchedBucket.Parked",
+                "UnmatchedBucket.Claimed",
+            )
+        ]
+
+    def apply(self, seq: int, originator_id: str, topic: str, data: dict[str, Any]) -> None:
+        handler = self._handlers.get(topic[len(TOPIC_PREFIX) :]) if topic.startswith(TOPIC_PREFIX) else None
+        if handler is not None:
+            handler(seq, originator_id, data)
+
+    # ---- mailings -------------------------------------------------------------------
+
+    def _mailing_created(self, seq: int, _oid: str, d: dict[str, Any]) -> None:
+        self.store.put_mailing(
+            MailingRow(
+                id=d["mailing_id"],
+                name=d["name"],
+                category=d["category"],
+                email_type=d.get("email_type"),
+                provider=d["provider"],
+                expires_at=d.get("expires_at"),
+                prevent_duplicates=bool(d.get("prevent_duplicates")),
+                created_seq=seq,
+            )
+        )
+
+    def _dispatch_wave_started(self, _seq: int, oid: str, d: dict[str, Any]) -> None:
+        mailing = self.store.mailing(d["mailing_id"]) if "mailing_id" in d else None
+        if mailing is not None and mailing.started_at is None:
+            mailing.started_at = parse_iso(d["at"])
+            self.store.put_mailing(mailing)
+
+    # ---- recipients -----------------------------------------------------------------
+
+    def _recipient_joined(self, seq: int, oid: str, d: dict[str, Any]) -> None:
+        self.store.put_recipient(
+            RecipientRow(rid=oid, mailing_id=d["mailing_id"], contact_id=d["contact_id"], name=d.get("name"), email=d.get("email"), seq=seq)
+        )
+
+    def _recipient_details_changed(self, _seq: int, oid: str, d: dict[str, Any]) -> None:
+        row = self.store.recipient(oid)
+        if row is not None:
+            row.name, row.email = d.get("name"), d.get("email")
+            self.store.put_recipient(row)
+
+    def _signal_recorded(self, _seq: int, oid: str, d: dict[str, Any]) -> None:
+        row = self.store.recipient(oid)
+        if row is None:  # cannot happen in a consistent journal: a recipient joins first
+            return
+        signal = Signal.from_record(d["signal"])
+        mailing = self.store.mailing(row.mailing_id)
+        start = mailing.started_at if mailing else None
+        row.state, step = fold(row.state, signal, self.rules, start)
+        self.store.put_recipient(row)
+        if step.maps_to is not None and step.why != "duplicate":
+            contact = self.store.contact(row.contact_id) or ContactState(email=row.email)
+            after = apply_signal_effect(contact, step, mailing.email_type if mailing else None, self.rules)
+            if after is not contact:
+                self.store.put_contact(row.contact_id, after)
+        if self.observer is not None:
+            self.observer(row, signal, step)
+
+    # ---- contacts -------------------------------------------------------------------
+
+    def _contact_registered(self, _seq: int, _oid: str, d: dict[str, Any]) -> None:
+        if self.store.contact(d["contact_id"]) is None:
+            self.store.put_contact(d["contact_id"], ContactState())
+
+    def _contact_command(self, _seq: int, _oid: str, d: dict[str, Any]) -> None:
+        command = d["command"]
+        contact = self.store.contact(command["contact_id"]) or ContactState()
+        self.store.put_contact(command["contact_id"], apply_command(contact, command))
+
+    # ---- kept inputs ----------------------------------------------------------------
+
+    def _side_recorded(self, seq: int, oid: str, d: dict[str, Any]) -> None:
+        payload = d["payload"]
+        self.store.put_side(
+            SideRow(
+                id=oid,
+                kind=d["kind"],
+                source=d["source"],
+                mailing_id=payload.get("mailing_id"),
+                received_at=d["received_at"],
+                seq=seq,
+                payload=payload,
+            )
+        )
+
+    def _unmatched_parked(self, seq: int, oid: str, d: dict[str, Any]) -> None:
+        signal = d["signal"]
+        correlation = d["correlation"]
+        self.store.put_side(
+            SideRow(
+                id=f"{oid}:{signal['key']}",
+                kind="unmatched",
+                source=signal["source"],
+                mailing_id=correlation.get("mailing_id"),
+                received_at=signal["received_at"],
+                seq=seq,
+                payload={"signal": signal, "correlation": correlation},
+            )
+        )
+
+    def _unmatched_claimed(self, _seq: int, oid: str, d: dict[str, Any]) -> None:
+        self.store.claim_side([f"{oid}:{key}" for key in d["keys"]])
+
+
+class MemoryStore:
+    """A projection store in memory: the what-if's, and the write-back cache of a live batch."""
+
+    def __init__(self) -> None:
+        self.mailings: dict[str, MailingRow] = {}
+        self.recipients: dict[str, RecipientRow] = {}
+        self.contacts: dict[str, ContactState] = {}
+        self.sides: dict[str, SideRow] = {}
+        self.claimed: list[str] = []
+
+    def mailing(self, mailing_id: str) -> MailingRow | None:
+        return self.mailings.get(mailing_id)
+
+    def put_mailing(self, row: MailingRow) -> None:
+        self.mailings[row.id] = row
+
+    def recipient(self, rid: str) -> RecipientRow | None:
+        return self.recipients.get(rid)
+
+    def put_recipient(self, row: RecipientRow) -> None:
+        self.recipients[row.rid] = row
+
+    def contact(self, contact_id: str) -> ContactState | None:
+        return self.contacts.get(contact_id)
+
+    def put_contact(self, contact_id: str, state: ContactState) -> None:
+        self.contacts[contact_id] = state
+
+    def put_side(self, row: SideRow) -> None:
+        self.sides[row.id] = row
+
+    def claim_side(self, ids: list[str]) -> None:
+        self.claimed.extend(ids)
+        for i in ids:
+            if i in self.sides:
+                self.sides[i].claimed = True

@@ -1,0 +1,425 @@
+"""View tables, written in batches atomically with the library's tracking records.
+
+``ViewRecorder`` extends the ``eventsourcing`` tracking recorder of the store
+in use (SQLite or PostgreSQL), so a batch of view writes and the position of
+the last event it applied commit in one transaction: each event is applied
+exactly once, even after a crash.
+
+Views live in generations (``rv<N>_*`` tables). The active generation is the
+one the API reads; a rebuild fills a fresh generation under new rules, then
+the active pointer is swapped in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+
+from domain.contacts import ContactState
+from domain.fold import RecipientState
+from domain.signals import iso, parse_iso
+from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow
+
+_TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side")
+
+
+def tracking_name(generation: int) -> str:
+    return f"views-g{generation}"
+
+
+# ---- (de)serialising view state ------------------------------------------------------
+
+
+def dump_recipient_state(s: RecipientState) -> bytes:
+    return orjson.dumps(
+        {
+            "response": s.response,
+            "reason": s.reason,
+            "detail": s.detail,
+            "opens": s.opens,
+            "clicks": s.clicks,
+            "clicked_urls": s.clicked_urls,
+            "sent": s.sent,
+            "sent_at": iso(s.sent_at),
+            "delivered_at": iso(s.delivered_at),
+            "first_open_at": iso(s.first_open_at),
+            "first_click_at": iso(s.first_click_at),
+            "updated_at": iso(s.updated_at),
+            "seen": sorted(s.seen),
+        }
+    )
+
+
+def load_recipient_state(raw: bytes | str) -> RecipientState:
+    d = orjson.loads(raw)
+    return RecipientState(
+        response=d["response"],
+        reason=d["reason"],
+        detail=d["detail"],
+        opens=d["opens"],
+        clicks=d["clicks"],
+        clicked_urls=d["clicked_urls"],
+        sent=d["sent"],
+        sent_at=parse_iso(d["sent_at"]),
+        delivered_at=parse_iso(d["delivered_at"]),
+        first_open_at=parse_iso(d["first_open_at"]),
+        first_click_at=parse_iso(d["first_click_at"]),
+        updated_at=parse_iso(d["updated_at"]),
+        seen=set(d["seen"]),
+    )
+
+
+def dump_contact(c: ContactState) -> bytes:
+    return orjson.dumps(
+        {
+            "email": c.email,
+            "do_not_use_email": c.do_not_use_email,
+            "email_is_actual": c.email_is_actual,
+            "unsubscribed_types": sorted(c.unsubscribed_types),
+            "soft_bounce_streak": c.soft_bounce_streak,
+        }
+    )
+
+
+def load_contact(raw: bytes | str) -> ContactState:
+    d = orjson.loads(raw)
+    return ContactState(
+        d["email"], d["do_not_use_email"], d["email_is_actual"], set(d["unsubscribed_types"]), d["soft_bounce_streak"]
+    )
+
+
+class BatchStore(MemoryStore):
+    """The write-back cache of one live batch: loads rows on first use, remembers what changed."""
+
+    def __init__(self, recorder: "ViewRecorder", cursor: Any, generation: int):
+        super().__init__()
+        self.recorder = recorder
+        self.cursor = cursor
+        self.generation = generation
+        self.dirty_mailings: set[str] = set()
+        self.dirty_recipients: set[str] = set()
+        self.dirty_contacts: set[str] = set()
+        self.dirty_sides: set[str] = set()
+        self._missing: set[tuple[str, str]] = set()
+
+    def preload(self, rids: Iterable[str], contact_ids: Iterable[str]) -> None:
+        rec = self.recorder
+        for row in rec._select_recipients(self.cursor, self.generation, list(rids)):
+            self.recipients[row.rid] = row
+        mailing_ids = {r.mailing_id for r in self.recipients.values()}
+        for m in rec._select_mailings(self.cursor, self.generation, list(mailing_ids)):
+            self.mailings[m.id] = m
+        cids = set(contact_ids) | {r.contact_id for r in self.recipients.values()}
+        for cid, state in rec._select_contacts(self.cursor, self.generation, list(cids)):
+            self.contacts[cid] = state
+
+    def _load_once(self, kind: str, key: str) -> bool:
+        if (kind, key) in self._missing:
+            return False
+        self._missing.add((kind, key))
+        return True
+
+    def mailing(self, mailing_id: str) -> MailingRow | None:
+        if mailing_id not in self.mailings and self._load_once("m", mailing_id):
+            for m in self.recorder._select_mailings(self.cursor, self.generation, [mailing_id]):
+                self.mailings[m.id] = m
+        return self.mailings.get(mailing_id)
+
+    def recipient(self, rid: str) -> RecipientRow | None:
+        if rid not in self.recipients and self._load_once("r", rid):
+            for r in self.recorder._select_recipients(self.cursor, self.generation, [rid]):
+                self.recipients[r.rid] = r
+        return self.recipients.get(rid)
+
+    def contact(self, contact_id: str) -> ContactState | None:
+        if contact_id not in self.contacts and self._load_once("c", contact_id):
+            for cid, state in self.recorder._select_contacts(self.cursor, self.generation, [contact_id]):
+                self.contacts[cid] = state
+        return self.contacts.get(contact_id)
+
+    def put_mailing(self, row: MailingRow) -> None:
+        super().put_mailing(row)
+        self.dirty_mailings.add(row.id)
+
+    def put_recipient(self, row: RecipientRow) -> None:
+        super().put_recipient(row)
+        self.dirty_recipients.add(row.rid)
+
+    def put_contact(self, contact_id: str, state: ContactState) -> None:
+        super().put_contact(contact_id, state)
+        self.dirty_contacts.add(contact_id)
+
+    def put_side(self, row: SideRow) -> None:
+        super().put_side(row)
+        self.dirty_sides.add(row.id)
+
+
+class ViewsMixin:
+    """View SQL shared by both stores; ``?`` placeholders become ``%s`` on PostgreSQL."""
+
+    placeholder = "?"
+    datastore: Any
+
+    def _q(self, sql: str) -> str:
+        return sql if self.placeholder == "?" else sql.replace("?", "%s")
+
+    def _in(self, n: int) -> str:
+        return ",".join([self.placeholder] * n)
+
+    @staticmethod
+    def t(generation: int, name: str) -> str:
+        return f"rv{generation}_{name}"
+
+    @contextmanager
+    def cursor(self, *, commit: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=commit) as c:
+            yield c
+
+    # ---- schema ------------------------------------------------------------------
+
+    def view_ddl(self, g: int) -> list[str]:
+        t = lambda name: self.t(g, name)  # noqa: E731
+        blob = "BYTEA" if self.placeholder == "%s" else "BLOB"
+        return [
+            f"CREATE TABLE IF NOT EXISTS {t('mailings')} (id TEXT PRIMARY KEY, name TEXT, category TEXT, "
+            "email_type TEXT, provider TEXT, expires_at TEXT, prevent_duplicates INTEGER, created_seq BIGINT, started_at TEXT)",
+            f"CREATE TABLE IF NOT EXISTS {t('recipients')} (rid TEXT PRIMARY KEY, mailing_id TEXT NOT NULL, "
+            "contact_id TEXT NOT NULL, name TEXT, email TEXT, seq BIGINT NOT NULL, response TEXT NOT NULL, reason TEXT, "
+            "sent INTEGER NOT NULL, opens INTEGER NOT NULL, clicks INTEGER NOT NULL, unique_open INTEGER NOT NULL, "
+            "sent_at TEXT, first_open_at TEXT, first_click_at TEXT, updated_at TEXT, state " + blob + " NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {t('recipients_mailing')} ON {t('recipients')} (mailing_id, seq)",
+            f"CREATE INDEX IF NOT EXISTS {t('recipients_response')} ON {t('recipients')} (mailing_id, response, seq)",
+            f"CREATE INDEX IF NOT EXISTS {t('recipients_contact')} ON {t('recipients')} (contact_id)",
+            f"CREATE TABLE IF NOT EXISTS {t('link_clicks')} (mailing_id TEXT NOT NULL, url TEXT NOT NULL, "
+            "contact_id TEXT NOT NULL, clicks INTEGER NOT NULL, PRIMARY KEY (mailing_id, url, contact_id))",
+            f"CREATE TABLE IF NOT EXISTS {t('contacts')} (contact_id TEXT PRIMARY KEY, email TEXT, "
+            "do_not_use_email INTEGER NOT NULL, email_is_actual INTEGER NOT NULL, state " + blob + " NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {t('side')} (id TEXT PRIMARY KEY, kind TEXT NOT NULL, source TEXT, "
+            "mailing_id TEXT, received_at TEXT, seq BIGINT NOT NULL, claimed INTEGER NOT NULL, payload " + blob + " NOT NULL)",
+            f"CREATE INDEX IF NOT EXISTS {t('side_kind')} ON {t('side')} (kind, seq)",
+        ]
+
+    def meta_ddl(self) -> list[str]:
+        return ["CREATE TABLE IF NOT EXISTS rv_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"]
+
+    def create_views(self, generation: int) -> None:
+        with self.cursor(commit=True) as c:
+            for statement in self.meta_ddl() + self.view_ddl(generation):
+                c.execute(statement)
+
+    def drop_views(self, generation: int) -> None:
+        with self.cursor(commit=True) as c:
+            for name in _TABLES:
+                c.execute(f"DROP TABLE IF EXISTS {self.t(generation, name)}")
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self.cursor(commit=False) as c:
+            c.execute(self._q("SELECT value FROM rv_meta WHERE key = ?"), (key,))
+            row = c.fetchone()
+        return row["value"] if row else default
+
+    def set_meta(self, values: dict[str, str], cursor: Any = None) -> None:
+        sql = self._q("INSERT INTO rv_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        if cursor is not None:
+            for k, v in values.items():
+                cursor.execute(sql, (k, v))
+            return
+        with self.cursor(commit=True) as c:
+            for k, v in values.items():
+                c.execute(sql, (k, v))
+
+    # ---- batch writes ---------------------------------------------------------------
+
+    def position(self, generation: int) -> int:
+        return self.max_tracking_id(tracking_name(generation)) or 0  # type: ignore[attr-defined]
+
+    @contextmanager
+    def batch(self, generation: int, last_notification_id: int) -> Iterator[BatchStore]:
+        """A batch store whose changes commit with the tracking record, or not at all."""
+        with self.cursor(commit=True) as c:
+            store = BatchStore(self, c, generation)
+            yield store
+            self._flush(c, store, generation)
+            self._insert_tracking(c, Tracking(tracking_name(generation), last_notification_id))  # type: ignore[attr-defined]
+
+    def _flush(self, c: Any, store: BatchStore, g: int) -> None:
+        if store.dirty_mailings:
+            c.executemany(
+                self._q(
+                    f"INSERT INTO {self.t(g, 'mailings')} VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
+                    "name=excluded.name, category=excluded.category, email_type=excluded.email_type, "
+                    "provider=excluded.provider, expires_at=excluded.expires_at, "
+                    "prevent_duplicates=excluded.prevent_duplicates, started_at=excluded.started_at"
+                ),
+                [
+                    (m.id, m.name, m.category, m.email_type, m.provider, m.expires_at, int(m.prevent_duplicates), m.created_seq, iso(m.started_at))
+                    for m in (store.mailings[i] for i in store.dirty_mailings)
+                ],
+            )
+        if store.dirty_recipients:
+            rows = [store.recipients[r] for r in store.dirty_recipients]
+            c.executemany(
+                self._q(
+                    f"INSERT INTO {self.t(g, 'recipients')} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                    "ON CONFLICT (rid) DO UPDATE SET name=excluded.name, email=excluded.email, "
+                    "response=excluded.response, reason=excluded.reason, sent=excluded.sent, opens=excluded.opens, "
+                    "clicks=excluded.clicks, unique_open=excluded.unique_open, sent_at=excluded.sent_at, "
+                    "first_open_at=excluded.first_open_at, first_click_at=excluded.first_click_at, "
+                    "updated_at=excluded.updated_at, state=excluded.state"
+                ),
+                [self._recipient_values(r) for r in rows],
+            )
+            clicks = [(r.mailing_id, url, r.contact_id, n) for r in rows for url, n in r.state.clicked_urls.items()]
+            if clicks:
+                c.executemany(
+                    self._q(
+                        f"INSERT INTO {self.t(g, 'link_clicks')} VALUES (?,?,?,?) "
+                        "ON CONFLICT (mailing_id, url, contact_id) DO UPDATE SET clicks=excluded.clicks"
+                    ),
+                    clicks,
+                )
+        if store.dirty_contacts:
+            c.executemany(
+                self._q(
+                    f"INSERT INTO {self.t(g, 'contacts')} VALUES (?,?,?,?,?) ON CONFLICT (contact_id) DO UPDATE SET "
+                    "email=excluded.email, do_not_use_email=excluded.do_not_use_email, "
+                    "email_is_actual=excluded.email_is_actual, state=excluded.state"
+                ),
+                [
+                    (cid, s.email, int(s.do_not_use_email), int(s.email_is_actual), dump_contact(s))
+                    for cid, s in ((i, store.contacts[i]) for i in store.dirty_contacts)
+                ],
+            )
+        if store.dirty_sides:
+            c.executemany(
+                self._q(
+                    f"INSERT INTO {self.t(g, 'side')} VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING"
+                ),
+                [
+                    (s.id, s.kind, s.source, s.mailing_id, s.received_at, s.seq, int(s.claimed), orjson.dumps(s.payload))
+                    for s in (store.sides[i] for i in store.dirty_sides)
+                ],
+            )
+        if store.claimed:
+            c.executemany(
+                self._q(f"UPDATE {self.t(g, 'side')} SET claimed = 1 WHERE id = ?"), [(i,) for i in store.claimed]
+            )
+
+    @staticmethod
+    def _recipient_values(r: RecipientRow) -> tuple[Any, ...]:
+        s = r.state
+        return (
+            r.rid,
+            r.mailing_id,
+            r.contact_id,
+            r.name,
+            r.email,
+            r.seq,
+            s.response,
+            s.reason,
+            int(s.sent),
+            s.opens,
+            s.clicks,
+            int(s.unique_open),
+            iso(s.sent_at),
+            iso(s.first_open_at),
+            iso(s.first_click_at),
+            iso(s.updated_at),
+            dump_recipient_state(s),
+        )
+
+    # ---- batch reads -------------------------------------------------------------------
+
+    def _select_recipients(self, c: Any, g: int, rids: list[str]) -> list[RecipientRow]:
+        out: list[RecipientRow] = []
+        for chunk in _chunks(rids, 500):
+            c.execute(
+                self._q(
+                    f"SELECT rid, mailing_id, contact_id, name, email, seq, state FROM {self.t(g, 'recipients')} "
+                    f"WHERE rid IN ({self._in(len(chunk))})"
+                ),
+                chunk,
+            )
+            out.extend(
+                RecipientRow(r["rid"], r["mailing_id"], r["contact_id"], r["name"], r["email"], r["seq"], load_recipient_state(r["state"]))
+                for r in c.fetchall()
+            )
+        return out
+
+    def _select_mailings(self, c: Any, g: int, ids: list[str]) -> list[MailingRow]:
+        out: list[MailingRow] = []
+        for chunk in _chunks(ids, 500):
+            c.execute(self._q(f"SELECT * FROM {self.t(g, 'mailings')} WHERE id IN ({self._in(len(chunk))})"), chunk)
+            out.extend(_mailing_row(r) for r in c.fetchall())
+        return out
+
+    def _select_contacts(self, c: Any, g: int, ids: list[str]) -> list[tuple[str, ContactState]]:
+        out: list[tuple[str, ContactState]] = []
+        for chunk in _chunks(ids, 500):
+            c.execute(
+                self._q(f"SELECT contact_id, state FROM {self.t(g, 'contacts')} WHERE contact_id IN ({self._in(len(chunk))})"),
+                chunk,
+            )
+            out.extend((r["contact_id"], load_contact(r["state"])) for r in c.fetchall())
+        return out
+
+    # ---- queries for the API -------------------------------------------------------------
+
+    def fetch(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        with self.cursor(commit=False) as c:
+            c.execute(self._q(sql), tuple(params))
+            return list(c.fetchall())
+
+
+def _mailing_row(r: Any) -> MailingRow:
+    return MailingRow(
+        id=r["id"],
+        name=r["name"],
+        category=r["category"],
+        email_type=r["email_type"],
+        provider=r["provider"],
+        expires_at=r["expires_at"],
+        prevent_duplicates=bool(r["prevent_duplicates"]),
+        created_seq=r["created_seq"],
+        started_at=parse_iso(r["started_at"]),
+    )
+
+
+def mailing_row(r: Any) -> MailingRow:
+    return _mailing_row(r)
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class SQLiteViewRecorder(ViewsMixin, SQLiteTrackingRecorder):
+    placeholder = "?"
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.cursor(commit=True) as c:
+            for statement in self.meta_ddl():
+                c.execute(statement)
+
+
+class PostgresViewRecorder(ViewsMixin, PostgresTrackingRecorder):
+    placeholder = "%s"
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.cursor(commit=True) as c:
+            for statement in self.meta_ddl():
+                c.execute(statement)
+
+
+def to_datetime(value: str | None) -> datetime | None:
+    return parse_iso(value)
