@@ -1,0 +1,244 @@
+"""Queries the API serves, read from the active views (SPEC §5, §7)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from application.service import NotFound
+from domain.catalogue import response_object
+from domain.signals import iso, parse_iso
+from projections.summary import SummaryBuilder
+from projections.views import load_contact, mailing_row
+
+if TYPE_CHECKING:
+    from application.service import ResponsesApp
+
+MAX_PAGE = 1000
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if not text.startswith("s"):
+            raise ValueError
+        return int(text[1:])
+    except (ValueError, UnicodeDecodeError):
+        raise BadCursor("cursor is not one this API gave out") from None
+
+
+class Queries:
+    def __init__(self, app: "ResponsesApp"):
+        self.app = app
+
+    @property
+    def _g(self) -> int:
+        return self.app.generation()
+
+    def _t(self, name: str) -> str:
+        return self.app.views.t(self._g, name)
+
+    def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        return self.app.views.fetch(sql, params)
+
+    # ---- mailings ----------------------------------------------------------------------
+
+    def _mailing_fields(self, r: Any) -> dict[str, Any]:
+        m = mailing_row(r)
+        return {
+            "id": m.id,
+            "name": m.name,
+            "category": m.category,
+            "email_type": m.email_type,
+            "provider": m.provider,
+            "expires_at": m.expires_at,
+            "prevent_duplicates": m.prevent_duplicates,
+            "started_at": iso(m.started_at),
+        }
+
+    def require_mailing(self, mailing_id: str) -> dict[str, Any]:
+        rows = self._fetch(f"SELECT * FROM {self._t('mailings')} WHERE id = ?", (mailing_id,))
+        if not rows:
+            self.app.get_mailing_aggregate(mailing_id)  # journaled but not yet projected? then wait once
+            self.app.wait_for_views()
+            rows = self._fetch(f"SELECT * FROM {self._t('mailings')} WHERE id = ?", (mailing_id,))
+            if not rows:
+                raise NotFound("mailing", mailing_id)
+        return self._mailing_fields(rows[0])
+
+    def mailing(self, mailing_id: str) -> dict[str, Any]:
+        fields = self.require_mailing(mailing_id)
+        summary = self.summary(mailing_id)
+        return {**fields, "summary": {k: summary[k] for k in ("audience", "sent", "delivered", "responses")}}
+
+    def mailings(self) -> list[dict[str, Any]]:
+        rows = self._fetch(f"SELECT * FROM {self._t('mailings')} ORDER BY created_seq")
+        counts: dict[str, SummaryBuilder] = {}
+        for r in self._grouped(None):
+            counts.setdefault(r["mailing_id"], SummaryBuilder()).add(**_group_args(r))
+        out = []
+        for r in rows:
+            s = counts.get(r["id"], SummaryBuilder()).result()
+            out.append({**self._mailing_fields(r), "summary": {k: s[k] for k in ("audience", "sent", "delivered", "responses")}})
+        return out
+
+    # ---- analytics ---------------------------------------------------------------------
+
+    def _grouped(self, mailing_id: str | None) -> list[Any]:
+        where, params = ("WHERE mailing_id = ?", (mailing_id,)) if mailing_id is not None else ("", ())
+        return self._fetch(
+            "SELECT mailing_id, response, reason, sent, unique_open, "
+            "CASE WHEN clicks > 0 THEN 1 ELSE 0 END AS clicked, COUNT(*) AS n, SUM(opens) AS opens, SUM(clicks) AS clicks "
+            f"FROM {self._t('recipients')} {where} GROUP BY mailing_id, response, reason, sent, unique_open, "
+            "CASE WHEN clicks > 0 THEN 1 ELSE 0 END",
+            params,
+        )
+
+    def summary(self, mailing_id: str) -> dict[str, Any]:
+        builder = SummaryBuilder()
+        for r in self._grouped(mailing_id):
+            builder.add(**_group_args(r))
+        return builder.result()
+
+    def audience(
+        self, mailing_id: str, response: str | None = None, limit: int = 100, cursor: str | None = None, lang: str = "en"
+    ) -> dict[str, Any]:
+        self.require_mailing(mailing_id)
+        after = decode_cursor(cursor)
+        sql = (
+            f"SELECT contact_id, name, email, response, reason, opens, clicks, updated_at, seq FROM {self._t('recipients')} "
+            "WHERE mailing_id = ? AND seq > ?"
+        )
+        params: tuple[Any, ...] = (mailing_id, after)
+        if response:
+            sql += " AND response = ?"
+            params += (response,)
+        rows = self._fetch(sql + " ORDER BY seq LIMIT ?", params + (limit + 1,))
+        items = [
+            {
+                "contact_id": r["contact_id"],
+                "name": r["name"],
+                "email": r["email"],
+                "response": response_object(r["response"], r["reason"], lang),
+                "opens": r["opens"],
+                "clicks": r["clicks"],
+                "updated_at": r["updated_at"],
+            }
+            for r in rows[:limit]
+        ]
+        more = len(rows) > limit
+        return {"items": items, "next": encode_cursor(rows[limit - 1]["seq"]) if more and limit else None}
+
+    def timeline(self, mailing_id: str, hours: int = 48) -> dict[str, Any]:
+        mailing = self.require_mailing(mailing_id)
+        start = parse_iso(mailing["started_at"])
+        if start is None:
+            return {"start": None, "buckets": []}
+        opens = [0] * hours
+        clicks = [0] * hours
+        rows = self._fetch(
+            f"SELECT first_open_at, first_click_at FROM {self._t('recipients')} "
+            "WHERE mailing_id = ? AND (first_open_at IS NOT NULL OR first_click_at IS NOT NULL)",
+            (mailing_id,),
+        )
+        for r in rows:
+            _bucket(opens, start, r["first_open_at"])
+            _bucket(clicks, start, r["first_click_at"])
+        return {
+            "start": iso(start),
+            "buckets": [
+                {"hour": h, "at": iso(start + timedelta(hours=h)), "first_opens": opens[h], "first_clicks": clicks[h]}
+                for h in range(hours)
+            ],
+        }
+
+    def links(self, mailing_id: str) -> dict[str, Any]:
+        self.require_mailing(mailing_id)
+        rows = self._fetch(
+            f"SELECT url, SUM(clicks) AS clicks, COUNT(*) AS unique_clicks FROM {self._t('link_clicks')} "
+            "WHERE mailing_id = ? GROUP BY url ORDER BY SUM(clicks) DESC, url",
+            (mailing_id,),
+        )
+        return {"links": [{"url": r["url"], "clicks": int(r["clicks"]), "unique_clicks": int(r["unique_clicks"])} for r in rows]}
+
+    # ---- contacts ------------------------------------------------------------------------
+
+    def contact(self, contact_id: str, lang: str = "en") -> dict[str, Any]:
+        rows = self._fetch(f"SELECT state FROM {self._t('contacts')} WHERE contact_id = ?", (contact_id,))
+        if not rows:
+            raise NotFound("contact", contact_id)
+        state = load_contact(rows[0]["state"])
+        responses = self._fetch(
+            f"SELECT r.mailing_id, m.category, r.response, r.reason, r.opens, r.clicks FROM {self._t('recipients')} r "
+            f"JOIN {self._t('mailings')} m ON m.id = r.mailing_id WHERE r.contact_id = ? ORDER BY r.seq",
+            (contact_id,),
+        )
+        return {
+            "contact_id": contact_id,
+            "email": state.email,
+            "flags": state.flags(),
+            "responses": [
+                {
+                    "mailing_id": r["mailing_id"],
+                    "category": r["category"],
+                    "response": response_object(r["response"], r["reason"], lang),
+                    "opens": r["opens"],
+                    "clicks": r["clicks"],
+                }
+                for r in responses
+            ],
+        }
+
+    # ---- kept inputs ------------------------------------------------------------------------
+
+    def side(self, kind: str, mailing_id: str | None = None, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        after = decode_cursor(cursor)
+        sql = f"SELECT id, source, mailing_id, received_at, seq, payload FROM {self._t('side')} WHERE kind = ? AND seq > ?"
+        params: tuple[Any, ...] = (kind, after)
+        if kind == "unmatched":
+            sql += " AND claimed = 0"
+        if mailing_id is not None:
+            sql += " AND mailing_id = ?"
+            params += (mailing_id,)
+        rows = self._fetch(sql + " ORDER BY seq LIMIT ?", params + (limit + 1,))
+        items = []
+        for r in rows[:limit]:
+            payload = orjson.loads(r["payload"])
+            items.append({"id": r["id"], "source": r["source"], "received_at": r["received_at"], **payload})
+        more = len(rows) > limit
+        return {"items": items, "next": encode_cursor(rows[limit - 1]["seq"]) if more and limit else None}
+
+
+def _group_args(r: Any) -> dict[str, Any]:
+    return {
+        "response": r["response"],
+        "reason": r["reason"],
+        "sent": bool(r["sent"]),
+        "unique_open": bool(r["unique_open"]),
+        "opens": int(r["opens"] or 0),
+        "clicks": int(r["clicks"] or 0),
+        "unique_click": bool(r["clicked"]),
+        "count": int(r["n"]),
+    }
+
+
+def _bucket(counts: list[int], start: datetime, at: str | None) -> None:
+    when = parse_iso(at)
+    if when is None:
+        return
+    hour = int((when - start).total_seconds() // 3600)
+    if 0 <= hour < len(counts):
+        counts[hour] += 1
