@@ -218,3 +218,72 @@ class SideRecord(Aggregate):
         self.source = source
         self.received_at = received_at
         self.payload = payload
+
+
+def rules_book_id() -> UUID:
+    return _id("rules-book")
+
+
+def job_id(job: str) -> UUID:
+    return _id("job", job)
+
+
+class RulesBook(Aggregate):
+    """Every ruleset version ever defined, in order; versions are never edited in place."""
+
+    @staticmethod
+    def create_id() -> UUID:
+        return rules_book_id()
+
+    @event("Opened")
+    def __init__(self) -> None:
+        self.versions: dict[str, dict[str, Any]] = {}
+
+    @event("VersionDefined")
+    def define(self, version: str, document: dict[str, Any], changes: dict[str, Any], based_on: str, created_at: str) -> None:
+        self.versions[version] = {
+            "version": version,
+            "document": document,
+            "changes": changes,
+            "based_on": based_on,
+            "created_at": created_at,
+        }
+
+
+class Job(Aggregate):
+    """A long job (a rebuild under a ruleset version), executed by the projection process."""
+
+    @staticmethod
+    def create_id(job: str, kind: str, version: str, requested_at: str) -> UUID:
+        return job_id(job)
+
+    @event("Requested")
+    def __init__(self, job: str, kind: str, version: str, requested_at: str):
+        self.job = job
+        self.kind = kind
+        self.version = version
+        self.requested_at = requested_at
+        self.status = "running"
+        self.progress = 0.0
+        self.error: str | None = None
+
+    @event("Progressed")
+    def progressed(self, progress: float) -> None:
+        self.progress = progress
+
+    @event("Finished")
+    def finish(self, status: str, error: str | None, finished_at: str) -> None:
+        self.status = status
+        self.error = error
+        if status == "done":
+            self.progress = 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.job,
+            "kind": self.kind,
+            "version": self.version,
+            "status": self.status,
+            "progress": round(self.progress, 4),
+            "error": self.error,
+        }

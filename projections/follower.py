@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from domain.rules import Ruleset
 from projections.projector import Projector
 
 if TYPE_CHECKING:
@@ -31,34 +32,39 @@ def originator_key(originator_id: Any) -> str:
     return originator_id.hex if hasattr(originator_id, "hex") else str(originator_id)
 
 
+def apply_batch(app: "ResponsesApp", generation: int, rules: Ruleset, limit: int, stop: int | None = None) -> int:
+    """Apply the next batch of journal events to one generation of views, atomically with its tracking record.
+
+    The live follower and the rebuild both call this: one path from journal to views.
+    """
+    position = app.views.position(generation)
+    notifications = app.recorder.select_notifications(start=position + 1, limit=limit, stop=stop)
+    if not notifications:
+        return 0
+    decoded = [(n.id, originator_key(n.originator_id), n.topic, decode(n)) for n in notifications]
+    rids = [oid for _, oid, topic, _ in decoded if ":Recipient." in topic]
+    cids = [d["command"]["contact_id"] for _, _, topic, d in decoded if topic.endswith("Contact.CommandRecorded")]
+    with app.views.batch(generation, notifications[-1].id) as store:
+        store.preload(rids, cids)
+        projector = Projector(rules, store)
+        for seq, oid, topic, data in decoded:
+            projector.apply(seq, oid, topic, data)
+    return len(notifications)
+
+
 class ViewFollower:
     def __init__(self, app: "ResponsesApp", batch_size: int = 500, poll_interval: float = 0.1):
         self.app = app
         self.batch_size = batch_size
         self.poll_interval = poll_interval
-        self._lock = threading.Lock()
+        self.lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
         """Apply one batch of new journal events to the active views; return how many were read."""
-        with self._lock:
-            app = self.app
-            generation = app.generation()
-            position = app.views.position(generation)
-            notifications = app.recorder.select_notifications(start=position + 1, limit=self.batch_size)
-            if not notifications:
-                return 0
-            projector_rules = app.active_rules()
-            decoded = [(n.id, originator_key(n.originator_id), n.topic, decode(n)) for n in notifications]
-            rids = [oid for _, oid, topic, _ in decoded if ":Recipient." in topic]
-            cids = [d["command"]["contact_id"] for _, _, topic, d in decoded if topic.endswith("Contact.CommandRecorded")]
-            with app.views.batch(generation, notifications[-1].id) as store:
-                store.preload(rids, cids)
-                projector = Projector(projector_rules, store)
-                for seq, oid, topic, data in decoded:
-                    projector.apply(seq, oid, topic, data)
-            return len(notifications)
+        with self.lock:
+            return apply_batch(self.app, self.app.generation(), self.app.active_rules(), self.batch_size)
 
     def catch_up(self, until: int | None = None) -> None:
         target = until if until is not None else self.app.journal_position()
@@ -68,9 +74,44 @@ class ViewFollower:
 
     # ---- background thread ----------------------------------------------------------------
 
+    def run_jobs(self) -> int:
+        """Run the journaled jobs still pending (rule activations: a rebuild, then the swap)."""
+        jobs, position = self.app.pending_jobs()
+        for job in jobs:
+            self.execute(job.job, job.version)
+        if jobs or position:
+            self.app.jobs_done_up_to(position)
+        return len(jobs)
+
+    def execute(self, job: str, version: str) -> None:
+        from projections.replay import rebuild
+
+        app = self.app
+        last = [0.0]
+
+        def progress(done: int, end: int) -> None:
+            now = time.monotonic()
+            if end and now - last[0] >= 1.0:
+                last[0] = now
+                app.update_job(job, progress=min(done / end, 0.99))
+                log.info("job %s: rebuild under rules %s, %d/%d events", job, version, done, end)
+
+        try:
+            rebuild(app, app.ruleset(version), progress, between_batches=self.run_once)
+        except Exception as exc:  # the old generation and rules stay active
+            log.exception("job %s failed", job)
+            app.update_job(job, status="failed", error=f"{type(exc).__name__}: {exc}")
+        else:
+            app.update_job(job, status="done")
+            log.info("job %s: rules %s active", job, version)
+
     def run_forever(self) -> None:
+        next_jobs_check = 0.0
         while not self._stop.is_set():
             try:
+                if time.monotonic() >= next_jobs_check:
+                    self.run_jobs()
+                    next_jobs_check = time.monotonic() + 0.5
                 if self.run_once() == 0:
                     self._stop.wait(self.poll_interval)
             except Exception:  # keep following; the batch rolled back and will be retried
