@@ -212,7 +212,7 @@ class ResponsesApp(Application[uuid.UUID]):
     def request_activation(self, version: str) -> dict[str, Any]:
         """Journal a rebuild job under ``version``; the projection process runs it and swaps when done."""
         self.ruleset(version)  # 404 for an unknown version
-        job = Job(job=uuid.uuid4().hex, kind="activate", version=version, requested_at=iso(now_utc()))
+        job = Job(job=uuid.uuid4().hex, kind="activate", rules_version=version, requested_at=iso(now_utc()))
         self.save(job)
         return job.as_dict()
 
@@ -254,6 +254,24 @@ class ResponsesApp(Application[uuid.UUID]):
                 j.progressed(progress=progress)
 
         self._in_transaction(work)
+
+    # ---- what-if ---------------------------------------------------------------------------------
+
+    def what_if(
+        self,
+        rules: dict[str, Any] | str,
+        mailing_ids: list[str] | None = None,
+        sample: int = 20,
+        progress: Any = None,
+    ) -> dict[str, Any]:
+        """Fold the journal under candidate rules (a patch over the active set, or a version) and diff."""
+        from projections.replay import what_if
+
+        current = self.active_rules()
+        candidate = self.ruleset(rules) if isinstance(rules, str) else current.patched(rules, version="what-if")
+        for mailing_id in mailing_ids or []:
+            self.get_mailing_aggregate(mailing_id)
+        return what_if(self, current, candidate, mailing_ids, sample, progress)
 
     # ---- audit history ------------------------------------------------------------------------
 

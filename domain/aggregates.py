@@ -254,14 +254,14 @@ class Job(Aggregate):
     """A long job (a rebuild under a ruleset version), executed by the projection process."""
 
     @staticmethod
-    def create_id(job: str, kind: str, version: str, requested_at: str) -> UUID:
+    def create_id(job: str, kind: str, rules_version: str, requested_at: str) -> UUID:
         return job_id(job)
 
     @event("Requested")
-    def __init__(self, job: str, kind: str, version: str, requested_at: str):
+    def __init__(self, job: str, kind: str, rules_version: str, requested_at: str):
         self.job = job
         self.kind = kind
-        self.version = version
+        self.rules_version = rules_version
         self.requested_at = requested_at
         self.status = "running"
         self.progress = 0.0
@@ -282,7 +282,7 @@ class Job(Aggregate):
         return {
             "id": self.job,
             "kind": self.kind,
-            "version": self.version,
+            "version": self.rules_version,
             "status": self.status,
             "progress": round(self.progress, 4),
             "error": self.error,

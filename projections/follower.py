@@ -78,7 +78,7 @@ class ViewFollower:
         """Run the journaled jobs still pending (rule activations: a rebuild, then the swap)."""
         jobs, position = self.app.pending_jobs()
         for job in jobs:
-            self.execute(job.job, job.version)
+            self.execute(job.job, job.rules_version)
         if jobs or position:
             self.app.jobs_done_up_to(position)
         return len(jobs)
