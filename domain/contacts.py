@@ -63,9 +63,12 @@ def apply_signal_effect(contact: ContactState, step: Step, email_type: str | Non
     elif code == "invalid_address" and step.effect == SET:
         c.email_is_actual = False
     if code == "soft_bounce":
-        c.soft_bounce_streak += 1
-        if rules.soft_bounce_limit is not None and c.soft_bounce_streak >= rules.soft_bounce_limit:
-            c.email_is_actual = False
+        # Counted only when it sets the recipient's response: once per mailing at most (SendGrid reports
+        # every deferred attempt), and never for a late soft bounce of a mail already delivered.
+        if step.effect == SET:
+            c.soft_bounce_streak += 1
+            if rules.soft_bounce_limit is not None and c.soft_bounce_streak >= rules.soft_bounce_limit:
+                c.email_is_actual = False
     elif RESPONSES[code].group == DELIVERED:
         c.soft_bounce_streak = 0
     return c

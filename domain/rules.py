@@ -8,8 +8,10 @@ offending field.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from fnmatch import fnmatchcase
 from functools import cached_property
 from typing import Any, Mapping
@@ -246,7 +248,10 @@ class Ruleset:
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> "Ruleset":
         """A complete stored document (as ``to_document`` wrote it)."""
-        return DEFAULT_RULESET.patched(document, version=str(document.get("version", DEFAULT_VERSION)))
+        # A complete document states every mapping's reason: a bare code there has none (it is not a
+        # patch, so it does not keep the reason of the default mapping it happens to replace).
+        version = str(document.get("version", DEFAULT_VERSION)) if isinstance(document, Mapping) else None
+        return _Patch(DEFAULT_RULESET, document, keep_reasons=False).apply(version)
 
     def patched(self, document: Mapping[str, Any], version: str | None = None) -> "Ruleset":
         """This ruleset with ``document`` merged over it; raises ``InvalidRuleset``."""
@@ -259,8 +264,17 @@ class Ruleset:
         for name in DOCUMENT_FIELDS:
             if name == "version":
                 continue
-            if name in ("responses", "provider_mappings"):
+            if name == "responses":
                 diff = _dict_diff(mine[name], theirs[name])
+                if diff:
+                    changes[name] = diff
+            elif name == "provider_mappings":
+                # per provider, per key; a changed mapping is shown whole ({"code","reason"}), never a partial object
+                diff = {}
+                for provider in sorted(set(mine[name]) | set(theirs[name])):
+                    sub = _dict_diff(mine[name].get(provider, {}), theirs[name].get(provider, {}))
+                    if sub:
+                        diff[provider] = sub
                 if diff:
                     changes[name] = diff
             elif mine[name] != theirs[name]:
@@ -272,21 +286,23 @@ def _dict_diff(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
     diff: dict[str, Any] = {}
     for key in sorted(set(mine) | set(theirs)):
         a, b = mine.get(key), theirs.get(key)
-        if isinstance(a, dict) and isinstance(b, dict) and key not in RESPONSES:
-            sub = _dict_diff(a, b)
-            if sub:
-                diff[key] = sub
-        elif a != b or (key in mine) != (key in theirs):
+        if a != b or (key in mine) != (key in theirs):
             diff[key] = a
     return diff
+
+
+# The fold turns periods into timedeltas: larger values would crash every replay under the ruleset.
+_MAX_DAYS = timedelta.max.days
+_MAX_HOURS = _MAX_DAYS * 24
 
 
 class _Patch:
     """Merges a ruleset document over a base and collects every error at once."""
 
-    def __init__(self, base: Ruleset, document: Mapping[str, Any]):
+    def __init__(self, base: Ruleset, document: Mapping[str, Any], keep_reasons: bool = True):
         self.base = base
         self.document = document
+        self.keep_reasons = keep_reasons  # a bare code keeps the reason of the mapping it replaces
         self.errors: dict[str, str] = {}
 
     def apply(self, version: str | None) -> Ruleset:
@@ -299,7 +315,7 @@ class _Patch:
         values: dict[str, Any] = {
             "responses": self._responses(doc.get("responses")),
             "provider_mappings": self._mappings(doc.get("provider_mappings")),
-            "statistics_period_days": self._count(doc, "statistics_period_days", nullable=True),
+            "statistics_period_days": self._count(doc, "statistics_period_days", nullable=True, maximum=_MAX_DAYS),
             "count_machine_opens": self._bool(doc, "count_machine_opens"),
             "unsubscribe_from_all": self._bool(doc, "unsubscribe_from_all"),
             "unsubscribe_url_patterns": self._patterns(doc, "unsubscribe_url_patterns"),
@@ -327,14 +343,23 @@ class _Patch:
             return getattr(self.base, name)
         return doc[name]
 
-    def _count(self, doc: Mapping[str, Any], name: str, *, nullable: bool, minimum: int = 0) -> int | None:
+    def _count(
+        self, doc: Mapping[str, Any], name: str, *, nullable: bool, minimum: int = 0, maximum: int | None = None
+    ) -> int | None:
         if name not in doc:
             return getattr(self.base, name)
         value = doc[name]
         if value is None and nullable:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.errors[name] = f"must be a whole number ≥ {minimum}" + (" or null" if nullable else "")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or value < minimum
+            or (maximum is not None and value > maximum)
+        ):
+            self.errors[name] = f"must be a whole number ≥ {minimum}" + (
+                f" and ≤ {maximum}" if maximum is not None else ""
+            ) + (" or null" if nullable else "")
             return getattr(self.base, name)
         return value
 
@@ -343,8 +368,13 @@ class _Patch:
         if name not in doc:
             return self.base.confirmation_timeout_hours
         value = doc[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            self.errors[name] = "must be a number of hours ≥ 0"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)  # JSON parsers accept NaN and Infinity
+            or not 0 <= value <= _MAX_HOURS
+        ):
+            self.errors[name] = f"must be a number of hours ≥ 0 and ≤ {_MAX_HOURS}"
             return self.base.confirmation_timeout_hours
         return value
 
@@ -352,7 +382,7 @@ class _Patch:
         name = "confirmation_timeout_response"
         if name not in doc:
             return self.base.confirmation_timeout_response
-        if doc[name] not in RESPONSES:
+        if not isinstance(doc[name], str) or doc[name] not in RESPONSES:
             self.errors[name] = f"unknown response code {doc[name]!r}"
             return self.base.confirmation_timeout_response
         return doc[name]
@@ -441,7 +471,8 @@ class _Patch:
                         f"unknown key field {field_name!r} (one of {', '.join(MAPPING_FIELDS[provider])})"
                     )
                     continue
-                target = self._target(where, value, self._replaced_reason(provider, key, merged))
+                kept = self._replaced_reason(provider, key, merged) if self.keep_reasons else None
+                target = self._target(where, value, kept)
                 if target is not None or value is None:
                     merged[provider][key] = target if target is not None else Target(None)
         return merged
@@ -466,7 +497,7 @@ class _Patch:
             code, reason = value.get("code"), value.get("reason")
             if set(value) - {"code", "reason"}:
                 self.errors[where] = "a mapping object has only code and reason"
-            elif code not in RESPONSES:
+            elif not isinstance(code, str) or code not in RESPONSES:
                 self.errors[where] = f"unknown response code {code!r}"
             elif reason is not None and reason not in REASONS:
                 self.errors[where] = f"unknown reason {reason!r} (one of {', '.join(REASONS)})"
