@@ -1,0 +1,76 @@
+"""Contacts: flags, subscriptions, and their responses across mailings (SPEC §5, §7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from interface.http.auth import require_bearer
+from interface.http.common import LangArgsSchema, ResponseObjectSchema
+from interface.http.context import caught_up_views, fresh_views, service
+from interface.http.errors import ErrorSchema
+
+blp = Blueprint("contacts", __name__, url_prefix="/v1/contacts", description="Contacts: flags and responses across mailings")
+blp.before_request(require_bearer)
+
+
+class ContactPatchSchema(ma.Schema):
+    do_not_use_email = ma.fields.Boolean()
+    email_is_actual = ma.fields.Boolean()
+    email = ma.fields.Email(validate=validate.Length(max=320), metadata={"description": "a new email resets email_is_actual and the soft-bounce streak unless this patch sets them"})
+
+
+class SubscriptionSchema(ma.Schema):
+    email_type = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    subscribed = ma.fields.Boolean(required=True)
+
+
+class FlagsSchema(ma.Schema):
+    do_not_use_email = ma.fields.Boolean(required=True)
+    email_is_actual = ma.fields.Boolean(required=True)
+    unsubscribed_types = ma.fields.List(ma.fields.String(), required=True)
+
+
+class ContactResponseSchema(ma.Schema):
+    mailing_id = ma.fields.String(required=True)
+    category = ma.fields.String(required=True)
+    response = ma.fields.Nested(ResponseObjectSchema, required=True)
+    opens = ma.fields.Integer(required=True)
+    clicks = ma.fields.Integer(required=True)
+
+
+class ContactSchema(ma.Schema):
+    contact_id = ma.fields.String(required=True)
+    email = ma.fields.String(allow_none=True)
+    flags = ma.fields.Nested(FlagsSchema, required=True)
+    responses = ma.fields.List(ma.fields.Nested(ContactResponseSchema), required=True)
+
+
+@blp.route("/<contact_id>", methods=["GET"])
+@blp.arguments(LangArgsSchema, location="query")
+@blp.response(200, ContactSchema)
+@blp.alt_response(404, schema=ErrorSchema)
+def get_contact(args: dict[str, Any], contact_id: str) -> dict[str, Any]:
+    return fresh_views().contact(contact_id, args["lang"])
+
+
+@blp.route("/<contact_id>", methods=["PATCH"])
+@blp.arguments(ContactPatchSchema)
+@blp.arguments(LangArgsSchema, location="query")
+@blp.response(200, ContactSchema)
+def patch_contact(changes: dict[str, Any], args: dict[str, Any], contact_id: str) -> dict[str, Any]:
+    """A manual change, journaled on the contact; an unknown contact is created."""
+    service().change_contact(contact_id, changes)
+    return caught_up_views().contact(contact_id, args["lang"])
+
+
+@blp.route("/<contact_id>/subscriptions", methods=["POST"])
+@blp.arguments(SubscriptionSchema)
+@blp.arguments(LangArgsSchema, location="query")
+@blp.response(200, ContactSchema)
+def set_subscription(body: dict[str, Any], args: dict[str, Any], contact_id: str) -> dict[str, Any]:
+    service().set_subscription(contact_id, body["email_type"], body["subscribed"])
+    return caught_up_views().contact(contact_id, args["lang"])

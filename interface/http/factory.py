@@ -1,0 +1,74 @@
+"""The Flask application: blueprints, OpenAPI (``/openapi.json``, ``/docs``), errors, auth."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from application.config import Settings
+from application.queries import Queries
+from application.service import ResponsesApp
+from interface.http import contacts, inbox, mailings, ops, webhooks
+from interface.http.context import EXTENSION, Services
+from interface.http.errors import ErrorSchema, http_error, register_error_handlers
+
+log = logging.getLogger("responses.http")
+
+BLUEPRINTS = (ops.blp, webhooks.blp, webhooks.signals_blp, mailings.blp, contacts.blp, inbox.blp)
+
+
+class ResponsesApi(Api):  # type: ignore[misc]
+    """flask-smorest, answering its errors (404, 405, 422, malformed JSON...) in the SPEC's format."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        return http_error(error)
+
+
+def openapi_config(max_body_bytes: int) -> dict[str, Any]:
+    return {
+        "API_TITLE": "Recipient responses",
+        "API_VERSION": "1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        "API_SPEC_OPTIONS": {
+            "info": {"description": "Event-sourced recipient responses for email campaigns (SPEC §7)."},
+            "security": [{"bearer": []}],
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        },
+        "MAX_CONTENT_LENGTH": max_body_bytes,
+    }
+
+
+def create_app(app: ResponsesApp | None = None, settings: Settings | None = None) -> Flask:
+    """The HTTP service over ``app`` (built from ``settings``, else the environment, when not given).
+
+    ``settings`` also supplies what only HTTP uses (tokens, webhook secrets, the
+    body limit); by default the application's own. The factory starts no
+    projection follower: ``responses serve`` runs one in-process, gunicorn
+    deployments run ``responses project`` beside the workers.
+    """
+    settings = settings or (app.settings if app is not None else Settings.from_env())
+    responses_app = app if app is not None else ResponsesApp(settings)
+    if not settings.api_tokens:
+        log.warning("no API token configured (RESPONSES_API_TOKENS): every bearer route answers 401")
+
+    flask_app = Flask("interface.http")
+    flask_app.config.update(openapi_config(settings.max_body_bytes))
+    flask_app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Russian names as text
+    flask_app.json.sort_keys = False  # type: ignore[attr-defined]
+    flask_app.extensions[EXTENSION] = Services(responses_app, Queries(responses_app), settings)
+
+    api = ResponsesApi(flask_app)
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    register_error_handlers(flask_app)  # after the Api: ours replace flask-smorest's
+    return flask_app

@@ -1,0 +1,264 @@
+"""Provider webhooks and canonical signals (SPEC §6, §7).
+
+Every call: read the body under the limit (also after gunzip), check
+authenticity on the raw bytes *before* parsing (401, nothing stored), then
+parse and journal. An authenticated body that cannot be parsed is quarantined
+whole and answered 200 (a provider would retry a 4xx for a day). Ingestion
+never waits for the views: providers give up after 3 s.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from urllib.parse import parse_qsl
+
+import marshmallow as ma
+import orjson
+from flask import request
+from flask_smorest import Blueprint
+
+from application.service import IngestCounts
+from domain.signals import ParsedBatch
+from interface.http.auth import require_bearer
+from interface.http.body import read_decoded, read_limited
+from interface.http.common import IngestAnswerSchema
+from interface.http.context import service, settings
+from interface.http.errors import ApiError, ErrorSchema
+from interface.providers import canonical, elasticemail, sendgrid, unione
+from interface.providers.common import load_json, read_body
+
+log = logging.getLogger("responses.webhooks")
+
+blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Provider webhooks (no bearer token: each provider authenticates its own way)")
+signals_blp = Blueprint("signals", __name__, url_prefix="/v1", description="Canonical signals from the sender")
+signals_blp.before_request(require_bearer)
+
+NO_BEARER: list[dict[str, list[str]]] = []
+
+
+# ---- request documents (documentation only: bodies are authenticated before they are parsed) ----
+
+
+class UniOneEventSchema(ma.Schema):
+    event_name = ma.fields.String(metadata={"description": "transactional_email_status or transactional_spam_block"})
+    event_data = ma.fields.Dict(metadata={"description": "job_id, metadata{mailing_id,contact_id}, email, status, event_time, url, delivery_info"})
+
+
+class UniOneUserSchema(ma.Schema):
+    user_id = ma.fields.Integer()
+    project_id = ma.fields.String()
+    project_name = ma.fields.String()
+    events = ma.fields.List(ma.fields.Nested(UniOneEventSchema))
+
+
+class UniOneBodySchema(ma.Schema):
+    auth = ma.fields.String(metadata={"description": "MD5 hex of the raw body with this value replaced by the API key"})
+    events_by_user = ma.fields.List(ma.fields.Nested(UniOneUserSchema))
+
+
+class ElasticEmailParamsSchema(ma.Schema):
+    token = ma.fields.String(required=True, metadata={"description": "the shared secret ELASTICEMAIL_WEBHOOK_TOKEN"})
+    transaction = ma.fields.String()
+    messageid = ma.fields.String()
+    to = ma.fields.String()
+    from_ = ma.fields.String(data_key="from")
+    subject = ma.fields.String()
+    date = ma.fields.String(metadata={"description": "UTC, ISO 8601 or M/d/yyyy h:mm:ss AM"})
+    status = ma.fields.String()
+    category = ma.fields.String()
+    target = ma.fields.String()
+    channel = ma.fields.String()
+    account = ma.fields.String()
+    postback = ma.fields.String(metadata={"description": "mailing_id:contact_id"})
+
+
+class SendGridEventSchema(ma.Schema):
+    event = ma.fields.String()
+    email = ma.fields.String()
+    timestamp = ma.fields.Integer()
+    sg_event_id = ma.fields.String()
+    url = ma.fields.String()
+    type = ma.fields.String()
+    sg_machine_open = ma.fields.Boolean()
+    mailing_id = ma.fields.String()
+    contact_id = ma.fields.String()
+
+
+class CanonicalSignalSchema(ma.Schema):
+    event_id = ma.fields.String(required=True)
+    mailing_id = ma.fields.String(required=True)
+    contact_id = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True, metadata={"description": "a response code or confirmation_checked"})
+    occurred_at = ma.fields.String(required=True, metadata={"description": "ISO 8601"})
+    url = ma.fields.String()
+    reason = ma.fields.String()
+    detail = ma.fields.String()
+
+
+class CanonicalBodySchema(ma.Schema):
+    signals = ma.fields.List(ma.fields.Nested(CanonicalSignalSchema), required=True)
+
+
+def _json_body(schema: type[ma.Schema] | dict[str, object]) -> dict[str, object]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+# ---- the one ingest path -----------------------------------------------------------------
+
+
+def ingest(source: str, raw: bytes, parse: Callable[[datetime], ParsedBatch]) -> dict[str, int]:
+    """Parse an authenticated body and journal it; a body that cannot be parsed is quarantined whole."""
+    now = datetime.now(timezone.utc)
+    try:
+        batch = parse(now)
+    except ValueError as exc:
+        service().quarantine(source, raw.decode("utf-8", "replace"), str(exc))
+        return answer(source, IngestCounts(quarantined=1))
+    return answer(source, service().record_batch(batch))
+
+
+def answer(source: str, counts: IngestCounts) -> dict[str, int]:
+    """The webhook answer (and its log line: counts only, never addresses or tokens)."""
+    log.info(
+        "%s: accepted=%d duplicates=%d unmatched=%d quarantined=%d",
+        source, counts.accepted, counts.duplicates, counts.unmatched, counts.quarantined,
+    )
+    return counts.as_dict()
+
+
+def unauthorized(source: str, message: str) -> ApiError:
+    log.warning("%s: rejected unauthenticated call from %s", source, request.remote_addr)
+    return ApiError(401, message)
+
+
+def signed_body(source: str) -> bytes:
+    """The decoded body of a provider that signs its body; nothing is parsed before it is authenticated."""
+    try:
+        return read_decoded(settings().max_body_bytes)
+    except ValueError as exc:  # corrupt gzip, unsupported encoding: cannot even be authenticated
+        log.warning("%s: undecodable body: %s", source, exc)
+        raise ApiError(400, f"the body cannot be decoded: {exc}", "malformed_body") from None
+
+
+# ---- UniOne ------------------------------------------------------------------------------
+
+
+@blp.route("/unione", methods=["GET"])
+@blp.doc(security=NO_BEARER, summary="UniOne webhook activation check")
+@blp.response(200, IngestAnswerSchema)
+def unione_activation() -> dict[str, int]:
+    return IngestCounts().as_dict()
+
+
+@blp.route("/unione", methods=["POST"])
+@blp.doc(
+    security=NO_BEARER,
+    summary="UniOne events (batch envelope or single-event form; gzip allowed)",
+    requestBody=_json_body(UniOneBodySchema),
+)
+@blp.response(200, IngestAnswerSchema)
+@blp.alt_response(401, schema=ErrorSchema, description="auth does not verify with any UNIONE_API_KEYS; nothing stored")
+@blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES, raw or decompressed")
+def unione_events() -> dict[str, int]:
+    body = signed_body(unione.SOURCE)
+    if not unione.verify(body, settings().unione_api_keys):
+        raise unauthorized(unione.SOURCE, "the body's auth does not verify with a configured UniOne API key")
+    return ingest(unione.SOURCE, body, lambda now: unione.parse(body, now))
+
+
+# ---- Elastic Email ---------------------------------------------------------------------------
+
+
+def _form_params(body: bytes) -> dict[str, str]:
+    """Parameters a POST may carry in its body (form-encoded, or a JSON object)."""
+    if not body.strip():
+        return {}
+    if request.mimetype == "application/json":
+        document = load_json(body)
+        if not isinstance(document, dict):
+            raise ValueError("JSON body is not an object of parameters")
+        return {str(k): "" if v is None else str(v) for k, v in document.items()}
+    return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+
+
+@blp.route("/elasticemail", methods=["GET", "POST"])
+@blp.doc(
+    security=NO_BEARER,
+    summary="Elastic Email notification (query parameters; a POST may also carry form parameters)",
+    parameters=[{"in": "query", "schema": ElasticEmailParamsSchema}],
+)
+@blp.response(200, IngestAnswerSchema)
+@blp.alt_response(401, schema=ErrorSchema, description="token missing or not ELASTICEMAIL_WEBHOOK_TOKEN; nothing stored")
+@blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
+def elasticemail_notification() -> dict[str, int]:
+    max_bytes = settings().max_body_bytes
+    raw = read_limited(max_bytes) if request.method == "POST" else b""
+    form: dict[str, str] = {}
+    body_error: ValueError | None = None
+    try:
+        form = _form_params(read_body(raw, request.headers.get("Content-Encoding"), max_bytes))
+    except ValueError as exc:
+        body_error = exc
+    token = request.args.get(elasticemail.TOKEN) or form.get(elasticemail.TOKEN)
+    if not elasticemail.verify(token, settings().elasticemail_webhook_token):
+        raise unauthorized(elasticemail.SOURCE, "token missing or wrong")
+    params = {**form, **request.args.to_dict()}
+
+    def parse(now: datetime) -> ParsedBatch:
+        if body_error is not None:
+            raise body_error
+        return elasticemail.parse(params, now)
+
+    return ingest(elasticemail.SOURCE, raw, parse)
+
+
+# ---- SendGrid ------------------------------------------------------------------------------
+
+
+@blp.route("/sendgrid", methods=["POST"])
+@blp.doc(
+    security=NO_BEARER,
+    summary="SendGrid Event Webhook (signed: ECDSA over timestamp + raw body)",
+    requestBody=_json_body({"type": "array", "items": SendGridEventSchema}),  # type: ignore[dict-item]
+    parameters=[
+        {"in": "header", "name": sendgrid.SIGNATURE_HEADER, "required": True, "schema": {"type": "string"}},
+        {"in": "header", "name": sendgrid.TIMESTAMP_HEADER, "required": True, "schema": {"type": "string"}},
+    ],
+)
+@blp.response(200, IngestAnswerSchema)
+@blp.alt_response(401, schema=ErrorSchema, description="signature does not verify with SENDGRID_WEBHOOK_PUBLIC_KEY; nothing stored")
+@blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
+def sendgrid_events() -> dict[str, int]:
+    body = signed_body(sendgrid.SOURCE)
+    if not sendgrid.verify(
+        body,
+        request.headers.get(sendgrid.SIGNATURE_HEADER),
+        request.headers.get(sendgrid.TIMESTAMP_HEADER),
+        settings().sendgrid_webhook_public_key,
+    ):
+        raise unauthorized(sendgrid.SOURCE, "signature missing or does not verify")
+    return ingest(sendgrid.SOURCE, body, lambda now: sendgrid.parse(body, now))
+
+
+# ---- canonical signals (bearer) --------------------------------------------------------------
+
+
+@signals_blp.route("/signals", methods=["POST"])
+@signals_blp.doc(summary="Signals from the sender: dispatch decisions it made, confirmations", requestBody=_json_body(CanonicalBodySchema))
+@signals_blp.response(200, IngestAnswerSchema)
+@signals_blp.alt_response(400, schema=ErrorSchema, description="not JSON, or not {\"signals\": [...]}")
+@signals_blp.alt_response(401, schema=ErrorSchema, description="missing or wrong bearer token")
+def canonical_signals() -> dict[str, int]:
+    try:
+        body = read_decoded(settings().max_body_bytes)
+    except ValueError as exc:
+        raise ApiError(400, f"the body cannot be decoded: {exc}", "malformed_body") from None
+    try:
+        batch = canonical.parse(body, datetime.now(timezone.utc))
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "the request body is not valid JSON", "malformed_json") from None
+    except ValueError as exc:
+        raise ApiError(400, str(exc), "malformed_body") from None
+    return answer(canonical.SOURCE, service().record_batch(batch))
