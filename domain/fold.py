@@ -6,6 +6,7 @@ rebuild, the audit history and the what-if replay all call ``fold``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -20,11 +21,61 @@ from domain.catalogue import (
     SET,
 )
 from domain.rules import Ruleset
-from domain.signals import CONFIRMATION_CHECKED, SYSTEM, Signal
+from domain.signals import CONFIRMATION_CHECKED, SYSTEM, Signal, key_digest
 
 ENGAGEMENT = ("opened", "opened_machine", "clicked")
 _DISPATCH_GROUPS = (PREPARING, NOT_SENT)
 _SENT_GROUPS = (DELIVERED, NOT_DELIVERED)
+
+
+class SeenKeys:
+    """The dedup keys a recipient's journal has folded, kept compact: 8 bytes a key.
+
+    A replay holds one of these per recipient, so its memory grows with the
+    signals of each recipient only by 8 bytes a signal (a 64-bit digest of
+    the key; a collision is a 1 in 2**64 event).
+    """
+
+    __slots__ = ("blob",)
+
+    def __init__(self, blob: bytes = b"") -> None:
+        self.blob = blob
+
+    digest = staticmethod(key_digest)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.has_digest(self.digest(key))
+
+    def has_digest(self, d: bytes) -> bool:
+        blob = self.blob
+        i = blob.find(d)
+        while i != -1:
+            if i % 8 == 0:
+                return True
+            i = blob.find(d, i + 1)
+        return False
+
+    def add(self, key: str) -> None:
+        d = self.digest(key)
+        if not self.has_digest(d):
+            self.blob += d
+
+    def __iter__(self) -> Iterator[bytes]:
+        blob = self.blob
+        return (blob[i : i + 8] for i in range(0, len(blob), 8))
+
+    def __len__(self) -> int:
+        return len(self.blob) // 8
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SeenKeys) and set(self) == set(other)
+
+    def hex(self) -> str:
+        return self.blob.hex()
+
+    @classmethod
+    def fromhex(cls, text: str) -> "SeenKeys":
+        return cls(bytes.fromhex(text))
 
 
 @dataclass
@@ -43,13 +94,13 @@ class RecipientState:
     first_open_at: datetime | None = None  # provider time
     first_click_at: datetime | None = None  # provider time
     updated_at: datetime | None = None  # received_at of the last change
-    seen: set[str] = field(default_factory=set)
+    seen: SeenKeys = field(default_factory=SeenKeys)
 
     def copy(self) -> "RecipientState":
         clone = RecipientState.__new__(RecipientState)
         clone.__dict__.update(self.__dict__)
         clone.clicked_urls = dict(self.clicked_urls)
-        clone.seen = set(self.seen)
+        clone.seen = SeenKeys(self.seen.blob)  # bytes are immutable: sharing is safe
         return clone
 
     @property
@@ -76,13 +127,26 @@ def fold(
     mailing_start: datetime | None = None,
 ) -> tuple[RecipientState, Step]:
     """Fold one signal into a recipient's state under ``rules``. ``state`` is not modified."""
-    if signal.key in state.seen:
+    if state.seen.has_digest(signal.key_digest):
         target = _target(signal, rules)
         return state, Step(target[0], target[1], IGNORED, "duplicate", state.response)
     s = state.copy()
-    s.seen.add(signal.key)
-    step = _fold_new(s, signal, rules, mailing_start)
-    return s, step
+    return s, fold_into(s, signal, rules, mailing_start)
+
+
+def fold_into(
+    s: RecipientState,
+    signal: Signal,
+    rules: Ruleset,
+    mailing_start: datetime | None = None,
+) -> Step:
+    """``fold``, updating ``s`` in place (for replays that own their states): the same rules, no copy."""
+    d = signal.key_digest
+    if s.seen.has_digest(d):
+        target = _target(signal, rules)
+        return Step(target[0], target[1], IGNORED, "duplicate", s.response)
+    s.seen.blob += d
+    return _fold_new(s, signal, rules, mailing_start)
 
 
 def _target(signal: Signal, rules: Ruleset) -> tuple[str | None, str | None]:

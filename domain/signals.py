@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any
 
@@ -40,6 +41,11 @@ def dedup_key(*parts: Any) -> str:
     """A stable dedup key from the parts that identify a provider event."""
     text = "\x1f".join("" if p is None else str(p) for p in parts)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def key_digest(key: str) -> bytes:
+    """A 64-bit digest of a dedup key: how a folded state remembers it."""
+    return hashlib.blake2b(key.encode(), digest_size=8).digest()
 
 
 def normalise_email(email: str | None) -> str | None:
@@ -78,6 +84,11 @@ class Signal:
     machine: bool = False
     raw: Any = None
 
+    @cached_property
+    def key_digest(self) -> bytes:
+        """8 bytes that stand for ``key`` in a folded state (see ``domain.fold.SeenKeys``)."""
+        return key_digest(self.key)
+
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
             "key": self.key,
@@ -111,7 +122,8 @@ class Signal:
         )
 
     def with_received_at(self, received_at: datetime) -> "Signal":
-        return Signal(**{**self.__dict__, "received_at": received_at})
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return Signal(**{**fields, "received_at": received_at})
 
 
 def system_signal(

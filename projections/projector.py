@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Callable, Protocol
 
 from domain.contacts import ContactState, apply_command, apply_signal_effect
-from domain.fold import RecipientState, Step, fold
+from domain.fold import RecipientState, Step, fold_into
 from domain.rules import Ruleset
 from domain.signals import Signal, parse_iso
 
@@ -154,10 +154,12 @@ class Projector:
         row = self.store.recipient(oid)
         if row is None:  # cannot happen in a consistent journal: a recipient joins first
             return
-        signal = Signal.from_record(d["signal"])
+        signal = d.get("_signal")
+        if signal is None:  # decoded once, even when several projectors read the same event
+            signal = d["_signal"] = Signal.from_record(d["signal"])
         mailing = self.store.mailing(row.mailing_id)
         start = mailing.started_at if mailing else None
-        row.state, step = fold(row.state, signal, self.rules, start)
+        step = fold_into(row.state, signal, self.rules, start)
         self.store.put_recipient(row)
         if step.maps_to is not None and step.why != "duplicate":
             contact = self.store.contact(row.contact_id) or ContactState(email=row.email)

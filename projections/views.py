@@ -23,7 +23,7 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from domain.contacts import ContactState
-from domain.fold import RecipientState
+from domain.fold import RecipientState, SeenKeys
 from domain.signals import iso, parse_iso
 from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow
 
@@ -52,7 +52,7 @@ def dump_recipient_state(s: RecipientState) -> bytes:
             "first_open_at": iso(s.first_open_at),
             "first_click_at": iso(s.first_click_at),
             "updated_at": iso(s.updated_at),
-            "seen": sorted(s.seen),
+            "seen": s.seen.hex(),
         }
     )
 
@@ -72,7 +72,7 @@ def load_recipient_state(raw: bytes | str) -> RecipientState:
         first_open_at=parse_iso(d["first_open_at"]),
         first_click_at=parse_iso(d["first_click_at"]),
         updated_at=parse_iso(d["updated_at"]),
-        seen=set(d["seen"]),
+        seen=SeenKeys.fromhex(d["seen"]),
     )
 
 
