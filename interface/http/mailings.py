@@ -8,7 +8,7 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 from marshmallow import validate
 
-from application.service import CATEGORIES
+from application.service import CATEGORIES, Conflict
 from domain.catalogue import CODES
 from domain.signals import PROVIDERS
 from interface.http.auth import require_bearer
@@ -182,6 +182,8 @@ class LinksSchema(ma.Schema):
 def create_mailing(fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
     try:
         _, created = service().create_mailing(fields)
+    except Conflict:
+        raise
     except ValueError as exc:  # the schema checks the same; kept for a rule the service may add
         raise ApiError(422, str(exc)) from None
     return caught_up_views().mailing(fields["id"]), 201 if created else 200
