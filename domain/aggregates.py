@@ -7,6 +7,7 @@ folded from them under a ruleset by the projections. Ids are deterministic
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -17,6 +18,7 @@ from domain.signals import Signal
 NAMESPACE = uuid5(NAMESPACE_URL, "https://recipient-responses.invalid/")
 
 
+@lru_cache(maxsize=65536)
 def _id(*parts: str) -> UUID:
     return uuid5(NAMESPACE, "\x1f".join(parts))
 
