@@ -1,0 +1,89 @@
+"""/healthz, /readyz, the OpenAPI document and docs, and the error format of unrouted requests."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+from application.service import ResponsesApp
+from tests.http.conftest import error_of
+
+CONTRACT_PATHS = {
+    "/healthz": {"get"},
+    "/readyz": {"get"},
+    "/v1/mailings": {"get", "post"},
+    "/v1/mailings/{mailing_id}": {"get"},
+    "/v1/mailings/{mailing_id}/audience": {"get", "post"},
+    "/v1/mailings/{mailing_id}/dispatch": {"post"},
+    "/v1/mailings/{mailing_id}/stop": {"post"},
+    "/v1/mailings/{mailing_id}/summary": {"get"},
+    "/v1/mailings/{mailing_id}/timeline": {"get"},
+    "/v1/mailings/{mailing_id}/links": {"get"},
+    "/v1/mailings/{mailing_id}/test-sends": {"get"},
+    "/v1/contacts/{contact_id}": {"get", "patch"},
+    "/v1/contacts/{contact_id}/subscriptions": {"post"},
+    "/v1/webhooks/unione": {"get", "post"},
+    "/v1/webhooks/elasticemail": {"get", "post"},
+    "/v1/webhooks/sendgrid": {"post"},
+    "/v1/signals": {"post"},
+    "/v1/unmatched": {"get"},
+    "/v1/quarantine": {"get"},
+    "/v1/notices": {"get"},
+}
+
+
+def test_healthz(client: FlaskClient) -> None:
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    assert r.json == {"status": "ok"}
+
+
+def test_readyz_reports_the_projection_lag(client: FlaskClient, api: FlaskClient, app: ResponsesApp) -> None:
+    r = client.get("/readyz")
+    assert r.status_code == 200
+    assert r.json == {"status": "ok", "journal_position": 0, "views_position": 0, "lag": 0}
+    app.change_contact("c-1", {"do_not_use_email": True})  # journaled; the views have not run yet
+    r = client.get("/readyz")
+    assert r.json["lag"] == r.json["journal_position"] - r.json["views_position"] > 0
+    app.wait_for_views()
+    assert client.get("/readyz").json["lag"] == 0
+
+
+def test_openapi_document_covers_the_contract(client: FlaskClient) -> None:
+    r = client.get("/openapi.json")
+    assert r.status_code == 200
+    doc = r.json
+    assert doc["openapi"].startswith("3.")
+    for path, methods in CONTRACT_PATHS.items():
+        assert path in doc["paths"], path
+        assert methods <= set(doc["paths"][path]), (path, set(doc["paths"][path]))
+    assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
+    assert doc["security"] == [{"bearer": []}]
+    # webhooks and probes opt out of the bearer token
+    assert doc["paths"]["/v1/webhooks/unione"]["post"]["security"] == []
+    assert doc["paths"]["/healthz"]["get"]["security"] == []
+    assert "security" not in doc["paths"]["/v1/signals"]["post"]
+    schemas = doc["components"]["schemas"]
+    for name in ("Mailing", "MailingCreate", "Summary", "AudiencePage", "Contact", "IngestAnswer", "Error", "UniOneBody"):
+        assert name in schemas, name
+    assert set(schemas["IngestAnswer"]["properties"]) == {"accepted", "duplicates", "unmatched", "quarantined"}
+    audience_params = {p["name"] for p in doc["paths"]["/v1/mailings/{mailing_id}/audience"]["get"]["parameters"]}
+    assert {"response", "limit", "cursor", "lang"} <= audience_params
+
+
+def test_docs_page_renders(client: FlaskClient) -> None:
+    r = client.get("/docs")
+    assert r.status_code == 200
+    assert r.mimetype == "text/html"
+    assert b"openapi.json" in r.data
+
+
+def test_unknown_path_is_404_in_the_error_format(client: FlaskClient) -> None:
+    r = client.get("/v2/nothing")
+    assert r.status_code == 404
+    assert error_of(r)["code"] == "not_found"
+
+
+def test_wrong_method_is_405_in_the_error_format(client: FlaskClient, api: FlaskClient) -> None:
+    for r in (client.delete("/healthz"), api.put("/v1/mailings"), client.delete("/v1/webhooks/unione")):
+        assert r.status_code == 405
+        assert error_of(r)["code"] == "method_not_allowed"
