@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import secrets
 import signal
 import sys
@@ -29,7 +30,8 @@ from interface.runner import ProjectorLock, background_follower, on_demand_follo
 
 log = logging.getLogger("responses.cli")
 
-Command = Callable[[argparse.Namespace], int]
+ACCESS_LOG = logging.getLogger("responses.access")
+SECRET_PARAM = re.compile(r"((?:token|auth)=)[^&\s'\"]*", re.IGNORECASE)
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -60,11 +62,15 @@ def open_app(settings: Settings) -> ResponsesApp:
 
 
 class RequestLog(WSGIRequestHandler):
-    """Access log lines without the query string: Elastic Email puts its secret ``token=`` there."""
+    """Access and error lines without secrets: Elastic Email puts its ``token=`` in the query string."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         path = self.path.split("?", 1)[0]
-        logging.getLogger("responses.access").info("%s %s %s %s", self.address_string(), self.command, path, getattr(code, "value", code))
+        ACCESS_LOG.info("%s %s %s %s", self.address_string(), self.command, path, getattr(code, "value", code))
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        text = SECRET_PARAM.sub(r"\1***", message % args if args else message)
+        ACCESS_LOG.log(logging.ERROR if type == "error" else logging.INFO, "%s %s", self.address_string(), text)
 
 
 def add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -93,6 +99,7 @@ def serve(args: argparse.Namespace) -> int:
             if follower is not None:
                 follower.stop()
             app.close()
+            log.info("stopped")
     return 0
 
 
