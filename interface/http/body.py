@@ -1,12 +1,16 @@
-"""Reading a request body under the configured limit (SPEC §7: 413 over ``MAX_BODY_BYTES``)."""
+"""Reading a request body under the configured limit (SPEC §7: 413 over ``MAX_BODY_BYTES``), and what it may hold."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from flask import request
 
 from interface.providers.common import BodyTooLarge, read_body
 
 CHUNK = 64 * 1024
+MAX_JSON_DEPTH = 32  # provider payloads nest about 6 levels
 
 
 def read_limited(max_bytes: int) -> bytes:
@@ -34,3 +38,35 @@ def read_decoded(max_bytes: int) -> bytes:
     ``ValueError`` for a corrupt compressed body or an unsupported ``Content-Encoding``.
     """
     return read_body(read_limited(max_bytes), request.headers.get("Content-Encoding"), max_bytes)
+
+
+def nesting_depth_exceeds(document: Any, limit: int) -> bool:
+    """True when containers nest deeper than ``limit`` (iterative: no recursion on hostile input)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def refuse_deep_json(body: bytes) -> None:
+    """``ValueError`` for a JSON body nested deeper than any provider payload is (``MAX_JSON_DEPTH``).
+
+    Such a document would be journaled, then break every later consumer of the
+    signal (views, history, answers): it is quarantined (webhooks) or refused
+    (``/v1/signals``) instead. A body that is not JSON is left to its adapter.
+    """
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return
+    if nesting_depth_exceeds(document, MAX_JSON_DEPTH):
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")

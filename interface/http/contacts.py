@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 from marshmallow import validate
 
 from interface.http.auth import require_bearer
-from interface.http.common import LangArgsSchema, ResponseObjectSchema
+from interface.http.common import Blueprint, LangArgsSchema, ResponseObjectSchema
 from interface.http.context import caught_up_views, fresh_views, service
 from interface.http.errors import ErrorSchema
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
 from interface.http.auth import require_bearer
-from interface.http.common import PageArgsSchema, page_schema
+from interface.http.common import Blueprint, PageArgsSchema, page_schema
 from interface.http.context import fresh_views
 from interface.http.errors import ErrorSchema
 

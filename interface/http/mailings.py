@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 from marshmallow import validate
 
 from application.service import CATEGORIES, Conflict
 from domain.catalogue import CODES
 from domain.signals import PROVIDERS
 from interface.http.auth import require_bearer
-from interface.http.common import LangArgsSchema, PageArgsSchema, ResponseObjectSchema, page_schema
+from interface.http.common import Blueprint, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, page_schema
 from interface.http.context import caught_up_views, fresh_views, service
 from interface.http.errors import ApiError, ErrorSchema
 

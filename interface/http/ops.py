@@ -6,8 +6,8 @@ import logging
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
+from interface.http.common import Blueprint
 from interface.http.context import service
 
 log = logging.getLogger("responses.http")

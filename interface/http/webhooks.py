@@ -18,13 +18,12 @@ from urllib.parse import parse_qsl
 import marshmallow as ma
 import orjson
 from flask import request
-from flask_smorest import Blueprint
 
 from application.service import IngestCounts
 from domain.signals import ParsedBatch
 from interface.http.auth import require_bearer
-from interface.http.body import read_decoded, read_limited
-from interface.http.common import IngestAnswerSchema
+from interface.http.body import read_decoded, read_limited, refuse_deep_json
+from interface.http.common import Blueprint, IngestAnswerSchema
 from interface.http.context import service, settings
 from interface.http.errors import ApiError, ErrorSchema
 from interface.providers import canonical, elasticemail, sendgrid, unione
@@ -110,10 +109,12 @@ def _json_body(schema: type[ma.Schema] | dict[str, object]) -> dict[str, object]
 # ---- the one ingest path -----------------------------------------------------------------
 
 
-def ingest(source: str, raw: bytes, parse: Callable[[datetime], ParsedBatch]) -> dict[str, int]:
+def ingest(source: str, raw: bytes, parse: Callable[[datetime], ParsedBatch], *, json_body: bool = True) -> dict[str, int]:
     """Parse an authenticated body and journal it; a body that cannot be parsed is quarantined whole."""
     now = datetime.now(timezone.utc)
     try:
+        if json_body:
+            refuse_deep_json(raw)
         batch = parse(now)
     except ValueError as exc:
         service().quarantine(source, raw.decode("utf-8", "replace"), str(exc))
@@ -213,7 +214,7 @@ def elasticemail_notification() -> dict[str, int]:
             raise body_error
         return elasticemail.parse(params, now)
 
-    return ingest(elasticemail.SOURCE, SECRET_PARAM.sub(rb"\1***", raw), parse)
+    return ingest(elasticemail.SOURCE, SECRET_PARAM.sub(rb"\1***", raw), parse, json_body=False)
 
 
 # ---- SendGrid ------------------------------------------------------------------------------
@@ -258,6 +259,7 @@ def canonical_signals() -> dict[str, int]:
     except ValueError as exc:
         raise ApiError(400, f"the body cannot be decoded: {exc}", "malformed_body") from None
     try:
+        refuse_deep_json(body)
         batch = canonical.parse(body, datetime.now(timezone.utc))
     except orjson.JSONDecodeError:
         raise ApiError(400, "the request body is not valid JSON", "malformed_json") from None

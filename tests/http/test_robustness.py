@@ -100,3 +100,15 @@ def test_random_bodies(client: FlaskClient, body: bytes, path: str) -> None:
 def test_random_json(api: FlaskClient, document: Any, path: str) -> None:
     check(api.post(path, json=document))
     check(api.patch("/v1/contacts/c", json=document))
+
+
+@sqlite_only
+@pytest.mark.parametrize("depth", [40, 300, 5000])
+def test_deeply_nested_json_is_refused_not_a_crash(api: FlaskClient, depth: int) -> None:
+    deep = b"[" * depth + b"]" * depth
+    for method, path in (("post", "/v1/mailings"), ("post", "/v1/mailings/m/audience"), ("patch", "/v1/contacts/c"), ("post", "/v1/contacts/c/subscriptions")):
+        r = getattr(api, method)(path, data=b'{"recipients": ' + deep + b"}", content_type="application/json")
+        check(r)
+        assert r.status_code in (400, 404, 422), (path, r.status_code)
+    r = api.post("/v1/signals", data=b'{"signals": [{"event_id": "e", "extra": ' + deep + b"}]}", content_type="application/json")
+    assert r.status_code == 400

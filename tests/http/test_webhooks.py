@@ -158,6 +158,18 @@ def test_an_authenticated_body_that_cannot_be_parsed_is_quarantined_whole(client
     assert items[0]["error"]
 
 
+def test_a_signed_body_nested_too_deeply_is_quarantined_and_the_views_go_on(client: FlaskClient, api: FlaskClient, app: ResponsesApp, spring: dict[str, Any]) -> None:
+    deep: Any = "bottom"
+    for _ in range(300):
+        deep = [deep]
+    body = unione_body(status_event("c-1006", "delivered", "dina@example.com", extra=deep))
+    assert post_unione(client, body).json == answer(quarantined=1)
+    assert "nested deeper" in api.get("/v1/quarantine").json["items"][0]["error"]
+    assert post_unione(client, unione_body(status_event("c-1006", "delivered", "dina@example.com"))).json == answer(accepted=1)
+    assert responses(api)["c-1006"] == "delivered"
+    assert client.get("/readyz").json["lag"] == 0
+
+
 def test_a_batch_with_malformed_events_accepts_the_good_ones(client: FlaskClient, api: FlaskClient, spring: dict[str, Any]) -> None:
     good = status_event("c-1006", "delivered", "dina@example.com")
     no_email = {k: v for k, v in status_event("c-1002", "opened", "x").items() if k != "email"}
