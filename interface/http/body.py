@@ -40,33 +40,45 @@ def read_decoded(max_bytes: int) -> bytes:
     return read_body(read_limited(max_bytes), request.headers.get("Content-Encoding"), max_bytes)
 
 
-def nesting_depth_exceeds(document: Any, limit: int) -> bool:
-    """True when containers nest deeper than ``limit`` (iterative: no recursion on hostile input)."""
+def unstorable(document: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Why a decoded document cannot be journaled safely, or None.
+
+    Containers nested deeper than any provider payload (``max_depth``), and NUL
+    characters (PostgreSQL text cannot hold them), would be journaled and then
+    break every later consumer of the signal: the views, the history, the
+    answers. Checked iteratively: no recursion on hostile input.
+    """
     stack: list[tuple[Any, int]] = [(document, 1)]
     while stack:
         value, depth = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return "a NUL character in a string"
+            continue
         if isinstance(value, dict):
+            stack.extend((key, depth) for key in value)
             children: Any = value.values()
         elif isinstance(value, list):
             children = value
         else:
             continue
-        if depth > limit:
-            return True
+        if depth > max_depth:
+            return f"JSON nested deeper than {max_depth} levels"
         stack.extend((child, depth + 1) for child in children)
-    return False
+    return None
 
 
-def refuse_deep_json(body: bytes) -> None:
-    """``ValueError`` for a JSON body nested deeper than any provider payload is (``MAX_JSON_DEPTH``).
+def refuse_unstorable(document: Any) -> None:
+    """``ValueError`` for a document ``unstorable`` names a reason for (webhooks quarantine it)."""
+    reason = unstorable(document)
+    if reason is not None:
+        raise ValueError(reason)
 
-    Such a document would be journaled, then break every later consumer of the
-    signal (views, history, answers): it is quarantined (webhooks) or refused
-    (``/v1/signals``) instead. A body that is not JSON is left to its adapter.
-    """
+
+def refuse_unstorable_json(body: bytes) -> None:
+    """As ``refuse_unstorable`` for a JSON body; a body that is not JSON is left to its adapter."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return
-    if nesting_depth_exceeds(document, MAX_JSON_DEPTH):
-        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    refuse_unstorable(document)

@@ -41,6 +41,18 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     ARGUMENTS_PARSER = JsonParser()
 
 
+class Text(ma.fields.String):
+    """A request string: no NUL characters (PostgreSQL text cannot hold them; they would stall the views)."""
+
+    default_error_messages = {"nul": "Must not contain NUL characters."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise self.make_error("nul")
+        return text
+
+
 class ResponseObjectSchema(ma.Schema):
     """A response as every answer shows it."""
 
@@ -50,12 +62,12 @@ class ResponseObjectSchema(ma.Schema):
 
 
 class LangArgsSchema(ma.Schema):
-    lang = ma.fields.String(load_default="en", validate=validate.OneOf(LANGS), metadata={"description": "names of responses"})
+    lang = Text(load_default="en", validate=validate.OneOf(LANGS), metadata={"description": "names of responses"})
 
 
 class PageArgsSchema(ma.Schema):
     limit = ma.fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_PAGE))
-    cursor = ma.fields.String(load_default=None, metadata={"description": "opaque: the `next` of the previous page"})
+    cursor = Text(load_default=None, metadata={"description": "opaque: the `next` of the previous page"})
 
 
 class IngestAnswerSchema(ma.Schema):

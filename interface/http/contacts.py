@@ -8,7 +8,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from interface.http.auth import require_bearer
-from interface.http.common import Blueprint, LangArgsSchema, ResponseObjectSchema
+from interface.http.common import Blueprint, LangArgsSchema, ResponseObjectSchema, Text
 from interface.http.context import caught_up_views, fresh_views, service
 from interface.http.errors import ErrorSchema
 
@@ -23,7 +23,7 @@ class ContactPatchSchema(ma.Schema):
 
 
 class SubscriptionSchema(ma.Schema):
-    email_type = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email_type = Text(required=True, validate=validate.Length(min=1, max=200))
     subscribed = ma.fields.Boolean(required=True)
 
 

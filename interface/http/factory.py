@@ -14,7 +14,7 @@ from application.queries import Queries
 from application.service import ResponsesApp
 from interface.http import contacts, inbox, mailings, ops, webhooks
 from interface.http.context import EXTENSION, Services
-from interface.http.errors import ErrorSchema, http_error, register_error_handlers
+from interface.http.errors import ApiError, ErrorSchema, http_error, register_error_handlers
 
 log = logging.getLogger("responses.http")
 
@@ -71,4 +71,11 @@ def create_app(app: ResponsesApp | None = None, settings: Settings | None = None
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     register_error_handlers(flask_app)  # after the Api: ours replace flask-smorest's
+    flask_app.url_value_preprocessor(refuse_nul_in_path)
     return flask_app
+
+
+def refuse_nul_in_path(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """No mailing or contact id holds a NUL character (PostgreSQL text cannot): such a path names nothing."""
+    if values and any("\x00" in str(v) for v in values.values()):
+        raise ApiError(404, "no such resource: the path holds a NUL character")

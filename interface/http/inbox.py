@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 
 from interface.http.auth import require_bearer
-from interface.http.common import Blueprint, PageArgsSchema, page_schema
+from interface.http.common import Blueprint, PageArgsSchema, Text, page_schema
 from interface.http.context import fresh_views
 from interface.http.errors import ErrorSchema
 
@@ -52,7 +52,7 @@ class TestSendSchema(KeptSchema):
 
 
 class UnmatchedArgsSchema(PageArgsSchema):
-    mailing_id = ma.fields.String(load_default=None, metadata={"description": "only signals naming this mailing"})
+    mailing_id = Text(load_default=None, metadata={"description": "only signals naming this mailing"})
 
 
 @blp.route("/unmatched", methods=["GET"])

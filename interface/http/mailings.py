@@ -11,7 +11,7 @@ from application.service import CATEGORIES, Conflict
 from domain.catalogue import CODES
 from domain.signals import PROVIDERS
 from interface.http.auth import require_bearer
-from interface.http.common import Blueprint, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, page_schema
+from interface.http.common import Blueprint, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, Text, page_schema
 from interface.http.context import caught_up_views, fresh_views, service
 from interface.http.errors import ApiError, ErrorSchema
 
@@ -26,11 +26,11 @@ MAX_HOURS = 24 * 366
 
 
 class MailingCreateSchema(ma.Schema):
-    id = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
-    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=1000))
-    category = ma.fields.String(required=True, validate=validate.OneOf(CATEGORIES))
-    email_type = ma.fields.String(allow_none=True, load_default=None, validate=validate.Length(min=1, max=200))
-    provider = ma.fields.String(required=True, validate=validate.OneOf(PROVIDERS))
+    id = Text(required=True, validate=validate.Length(min=1, max=200))
+    name = Text(required=True, validate=validate.Length(min=1, max=1000))
+    category = Text(required=True, validate=validate.OneOf(CATEGORIES))
+    email_type = Text(allow_none=True, load_default=None, validate=validate.Length(min=1, max=200))
+    provider = Text(required=True, validate=validate.OneOf(PROVIDERS))
     expires_at = ma.fields.DateTime(allow_none=True, load_default=None, metadata={"description": "ISO 8601; without an offset: UTC"})
     prevent_duplicates = ma.fields.Boolean(load_default=False)
 
@@ -59,9 +59,9 @@ class MailingListSchema(ma.Schema):
 
 
 class RecipientInSchema(ma.Schema):
-    contact_id = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
-    name = ma.fields.String(allow_none=True, load_default=None)
-    email = ma.fields.String(allow_none=True, load_default=None, validate=validate.Length(max=320))
+    contact_id = Text(required=True, validate=validate.Length(min=1, max=200))
+    name = Text(allow_none=True, load_default=None)
+    email = Text(allow_none=True, load_default=None, validate=validate.Length(max=320))
 
 
 class AudienceAddSchema(ma.Schema):
@@ -74,7 +74,7 @@ class AudienceAddedSchema(ma.Schema):
 
 
 class AudienceArgsSchema(PageArgsSchema, LangArgsSchema):
-    response = ma.fields.String(load_default=None, validate=validate.OneOf(CODES), metadata={"description": "only recipients with this response code"})
+    response = Text(load_default=None, validate=validate.OneOf(CODES), metadata={"description": "only recipients with this response code"})
 
 
 class AudienceItemSchema(ma.Schema):

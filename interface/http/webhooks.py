@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import datetime, timezone
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import marshmallow as ma
 import orjson
@@ -22,7 +22,7 @@ from flask import request
 from application.service import IngestCounts
 from domain.signals import ParsedBatch
 from interface.http.auth import require_bearer
-from interface.http.body import read_decoded, read_limited, refuse_deep_json
+from interface.http.body import read_decoded, read_limited, refuse_unstorable, refuse_unstorable_json
 from interface.http.common import Blueprint, IngestAnswerSchema
 from interface.http.context import service, settings
 from interface.http.errors import ApiError, ErrorSchema
@@ -114,7 +114,7 @@ def ingest(source: str, raw: bytes, parse: Callable[[datetime], ParsedBatch], *,
     now = datetime.now(timezone.utc)
     try:
         if json_body:
-            refuse_deep_json(raw)
+            refuse_unstorable_json(raw)
         batch = parse(now)
     except ValueError as exc:
         service().quarantine(source, raw.decode("utf-8", "replace"), str(exc))
@@ -208,10 +208,13 @@ def elasticemail_notification() -> dict[str, int]:
     if not elasticemail.verify(token, settings().elasticemail_webhook_token):
         raise unauthorized(elasticemail.SOURCE, "token missing or wrong")
     params = {**form, **request.args.to_dict()}
+    if body_error is None:  # what a quarantine keeps: the parameters, never the secret
+        raw = urlencode({k: v for k, v in params.items() if k != elasticemail.TOKEN}).encode()
 
     def parse(now: datetime) -> ParsedBatch:
         if body_error is not None:
             raise body_error
+        refuse_unstorable(params)
         return elasticemail.parse(params, now)
 
     return ingest(elasticemail.SOURCE, SECRET_PARAM.sub(rb"\1***", raw), parse, json_body=False)
@@ -259,7 +262,7 @@ def canonical_signals() -> dict[str, int]:
     except ValueError as exc:
         raise ApiError(400, f"the body cannot be decoded: {exc}", "malformed_body") from None
     try:
-        refuse_deep_json(body)
+        refuse_unstorable_json(body)
         batch = canonical.parse(body, datetime.now(timezone.utc))
     except orjson.JSONDecodeError:
         raise ApiError(400, "the request body is not valid JSON", "malformed_json") from None

@@ -402,3 +402,26 @@ def test_canonical_needs_the_bearer_token(client: FlaskClient, app: ResponsesApp
 def test_canonical_body_over_the_limit_is_413(api: FlaskClient) -> None:
     r = api.post(SIGNALS, data=b" " * (MAX_BODY + 1), content_type="application/json")
     assert r.status_code == 413
+
+
+# ---- NUL characters (PostgreSQL text cannot hold them: never journaled) ---------------------
+
+
+def test_nul_characters_never_reach_the_journal(client: FlaskClient, api: FlaskClient, app: ResponsesApp, spring: dict[str, Any]) -> None:
+    event = status_event("c-1006", "delivered", "dina@example.com")
+    event["metadata"]["mailing_id"] = "spring\u0000sale"
+    assert post_unione(client, unione_body(event)).json == answer(quarantined=1)
+    line = elastic_lines()[0].replace("postback=spring-sale", "postback=spring%00sale")
+    assert client.get(f"{ELASTIC}?{line}&token={EE_TOKEN}").json == answer(quarantined=1)
+    r = api.post(SIGNALS, json=canonical({"event_id": "e\u0000", "kind": "delivered"}))
+    assert r.status_code == 400
+    r = api.post("/v1/mailings", json={"id": "m\u0000", "name": "n", "category": "bulk", "provider": "unione"})
+    assert r.status_code == 422 and "id" in error_of(r)["details"]
+    r = api.post(f"/v1/mailings/{SPRING}/audience", json={"recipients": [{"contact_id": "c\u0000"}]})
+    assert r.status_code == 422
+    assert api.patch("/v1/contacts/c%00", json={"do_not_use_email": True}).status_code == 404
+    assert api.get("/v1/unmatched?mailing_id=%00").status_code == 422
+    quarantined = api.get("/v1/quarantine").json["items"]
+    assert len(quarantined) == 2 and all("NUL" in q["error"] for q in quarantined)
+    assert EE_TOKEN not in quarantined[1]["raw"] and "postback=spring%00sale" in quarantined[1]["raw"]
+    assert client.get("/readyz").json["lag"] == 0
