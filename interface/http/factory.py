@@ -12,13 +12,13 @@ from werkzeug.exceptions import HTTPException
 from application.config import Settings
 from application.queries import Queries
 from application.service import ResponsesApp
-from interface.http import contacts, inbox, mailings, ops, webhooks
+from interface.http import contacts, inbox, mailings, ops, rules, webhooks
 from interface.http.context import EXTENSION, Services
 from interface.http.errors import ApiError, ErrorSchema, http_error, register_error_handlers
 
 log = logging.getLogger("responses.http")
 
-BLUEPRINTS = (ops.blp, webhooks.blp, webhooks.signals_blp, mailings.blp, contacts.blp, inbox.blp)
+BLUEPRINTS = (ops.blp, webhooks.blp, webhooks.signals_blp, mailings.blp, contacts.blp, inbox.blp, rules.blp)
 
 
 class ResponsesApi(Api):  # type: ignore[misc]

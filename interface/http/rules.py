@@ -1,0 +1,221 @@
+"""Rules, what-if, activation jobs and the audit history (SPEC §4, §7 rules rows)."""
+
+from __future__ import annotations
+
+from datetime import timezone
+from typing import Any
+
+import marshmallow as ma
+from flask_smorest import Blueprint
+from marshmallow import validate
+
+from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
+from domain.signals import utc
+from interface.http.auth import require_bearer
+from interface.http.common import LangArgsSchema, ResponseObjectSchema
+from interface.http.context import service
+from interface.http.errors import ApiError, ErrorSchema
+
+blp = Blueprint("rules", __name__, url_prefix="/v1", description="Versioned rules, what-if replays, activation jobs, audit history")
+blp.before_request(require_bearer)
+
+MAX_SAMPLE = 1000
+
+
+# ---- schemas ---------------------------------------------------------------------------------
+
+
+class RulesetDocumentSchema(ma.Schema):
+    """A ruleset document: every field optional, merged over the active version (a patch).
+
+    Values are checked by the domain (422 with one message per offending field).
+    """
+
+    class Meta:
+        unknown = ma.INCLUDE  # unknown fields reach the domain's validation, which names them
+
+    version = ma.fields.Raw(metadata={"type": "string", "description": "optional; default: the next number"})
+    responses = ma.fields.Raw(metadata={"type": "object", "description": 'code → {"final": bool, "priority": int}'})
+    statistics_period_days = ma.fields.Raw(metadata={"type": "integer", "nullable": True})
+    count_machine_opens = ma.fields.Raw(metadata={"type": "boolean"})
+    unsubscribe_from_all = ma.fields.Raw(metadata={"type": "boolean"})
+    unsubscribe_url_patterns = ma.fields.Raw(metadata={"type": "array", "items": {"type": "string"}})
+    soft_bounce_limit = ma.fields.Raw(metadata={"type": "integer", "nullable": True})
+    machine_open_user_agents = ma.fields.Raw(metadata={"type": "array", "items": {"type": "string"}})
+    machine_open_window_seconds = ma.fields.Raw(metadata={"type": "integer", "nullable": True})
+    machine_click_window_seconds = ma.fields.Raw(metadata={"type": "integer", "nullable": True})
+    confirmation_timeout_hours = ma.fields.Raw(metadata={"type": "number"})
+    confirmation_timeout_response = ma.fields.Raw(metadata={"type": "string"})
+    provider_mappings = ma.fields.Raw(metadata={"type": "object", "description": 'provider → {"field:value": code | {"code","reason"} | null}'})
+
+
+assert set(RulesetDocumentSchema().fields) == set(DOCUMENT_FIELDS)
+
+
+class VersionSchema(ma.Schema):
+    version = ma.fields.String(required=True)
+
+
+class VersionEntrySchema(ma.Schema):
+    version = ma.fields.String(required=True)
+    created_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    changes = ma.fields.Dict(required=True, metadata={"description": "what differs from the version it was based on"})
+    based_on = ma.fields.String(allow_none=True)
+
+
+class RulesListSchema(ma.Schema):
+    active = ma.fields.String(required=True)
+    versions = ma.fields.List(ma.fields.Nested(VersionEntrySchema), required=True)
+
+
+class JobSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    kind = ma.fields.String(required=True)
+    version = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=validate.OneOf(["running", "done", "failed"]))
+    progress = ma.fields.Float(required=True)
+    error = ma.fields.String(allow_none=True)
+
+
+class JobAcceptedSchema(ma.Schema):
+    job = ma.fields.String(required=True)
+
+
+class WhatIfRequestSchema(ma.Schema):
+    rules = ma.fields.Raw(required=True, metadata={"description": "a ruleset document (patch over the active version) or a version string"})
+    mailings = ma.fields.List(ma.fields.String(), load_default=None)
+    sample = ma.fields.Integer(load_default=20, validate=validate.Range(min=0, max=MAX_SAMPLE))
+
+
+TransitionSchema = ma.Schema.from_dict(
+    {"from": ma.fields.String(required=True), "to": ma.fields.String(required=True), "count": ma.fields.Integer(required=True)},
+    name="Transition",
+)
+
+
+class SuppressionSchema(ma.Schema):
+    count = ma.fields.Integer(required=True)
+    sample = ma.fields.List(ma.fields.String(), required=True)
+
+
+class SuppressionDiffSchema(ma.Schema):
+    newly_suppressed = ma.fields.Nested(SuppressionSchema, required=True)
+    no_longer_suppressed = ma.fields.Nested(SuppressionSchema, required=True)
+
+
+class HistoryStepSchema(ma.Schema):
+    seq = ma.fields.Integer(required=True, metadata={"description": "position in the recipient's journal"})
+    received_at = ma.fields.String(required=True, metadata={"format": "date-time"})
+    occurred_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    source = ma.fields.String(required=True)
+    raw = ma.fields.Raw(allow_none=True, metadata={"description": "the provider's payload, as received"})
+    maps_to = ma.fields.String(allow_none=True)
+    effect = ma.fields.String(required=True, validate=validate.OneOf(["set", "counted", "ignored"]))
+    why = ma.fields.String(allow_none=True)
+    response_after = ma.fields.Nested(ResponseObjectSchema, required=True)
+
+
+class RecipientStateSchema(ma.Schema):
+    response = ma.fields.Nested(ResponseObjectSchema, required=True)
+    opens = ma.fields.Integer(required=True)
+    clicks = ma.fields.Integer(required=True)
+
+
+class ExampleSchema(ma.Schema):
+    mailing_id = ma.fields.String(required=True)
+    contact_id = ma.fields.String(required=True)
+    before = ma.fields.Nested(RecipientStateSchema, required=True)
+    after = ma.fields.Nested(RecipientStateSchema, required=True)
+    explanation = ma.fields.List(ma.fields.Nested(HistoryStepSchema), required=True)
+
+
+class WhatIfSchema(ma.Schema):
+    rules = ma.fields.Dict(required=True)
+    recipients = ma.fields.Integer(required=True)
+    changed = ma.fields.Integer(required=True)
+    counters_changed = ma.fields.Integer(required=True)
+    transitions = ma.fields.List(ma.fields.Nested(TransitionSchema), required=True)
+    mailings = ma.fields.Dict(required=True, metadata={"description": 'mailing id → {"before", "after"} summaries'})
+    contacts = ma.fields.Nested(SuppressionDiffSchema, required=True)
+    examples = ma.fields.List(ma.fields.Nested(ExampleSchema), required=True)
+
+
+class HistoryArgsSchema(LangArgsSchema):
+    as_of = ma.fields.AwareDateTime(load_default=None, default_timezone=timezone.utc, metadata={"description": "fold signals received at or before; without an offset: UTC"})
+    rules = ma.fields.String(load_default=None, metadata={"description": "explain under this ruleset version (default: the active one)"})
+
+
+class HistorySchema(RecipientStateSchema):
+    rules = ma.fields.String(required=True)
+    signals = ma.fields.List(ma.fields.Nested(HistoryStepSchema), required=True)
+
+
+def _invalid(exc: InvalidRuleset) -> ApiError:
+    return ApiError(422, "the ruleset is not valid", details=exc.errors)
+
+
+# ---- routes ------------------------------------------------------------------------------------
+
+
+@blp.route("/rules", methods=["GET"])
+@blp.response(200, RulesListSchema)
+def list_rules() -> dict[str, Any]:
+    return service().rules_versions()
+
+
+@blp.route("/rules/<version>", methods=["GET"])
+@blp.response(200, RulesetDocumentSchema)
+@blp.alt_response(404, schema=ErrorSchema)
+def get_rules(version: str) -> dict[str, Any]:
+    return service().ruleset(version).to_document()
+
+
+@blp.route("/rules", methods=["POST"])
+@blp.arguments(RulesetDocumentSchema)
+@blp.response(201, VersionSchema)
+@blp.alt_response(422, schema=ErrorSchema, description="invalid fields, one message each")
+@blp.alt_response(409, schema=ErrorSchema, description="that version exists")
+def define_rules(document: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return {"version": service().define_rules(document).version}
+    except InvalidRuleset as exc:
+        raise _invalid(exc) from None
+
+
+@blp.route("/rules/<version>/activate", methods=["POST"])
+@blp.response(202, JobAcceptedSchema)
+@blp.alt_response(404, schema=ErrorSchema)
+def activate(version: str) -> dict[str, Any]:
+    return {"job": service().request_activation(version)["id"]}
+
+
+@blp.route("/jobs/<job>", methods=["GET"])
+@blp.response(200, JobSchema)
+@blp.alt_response(404, schema=ErrorSchema)
+def get_job(job: str) -> dict[str, Any]:
+    return service().job(job)
+
+
+@blp.route("/what-if", methods=["POST"])
+@blp.arguments(WhatIfRequestSchema)
+@blp.response(200, WhatIfSchema)
+@blp.alt_response(422, schema=ErrorSchema)
+def what_if(body: dict[str, Any]) -> dict[str, Any]:
+    rules = body["rules"]
+    if not isinstance(rules, (dict, str)):
+        raise ApiError(422, "rules is a ruleset document or a version", details={"rules": ["a ruleset object or a version string"]})
+    try:
+        return service().what_if(rules, mailing_ids=body["mailings"], sample=body["sample"])
+    except InvalidRuleset as exc:
+        raise _invalid(exc) from None
+
+
+@blp.route("/mailings/<mailing_id>/recipients/<contact_id>/history", methods=["GET"])
+@blp.arguments(HistoryArgsSchema, location="query")
+@blp.response(200, HistorySchema)
+@blp.alt_response(404, schema=ErrorSchema)
+def history(args: dict[str, Any], mailing_id: str, contact_id: str) -> dict[str, Any]:
+    app = service()
+    rules = app.ruleset(args["rules"]) if args["rules"] else None
+    as_of = utc(args["as_of"]) if args["as_of"] is not None else None
+    return app.history(mailing_id, contact_id, as_of=as_of, rules=rules, lang=args["lang"])
