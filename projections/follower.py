@@ -44,7 +44,7 @@ def apply_batch(app: "ResponsesApp", generation: int, rules: Ruleset, limit: int
     decoded = [(n.id, originator_key(n.originator_id), n.topic, decode(n)) for n in notifications]
     rids = [oid for _, oid, topic, _ in decoded if ":Recipient." in topic]
     cids = [d["command"]["contact_id"] for _, _, topic, d in decoded if topic.endswith("Contact.CommandRecorded")]
-    with app.views.batch(generation, notifications[-1].id) as store:
+    with app.views.batch(generation, position, notifications[-1].id) as store:
         store.preload(rids, cids)
         projector = Projector(rules, store)
         for seq, oid, topic, data in decoded:

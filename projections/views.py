@@ -30,6 +30,10 @@ from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow
 _TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side")
 
 
+class StaleBatch(RuntimeError):
+    """Another follower applied these events first; this batch is dropped and re-read."""
+
+
 def tracking_name(generation: int) -> str:
     return f"views-g{generation}"
 
@@ -213,6 +217,16 @@ class ViewsMixin:
         with self.cursor(commit=True) as c:
             for statement in self.meta_ddl() + self.view_ddl(generation):
                 c.execute(statement)
+            # The generation's tracking row exists from the start, so every batch can lock it.
+            c.execute(
+                self._q(f"INSERT INTO {self.tracking_table()} (application_name, notification_id) VALUES (?, 0) ON CONFLICT DO NOTHING"),
+                (tracking_name(generation),),
+            )
+
+    def tracking_table(self) -> str:
+        name = getattr(self, "tracking_table_name", "tracking")
+        schema = getattr(getattr(self, "datastore", None), "schema", "")
+        return f'"{schema}"."{name}"' if schema else f'"{name}"'
 
     def drop_views(self, generation: int) -> None:
         with self.cursor(commit=True) as c:
@@ -241,9 +255,22 @@ class ViewsMixin:
         return self.max_tracking_id(tracking_name(generation)) or 0  # type: ignore[attr-defined]
 
     @contextmanager
-    def batch(self, generation: int, last_notification_id: int) -> Iterator[BatchStore]:
-        """A batch store whose changes commit with the tracking record, or not at all."""
+    def batch(self, generation: int, after: int, last_notification_id: int) -> Iterator[BatchStore]:
+        """A batch store whose changes commit with the tracking record, or not at all.
+
+        ``after`` is the position the batch was read from: if another follower moved
+        the generation on meanwhile, the batch is refused (``StaleBatch``) rather
+        than applied twice.
+        """
         with self.cursor(commit=True) as c:
+            lock = " FOR UPDATE" if self.placeholder == "%s" else ""
+            c.execute(
+                self._q(f"SELECT notification_id FROM {self.tracking_table()} WHERE application_name = ?{lock}"),
+                (tracking_name(generation),),
+            )
+            row = c.fetchone()
+            if (row["notification_id"] if row else 0) != after:
+                raise StaleBatch(f"views generation {generation} moved past {after} meanwhile")
             store = BatchStore(self, c, generation)
             yield store
             self._flush(c, store, generation)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 from application.queries import Queries
 from application.service import ResponsesApp
+from domain.contacts import ContactState
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
 from interface.providers import elasticemail, unione
 from projections.replay import rebuild
@@ -191,3 +192,22 @@ def test_stop_and_sweep(app: ResponsesApp) -> None:
     app.add_audience("m2", [{"contact_id": "z", "email": "z@example.com"}])
     assert app.sweep(now=T0 + timedelta(minutes=1))["expired"] == 1
     assert responses(app, "m2") == {"z": "stopped_expired"}
+
+
+def test_a_batch_read_before_another_follower_moved_on_is_refused(app: ResponsesApp) -> None:
+    """Two followers on one database never apply the same events twice."""
+    import pytest
+
+    from projections.views import StaleBatch
+
+    app.create_mailing({"id": "m", "name": "M", "category": "bulk", "provider": "unione"})
+    app.add_audience("m", [{"contact_id": "a", "email": "a@example.com"}])
+    app.dispatch("m", now=T0)
+    app.wait_for_views()
+    g, position = app.generation(), app.views_position()
+    assert position > 0
+    with pytest.raises(StaleBatch):
+        with app.views.batch(g, 0, position) as store:  # a slower follower that read from the start
+            store.put_contact("intruder", ContactState())
+    assert app.views_position() == position
+    assert app.views.fetch(f"SELECT contact_id FROM {app.views.t(g, 'contacts')} WHERE contact_id = 'intruder'") == []
