@@ -17,6 +17,7 @@ import orjson
 
 from domain.rules import Ruleset
 from projections.projector import Projector
+from projections.views import StaleBatch
 
 if TYPE_CHECKING:
     from application.service import ResponsesApp
@@ -114,6 +115,8 @@ class ViewFollower:
                     next_jobs_check = time.monotonic() + 0.5
                 if self.run_once() == 0:
                     self._stop.wait(self.poll_interval)
+            except StaleBatch:  # another follower got there first: read again from where it left off
+                continue
             except Exception:  # keep following; the batch rolled back and will be retried
                 log.exception("projection batch failed; retrying")
                 self._stop.wait(1.0)
