@@ -17,6 +17,7 @@ from application.queries import MAX_PAGE
 from domain.catalogue import CODES, REASONS
 
 LANGS = ("en", "ru")
+MAX_ID_LENGTH = 200  # mailing and contact ids: also indexed keys of the views
 
 
 class JsonParser(FlaskParser):

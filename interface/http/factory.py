@@ -13,6 +13,7 @@ from application.config import Settings
 from application.queries import Queries
 from application.service import ResponsesApp
 from interface.http import contacts, inbox, mailings, ops, rules, webhooks
+from interface.http.common import MAX_ID_LENGTH
 from interface.http.context import EXTENSION, Services
 from interface.http.errors import ApiError, ErrorSchema, http_error, register_error_handlers
 
@@ -71,11 +72,14 @@ def create_app(app: ResponsesApp | None = None, settings: Settings | None = None
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     register_error_handlers(flask_app)  # after the Api: ours replace flask-smorest's
-    flask_app.url_value_preprocessor(refuse_nul_in_path)
+    flask_app.url_value_preprocessor(refuse_impossible_ids)
     return flask_app
 
 
-def refuse_nul_in_path(_endpoint: str | None, values: dict[str, Any] | None) -> None:
-    """No mailing or contact id holds a NUL character (PostgreSQL text cannot): such a path names nothing."""
-    if values and any("\x00" in str(v) for v in values.values()):
-        raise ApiError(404, "no such resource: the path holds a NUL character")
+def refuse_impossible_ids(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """Ids are at most ``MAX_ID_LENGTH`` characters, without NUL (PostgreSQL text and indexes cannot hold
+    what is beyond): a path holding another names nothing, and must not create a contact."""
+    for value in (values or {}).values():
+        text = str(value)
+        if len(text) > MAX_ID_LENGTH or "\x00" in text:
+            raise ApiError(404, f"no such resource: ids are 1 to {MAX_ID_LENGTH} characters, without NUL")

@@ -11,7 +11,7 @@ from application.service import CATEGORIES, Conflict
 from domain.catalogue import CODES
 from domain.signals import PROVIDERS
 from interface.http.auth import require_bearer
-from interface.http.common import Blueprint, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, Text, page_schema
+from interface.http.common import MAX_ID_LENGTH, Blueprint, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, Text, page_schema
 from interface.http.context import caught_up_views, fresh_views, service
 from interface.http.errors import ApiError, ErrorSchema
 
@@ -26,7 +26,7 @@ MAX_HOURS = 24 * 366
 
 
 class MailingCreateSchema(ma.Schema):
-    id = Text(required=True, validate=validate.Length(min=1, max=200))
+    id = Text(required=True, validate=validate.Length(min=1, max=MAX_ID_LENGTH))
     name = Text(required=True, validate=validate.Length(min=1, max=1000))
     category = Text(required=True, validate=validate.OneOf(CATEGORIES))
     email_type = Text(allow_none=True, load_default=None, validate=validate.Length(min=1, max=200))
@@ -59,7 +59,7 @@ class MailingListSchema(ma.Schema):
 
 
 class RecipientInSchema(ma.Schema):
-    contact_id = Text(required=True, validate=validate.Length(min=1, max=200))
+    contact_id = Text(required=True, validate=validate.Length(min=1, max=MAX_ID_LENGTH))
     name = Text(allow_none=True, load_default=None)
     email = Text(allow_none=True, load_default=None, validate=validate.Length(max=320))
 

@@ -101,3 +101,12 @@ def test_unknown_language_is_422(api: FlaskClient) -> None:
     r = api.get("/v1/contacts/c-9?lang=xx")
     assert r.status_code == 422
     assert "lang" in error_of(r)["details"]
+
+
+@sqlite_only
+def test_ids_longer_than_any_created_name_nothing(api: FlaskClient) -> None:
+    long = "c" * 201
+    assert api.patch(f"/v1/contacts/{long}", json={"do_not_use_email": True}).status_code == 404
+    assert api.post(f"/v1/contacts/{long}/subscriptions", json={"email_type": "news", "subscribed": False}).status_code == 404
+    assert api.get(f"/v1/contacts/{long}").status_code == 404
+    assert api.patch(f"/v1/contacts/{'c' * 200}", json={"do_not_use_email": True}).status_code == 200
