@@ -1,11 +1,12 @@
-"""Running the projection follower from a command: one follower per database at a time.
+"""Running the projection follower from a command: one active follower per database.
 
-Two followers applying the same journal concurrently could apply a batch twice
-(their tracking records need not collide when their batches end at different
-positions). Commands that run one (``serve``, ``project``, ``sweep``,
-``simulate``) first take a per-database lock: a PostgreSQL advisory lock held
-on its own connection, or an exclusive ``flock`` beside the SQLite file. A
-command that cannot take it leaves the projecting to whoever holds it.
+The views refuse a batch another follower already applied (``StaleBatch``), so
+two followers are safe, but they duplicate their reads and retry each other's
+batches. Commands that run one (``serve``, ``project``, ``sweep``, ``simulate``)
+first take a per-database lock: a PostgreSQL advisory lock held on its own
+connection, or an exclusive ``flock`` beside the SQLite file. A command that
+cannot take it leaves the projecting to whoever holds it (``project`` stands
+by and takes over when the holder goes away).
 """
 
 from __future__ import annotations
