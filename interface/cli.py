@@ -81,15 +81,17 @@ def add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 
 def serve(args: argparse.Namespace) -> int:
-    settings, new_token = settings_with_token(Settings.from_env(), create=True)
+    configured = Settings.from_env()
+    settings, new_token = settings_with_token(configured, create=True)
     if new_token:  # shown once, on the terminal only: never logged
         print(f"API token (kept in {TOKEN_FILE}, shown once): {new_token}", flush=True)
-    elif not Settings.from_env().api_tokens:
+    elif not configured.api_tokens:
         print(f"API token: the one kept in {TOKEN_FILE}", flush=True)
     app = open_app(settings)
+    # a port in use: werkzeug says so on stderr and exits 1
+    server = make_server(args.host, args.port, create_app(app, settings), threaded=True, request_handler=RequestLog)
     with ProjectorLock(settings) as lock:
         follower = background_follower(app, lock)
-        server = make_server(args.host, args.port, create_app(app, settings), threaded=True, request_handler=RequestLog)
         on_stop_signal(lambda: threading.Thread(target=server.shutdown, daemon=True).start())
         log.info("serving on http://%s:%d (docs at /docs)", args.host, server.port)
         try:

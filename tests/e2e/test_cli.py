@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -56,6 +57,17 @@ def test_simulate_in_process(sqlite_env: str, capsys: pytest.CaptureFixture[str]
     assert summary["audience"] == 250 and summary["sent"] == report["sent"]
     assert summary["delivered"] > 0.8 * report["sent"]
     assert 0 < summary["unique_opens"] < summary["delivered"]
+
+
+def test_serve_on_a_taken_port_fails_cleanly(sqlite_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RESPONSES_API_TOKENS", "t")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SystemExit) as exited:
+            main(["serve", "--port", str(taken.getsockname()[1])])
+    assert exited.value.code == 1
+    assert "in use" in capsys.readouterr().err
 
 
 def test_simulate_against_a_url_needs_credentials(sqlite_env: str) -> None:
