@@ -6,13 +6,12 @@ from datetime import timezone
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 from marshmallow import validate
 
 from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
 from domain.signals import utc
 from interface.http.auth import require_bearer
-from interface.http.common import LangArgsSchema, ResponseObjectSchema
+from interface.http.common import Blueprint, LangArgsSchema, ResponseObjectSchema
 from interface.http.context import service
 from interface.http.errors import ApiError, ErrorSchema
 
