@@ -15,6 +15,7 @@ log = logging.getLogger("responses.http")
 
 EXTENSION = "responses"
 READ_WAIT_SECONDS = 2.0
+WRITE_WAIT_SECONDS = 10.0  # well inside gunicorn's 30 s worker timeout: a 503, not a killed worker
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,6 @@ def fresh_views() -> Queries:
 
 
 def caught_up_views() -> Queries:
-    """Queries once the views include every write so far (503 if the projection never catches up)."""
-    service().wait_for_views()
+    """Queries once the views include every write so far (503 if the projection does not catch up)."""
+    service().wait_for_views(timeout=WRITE_WAIT_SECONDS)
     return queries()
