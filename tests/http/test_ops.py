@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from tests.http.conftest import error_of
+from interface.http import context
+from tests.http.conftest import error_of, sqlite_only
 
 CONTRACT_PATHS = {
     "/healthz": {"get"},
@@ -87,3 +89,17 @@ def test_wrong_method_is_405_in_the_error_format(client: FlaskClient, api: Flask
     for r in (client.delete("/healthz"), api.put("/v1/mailings"), client.delete("/v1/webhooks/unione")):
         assert r.status_code == 405
         assert error_of(r)["code"] == "method_not_allowed"
+
+
+@sqlite_only
+def test_without_a_running_projection_writes_answer_503_and_reads_stale(
+    api: FlaskClient, client: FlaskClient, app: ResponsesApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(context, "WRITE_WAIT_SECONDS", 0.1)
+    monkeypatch.setattr(context, "READ_WAIT_SECONDS", 0.1)
+    app.follower = None  # as a gunicorn worker whose `responses project` is down
+    r = api.patch("/v1/contacts/c-1", json={"do_not_use_email": True})
+    assert r.status_code == 503
+    assert error_of(r)["code"] == "unavailable"
+    assert api.get("/v1/mailings").json == {"items": []}  # a read answers from the views as they are
+    assert client.get("/readyz").json["lag"] > 0
