@@ -168,8 +168,8 @@ class Queries:
     def links(self, mailing_id: str) -> dict[str, Any]:
         self.require_mailing(mailing_id)
         rows = self._fetch(
-            f"SELECT url, SUM(clicks) AS clicks, COUNT(*) AS unique_clicks FROM {self._t('link_clicks')} "
-            "WHERE mailing_id = ? GROUP BY url ORDER BY SUM(clicks) DESC, url",
+            f"SELECT MIN(url) AS url, SUM(clicks) AS clicks, COUNT(*) AS unique_clicks FROM {self._t('link_clicks')} "
+            "WHERE mailing_id = ? GROUP BY url_key ORDER BY SUM(clicks) DESC, MIN(url)",
             (mailing_id,),
         )
         return {"links": [{"url": r["url"], "clicks": int(r["clicks"]), "unique_clicks": int(r["unique_clicks"])} for r in rows]}

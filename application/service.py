@@ -63,6 +63,7 @@ A = TypeVar("A", bound=Aggregate)
 
 CATEGORIES = ("bulk", "trigger")
 SAVE_CHUNK = 500
+WRITE_WAIT_SECONDS = 10.0  # inside gunicorn's default worker timeout: a stalled projection answers 503
 
 
 class NotFound(LookupError):
@@ -677,7 +678,7 @@ class ResponsesApp(Application[uuid.UUID]):
     def views_position(self) -> int:
         return self.views.position(self.generation())
 
-    def wait_for_views(self, timeout: float = 30.0) -> None:
+    def wait_for_views(self, timeout: float = WRITE_WAIT_SECONDS) -> None:
         """Read-your-writes: wait until the views have applied everything journaled so far."""
         target = self.journal_position()
         if self.follower is not None:

@@ -9,14 +9,19 @@ view changes with the tracking record in one transaction.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
 
 from domain.rules import Ruleset
-from projections.projector import Projector
+from domain.signals import iso
+from projections.projector import Projector, SideRow
 from projections.views import StaleBatch
 
 if TYPE_CHECKING:
@@ -53,6 +58,33 @@ def apply_batch(app: "ResponsesApp", generation: int, rules: Ruleset, limit: int
     return len(notifications)
 
 
+POISON_AFTER_FAILURES = 3
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, sqlite3.OperationalError, psycopg.OperationalError, TimeoutError
+)
+
+
+def set_aside(app: "ResponsesApp", generation: int, error: Exception) -> None:
+    """Move a generation past the next event, keeping the event and the error in the quarantine."""
+    position = app.views.position(generation)
+    [n] = app.recorder.select_notifications(start=position + 1, limit=1)
+    raw = bytes(n.state).decode("utf-8", "replace")[:65536]
+    message = f"the views could not apply {n.topic} #{n.id}: {type(error).__name__}: {error}"[:2000]
+    log.error("%s; set aside in the quarantine", message)
+    with app.views.batch(generation, position, n.id) as store:
+        store.put_side(
+            SideRow(
+                id=f"projection:{generation}:{n.id}",
+                kind="quarantine",
+                source="projection",
+                mailing_id=None,
+                received_at=iso(datetime.now(timezone.utc)) or "",
+                seq=n.id,
+                payload={"raw": raw, "error": message},
+            )
+        )
+
+
 class ViewFollower:
     def __init__(self, app: "ResponsesApp", batch_size: int = 500, poll_interval: float = 0.1):
         self.app = app
@@ -63,9 +95,40 @@ class ViewFollower:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
-        """Apply one batch of new journal events to the active views; return how many were read."""
+        """Apply one batch of new journal events to the active views; return how many were read.
+
+        A batch that fails for its data, again and again (a poison event: one
+        the view tables cannot hold), is applied event by event; the event that
+        fails is set aside in the quarantine with its error, so the views go on
+        with everything else. A database that is unreachable or busy is no
+        reason to set anything aside: that error is raised, and retried later.
+        """
         with self.lock:
-            return apply_batch(self.app, self.app.generation(), self.app.active_rules(), self.batch_size)
+            generation, rules = self.app.generation(), self.app.active_rules()
+            for attempt in range(1, POISON_AFTER_FAILURES + 1):
+                try:
+                    return apply_batch(self.app, generation, rules, self.batch_size)
+                except (StaleBatch, *TRANSIENT):
+                    raise
+                except Exception:
+                    if attempt == POISON_AFTER_FAILURES:
+                        log.exception("a batch failed %d times: applying it event by event", attempt)
+            return self._isolate_poison(generation, rules)
+
+    def _isolate_poison(self, generation: int, rules: Ruleset) -> int:
+        applied = 0
+        for _ in range(self.batch_size):
+            try:
+                n = apply_batch(self.app, generation, rules, 1)
+            except (StaleBatch, *TRANSIENT):
+                raise
+            except Exception as exc:
+                set_aside(self.app, generation, exc)
+                n = 1
+            if n == 0:
+                break
+            applied += n
+        return applied
 
     def catch_up(self, until: int | None = None) -> None:
         target = until if until is not None else self.app.journal_position()

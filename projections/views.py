@@ -12,6 +12,7 @@ the active pointer is swapped in one transaction.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -28,6 +29,10 @@ from domain.signals import iso, parse_iso
 from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow
 
 _TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side")
+
+
+def url_key(url: str) -> str:
+    return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class StaleBatch(RuntimeError):
@@ -201,8 +206,9 @@ class ViewsMixin:
             f"CREATE INDEX IF NOT EXISTS {t('recipients_mailing')} ON {t('recipients')} (mailing_id, seq)",
             f"CREATE INDEX IF NOT EXISTS {t('recipients_response')} ON {t('recipients')} (mailing_id, response, seq)",
             f"CREATE INDEX IF NOT EXISTS {t('recipients_contact')} ON {t('recipients')} (contact_id)",
-            f"CREATE TABLE IF NOT EXISTS {t('link_clicks')} (mailing_id TEXT NOT NULL, url TEXT NOT NULL, "
-            "contact_id TEXT NOT NULL, clicks INTEGER NOT NULL, PRIMARY KEY (mailing_id, url, contact_id))",
+            # keyed by a digest of the URL: tracking URLs can be longer than an index entry may be
+            f"CREATE TABLE IF NOT EXISTS {t('link_clicks')} (mailing_id TEXT NOT NULL, url_key TEXT NOT NULL, "
+            "contact_id TEXT NOT NULL, url TEXT NOT NULL, clicks INTEGER NOT NULL, PRIMARY KEY (mailing_id, url_key, contact_id))",
             f"CREATE TABLE IF NOT EXISTS {t('contacts')} (contact_id TEXT PRIMARY KEY, email TEXT, "
             "do_not_use_email INTEGER NOT NULL, email_is_actual INTEGER NOT NULL, state " + blob + " NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {t('side')} (id TEXT PRIMARY KEY, kind TEXT NOT NULL, source TEXT, "
@@ -303,12 +309,14 @@ class ViewsMixin:
                 ),
                 [self._recipient_values(r) for r in rows],
             )
-            clicks = [(r.mailing_id, url, r.contact_id, n) for r in rows for url, n in r.state.clicked_urls.items()]
+            clicks = [
+                (r.mailing_id, url_key(url), r.contact_id, url, n) for r in rows for url, n in r.state.clicked_urls.items()
+            ]
             if clicks:
                 c.executemany(
                     self._q(
-                        f"INSERT INTO {self.t(g, 'link_clicks')} VALUES (?,?,?,?) "
-                        "ON CONFLICT (mailing_id, url, contact_id) DO UPDATE SET clicks=excluded.clicks"
+                        f"INSERT INTO {self.t(g, 'link_clicks')} VALUES (?,?,?,?,?) "
+                        "ON CONFLICT (mailing_id, url_key, contact_id) DO UPDATE SET clicks=excluded.clicks"
                     ),
                     clicks,
                 )

@@ -211,3 +211,38 @@ def test_a_batch_read_before_another_follower_moved_on_is_refused(app: Responses
             store.put_contact("intruder", ContactState())
     assert app.views_position() == position
     assert app.views.fetch(f"SELECT contact_id FROM {app.views.t(g, 'contacts')} WHERE contact_id = 'intruder'") == []
+
+
+def test_a_poison_event_is_set_aside_and_the_views_go_on(app: ResponsesApp, monkeypatch) -> None:
+    """An event the views cannot hold must not stop every later event (nor lose it: it is quarantined)."""
+    from projections.projector import Projector
+
+    app.create_mailing({"id": "m", "name": "M", "category": "bulk", "provider": "sendgrid"})
+    app.add_audience("m", [{"contact_id": "a", "email": "a@example.com"}, {"contact_id": "b", "email": "b@example.com"}])
+    app.dispatch("m", now=T0)
+    app.wait_for_views()
+
+    real = Projector._signal_recorded
+
+    def choke(self, seq, oid, data):  # the views cannot store this one (think: a value the database refuses)
+        if data["signal"]["key"] == "poison":
+            raise ValueError("value too large for the view")
+        return real(self, seq, oid, data)
+
+    monkeypatch.setattr(Projector, "_signal_recorded", choke)
+
+    def delivered(contact: str, key: str) -> ProviderEvent:
+        at = T0 + timedelta(minutes=5)
+        return ProviderEvent(Signal(key=key, source="sendgrid", fields={"event": "delivered"}, received_at=at, occurred_at=at), Correlation("m", contact))
+
+    app.record_batch(ParsedBatch(events=[delivered("a", "poison"), delivered("b", "fine")]))
+    app.wait_for_views()
+    assert responses(app, "m") == {"a": "sent_to_provider", "b": "delivered"}
+    assert app.views_position() == app.journal_position()
+    quarantined = Queries(app).side("quarantine")["items"]
+    assert [q["source"] for q in quarantined] == ["projection"]
+    assert "value too large for the view" in quarantined[0]["error"] and '"poison"' in quarantined[0]["raw"]
+    # The journal still holds the event: once the views can take it, a rebuild folds it in.
+    monkeypatch.setattr(Projector, "_signal_recorded", real)
+    rebuild(app, app.active_rules())
+    assert responses(app, "m") == {"a": "delivered", "b": "delivered"}
