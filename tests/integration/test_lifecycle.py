@@ -246,3 +246,16 @@ def test_a_poison_event_is_set_aside_and_the_views_go_on(app: ResponsesApp, monk
     monkeypatch.setattr(Projector, "_signal_recorded", real)
     rebuild(app, app.active_rules())
     assert responses(app, "m") == {"a": "delivered", "b": "delivered"}
+
+
+def test_long_tracking_urls_are_counted_in_the_click_map(app: ResponsesApp) -> None:
+    url = "https://shop.example.com/track?" + "x" * 6000  # longer than an index entry may be on PostgreSQL
+    app.create_mailing({"id": "m", "name": "M", "category": "bulk", "provider": "sendgrid"})
+    app.add_audience("m", [{"contact_id": "a", "email": "a@example.com"}])
+    app.dispatch("m", now=T0)
+    at = T0 + timedelta(minutes=5)
+    click = ProviderEvent(Signal(key="k", source="sendgrid", fields={"event": "click"}, received_at=at, occurred_at=at, url=url), Correlation("m", "a"))
+    app.record_batch(ParsedBatch(events=[click]))
+    app.wait_for_views()
+    assert Queries(app).links("m")["links"] == [{"url": url, "clicks": 1, "unique_clicks": 1}]
+    assert Queries(app).side("quarantine")["items"] == []
