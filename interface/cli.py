@@ -224,11 +224,156 @@ def progress_printer() -> Callable[[int, int, int], None]:
     return show
 
 
-# ---- rebuild, what-if: the lead adds them here (SPEC §9) ------------------------------------------
-#   responses rebuild [--rules VERSION]
-#   responses what-if RULES.json [--mailing ID ...] [--json]
-# Write `add_<name>(commands)` (parser + set_defaults(func=<name>)) and `<name>(args) -> int`
-# as above, and list `add_<name>` in COMMANDS below.
+# ---- rebuild ---------------------------------------------------------------------------------------
+
+
+def add_rebuild(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = commands.add_parser("rebuild", help="fold all history into fresh views (under a ruleset version), then swap")
+    p.add_argument("--rules", metavar="VERSION", help="ruleset version to adopt (default: the active one)")
+    p.set_defaults(func=rebuild)
+
+
+def rebuild(args: argparse.Namespace) -> int:
+    """A rebuild is an activation job: run here when no other process projects, else by the one that does."""
+    from application.service import NotFound
+
+    settings = Settings.from_env()
+    app = open_app(settings)
+    try:
+        version = args.rules or app.active_version()
+        try:
+            job = app.request_activation(version)
+        except NotFound as exc:
+            print(str(exc), file=sys.stderr)
+            return 2
+        with ProjectorLock(settings) as lock:
+            if on_demand_follower(app, lock):
+                app.follower.execute(job["id"], version, progress=fraction_printer(f"rebuild under rules {version}"))
+                state = app.job(job["id"])
+            else:
+                print(f"job {job['id']} queued: the running projection process executes it", file=sys.stderr)
+                state = wait_for_job(app, job["id"])
+    finally:
+        app.close()
+    print(json.dumps(state))
+    return 0 if state["status"] == "done" else 1
+
+
+def wait_for_job(app: ResponsesApp, job: str) -> dict[str, Any]:
+    show = fraction_printer("rebuild")
+    while True:
+        state = app.job(job)
+        show(state["progress"], 1.0)
+        if state["status"] != "running":
+            return state
+        time.sleep(0.5)
+
+
+def fraction_printer(label: str) -> Callable[[float, float], None]:
+    """Progress on stderr as a percentage: one line rewritten on a terminal, a line a 10 % step otherwise."""
+    tty = sys.stderr.isatty()
+    shown = [-1]
+
+    def show(done: float, total: float) -> None:
+        percent = int(100 * done / total) if total else 100
+        if percent == shown[0] or (not tty and percent // 10 == shown[0] // 10 and percent != 100):
+            return
+        shown[0] = percent
+        print(f"\r{label}: {percent:3d} %" if tty else f"{label}: {percent} %", end="" if tty and percent < 100 else "\n", file=sys.stderr, flush=True)
+
+    return show
+
+
+# ---- what-if --------------------------------------------------------------------------------------
+
+
+def add_what_if(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = commands.add_parser("what-if", help="preview a rule change against all history (the views are untouched)")
+    p.add_argument("rules", metavar="RULES.json", help="a ruleset document (a patch over the active rules) or a version")
+    p.add_argument("--mailing", action="append", metavar="ID", help="only these mailings (repeatable)")
+    p.add_argument("--sample", type=int, default=20, help="changed recipients to show with their explanation")
+    p.add_argument("--json", action="store_true", help="the full answer as JSON (as POST /v1/what-if gives it)")
+    p.set_defaults(func=what_if)
+
+
+def what_if(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from application.service import NotFound
+    from domain.rules import InvalidRuleset
+
+    source = Path(args.rules)
+    if source.exists():
+        try:
+            rules: Any = json.loads(source.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"{source}: not a JSON ruleset document ({exc})", file=sys.stderr)
+            return 2
+    else:
+        rules = args.rules  # a version
+    settings = Settings.from_env()
+    app = open_app(settings)
+    try:
+        result = app.what_if(rules, mailing_ids=args.mailing, sample=args.sample, progress=fraction_printer("replaying the journal"))
+    except InvalidRuleset as exc:
+        for field, message in exc.errors.items():
+            print(f"{field}: {message}", file=sys.stderr)
+        return 2
+    except NotFound as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    finally:
+        app.close()
+    print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else what_if_report(result))
+    return 0
+
+
+def what_if_report(result: dict[str, Any]) -> str:
+    """The what-if answer as a marketer reads it: transitions, per-mailing before → after, contacts."""
+    rules = result["rules"]
+    candidate = "the candidate rules" if rules["candidate"] == "what-if" else f"rules {rules['candidate']}"
+    lines = [
+        f"{candidate} against the active rules {rules['current']}: "
+        f"{result['recipients']} recipients, {result['changed']} change response, {result['counters_changed']} change counters",
+        "",
+    ]
+    if result["transitions"]:
+        width = max(len(t["from"]) for t in result["transitions"])
+        lines.append("transitions")
+        lines += [f"  {t['from']:<{width}}  →  {t['to']:<24} {t['count']:>8}" for t in result["transitions"]]
+        lines.append("")
+    for mailing, pair in result["mailings"].items():
+        before, after = pair["before"], pair["after"]
+        lines.append(f"mailing {mailing}")
+        for key in ("delivered", "unique_opens", "total_opens", "unique_clicks", "total_clicks"):
+            if before[key] != after[key]:
+                lines.append(f"  {key:<20} {before[key]:>8} → {after[key]}")
+        for key, value in after["rates"].items():
+            if before["rates"][key] != value:
+                lines.append(f"  {key + ' rate':<20} {_percent(before['rates'][key]):>8} → {_percent(value)}")
+        if all(before[k] == after[k] for k in ("responses", "unique_opens", "total_opens", "total_clicks")):
+            lines.append("  no change")
+    contacts = result["contacts"]
+    lines += [
+        "",
+        f"contacts newly suppressed: {contacts['newly_suppressed']['count']} {_sample(contacts['newly_suppressed']['sample'])}",
+        f"contacts no longer suppressed: {contacts['no_longer_suppressed']['count']} {_sample(contacts['no_longer_suppressed']['sample'])}",
+    ]
+    for example in result["examples"][:5]:
+        steps = ", ".join(f"{s['maps_to'] or '-'}:{s['effect']}{'(' + s['why'] + ')' if s['why'] else ''}" for s in example["explanation"])
+        lines.append(
+            f"  e.g. {example['mailing_id']}/{example['contact_id']}: {example['before']['response']['code']} → "
+            f"{example['after']['response']['code']}  [{steps}]"
+        )
+    return "\n".join(lines)
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.1f} %"
+
+
+def _sample(ids: list[str]) -> str:
+    return f"(e.g. {', '.join(ids[:5])})" if ids else ""
 
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (  # type: ignore[type-arg]
@@ -236,6 +381,8 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (  # type: 
     add_project,
     add_sweep,
     add_simulate,
+    add_rebuild,
+    add_what_if,
 )
 
 

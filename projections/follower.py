@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from datetime import datetime, timezone
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -147,13 +148,15 @@ class ViewFollower:
             self.app.jobs_done_up_to(position)
         return len(jobs)
 
-    def execute(self, job: str, version: str) -> None:
+    def execute(self, job: str, version: str, progress: Callable[[int, int], None] | None = None) -> None:
         from projections.replay import rebuild
 
         app = self.app
         last = [0.0]
 
-        def progress(done: int, end: int) -> None:
+        def report(done: int, end: int) -> None:
+            if progress is not None:
+                progress(done, end)
             now = time.monotonic()
             if end and now - last[0] >= 1.0:
                 last[0] = now
@@ -161,7 +164,7 @@ class ViewFollower:
                 log.info("job %s: rebuild under rules %s, %d/%d events", job, version, done, end)
 
         try:
-            rebuild(app, app.ruleset(version), progress, between_batches=self.run_once)
+            rebuild(app, app.ruleset(version), report, between_batches=self.run_once)
         except Exception as exc:  # the old generation and rules stay active
             log.exception("job %s failed", job)
             app.update_job(job, status="failed", error=f"{type(exc).__name__}: {exc}")

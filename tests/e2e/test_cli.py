@@ -29,7 +29,7 @@ def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_every_command_is_registered() -> None:
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert {"serve", "project", "sweep", "simulate"} <= set(commands)
+    assert {"serve", "project", "sweep", "simulate", "rebuild", "what-if"} <= set(commands)
     assert len(COMMANDS) == len(commands)
     args = parser.parse_args(["serve"])
     assert (args.host, args.port) == ("127.0.0.1", 8000)
