@@ -112,6 +112,8 @@ class ViewFollower:
                 except (StaleBatch, *TRANSIENT):
                     raise
                 except Exception:
+                    if self.app.generation() != generation:  # swapped by a rebuild meanwhile: read the new one
+                        return 0
                     if attempt == POISON_AFTER_FAILURES:
                         log.exception("a batch failed %d times: applying it event by event", attempt)
             return self._isolate_poison(generation, rules)
