@@ -377,17 +377,7 @@ class ResponsesApp(Application[uuid.UUID]):
                 if existing.fields() != wanted:
                     raise Conflict(f"mailing {wanted['id']!r} exists with other fields")
                 return existing.fields(), False
-            mailing = uow.add(
-                Mailing(
-                    mailing_id=wanted["id"],
-                    name=wanted["name"],
-                    category=wanted["category"],
-                    email_type=wanted["email_type"],
-                    provider=wanted["provider"],
-                    expires_at=wanted["expires_at"],
-                    prevent_duplicates=wanted["prevent_duplicates"],
-                )
-            )
+            mailing = uow.add(Mailing(mailing_id=wanted["id"], **{k: v for k, v in wanted.items() if k != "id"}))
             return mailing.fields(), True
 
         return self._in_transaction(work)

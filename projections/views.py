@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 import orjson
@@ -392,7 +391,7 @@ class ViewsMixin:
         out: list[MailingRow] = []
         for chunk in _chunks(ids, 500):
             c.execute(self._q(f"SELECT * FROM {self.t(g, 'mailings')} WHERE id IN ({self._in(len(chunk))})"), chunk)
-            out.extend(_mailing_row(r) for r in c.fetchall())
+            out.extend(mailing_row(r) for r in c.fetchall())
         return out
 
     def _select_contacts(self, c: Any, g: int, ids: list[str]) -> list[tuple[str, ContactState]]:
@@ -413,7 +412,7 @@ class ViewsMixin:
             return list(c.fetchall())
 
 
-def _mailing_row(r: Any) -> MailingRow:
+def mailing_row(r: Any) -> MailingRow:
     return MailingRow(
         id=r["id"],
         name=r["name"],
@@ -425,10 +424,6 @@ def _mailing_row(r: Any) -> MailingRow:
         created_seq=r["created_seq"],
         started_at=parse_iso(r["started_at"]),
     )
-
-
-def mailing_row(r: Any) -> MailingRow:
-    return _mailing_row(r)
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
@@ -454,7 +449,3 @@ class PostgresViewRecorder(ViewsMixin, PostgresTrackingRecorder):
         with self.cursor(commit=True) as c:
             for statement in self.meta_ddl():
                 c.execute(statement)
-
-
-def to_datetime(value: str | None) -> datetime | None:
-    return parse_iso(value)
