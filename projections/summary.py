@@ -6,7 +6,7 @@ an in-memory replay; the arithmetic is the same.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
 from domain.catalogue import DELIVERED, NOT_DELIVERED, NOT_SENT, RESPONSES
@@ -21,7 +21,7 @@ class SummaryBuilder:
         self.audience = 0
         self.sent = 0
         self.responses: Counter[str] = Counter()
-        self.reasons: dict[str, Counter[str]] = defaultdict(Counter)
+        self.reasons: dict[str, Counter[str]] = {}
         self.unique_opens = 0
         self.total_opens = 0
         self.unique_clicks = 0
@@ -44,7 +44,9 @@ class SummaryBuilder:
             self.sent += count
         self.responses[response] += count
         if RESPONSES[response].group in (NOT_SENT, NOT_DELIVERED):
-            self.reasons[response][reason or "none"] += count
+            reasons = self.reasons.setdefault(response, Counter())  # listed even when no reason is known
+            if reason is not None:
+                reasons[reason] += count
         if unique_open:
             self.unique_opens += count
         if unique_click if unique_click is not None else clicks > 0:
@@ -58,7 +60,7 @@ class SummaryBuilder:
         errors: dict[str, dict[str, Any]] = {NOT_SENT: {}, NOT_DELIVERED: {}}
         for code, reasons in sorted(self.reasons.items()):
             errors[RESPONSES[code].group][code] = {
-                "count": sum(reasons.values()),
+                "count": self.responses[code],
                 "reasons": dict(sorted(reasons.items())),
             }
         return {
