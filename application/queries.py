@@ -145,6 +145,9 @@ class Queries:
     def timeline(self, mailing_id: str, hours: int = 48) -> dict[str, Any]:
         mailing = self.require_mailing(mailing_id)
         start = parse_iso(mailing["started_at"])
+        if start is None:  # dispatched by the sender itself: its first reported sending
+            first = self._fetch(f"SELECT MIN(sent_at) AS first FROM {self._t('recipients')} WHERE mailing_id = ?", (mailing_id,))
+            start = parse_iso(first[0]["first"]) if first else None
         if start is None:
             return {"start": None, "buckets": []}
         opens = [0] * hours

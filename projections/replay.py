@@ -78,7 +78,9 @@ def rebuild(
         if between_batches is not None:
             between_batches()
     app.swap_generation(new, rules.version)
-    app.views.drop_views(old)
+    # The generation just replaced may still be read by requests in flight: it goes at the next rebuild.
+    for retired in range(1, old):
+        app.views.drop_views(retired)
     return new
 
 

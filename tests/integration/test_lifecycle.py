@@ -259,3 +259,27 @@ def test_long_tracking_urls_are_counted_in_the_click_map(app: ResponsesApp) -> N
     app.wait_for_views()
     assert Queries(app).links("m")["links"] == [{"url": url, "clicks": 1, "unique_clicks": 1}]
     assert Queries(app).side("quarantine")["items"] == []
+
+
+def test_timeline_counts_first_opens_and_clicks_per_hour_from_the_first_sending(app: ResponsesApp) -> None:
+    """A sender that dispatches itself reports sent_to_provider; the chart starts at its first sending."""
+    from domain.signals import system_signal
+
+    app.create_mailing({"id": "m", "name": "M", "category": "trigger", "provider": "sendgrid"})
+    app.add_audience("m", [{"contact_id": c, "email": f"{c}@example.com"} for c in ("a", "b")])
+
+    def event(contact: str, kind: str, minutes: int, provider_event: str | None = None) -> ProviderEvent:
+        at = T0 + timedelta(minutes=minutes)
+        if provider_event is None:
+            return ProviderEvent(system_signal(kind, key=f"{contact}{kind}", at=at), Correlation("m", contact))
+        return ProviderEvent(Signal(key=f"{contact}{kind}{minutes}", source="sendgrid", fields={"event": provider_event}, received_at=at, occurred_at=at, url="https://x.example/"), Correlation("m", contact))
+
+    app.record_batch(ParsedBatch(events=[
+        event("a", "sent_to_provider", 0), event("b", "sent_to_provider", 1),
+        event("a", "opened", 30, "open"), event("a", "opened", 45, "open"),  # only the first open counts in the chart
+        event("b", "opened", 70, "open"), event("b", "clicked", 130, "click"),
+    ]))
+    app.wait_for_views()
+    timeline = Queries(app).timeline("m", hours=3)
+    assert timeline["start"] == T0.isoformat()
+    assert [(b["hour"], b["first_opens"], b["first_clicks"]) for b in timeline["buckets"]] == [(0, 1, 0), (1, 1, 0), (2, 0, 1)]
