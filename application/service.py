@@ -179,15 +179,18 @@ class ResponsesApp(Application[uuid.UUID]):
 
     def rules_versions(self) -> dict[str, Any]:
         book = self._rules_book()
-        versions = [{"version": DEFAULT_VERSION, "created_at": None, "changes": {}, "based_on": None}]
+        versions = [{"version": DEFAULT_VERSION, "created_at": None, "created_by": None, "changes": {}, "based_on": None}]
         if book is not None:
             versions += [
-                {k: v for k, v in entry.items() if k != "document"} for entry in book.versions.values()
+                {"created_by": None, **{k: v for k, v in entry.items() if k != "document"}} for entry in book.versions.values()
             ]
         return {"active": self.active_version(), "versions": versions}
 
-    def define_rules(self, document: dict[str, Any]) -> Ruleset:
-        """A new ruleset version: ``document`` merged over the active version (raises InvalidRuleset)."""
+    def define_rules(self, document: dict[str, Any], created_by: str | None = None) -> Ruleset:
+        """A new ruleset version: ``document`` merged over the active version (raises InvalidRuleset).
+
+        ``created_by`` says who, for the rules history (never a secret: e.g. a token's fingerprint).
+        """
         base = self.active_rules()
         requested = document.get("version") if isinstance(document, dict) else None
 
@@ -204,6 +207,7 @@ class ResponsesApp(Application[uuid.UUID]):
                 changes=rules.changes_from(base),
                 based_on=base.version,
                 created_at=iso(now_utc()),
+                created_by=created_by,
             )
             return rules
 
@@ -534,7 +538,10 @@ class ResponsesApp(Application[uuid.UUID]):
             "WHERE mailing_id = ? AND response IN ('planned', 'ready_to_send', 'queued') ORDER BY seq",
             (mailing_id,),
         )
-        return self._record_system([(r["mailing_id"], r["contact_id"]) for r in rows], "stopped_manually", "stop", now or now_utc())
+        now = now or now_utc()
+        stopped = self._record_system([(r["mailing_id"], r["contact_id"]) for r in rows], "stopped_manually", "stop", now)
+        self._in_transaction(lambda uow: uow.get(mailing_id_of(mailing_id)).stop(at=iso(now), recipients=stopped))
+        return stopped
 
     def sweep(self, now: datetime | None = None) -> dict[str, int]:
         """Expire planned recipients of expired mailings; record a confirmation check for those still waiting."""

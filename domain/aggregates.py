@@ -114,6 +114,7 @@ class Mailing(Aggregate):
         self.expires_at = expires_at
         self.prevent_duplicates = prevent_duplicates
         self.started_at: str | None = None
+        self.stopped_at: str | None = None
         self.waves = 0
 
     def fields(self) -> dict[str, Any]:
@@ -134,6 +135,11 @@ class Mailing(Aggregate):
     def _dispatch_wave_started(self, mailing_id: str, at: str) -> None:
         self.started_at = self.started_at or at
         self.waves += 1
+
+    @event("Stopped")
+    def stop(self, at: str, recipients: int) -> None:
+        """Journaled for the audit; the recipients it stopped carry their own ``stopped_manually`` signal."""
+        self.stopped_at = at
 
 
 class Contact(Aggregate):
@@ -242,13 +248,16 @@ class RulesBook(Aggregate):
         self.versions: dict[str, dict[str, Any]] = {}
 
     @event("VersionDefined")
-    def define(self, version: str, document: dict[str, Any], changes: dict[str, Any], based_on: str, created_at: str) -> None:
+    def define(
+        self, version: str, document: dict[str, Any], changes: dict[str, Any], based_on: str, created_at: str, created_by: str | None = None
+    ) -> None:
         self.versions[version] = {
             "version": version,
             "document": document,
             "changes": changes,
             "based_on": based_on,
             "created_at": created_at,
+            "created_by": created_by,
         }
 
 

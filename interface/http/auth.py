@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
@@ -25,6 +26,12 @@ def require_bearer() -> None:
         raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)")
     if not token_matches(given.strip(), context.settings().api_tokens):
         raise ApiError(401, "invalid bearer token")
+
+
+def caller() -> str | None:
+    """Who is calling, for audit records: a fingerprint of the bearer token, never the token."""
+    _, _, given = request.headers.get("Authorization", "").partition(" ")
+    return f"token:{hashlib.sha256(given.strip().encode()).hexdigest()[:10]}" if given.strip() else None
 
 
 def token_matches(given: str, tokens: tuple[str, ...]) -> bool:

@@ -10,7 +10,7 @@ from marshmallow import validate
 
 from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
 from domain.signals import utc
-from interface.http.auth import require_bearer
+from interface.http.auth import caller, require_bearer
 from interface.http.common import Blueprint, LangArgsSchema, ResponseObjectSchema
 from interface.http.context import service
 from interface.http.errors import ApiError, ErrorSchema
@@ -58,6 +58,7 @@ class VersionSchema(ma.Schema):
 class VersionEntrySchema(ma.Schema):
     version = ma.fields.String(required=True)
     created_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    created_by = ma.fields.String(allow_none=True, metadata={"description": "who: a fingerprint of the bearer token that created it"})
     changes = ma.fields.Dict(required=True, metadata={"description": "what differs from the version it was based on"})
     based_on = ma.fields.String(allow_none=True)
 
@@ -176,7 +177,7 @@ def get_rules(version: str) -> dict[str, Any]:
 @blp.alt_response(409, schema=ErrorSchema, description="that version exists")
 def define_rules(document: dict[str, Any]) -> dict[str, Any]:
     try:
-        return {"version": service().define_rules(document).version}
+        return {"version": service().define_rules(document, created_by=caller()).version}
     except InvalidRuleset as exc:
         raise _invalid(exc) from None
 

@@ -56,7 +56,7 @@ def test_history_explains_each_signal_with_as_of_and_another_version(api: FlaskC
 def test_rules_versions_validation_and_what_if(api: FlaskClient, client: FlaskClient, spring: dict[str, Any]) -> None:
     deliver_fixture_batch(client)
     r = api.get("/v1/rules")
-    assert r.json == {"active": "1", "versions": [{"version": "1", "created_at": None, "changes": {}, "based_on": None}]}
+    assert r.json == {"active": "1", "versions": [{"version": "1", "created_at": None, "created_by": None, "changes": {}, "based_on": None}]}
     default = api.get("/v1/rules/1").json
     assert default["statistics_period_days"] == 30 and default["responses"]["unsubscribed"] == {"final": True}
 
@@ -79,6 +79,7 @@ def test_rules_versions_validation_and_what_if(api: FlaskClient, client: FlaskCl
     assert created.status_code == 201 and created.json == {"version": "2"}
     listing = api.get("/v1/rules").json
     assert listing["active"] == "1"
+    assert listing["versions"][1]["created_by"].startswith("token:") and "test-api-token" not in str(listing)
     assert listing["versions"][1]["changes"] == {
         "responses": {"soft_bounce": {"final": True}},
         "provider_mappings": {"unione": {"status:brand_new": "delivered"}},
