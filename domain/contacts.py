@@ -6,7 +6,7 @@ and its own journaled manual commands, applied in journal order (the later wins)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from domain.catalogue import DELIVERED, RESPONSES, SET
@@ -14,12 +14,12 @@ from domain.fold import Step
 from domain.rules import Ruleset
 
 
-@dataclass
+@dataclass(slots=True)
 class ContactState:
     email: str | None = None
     do_not_use_email: bool = False
     email_is_actual: bool = True
-    unsubscribed_types: set[str] = field(default_factory=set)
+    unsubscribed_types: frozenset[str] = frozenset()  # immutable: copies share it
     soft_bounce_streak: int = 0
 
     @property
@@ -28,7 +28,7 @@ class ContactState:
 
     def copy(self) -> "ContactState":
         return ContactState(
-            self.email, self.do_not_use_email, self.email_is_actual, set(self.unsubscribed_types), self.soft_bounce_streak
+            self.email, self.do_not_use_email, self.email_is_actual, self.unsubscribed_types, self.soft_bounce_streak
         )
 
     def flags(self) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def apply_signal_effect(contact: ContactState, step: Step, email_type: str | Non
         if rules.unsubscribe_from_all or not email_type:
             c.do_not_use_email = True
         else:
-            c.unsubscribed_types.add(email_type)
+            c.unsubscribed_types = c.unsubscribed_types | {email_type}
     elif code == "spam_complaint":
         c.do_not_use_email = True
     elif code == "hard_bounce" and step.effect == SET:
@@ -89,7 +89,7 @@ def apply_command(contact: ContactState, command: Mapping[str, Any]) -> ContactS
             c.email_is_actual = bool(command["email_is_actual"])
     elif op == "subscription":
         if command["subscribed"]:
-            c.unsubscribed_types.discard(command["email_type"])
+            c.unsubscribed_types = c.unsubscribed_types - {command["email_type"]}
         else:
-            c.unsubscribed_types.add(command["email_type"])
+            c.unsubscribed_types = c.unsubscribed_types | {command["email_type"]}
     return c

@@ -78,7 +78,7 @@ class SeenKeys:
         return cls(bytes.fromhex(text))
 
 
-@dataclass
+@dataclass(slots=True)
 class RecipientState:
     """What a recipient's journal folds to."""
 
@@ -98,7 +98,8 @@ class RecipientState:
 
     def copy(self) -> "RecipientState":
         clone = RecipientState.__new__(RecipientState)
-        clone.__dict__.update(self.__dict__)
+        for name in self.__slots__:
+            setattr(clone, name, getattr(self, name))
         clone.clicked_urls = dict(self.clicked_urls)
         clone.seen = SeenKeys(self.seen.blob)  # bytes are immutable: sharing is safe
         return clone

@@ -33,7 +33,7 @@ class MailingRow:
     started_at: datetime | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class RecipientRow:
     rid: str
     mailing_id: str

@@ -99,7 +99,7 @@ def dump_contact(c: ContactState) -> bytes:
 def load_contact(raw: bytes | str) -> ContactState:
     d = orjson.loads(raw)
     return ContactState(
-        d["email"], d["do_not_use_email"], d["email_is_actual"], set(d["unsubscribed_types"]), d["soft_bounce_streak"]
+        d["email"], d["do_not_use_email"], d["email_is_actual"], frozenset(d["unsubscribed_types"]), d["soft_bounce_streak"]
     )
 
 
