@@ -1,6 +1,11 @@
 """`make bench`: SPEC §10's targets, measured against raw baselines in the same run.
 
-    python -m bench [--signals N] [--big N] [--only ingest,replay,memory]
+    python -m bench [--signals N] [--big N] [--http-recipients N] [--http-batches N] [--crash-recipients N]
+                    [--only ingest,replay,memory,http,lag,crash]
+
+http and lag share one run (gunicorn -w 4 + responses project on a fresh
+PostgreSQL database, 8 concurrent UniOne senders); crash kills the service
+with SIGKILL under load on SQLite and on PostgreSQL (bench/http_load.py).
 
 Numbers are printed with the machine they ran on; comparisons are ratios
 measured in one run, never absolute timings in tests.
@@ -25,6 +30,7 @@ import orjson
 
 from application.config import Settings
 from application.service import ResponsesApp
+from bench.http_load import bench_crash, bench_http
 from bench.journal import build_journal, provider_events
 from domain.signals import ParsedBatch
 from projections.replay import stream_journal
@@ -149,7 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--signals", type=int, default=20_000, help="signals for the ingest and replay comparisons")
     parser.add_argument("--big", type=int, default=1_000_000, help="signals for the what-if memory run")
-    parser.add_argument("--only", default="ingest,replay,memory")
+    parser.add_argument("--http-recipients", type=int, default=20_000, help="audience of the HTTP load's mailing (http, lag)")
+    parser.add_argument("--http-batches", type=int, default=400, help="at most this many UniOne batches of 100 in the HTTP load")
+    parser.add_argument("--crash-recipients", type=int, default=5_000, help="audience of each crash run (SQLite, PostgreSQL)")
+    parser.add_argument("--only", default="ingest,replay,memory,http,lag,crash")
     args = parser.parse_args(argv)
     only = set(args.only.split(","))
     report: list[tuple[str, str, str, str]] = []
@@ -165,6 +174,12 @@ def main(argv: list[str] | None = None) -> None:
         if "memory" in only:
             print("memory …", flush=True)
             bench_memory(work, args.big, report)
+        if only & {"http", "lag"}:
+            print(f"{','.join(sorted(only & {'http', 'lag'}))} …", flush=True)
+            bench_http(work, report, recipients=args.http_recipients, batches=args.http_batches, want_http="http" in only, want_lag="lag" in only)
+        if "crash" in only:
+            print("crash …", flush=True)
+            bench_crash(work, report, recipients=args.crash_recipients)
     widths = [max(len(r[i]) for r in report) for i in range(4)]
     print()
     for row in report:
