@@ -105,6 +105,7 @@ class Child:
         self.log_path = cwd / f"{name}.log"
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._reaped = False
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -142,6 +143,9 @@ class Child:
         return self.proc.returncode
 
     def _reap(self) -> None:
+        if self._reaped:
+            return
+        self._reaped = True
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL is not refused
@@ -186,20 +190,40 @@ class Stack:
         self.web: Child | None = None
         self.projector: Child | None = None
         self.starts = 0
+        self.boot_races: list[str] = []  # gunicorn starts that failed on the workers' schema race, then retried
 
     def start(self) -> None:
         self.starts += 1
         if self.kind == "sqlite":
             self.web = Child(f"serve-{self.starts}", responses_command("serve", "--host", HOST, "--port", str(self.port)), self.env, self.workdir)
+            wait_until_up(self.port, self.web)
         else:
             self.start_projector()
-            self.web = Child(
-                f"gunicorn-{self.starts}",
-                gunicorn_command("-w", str(self.workers), "-b", f"{HOST}:{self.port}", "interface.wsgi:app"),
-                self.env,
-                self.workdir,
-            )
-        wait_until_up(self.port, self.web)
+            self.start_gunicorn()
+
+    def start_gunicorn(self, attempts: int = 3) -> None:
+        """gunicorn, up once every worker has loaded the app (a harness-only hook logs it).
+
+        Workers booting at once can fail on PostgreSQL's "tuple concurrently updated"
+        (each creates the event store's schema); gunicorn then exits. That boot race
+        is retried here, at most ``attempts`` times, and kept in ``boot_races``.
+        """
+        config = self.workdir / "gunicorn_bench.conf.py"
+        config.write_text('def post_worker_init(worker):\n    worker.log.info("bench: worker %s loaded the app", worker.pid)\n')
+        for attempt in range(1, attempts + 1):
+            name = f"gunicorn-{self.starts}" + (f"-retry{attempt - 1}" if attempt > 1 else "")
+            self.web = Child(name, gunicorn_command("-c", str(config), "-w", str(self.workers), "-b", f"{HOST}:{self.port}", "interface.wsgi:app"), self.env, self.workdir)
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while self.web.alive() and self.web.output().count("loaded the app") < self.workers and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self.web.alive():
+                wait_until_up(self.port, self.web)
+                return
+            self.web.stop()
+            if "tuple concurrently updated" not in self.web.output() or attempt == attempts:
+                raise LoadError(f"{name} exited ({self.web.proc.returncode}):\n{self.web.output()[-3000:]}")
+            self.boot_races.append(name)
+            progress(f"  {name}: a worker failed to boot (PostgreSQL: tuple concurrently updated); starting gunicorn again")
 
     def start_projector(self) -> None:
         self.projector = Child(f"project-{self.starts}-{time.monotonic_ns()}", responses_command("project", "--report-every", "1"), self.env, self.workdir)
@@ -720,6 +744,7 @@ def crash_run(
 
     stack.start()
     wait_caught_up(stack.port)
+    say("restarted, the views caught up; checking them, then delivering every batch again")
     views = audience_counters(stack.port, mailing_id)
     acked_x = Expectation.of([by_index[i] for i in acked])
     lost, over = counter_gaps(views, acked_x, Expectation.of(attempted))
@@ -736,6 +761,7 @@ def crash_run(
         if a.get("unmatched") or a.get("quarantined") or a.get("accepted", 0) + a.get("duplicates", 0) != len(by_index[o.batch].events):
             bad.append(f"again {o.batch}: {o.answer}")
         resent_accepted += a.get("accepted", 0)
+    say(f"{len(retried)} batches delivered again, {len(again)} acknowledged ones re-sent")
     wait_caught_up(stack.port)
     everything = Expectation.of(batches)
     final_missing, final_extra = counter_gaps(audience_counters(stack.port, mailing_id), everything, everything)
@@ -770,7 +796,7 @@ def bench_http(work: Path, report: Report, *, recipients: int, batches: int, sen
     directory = work / "http"
     directory.mkdir()
     try:
-        outcomes, load, samples, elapsed = _http_run(directory, recipients, batches, senders, workers, seconds)
+        outcomes, load, samples, elapsed, boot_races = _http_run(directory, recipients, batches, senders, workers, seconds)
     except Exception as exc:  # the service did not start, PostgreSQL is down …: a FAILED row, not a lost bench
         progress(f"  http load failed: {exc}")
         for section, what in (("http", "HTTP UniOne batches of 100"), ("lag", "projection lag while ingesting")):
@@ -795,7 +821,7 @@ def bench_http(work: Path, report: Report, *, recipients: int, batches: int, sen
             report.append((
                 f"HTTP UniOne batches of 100, {senders} senders, gunicorn -w {workers} (PostgreSQL)",
                 f"p50 {p50 * 1000:,.0f} ms · p99 {p99 * 1000:,.0f} ms",
-                f"{len(ok)}/{len(load)} batches 200{note} · {events / elapsed:,.0f} signals/s · {len(answered) / elapsed:,.1f} req/s",
+                f"{len(ok)}/{len(load)} batches 200{note} · {events / elapsed:,.0f} signals/s · {len(answered) / elapsed:,.1f} req/s" + boot_note(boot_races),
                 f"{verdict} (target p99 < 1 s)",
             ))
         else:
@@ -816,7 +842,7 @@ def bench_http(work: Path, report: Report, *, recipients: int, batches: int, sen
             report.append(("projection lag while ingesting", "no samples", f"{unresolved} unresolved", "FAILED"))
 
 
-def _http_run(directory: Path, recipients: int, batches: int, senders: int, workers: int, seconds: float) -> tuple[list[Outcome], list[Batch], list[Sample], float]:
+def _http_run(directory: Path, recipients: int, batches: int, senders: int, workers: int, seconds: float) -> tuple[list[Outcome], list[Batch], list[Sample], float, list[str]]:
     with postgres_database() as url:
         stack = Stack("postgres", url, directory, workers=workers)
         try:
@@ -846,12 +872,16 @@ def _http_run(directory: Path, recipients: int, batches: int, senders: int, work
                 deadline = time.monotonic() + 60  # the samples go on until the views caught up
                 while time.monotonic() < deadline and not sampler.caught_up_after(started + elapsed):
                     time.sleep(0.05)
-            return outcomes, load, sampler.samples, elapsed
+            return outcomes, load, sampler.samples, elapsed, stack.boot_races
         except Exception:
             progress(stack.logs())
             raise
         finally:
             stack.stop()
+
+
+def boot_note(races: list[str]) -> str:
+    return f"; gunicorn failed to boot {len(races)}× (workers' schema race), restarted" if races else ""
 
 
 def bench_crash(work: Path, report: Report, *, recipients: int) -> None:
@@ -878,7 +908,7 @@ def bench_crash(work: Path, report: Report, *, recipients: int) -> None:
         report.append((
             f"crash (kill -9 under load), {what}",
             result.describe(),
-            f"{result.acknowledged}/{result.batches} batches acknowledged before the kill, {result.signals:,} signals" + result.errors_note(),
+            f"{result.acknowledged}/{result.batches} batches acknowledged before the kill, {result.signals:,} signals" + result.errors_note() + boot_note(stack.boot_races),
             f"{'ok' if result.ok else 'FAILED'} (target 0 lost, exactly once)",
         ))
         if not result.ok:

@@ -10,6 +10,7 @@ Correctness only: nothing here is timed.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,11 @@ from bench.http_load import Stack, crash_run
 def test_kill_9_under_load_loses_nothing_acknowledged_and_counts_once(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     stack = Stack(kind, request.getfixturevalue(f"{kind}_url"), tmp_path, workers=2)
     notes: list[str] = []
+    began = time.monotonic()
+
+    def say(text: str) -> None:
+        notes.append(f"{time.monotonic() - began:5.1f} s  {text}")
+
     try:
         stack.start()
         result = crash_run(
@@ -31,14 +37,16 @@ def test_kill_9_under_load_loses_nothing_acknowledged_and_counts_once(kind: str,
             kill_at=0.5,
             kill_projector_at=0.25 if kind == "postgres" else None,
             load_seconds=60,
-            say=notes.append,
+            say=say,
         )
     except Exception:
         print("\n".join(notes), stack.logs(), sep="\n")
         raise
     finally:
         stack.stop()
-    context = "\n".join([*notes, result.describe()])
+    context = "\n".join([*notes, *(f"gunicorn boot race, restarted: {name}" for name in stack.boot_races), result.describe()])
+    if not result.ok:
+        print(stack.logs())
     assert 0 < result.acknowledged < result.batches, context  # the kill came mid-stream
     assert result.lost == 0, context  # the views after the restart hold every acknowledged open and click
     assert result.resent_accepted == 0, context  # every acknowledged signal was in the journal: sent again, all duplicates
