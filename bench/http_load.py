@@ -817,7 +817,7 @@ def bench_http(work: Path, report: Report, *, recipients: int, batches: int, sen
             p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
             verdict = "ok" if p99 < 1.0 else "OVER"
             if failed:
-                verdict += f", {len(failed)} not acknowledged"
+                verdict += f", but {len(failed)} not acknowledged"
             report.append((
                 f"HTTP UniOne batches of 100, {senders} senders, gunicorn -w {workers} (PostgreSQL)",
                 f"p50 {p50 * 1000:,.0f} ms · p99 {p99 * 1000:,.0f} ms",
