@@ -6,8 +6,8 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -87,6 +87,26 @@ class IngestCounts:
         return dict(self.__dict__)
 
 
+SCHEMA_LOCK_KEY = 0x7265_7370_7363_6865  # "respsche": one process creates or migrates tables at a time
+
+
+@contextmanager
+def schema_lock(settings: Settings) -> Iterator[None]:
+    """On PostgreSQL, a session advisory lock around table creation: concurrent
+    ``CREATE TABLE IF NOT EXISTS`` in several processes fails ("tuple concurrently updated")."""
+    if not settings.is_postgres:
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+
+
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -138,10 +158,11 @@ class ResponsesApp(Application[uuid.UUID]):
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.from_env()
-        super().__init__(env=self.settings.eventsourcing_env())
-        recorder_class = PostgresViewRecorder if self.settings.is_postgres else SQLiteViewRecorder
-        self.views: ViewsMixin = self.factory.tracking_recorder(recorder_class)  # type: ignore[arg-type]
-        self.views.create_views(self.generation())
+        with schema_lock(self.settings):  # gunicorn workers start together: one creates the tables at a time
+            super().__init__(env=self.settings.eventsourcing_env())
+            recorder_class = PostgresViewRecorder if self.settings.is_postgres else SQLiteViewRecorder
+            self.views: ViewsMixin = self.factory.tracking_recorder(recorder_class)  # type: ignore[arg-type]
+            self.views.create_views(self.generation())
         self._rulesets: dict[str, Ruleset] = {}
         self.follower: Any = None  # set by projections.follower.ViewFollower when it runs in-process
 
