@@ -338,20 +338,28 @@ class Batch:
     events: list[dict[str, Any]]
 
 
-def setup_campaign(port: int, mailing_id: str, recipients: int, chunk: int = 2000) -> list[dict[str, Any]]:
-    """Mailing, audience and dispatch through the API; returns the dispatch's ``send`` list."""
+def setup_campaign(port: int, mailing_id: str, recipients: int, wave: int = 5000, say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Mailing, audience and dispatch through the API, in waves of ``wave`` recipients (each
+    added, then dispatched: one dispatch of 20,000 recipients can outlast gunicorn's 30 s worker
+    timeout on a small machine); returns the dispatches' ``send`` lists, joined."""
     client = Client(port, timeout=120.0)
+    send: list[dict[str, Any]] = []
     try:
         client.api("POST", "/v1/mailings", {"id": mailing_id, "name": f"Load {mailing_id}", "category": "bulk", "email_type": "news", "provider": "unione"})
         people = [{"contact_id": f"{mailing_id}-c{i:06d}", "name": f"Recipient {i}", "email": f"r{i}.{mailing_id}@example.com"} for i in range(recipients)]
-        for i in range(0, recipients, chunk):
-            client.api("POST", f"/v1/mailings/{mailing_id}/audience", {"recipients": people[i : i + chunk]})
-        send = client.api("POST", f"/v1/mailings/{mailing_id}/dispatch")["send"]
+        for i in range(0, recipients, wave):
+            started = time.monotonic()
+            for j in range(i, min(recipients, i + wave), 1000):
+                client.api("POST", f"/v1/mailings/{mailing_id}/audience", {"recipients": people[j : min(j + 1000, i + wave)]})
+            added = time.monotonic()
+            send += client.api("POST", f"/v1/mailings/{mailing_id}/dispatch")["send"]
+            if say is not None:
+                say(f"{min(recipients, i + wave):,}/{recipients:,} recipients: audience {added - started:.1f} s, dispatch {time.monotonic() - added:.1f} s")
     finally:
         client.close()
     if len(send) != recipients:
         raise LoadError(f"dispatch sent {len(send)} of {recipients}")
-    return list(send)
+    return send
 
 
 def make_batches(mailing_id: str, send: list[dict[str, Any]], size: int = 100, limit: int | None = None, seed: int = 7) -> list[Batch]:
@@ -849,7 +857,7 @@ def _http_run(directory: Path, recipients: int, batches: int, senders: int, work
             stack.start()
             progress(f"  campaign of {recipients:,} recipients through the API …")
             began = time.monotonic()
-            send = setup_campaign(stack.port, "load", recipients)
+            send = setup_campaign(stack.port, "load", recipients, say=lambda text: progress(f"  {text}"))
             load = make_batches("load", send, size=100, limit=batches)
             wait_caught_up(stack.port, timeout=120)
             progress(f"  ready in {time.monotonic() - began:.1f} s; {len(load)} batches ({sum(len(b.events) for b in load):,} events), {senders} senders …")
