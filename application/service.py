@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 import uuid
 from collections import Counter
@@ -364,8 +365,13 @@ class ResponsesApp(Application[uuid.UUID]):
 
     # ---- retries ------------------------------------------------------------------------------
 
-    def _in_transaction(self, work: Any, attempts: int = 8) -> Any:
-        """Run ``work(uow)`` and save; retry from fresh state when another writer got there first."""
+    def _in_transaction(self, work: Any, attempts: int = 40) -> Any:
+        """Run ``work(uow)`` and save; retry from fresh state when another writer got there first.
+
+        Concurrent provider batches often touch the same recipients: the loser
+        backs off for a random, growing while (at most ~0.3 s a try) so the
+        writers spread out instead of colliding again in step.
+        """
         for attempt in range(attempts):
             uow = _UnitOfWork(self)
             result = work(uow)
@@ -375,7 +381,7 @@ class ResponsesApp(Application[uuid.UUID]):
             except IntegrityError:
                 if attempt == attempts - 1:
                     raise
-                time.sleep(0.005 * (attempt + 1))
+                time.sleep(random.uniform(0, min(0.3, 0.005 * 2**attempt)))
         raise AssertionError("unreachable")
 
     # ---- mailings -------------------------------------------------------------------------------
@@ -492,7 +498,15 @@ class ResponsesApp(Application[uuid.UUID]):
             def work(uow: _UnitOfWork, chunk: list[Any] = chunk, first: bool = first) -> list[tuple[str, str, str | None]]:
                 decided: list[tuple[str, str, str | None]] = []
                 chunk_taken = set(taken)
-                uow.prefetch(recipient_id(mailing_id, row["contact_id"]) for row in chunk)
+                addresses = [
+                    normalise_email((load_contact(row["contact_state"]).email if row["contact_state"] else None) or row["email"])
+                    for row in chunk
+                ]
+                uow.prefetch(
+                    [recipient_id(mailing_id, row["contact_id"]) for row in chunk]
+                    + [address_id(mailing.provider, a) for a in addresses if a]
+                    + [unmatched_bucket_id(email_bucket(mailing.provider, a)) for a in addresses if a]
+                )
                 if first:
                     m: Mailing = uow.get(mailing.id)
                     m.start_dispatch_wave(iso(now))  # type: ignore[arg-type]
