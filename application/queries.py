@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from application.service import NotFound
+from application.errors import NotFound
 from domain.catalogue import response_object
 from domain.signals import iso, parse_iso
 from projections.summary import SummaryBuilder

@@ -235,7 +235,7 @@ def add_rebuild(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 
 def rebuild(args: argparse.Namespace) -> int:
     """A rebuild is an activation job: run here when no other process projects, else by the one that does."""
-    from application.service import NotFound
+    from application.errors import NotFound
 
     settings = Settings.from_env()
     app = open_app(settings)
@@ -299,7 +299,7 @@ def add_what_if(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 def what_if(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from application.service import NotFound
+    from application.errors import NotFound
     from domain.rules import InvalidRuleset
 
     source = Path(args.rules)

@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from application.queries import BadCursor
-from application.service import Conflict, NotFound
+from application.errors import Conflict, NotFound
 from interface.providers.common import BodyTooLarge
 
 log = logging.getLogger("responses.http")

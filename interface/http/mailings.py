@@ -7,7 +7,8 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
-from application.service import CATEGORIES, Conflict
+from application.errors import Conflict
+from application.service import CATEGORIES
 from domain.catalogue import CODES
 from domain.signals import PROVIDERS
 from interface.http.auth import require_bearer

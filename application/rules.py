@@ -1,0 +1,191 @@
+"""Use cases of rules: versions, activation jobs, what-if replays and the audit history (SPEC §4, §7)."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import nullcontext
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+
+from application.errors import Conflict, NotFound
+from application.unit_of_work import UnitOfWork, now_utc
+from domain.aggregates import Job, Recipient, RulesBook, job_id, recipient_id, rules_book_id
+from domain.rules import DEFAULT_RULESET, DEFAULT_VERSION, Ruleset
+from domain.signals import Signal, iso, parse_iso
+
+
+class RuleUseCases:
+    """Mixed into ``ResponsesApp``: rules are versioned data, adopted by a rebuild, previewed by a replay.
+
+    Uses the application's ``views``, ``repository``, ``recorder``, ``follower`` and unit of work.
+    """
+
+    views: Any
+    follower: Any
+    _rulesets: dict[str, Ruleset]
+
+    # ---- rules and generations -----------------------------------------------------------
+
+    def generation(self) -> int:
+        return int(self.views.get_meta("generation", "1") or 1)
+
+    def active_version(self) -> str:
+        return self.views.get_meta("rules_version", DEFAULT_VERSION) or DEFAULT_VERSION
+
+    def active_rules(self) -> Ruleset:
+        return self.ruleset(self.active_version())
+
+    def ruleset(self, version: str) -> Ruleset:
+        """One ruleset version (the built-in default is version "1")."""
+        cached = self._rulesets.get(version)
+        if cached is not None:
+            return cached
+        if version == DEFAULT_VERSION:
+            rules = DEFAULT_RULESET
+        else:
+            entry = self._rules_book().versions.get(version) if self._rules_book() else None
+            if entry is None:
+                raise NotFound("ruleset version", version)
+            rules = Ruleset.from_document(entry["document"])
+        self._rulesets[version] = rules
+        return rules
+
+    def _rules_book(self) -> RulesBook | None:
+        try:
+            return self.repository.get(rules_book_id())  # type: ignore[return-value]
+        except AggregateNotFoundError:
+            return None
+
+    def rules_versions(self) -> dict[str, Any]:
+        book = self._rules_book()
+        versions = [{"version": DEFAULT_VERSION, "created_at": None, "created_by": None, "changes": {}, "based_on": None}]
+        if book is not None:
+            versions += [
+                {"created_by": None, **{k: v for k, v in entry.items() if k != "document"}} for entry in book.versions.values()
+            ]
+        return {"active": self.active_version(), "versions": versions}
+
+    def define_rules(self, document: dict[str, Any], created_by: str | None = None) -> Ruleset:
+        """A new ruleset version: ``document`` merged over the active version (raises InvalidRuleset).
+
+        ``created_by`` says who, for the rules history (never a secret: e.g. a token's fingerprint).
+        """
+        base = self.active_rules()
+        requested = document.get("version") if isinstance(document, dict) else None
+
+        def work(uow: UnitOfWork) -> Ruleset:
+            book: RulesBook = uow.get_or_create(rules_book_id(), RulesBook)
+            taken = set(book.versions) | {DEFAULT_VERSION}
+            if requested is not None and requested in taken:
+                raise Conflict(f"ruleset version {requested!r} exists; versions are never edited in place")
+            version = requested or str(max([int(v) for v in taken if v.isdigit()] + [0]) + 1)
+            rules = base.patched({k: v for k, v in document.items() if k != "version"}, version=version)
+            book.define(
+                version=version,
+                document=rules.to_document(),
+                changes=rules.changes_from(base),
+                based_on=base.version,
+                created_at=iso(now_utc()),
+                created_by=created_by,
+            )
+            return rules
+
+        return self._in_transaction(work)
+
+    def swap_generation(self, generation: int, version: str) -> None:
+        """Make a rebuilt generation of views (and the rules it was built under) the active one."""
+        lock = self.follower.lock if self.follower is not None else nullcontext()
+        with lock, self.views.cursor(commit=True) as c:
+            self.views.set_meta({"generation": str(generation), "rules_version": version}, cursor=c)
+
+    # ---- jobs (executed by the projection process) ---------------------------------------------
+
+    def request_activation(self, version: str) -> dict[str, Any]:
+        """Journal a rebuild job under ``version``; the projection process runs it and swaps when done."""
+        self.ruleset(version)  # 404 for an unknown version
+        job = Job(job=uuid.uuid4().hex, kind="activate", rules_version=version, requested_at=iso(now_utc()))
+        self.save(job)
+        return job.as_dict()
+
+    def job(self, job: str) -> dict[str, Any]:
+        try:
+            return self.repository.get(job_id(job)).as_dict()  # type: ignore[attr-defined]
+        except AggregateNotFoundError:
+            raise NotFound("job", job) from None
+
+    def pending_jobs(self) -> tuple[list[Job], int]:
+        """Jobs requested but not finished, and the journal position scanned to.
+
+        They survive restarts: the journal holds the requests, and the scan
+        position (``jobs_position``) only moves once they have finished.
+        """
+        start = int(self.views.get_meta("jobs_position", "0") or 0)
+        topic = "domain.aggregates:Job.Requested"
+        found: list[Job] = []
+        while True:
+            notes = self.recorder.select_notifications(start=start + 1, limit=500, topics=[topic])
+            if not notes:
+                break
+            for n in notes:
+                job: Job = self.repository.get(n.originator_id)  # type: ignore[assignment]
+                if job.status == "running":
+                    found.append(job)
+            start = notes[-1].id
+        return found, start
+
+    def jobs_done_up_to(self, position: int) -> None:
+        self.views.set_meta({"jobs_position": str(position)})
+
+    def update_job(self, job: str, *, progress: float | None = None, status: str | None = None, error: str | None = None) -> None:
+        def work(uow: UnitOfWork) -> None:
+            j: Job = uow.get(job_id(job))
+            if status is not None:
+                j.finish(status=status, error=error, finished_at=iso(now_utc()))
+            elif progress is not None:
+                j.progressed(progress=progress)
+
+        self._in_transaction(work)
+
+    # ---- what-if ---------------------------------------------------------------------------------
+
+    def what_if(
+        self,
+        rules: dict[str, Any] | str,
+        mailing_ids: list[str] | None = None,
+        sample: int = 20,
+        progress: Any = None,
+    ) -> dict[str, Any]:
+        """Fold the journal under candidate rules (a patch over the active set, or a version) and diff."""
+        from projections.replay import what_if
+
+        current = self.active_rules()
+        candidate = self.ruleset(rules) if isinstance(rules, str) else current.patched(rules, version="what-if")
+        for mailing_id in mailing_ids or []:
+            self.get_mailing_aggregate(mailing_id)
+        return what_if(self, current, candidate, mailing_ids, sample, progress)
+
+    # ---- audit history ------------------------------------------------------------------------
+
+    def history(
+        self,
+        mailing_id: str,
+        contact_id: str,
+        as_of: datetime | None = None,
+        rules: Ruleset | None = None,
+        lang: str = "en",
+    ) -> dict[str, Any]:
+        """Every signal of a recipient, in journal order, with what it did and why under ``rules``."""
+        from projections.replay import explain
+
+        mailing = self.get_mailing_aggregate(mailing_id)
+        events = list(self.repository.event_store.get(recipient_id(mailing_id, contact_id)))
+        if not events:
+            raise NotFound("recipient", f"{mailing_id}/{contact_id}")
+        signals = [
+            (e.originator_version, Signal.from_record(e.signal))  # type: ignore[attr-defined]
+            for e in events
+            if isinstance(e, Recipient.SignalRecorded)  # type: ignore[attr-defined]
+        ]
+        return explain(signals, rules or self.active_rules(), parse_iso(mailing.started_at), as_of, lang)

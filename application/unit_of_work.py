@@ -1,0 +1,163 @@
+"""Loading and saving aggregates for one command: few statements, one transaction, retried on conflict."""
+
+from __future__ import annotations
+
+import fcntl
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Protocol, TypeVar
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import EventStore, IntegrityError, StoredEvent
+
+from application.config import Settings
+
+A = TypeVar("A", bound=Aggregate)
+T = TypeVar("T")
+
+
+class UnitOfWorkHost(Protocol):
+    """What a unit of work needs of the application."""
+
+    events: EventStore[uuid.UUID]
+
+    def load_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Aggregate]: ...
+
+
+class UnitOfWork:
+    """Aggregates loaded or created for one command, saved together in one transaction.
+
+    Loads many aggregates with one query (``prefetch``) and saves all pending
+    events with one insert: a provider batch costs a few statements, not one
+    per signal.
+    """
+
+    def __init__(self, app: "UnitOfWorkHost"):
+        self.app = app
+        self.loaded: dict[uuid.UUID, Aggregate | None] = {}
+
+    def prefetch(self, ids: Iterable[uuid.UUID]) -> None:
+        wanted = [i for i in dict.fromkeys(ids) if i not in self.loaded]
+        if not wanted:
+            return
+        found = self.app.load_many(wanted)
+        for i in wanted:
+            self.loaded[i] = found.get(i)
+
+    def get(self, aggregate_id: uuid.UUID) -> Any:
+        if aggregate_id not in self.loaded:
+            self.prefetch([aggregate_id])
+        return self.loaded[aggregate_id]
+
+    def add(self, aggregate: A) -> A:
+        self.loaded[aggregate.id] = aggregate
+        return aggregate
+
+    def get_or_create(self, aggregate_id: uuid.UUID, factory: Any) -> Any:
+        found = self.get(aggregate_id)
+        return found if found is not None else self.add(factory())
+
+    def save(self) -> None:
+        events = [e for a in self.loaded.values() if a is not None for e in a.collect_events()]
+        if events:
+            self.app.events.put(events)
+
+
+
+def in_transaction(app: "UnitOfWorkHost", work: Callable[[UnitOfWork], T], attempts: int = 40) -> T:
+    """Run ``work(uow)`` and save; retry from fresh state when another writer got there first.
+
+    Concurrent provider batches often touch the same recipients: the loser
+    backs off for a random, growing while (at most ~0.3 s a try) so the
+    writers spread out instead of colliding again in step.
+    """
+    for attempt in range(attempts):
+        uow = UnitOfWork(app)
+        result = work(uow)
+        try:
+            uow.save()
+            return result
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0, min(0.3, 0.005 * 2**attempt)))
+    raise AssertionError("unreachable")
+
+
+def load_many(app: Application[uuid.UUID], ids: Sequence[uuid.UUID], is_postgres: bool) -> dict[uuid.UUID, Aggregate]:
+    """Reconstruct several aggregates from their events, read with one query per 500 ids."""
+    recorder: Any = app.recorder
+    table = recorder.events_table_name
+    by_id: dict[uuid.UUID, list[Any]] = {}
+    for chunk in chunks(list(ids), 500):
+        if is_postgres:
+            schema = recorder.datastore.schema
+            name = f'"{schema}"."{table}"' if schema else f'"{table}"'
+            sql = f"SELECT * FROM {name} WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+            params: Any = (list(chunk),)
+        else:
+            sql = f"SELECT * FROM {table} WHERE originator_id IN ({','.join('?' * len(chunk))}) ORDER BY originator_id, originator_version"
+            params = [i.hex for i in chunk]
+        with recorder.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            rows = c.fetchall()
+        for row in rows:
+            oid = row["originator_id"]
+            oid = oid if isinstance(oid, uuid.UUID) else uuid.UUID(oid)
+            stored = StoredEvent(originator_id=oid, originator_version=row["originator_version"], topic=row["topic"], state=bytes(row["state"]))
+            by_id.setdefault(oid, []).append(app.mapper.to_domain_event(stored))
+    aggregates: dict[uuid.UUID, Aggregate] = {}
+    for oid, events in by_id.items():
+        aggregate: Any = None
+        for event in events:
+            aggregate = event.mutate(aggregate)
+        aggregates[oid] = aggregate
+    return aggregates
+
+
+SCHEMA_LOCK_KEY = 0x7265_7370_7363_6865  # "respsche": one process creates or migrates tables at a time
+
+
+@contextmanager
+def schema_lock(settings: Settings) -> Iterator[None]:
+    """One process at a time creates tables: gunicorn workers start together.
+
+    PostgreSQL: a session advisory lock (concurrent ``CREATE TABLE IF NOT EXISTS``
+    fails with "tuple concurrently updated"). SQLite: an exclusive ``flock`` beside
+    the file (switching a new file to WAL mode is refused while another connection
+    does it: "database is locked").
+    """
+    if settings.is_postgres:
+        import psycopg
+
+        with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+        return
+    path = settings.eventsourcing_env()["SQLITE_DBNAME"]
+    if path == ":memory:" or "mode=memory" in path:
+        yield
+        return
+    with open(f"{path}.schema-lock", "ab") as lock_file:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
