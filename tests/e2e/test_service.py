@@ -11,6 +11,8 @@ from typing import Any
 import gunicorn.config
 
 from tests.conftest import FIXTURES
+from tests.http.conftest import SPRING
+from tests.http.conftest import SPRING_AUDIENCE as AUDIENCE
 from tests.e2e.conftest import (
     API_TOKEN,
     BIN,
@@ -25,15 +27,6 @@ from tests.e2e.conftest import (
     start,
 )
 
-SPRING = "spring-sale"
-AUDIENCE = [
-    {"contact_id": "c-1001", "name": "Anna", "email": "anna@example.com"},
-    {"contact_id": "c-1002", "name": "Boris", "email": "boris@example.org"},
-    {"contact_id": "c-1003", "name": "Nobody", "email": "nobody@example.net"},
-    {"contact_id": "c-1004", "name": "Vera", "email": "vera@example.com"},
-    {"contact_id": "c-1005", "name": "Gleb", "email": "gleb@example.com"},
-    {"contact_id": "c-1006", "name": "Dina", "email": "dina@example.com"},
-]
 NOTHING = {"accepted": 0, "duplicates": 0, "unmatched": 0, "quarantined": 0}
 
 
