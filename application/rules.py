@@ -12,7 +12,7 @@ from eventsourcing.application import AggregateNotFoundError
 from application.errors import Conflict, NotFound
 from application.unit_of_work import UnitOfWork, now_utc
 from domain.aggregates import Job, Recipient, RulesBook, job_id, recipient_id, rules_book_id
-from domain.rules import DEFAULT_RULESET, DEFAULT_VERSION, Ruleset
+from domain.rules import DEFAULT_RULESET, DEFAULT_VERSION, InvalidRuleset, Ruleset
 from domain.signals import Signal, iso, parse_iso
 
 
@@ -74,13 +74,15 @@ class RuleUseCases:
         """
         base = self.active_rules()
         requested = document.get("version") if isinstance(document, dict) else None
+        if requested is not None and not (isinstance(requested, str) and requested.strip()):
+            raise InvalidRuleset({"version": "a ruleset version is a non-empty string"})
 
         def work(uow: UnitOfWork) -> Ruleset:
             book: RulesBook = uow.get_or_create(rules_book_id(), RulesBook)
             taken = set(book.versions) | {DEFAULT_VERSION}
             if requested is not None and requested in taken:
                 raise Conflict(f"ruleset version {requested!r} exists; versions are never edited in place")
-            version = requested or str(max([int(v) for v in taken if v.isdigit()] + [0]) + 1)
+            version = requested or str(max([int(v) for v in taken if str(v).isdigit()] + [0]) + 1)
             rules = base.patched({k: v for k, v in document.items() if k != "version"}, version=version)
             book.define(
                 version=version,

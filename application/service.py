@@ -41,9 +41,11 @@ from domain.rules import Ruleset
 from domain.signals import (
     CONFIRMATION_CHECKED,
     PROVIDERS,
+    SYSTEM,
     ParsedBatch,
     ProviderEvent,
     Quarantined,
+    Signal,
     dedup_key,
     iso,
     normalise_email,
@@ -158,7 +160,7 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
                         if (name, email) != (recipient.name, recipient.email) and (name or email):
                             recipient.change_details(name or recipient.name, email or recipient.email)
                     contact: Contact = uow.get_or_create(contact_id_of(cid), lambda cid=cid: Contact(contact_id=cid))
-                    if email and contact.email != email:
+                    if email and normalise_email(contact.email) != normalise_email(email):
                         contact.record_command({"op": "patch", "contact_id": cid, "email": email, "at": iso(now_utc())})
                     self._claim(uow, recipient_bucket(mailing_id, cid), recipient)
                 return a, p
@@ -232,20 +234,15 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
                         continue
                     contact = load_contact(row["contact_state"]) if row["contact_state"] else ContactState()
                     email = contact.email or row["email"]
-                    code = dispatch_outcome(email, contact, terms, chunk_taken, now)
+                    # a stopped mailing sends nobody, not even recipients added after the stop
+                    code = "stopped_manually" if mailing.stopped_at else dispatch_outcome(email, contact, terms, chunk_taken, now)
                     if email and email != recipient.email:
                         recipient.change_details(recipient.name, email)
                     recipient.record(
                         system_signal(code, key=key, at=now, raw={"decided_by": "dispatch", "provider": mailing.provider})
                     )
                     if code == "sent_to_provider":
-                        address = normalise_email(email)
-                        index: AddressIndex = uow.get_or_create(
-                            address_id(mailing.provider, address),  # type: ignore[arg-type]
-                            lambda: AddressIndex(provider=mailing.provider, email=address),
-                        )
-                        index.add_recipient(mailing_id, cid)
-                        self._claim(uow, email_bucket(mailing.provider, address), recipient)  # type: ignore[arg-type]
+                        self._index_address(uow, mailing.provider, normalise_email(email), recipient, now)  # type: ignore[arg-type]
                     decided.append((cid, code, email))
                 return decided
 
@@ -378,27 +375,45 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
                 {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email, "signal": signal.to_record()},
             )
             return "accepted" if stored else "duplicates"
-        recipient, bucket_name = self._correlate(uow, signal.source, corr.mailing_id, corr.contact_id, corr.email)
+        recipient, bucket_name = self._correlate(uow, signal, corr.mailing_id, corr.contact_id, corr.email)
         if recipient is not None:
-            return "accepted" if recipient.record(signal) else "duplicates"
+            if not recipient.record(signal):
+                return "duplicates"
+            if signal.source == SYSTEM and signal.fields.get("kind") == "sent_to_provider":
+                self._sent_by_sender(uow, recipient, signal)
+            return "accepted"
         bucket: UnmatchedBucket = uow.get_or_create(unmatched_bucket_id(bucket_name), lambda: UnmatchedBucket(bucket=bucket_name))
         parked = bucket.park(signal, {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email})
         return "unmatched" if parked else "duplicates"
 
     def _correlate(
-        self, uow: UnitOfWork, source: str, mailing_id: str | None, contact_id: str | None, email: str | None
+        self, uow: UnitOfWork, signal: Signal, mailing_id: str | None, contact_id: str | None, email: str | None
     ) -> tuple[Recipient | None, str]:
-        """Metadata first; failing that, the address among recipients sent through that provider, most recent first."""
+        """Metadata first; failing that, the address among recipients sent through that provider
+        (of the mailing the event names, if it names one), most recent first."""
         if mailing_id and contact_id:
             return uow.get(recipient_id(mailing_id, contact_id)), recipient_bucket(mailing_id, contact_id)
         address = normalise_email(email)
         if address is None:
             return None, "nowhere"
-        index: AddressIndex | None = uow.get(address_id(source, address))
-        latest = index.most_recent() if index is not None else None
-        if latest is not None:
-            return uow.get(recipient_id(*latest)), email_bucket(source, address)
-        return None, email_bucket(source, address)
+        index: AddressIndex | None = uow.get(address_id(signal.source, address))
+        match = index.match(mailing_id, signal.occurred_at) if index is not None else None
+        if match is not None:
+            return uow.get(recipient_id(*match)), email_bucket(signal.source, address)
+        return None, email_bucket(signal.source, address)
+
+    def _index_address(self, uow: UnitOfWork, provider: str, address: str, recipient: Recipient, at: datetime) -> None:
+        """Remember who was sent to this address through this provider; claim what was parked for it."""
+        index: AddressIndex = uow.get_or_create(address_id(provider, address), lambda: AddressIndex(provider=provider, email=address))
+        index.add_recipient(recipient.mailing_id, recipient.contact_id, iso(at))
+        self._claim(uow, email_bucket(provider, address), recipient)
+
+    def _sent_by_sender(self, uow: UnitOfWork, recipient: Recipient, signal: Signal) -> None:
+        """A sender that dispatches itself reports sent_to_provider: email-only events can match it from now on."""
+        address = normalise_email(recipient.email)
+        mailing: Mailing | None = uow.get(mailing_id_of(recipient.mailing_id))
+        if address is not None and mailing is not None:
+            self._index_address(uow, mailing.provider, address, recipient, signal.occurred_at or signal.received_at)
 
     # ---- contacts ---------------------------------------------------------------------------------
 

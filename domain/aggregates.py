@@ -7,13 +7,14 @@ folded from them under a ruleset by the projections. Ids are deterministic
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.signals import Signal
+from domain.signals import Signal, parse_iso
 
 NAMESPACE = uuid5(NAMESPACE_URL, "https://recipient-responses.invalid/")
 
@@ -171,14 +172,21 @@ class AddressIndex(Aggregate):
     def __init__(self, provider: str, email: str):
         self.provider = provider
         self.email = email
-        self.recipients: list[tuple[str, str]] = []
+        self.recipients: list[tuple[str, str, str | None]] = []
 
     @event("RecipientSent")
-    def add_recipient(self, mailing_id: str, contact_id: str) -> None:
-        self.recipients.append((mailing_id, contact_id))
+    def add_recipient(self, mailing_id: str, contact_id: str, sent_at: str | None = None) -> None:
+        self.recipients.append((mailing_id, contact_id, sent_at))
 
-    def most_recent(self) -> tuple[str, str] | None:
-        return self.recipients[-1] if self.recipients else None
+    def match(self, mailing_id: str | None = None, occurred_at: datetime | None = None) -> tuple[str, str] | None:
+        """The recipient an email-only event is about: the most recent one sent to this address
+        (within ``mailing_id`` when the event names it) that was sent before the event happened;
+        failing the time condition (clocks differ), the most recent one."""
+        candidates = [r for r in self.recipients if mailing_id is None or r[0] == mailing_id]
+        if occurred_at is not None:
+            before = [r for r in candidates if r[2] is None or parse_iso(r[2]) <= occurred_at]  # type: ignore[operator]
+            candidates = before or candidates
+        return (candidates[-1][0], candidates[-1][1]) if candidates else None
 
 
 class UnmatchedBucket(Aggregate):

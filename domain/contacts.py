@@ -12,6 +12,7 @@ from typing import Any, Mapping
 from domain.catalogue import DELIVERED, RESPONSES, SET
 from domain.fold import Step
 from domain.rules import Ruleset
+from domain.signals import normalise_email
 
 
 @dataclass(slots=True)
@@ -79,7 +80,7 @@ def apply_command(contact: ContactState, command: Mapping[str, Any]) -> ContactS
     c = contact.copy()
     op = command.get("op")
     if op == "patch":
-        if "email" in command and command["email"] != c.email:
+        if "email" in command and normalise_email(command["email"]) != normalise_email(c.email):
             c.email = command["email"]
             c.soft_bounce_streak = 0
             c.email_is_actual = True

@@ -26,6 +26,7 @@ from domain.signals import CONFIRMATION_CHECKED, SYSTEM, Signal, key_digest
 ENGAGEMENT = ("opened", "opened_machine", "clicked")
 _DISPATCH_GROUPS = (PREPARING, NOT_SENT)
 _SENT_GROUPS = (DELIVERED, NOT_DELIVERED)
+_IMPLYING_OPEN = ("unsubscribed", "spam_complaint")
 
 
 class SeenKeys:
@@ -177,8 +178,9 @@ def _fold_new(s: RecipientState, signal: Signal, rules: Ruleset, mailing_start: 
     if group not in _DISPATCH_GROUPS and _period_closed(s, signal, rules, mailing_start):
         return Step(code, reason, IGNORED, "period_closed", s.response)
 
-    if code == "delivered" and s.delivered_at is None:
-        s.delivered_at = signal.occurred_at or signal.received_at
+    at = signal.occurred_at or signal.received_at  # provider time: signals arrive out of order
+    if code == "delivered":
+        s.delivered_at = _earliest(s.delivered_at, at)
 
     counted = False
     engagement_why: str | None = None
@@ -195,16 +197,24 @@ def _fold_new(s: RecipientState, signal: Signal, rules: Ruleset, mailing_start: 
             s.clicks += 1
             if signal.url:
                 s.clicked_urls[signal.url] = s.clicked_urls.get(signal.url, 0) + 1
-            s.first_click_at = s.first_click_at or signal.occurred_at or signal.received_at
+            s.first_click_at = _earliest(s.first_click_at, at)
+            s.first_open_at = _earliest(s.first_open_at, at)  # a click implies an open
             counted = True
         elif code == "opened" or rules.count_machine_opens:
             s.opens += 1
-            s.first_open_at = s.first_open_at or signal.occurred_at or signal.received_at
+            s.first_open_at = _earliest(s.first_open_at, at)
             counted = True
         else:
             engagement_why = "machine_open"
 
-    return _respond(s, signal, rules, code, reason, counted, engagement_why)
+    step = _respond(s, signal, rules, code, reason, counted, engagement_why)
+    if code in _IMPLYING_OPEN and step.effect == SET:  # the chart of first opens agrees with unique opens
+        s.first_open_at = _earliest(s.first_open_at, at)
+    return step
+
+
+def _earliest(current: datetime | None, candidate: datetime) -> datetime:
+    return candidate if current is None or candidate < current else current
 
 
 def _respond(
