@@ -15,9 +15,13 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from application.queries import MAX_PAGE
 from domain.catalogue import CODES, REASONS
+from interface.http.body import read_limited
+from interface.http.context import settings
 
 LANGS = ("en", "ru")
 MAX_ID_LENGTH = 200  # mailing and contact ids: also indexed keys of the views
+# Ids are path segments of the API (/v1/mailings/{id}/recipients/{contact_id}/...): no "/".
+PATH_SAFE = validate.Regexp(r"^[^/]*$", error="must not contain '/': ids are part of the API's paths")
 
 
 class JsonParser(FlaskParser):
@@ -27,7 +31,9 @@ class JsonParser(FlaskParser):
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):
             return missing
-        data = req.get_data(cache=True)
+        # the body limit holds for chunked bodies too: past it, 413 (not a truncated document's 400)
+        data = read_limited(settings().max_body_bytes)
+        req._cached_data = data  # what ``get_data`` would have cached
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:

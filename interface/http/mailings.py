@@ -12,7 +12,7 @@ from application.service import CATEGORIES
 from domain.catalogue import CODES
 from domain.signals import PROVIDERS
 from interface.http.auth import require_bearer
-from interface.http.common import MAX_ID_LENGTH, Blueprint, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, Text, page_schema
+from interface.http.common import MAX_ID_LENGTH, PATH_SAFE, Blueprint, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, Text, page_schema
 from interface.http.context import caught_up_views, fresh_views, service
 from interface.http.errors import ApiError, ErrorSchema
 
@@ -27,7 +27,7 @@ MAX_HOURS = 24 * 366
 
 
 class MailingCreateSchema(ma.Schema):
-    id = Text(required=True, validate=validate.Length(min=1, max=MAX_ID_LENGTH))
+    id = Text(required=True, validate=[validate.Length(min=1, max=MAX_ID_LENGTH), PATH_SAFE])
     name = Text(required=True, validate=validate.Length(min=1, max=1000))
     category = Text(required=True, validate=validate.OneOf(CATEGORIES))
     email_type = Text(allow_none=True, load_default=None, validate=validate.Length(min=1, max=200))
@@ -60,7 +60,7 @@ class MailingListSchema(ma.Schema):
 
 
 class RecipientInSchema(ma.Schema):
-    contact_id = Text(required=True, validate=validate.Length(min=1, max=MAX_ID_LENGTH))
+    contact_id = Text(required=True, validate=[validate.Length(min=1, max=MAX_ID_LENGTH), PATH_SAFE])
     name = Text(allow_none=True, load_default=None)
     email = Text(allow_none=True, load_default=None, validate=validate.Length(max=320))
 

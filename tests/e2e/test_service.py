@@ -81,6 +81,10 @@ def seed_lifecycle(http: Http) -> None:
     # a chunked body over the limit is refused without being stored
     status, error = http.chunked("/v1/webhooks/unione", (b" " * 8192 for _ in range(2 * MAX_BODY // 8192)))
     assert status == 413 and error["error"]["code"] == "payload_too_large"
+    # the same on an API route (a truncated document is not a 400)
+    bearer = {"Authorization": f"Bearer {http.token}"}
+    status, error = http.chunked("/v1/rules", (b" " * 8192 for _ in range(2 * MAX_BODY // 8192)), headers=bearer)
+    assert status == 413 and error["error"]["code"] == "payload_too_large"
 
     http.wait_caught_up()
     check_answers(http)

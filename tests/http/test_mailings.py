@@ -55,6 +55,7 @@ def test_naive_expiry_is_utc(api: FlaskClient) -> None:
         ({**MAILING, "provider": "mailchimp"}, "provider"),
         ({**MAILING, "id": ""}, "id"),
         ({**MAILING, "id": 17}, "id"),
+        ({**MAILING, "id": "spring/2026"}, "id"),  # could never be reached at /v1/mailings/{id}
         ({**MAILING, "expires_at": "next tuesday"}, "expires_at"),
         ({**MAILING, "prevent_duplicates": "maybe"}, "prevent_duplicates"),
         ({**MAILING, "colour": "red"}, "colour"),
@@ -141,7 +142,8 @@ def test_adding_the_audience_is_idempotent(api: FlaskClient) -> None:
 @sqlite_only
 @pytest.mark.parametrize(
     "body",
-    [{}, {"recipients": "c-1"}, {"recipients": [{}]}, {"recipients": [{"contact_id": ""}]}, {"recipients": [{"contact_id": "c", "age": 3}]}],
+    [{}, {"recipients": "c-1"}, {"recipients": [{}]}, {"recipients": [{"contact_id": ""}]}, {"recipients": [{"contact_id": "c", "age": 3}]},
+     {"recipients": [{"contact_id": "crm/1"}]}],
 )
 def test_invalid_audience_is_422(api: FlaskClient, body: dict[str, Any]) -> None:
     api.post("/v1/mailings", json=MAILING)
