@@ -34,6 +34,14 @@ def url_key(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+MAILING_COLUMNS = ("id", "name", "category", "email_type", "provider", "expires_at", "prevent_duplicates", "created_seq", "started_at")
+RECIPIENT_COLUMNS = (
+    "rid", "mailing_id", "contact_id", "name", "email", "seq", "response", "reason", "sent", "opens", "clicks",
+    "unique_open", "sent_at", "first_open_at", "first_click_at", "updated_at", "state",
+)
+SIDE_COLUMNS = ("id", "kind", "source", "mailing_id", "received_at", "seq", "claimed", "payload")
+
+
 class StaleBatch(RuntimeError):
     """Another follower applied these events first; this batch is dropped and re-read."""
 
@@ -282,69 +290,55 @@ class ViewsMixin:
             self._insert_tracking(c, Tracking(tracking_name(generation), last_notification_id))  # type: ignore[attr-defined]
 
     def _flush(self, c: Any, store: BatchStore, g: int) -> None:
-        if store.dirty_mailings:
-            c.executemany(
-                self._q(
-                    f"INSERT INTO {self.t(g, 'mailings')} VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET "
-                    "name=excluded.name, category=excluded.category, email_type=excluded.email_type, "
-                    "provider=excluded.provider, expires_at=excluded.expires_at, "
-                    "prevent_duplicates=excluded.prevent_duplicates, started_at=excluded.started_at"
-                ),
-                [
-                    (m.id, m.name, m.category, m.email_type, m.provider, m.expires_at, int(m.prevent_duplicates), m.created_seq, iso(m.started_at))
-                    for m in (store.mailings[i] for i in store.dirty_mailings)
-                ],
-            )
-        if store.dirty_recipients:
-            rows = [store.recipients[r] for r in store.dirty_recipients]
-            c.executemany(
-                self._q(
-                    f"INSERT INTO {self.t(g, 'recipients')} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                    "ON CONFLICT (rid) DO UPDATE SET name=excluded.name, email=excluded.email, "
-                    "response=excluded.response, reason=excluded.reason, sent=excluded.sent, opens=excluded.opens, "
-                    "clicks=excluded.clicks, unique_open=excluded.unique_open, sent_at=excluded.sent_at, "
-                    "first_open_at=excluded.first_open_at, first_click_at=excluded.first_click_at, "
-                    "updated_at=excluded.updated_at, state=excluded.state"
-                ),
-                [self._recipient_values(r) for r in rows],
-            )
-            clicks = [
-                (r.mailing_id, url_key(url), r.contact_id, url, n) for r in rows for url, n in r.state.clicked_urls.items()
-            ]
-            if clicks:
-                c.executemany(
-                    self._q(
-                        f"INSERT INTO {self.t(g, 'link_clicks')} VALUES (?,?,?,?,?) "
-                        "ON CONFLICT (mailing_id, url_key, contact_id) DO UPDATE SET clicks=excluded.clicks"
-                    ),
-                    clicks,
-                )
-        if store.dirty_contacts:
-            c.executemany(
-                self._q(
-                    f"INSERT INTO {self.t(g, 'contacts')} VALUES (?,?,?,?,?) ON CONFLICT (contact_id) DO UPDATE SET "
-                    "email=excluded.email, do_not_use_email=excluded.do_not_use_email, "
-                    "email_is_actual=excluded.email_is_actual, state=excluded.state"
-                ),
-                [
-                    (cid, s.email, int(s.do_not_use_email), int(s.email_is_actual), dump_contact(s))
-                    for cid, s in ((i, store.contacts[i]) for i in store.dirty_contacts)
-                ],
-            )
-        if store.dirty_sides:
-            c.executemany(
-                self._q(
-                    f"INSERT INTO {self.t(g, 'side')} VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING"
-                ),
-                [
-                    (s.id, s.kind, s.source, s.mailing_id, s.received_at, s.seq, int(s.claimed), orjson.dumps(s.payload))
-                    for s in (store.sides[i] for i in store.dirty_sides)
-                ],
-            )
+        mailings = [store.mailings[i] for i in store.dirty_mailings]
+        self._upsert(c, g, "mailings", MAILING_COLUMNS, ("id",), [
+            (m.id, m.name, m.category, m.email_type, m.provider, m.expires_at, int(m.prevent_duplicates), m.created_seq, iso(m.started_at))
+            for m in mailings
+        ], keep=("created_seq",))
+        recipients = [store.recipients[r] for r in store.dirty_recipients]
+        self._upsert(c, g, "recipients", RECIPIENT_COLUMNS, ("rid",), [self._recipient_values(r) for r in recipients],
+                     keep=("mailing_id", "contact_id", "seq"))
+        self._upsert(c, g, "link_clicks", ("mailing_id", "url_key", "contact_id", "url", "clicks"), ("mailing_id", "url_key", "contact_id"), [
+            (r.mailing_id, url_key(url), r.contact_id, url, n) for r in recipients for url, n in r.state.clicked_urls.items()
+        ])
+        self._upsert(c, g, "contacts", ("contact_id", "email", "do_not_use_email", "email_is_actual", "state"), ("contact_id",), [
+            (cid, s.email, int(s.do_not_use_email), int(s.email_is_actual), dump_contact(s))
+            for cid, s in ((i, store.contacts[i]) for i in store.dirty_contacts)
+        ])
+        self._upsert(c, g, "side", SIDE_COLUMNS, ("id",), [
+            (s.id, s.kind, s.source, s.mailing_id, s.received_at, s.seq, int(s.claimed), orjson.dumps(s.payload))
+            for s in (store.sides[i] for i in store.dirty_sides)
+        ], update=False)
         if store.claimed:
-            c.executemany(
-                self._q(f"UPDATE {self.t(g, 'side')} SET claimed = 1 WHERE id = ?"), [(i,) for i in store.claimed]
-            )
+            c.executemany(self._q(f"UPDATE {self.t(g, 'side')} SET claimed = 1 WHERE id = ?"), [(i,) for i in store.claimed])
+
+    def _upsert(
+        self,
+        c: Any,
+        g: int,
+        table: str,
+        columns: tuple[str, ...],
+        key: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+        keep: tuple[str, ...] = (),
+        update: bool = True,
+    ) -> None:
+        """Insert rows, or update the existing ones (but the ``key`` and ``keep`` columns).
+
+        ``executemany``: in-process on SQLite, pipelined by psycopg on PostgreSQL (measured
+        faster there than one long multi-row statement, which psycopg must parse).
+        """
+        if not rows:
+            return
+        settable = [col for col in columns if col not in key and col not in keep]
+        conflict = (
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET " + ", ".join(f"{col}=excluded.{col}" for col in settable)
+            if update
+            else f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+        )
+        head = f"INSERT INTO {self.t(g, table)} ({', '.join(columns)}) VALUES "
+        one = "(" + ",".join([self.placeholder] * len(columns)) + ")"
+        c.executemany(f"{head}{one} {conflict}", rows)
 
     @staticmethod
     def _recipient_values(r: RecipientRow) -> tuple[Any, ...]:
