@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,7 +32,6 @@ from application.service import ResponsesApp
 from bench.http_load import bench_crash, bench_http
 from bench.journal import build_journal, provider_events
 from domain.signals import ParsedBatch
-from projections.replay import stream_journal
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 

@@ -114,7 +114,7 @@ def load_contact(raw: bytes | str) -> ContactState:
 class BatchStore(MemoryStore):
     """The write-back cache of one live batch: loads rows on first use, remembers what changed."""
 
-    def __init__(self, recorder: "ViewRecorder", cursor: Any, generation: int):
+    def __init__(self, recorder: "ViewsMixin", cursor: Any, generation: int):
         super().__init__()
         self.recorder = recorder
         self.cursor = cursor
