@@ -54,6 +54,12 @@ class Queries:
     def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         return self.app.views.fetch(sql, params)
 
+    def _page(self, sql: str, params: tuple[Any, ...], limit: int) -> tuple[list[Any], str | None]:
+        """One page of rows in ``seq`` order, and the cursor of the next page (None on the last)."""
+        rows = self._fetch(sql + " ORDER BY seq LIMIT ?", params + (limit + 1,))
+        more = len(rows) > limit and limit > 0
+        return rows[:limit], encode_cursor(rows[limit - 1]["seq"]) if more else None
+
     # ---- mailings ----------------------------------------------------------------------
 
     def _mailing_fields(self, r: Any) -> dict[str, Any]:
@@ -126,7 +132,7 @@ class Queries:
         if response:
             sql += " AND response = ?"
             params += (response,)
-        rows = self._fetch(sql + " ORDER BY seq LIMIT ?", params + (limit + 1,))
+        rows, next_cursor = self._page(sql, params, limit)
         items = [
             {
                 "contact_id": r["contact_id"],
@@ -137,10 +143,9 @@ class Queries:
                 "clicks": r["clicks"],
                 "updated_at": r["updated_at"],
             }
-            for r in rows[:limit]
+            for r in rows
         ]
-        more = len(rows) > limit
-        return {"items": items, "next": encode_cursor(rows[limit - 1]["seq"]) if more and limit else None}
+        return {"items": items, "next": next_cursor}
 
     def timeline(self, mailing_id: str, hours: int = 48) -> dict[str, Any]:
         mailing = self.require_mailing(mailing_id)
@@ -216,13 +221,9 @@ class Queries:
         if mailing_id is not None:
             sql += " AND mailing_id = ?"
             params += (mailing_id,)
-        rows = self._fetch(sql + " ORDER BY seq LIMIT ?", params + (limit + 1,))
-        items = []
-        for r in rows[:limit]:
-            payload = orjson.loads(r["payload"])
-            items.append({"id": r["id"], "source": r["source"], "received_at": r["received_at"], **payload})
-        more = len(rows) > limit
-        return {"items": items, "next": encode_cursor(rows[limit - 1]["seq"]) if more and limit else None}
+        rows, next_cursor = self._page(sql, params, limit)
+        items = [{"id": r["id"], "source": r["source"], "received_at": r["received_at"], **orjson.loads(r["payload"])} for r in rows]
+        return {"items": items, "next": next_cursor}
 
 
 def _group_args(r: Any) -> dict[str, Any]:

@@ -45,7 +45,8 @@ class RuleUseCases:
         if version == DEFAULT_VERSION:
             rules = DEFAULT_RULESET
         else:
-            entry = self._rules_book().versions.get(version) if self._rules_book() else None
+            book = self._rules_book()
+            entry = book.versions.get(version) if book is not None else None
             if entry is None:
                 raise NotFound("ruleset version", version)
             rules = Ruleset.from_document(entry["document"])

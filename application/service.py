@@ -214,10 +214,8 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
             def work(uow: UnitOfWork, chunk: list[Any] = chunk, first: bool = first) -> list[tuple[str, str, str | None]]:
                 decided: list[tuple[str, str, str | None]] = []
                 chunk_taken = set(taken)
-                addresses = [
-                    normalise_email((load_contact(row["contact_state"]).email if row["contact_state"] else None) or row["email"])
-                    for row in chunk
-                ]
+                contacts = [load_contact(row["contact_state"]) if row["contact_state"] else ContactState() for row in chunk]
+                addresses = [normalise_email(contact.email or row["email"]) for contact, row in zip(contacts, chunk)]
                 uow.prefetch(
                     [recipient_id(mailing_id, row["contact_id"]) for row in chunk]
                     + [address_id(mailing.provider, a) for a in addresses if a]
@@ -226,13 +224,12 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
                 if first:
                     m: Mailing = uow.get(mailing.id)
                     m.start_dispatch_wave(iso(now))  # type: ignore[arg-type]
-                for row in chunk:
+                for row, contact in zip(chunk, contacts):
                     cid = row["contact_id"]
                     key = dedup_key("dispatch", mailing_id, cid)
                     recipient: Recipient = uow.get(recipient_id(mailing_id, cid))
                     if recipient is None or recipient.has_signal(key):
                         continue
-                    contact = load_contact(row["contact_state"]) if row["contact_state"] else ContactState()
                     email = contact.email or row["email"]
                     # a stopped mailing sends nobody, not even recipients added after the stop
                     code = "stopped_manually" if mailing.stopped_at else dispatch_outcome(email, contact, terms, chunk_taken, now)

@@ -73,42 +73,34 @@ class ProjectionStore(Protocol):
 StepObserver = Callable[[RecipientRow, Signal, Step], None]
 
 
+# The journal events the views are made of, and the method that applies each.
+HANDLED: dict[str, str] = {
+    "Mailing.Created": "_mailing_created",
+    "Mailing.DispatchWaveStarted": "_dispatch_wave_started",
+    "Recipient.Joined": "_recipient_joined",
+    "Recipient.DetailsChanged": "_recipient_details_changed",
+    "Recipient.SignalRecorded": "_signal_recorded",
+    "Contact.Registered": "_contact_registered",
+    "Contact.CommandRecorded": "_contact_command",
+    "SideRecord.Recorded": "_side_recorded",
+    "UnmatchedBucket.Parked": "_unmatched_parked",
+    "UnmatchedBucket.Claimed": "_unmatched_claimed",
+}
+
+
 class Projector:
     def __init__(self, rules: Ruleset, store: ProjectionStore, observer: StepObserver | None = None):
         self.rules = rules
         self.store = store
         self.observer = observer
         self._handlers: dict[str, Callable[[int, str, dict[str, Any]], None]] = {
-            "Mailing.Created": self._mailing_created,
-            "Mailing.DispatchWaveStarted": self._dispatch_wave_started,
-            "Recipient.Joined": self._recipient_joined,
-            "Recipient.DetailsChanged": self._recipient_details_changed,
-            "Recipient.SignalRecorded": self._signal_recorded,
-            "Contact.Registered": self._contact_registered,
-            "Contact.CommandRecorded": self._contact_command,
-            "SideRecord.Recorded": self._side_recorded,
-            "UnmatchedBucket.Parked": self._unmatched_parked,
-            "UnmatchedBucket.Claimed": self._unmatched_claimed,
+            event: getattr(self, method) for event, method in HANDLED.items()
         }
 
     @staticmethod
     def topics() -> list[str]:
         """The stored-event topics a projector reads (others are skipped by the reader)."""
-        return [
-            TOPIC_PREFIX + name
-            for name in (
-                "Mailing.Created",
-                "Mailing.DispatchWaveStarted",
-                "Recipient.Joined",
-                "Recipient.DetailsChanged",
-                "Recipient.SignalRecorded",
-                "Contact.Registered",
-                "Contact.CommandRecorded",
-                "SideRecord.Recorded",
-                "UnmatchedBucket.Parked",
-                "UnmatchedBucket.Claimed",
-            )
-        ]
+        return [TOPIC_PREFIX + event for event in HANDLED]
 
     def apply(self, seq: int, originator_id: str, topic: str, data: dict[str, Any]) -> None:
         handler = self._handlers.get(topic[len(TOPIC_PREFIX) :]) if topic.startswith(TOPIC_PREFIX) else None

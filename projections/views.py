@@ -226,6 +226,13 @@ class ViewsMixin:
     def meta_ddl(self) -> list[str]:
         return ["CREATE TABLE IF NOT EXISTS rv_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"]
 
+    def create_table(self) -> None:
+        """The library's tracking table, then the views' own meta table."""
+        super().create_table()  # type: ignore[misc]
+        with self.cursor(commit=True) as c:
+            for statement in self.meta_ddl():
+                c.execute(statement)
+
     def create_views(self, generation: int) -> None:
         with self.cursor(commit=True) as c:
             for statement in self.meta_ddl() + self.view_ddl(generation):
@@ -428,18 +435,6 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 class SQLiteViewRecorder(ViewsMixin, SQLiteTrackingRecorder):
     placeholder = "?"
 
-    def create_table(self) -> None:
-        super().create_table()
-        with self.cursor(commit=True) as c:
-            for statement in self.meta_ddl():
-                c.execute(statement)
-
 
 class PostgresViewRecorder(ViewsMixin, PostgresTrackingRecorder):
     placeholder = "%s"
-
-    def create_table(self) -> None:
-        super().create_table()
-        with self.cursor(commit=True) as c:
-            for statement in self.meta_ddl():
-                c.execute(statement)

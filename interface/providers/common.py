@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from domain.signals import Notice, ParsedBatch, ProviderEvent, Quarantined, utc
+from domain.signals import Correlation, Notice, ParsedBatch, ProviderEvent, Quarantined, normalise_email, utc
 
 GZIP_MAGIC = b"\x1f\x8b"
 _COMPRESSED = {"gzip", "x-gzip", "deflate"}
@@ -129,6 +129,16 @@ def truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in _FALSE_WORDS
     return bool(value)
+
+
+def correlation(fields: Mapping[str, Any], email: str | None) -> Correlation:
+    """How a provider event names its recipient: ids and the test flag as attached at send time."""
+    return Correlation(
+        mailing_id=opt_id(fields.get("mailing_id")),
+        contact_id=opt_id(fields.get("contact_id")),
+        email=normalise_email(email),
+        test=truthy(fields.get("test")),
+    )
 
 
 def require_str(obj: Mapping[str, Any], name: str) -> str:

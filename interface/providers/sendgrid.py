@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key, normalise_email
+from domain.signals import ParsedBatch, ProviderEvent, Signal, dedup_key
 
-from .common import Malformed, collect, json_text, load_json, opt_id, opt_str, require_object, require_str, truthy
+from .common import Malformed, collect, correlation, json_text, load_json, opt_str, require_object, require_str, truthy
 
 SOURCE = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -83,13 +83,7 @@ def _event(event: Any, now: datetime) -> ProviderEvent:
         machine=truthy(event.get("sg_machine_open")),
         raw=event,
     )
-    correlation = Correlation(
-        mailing_id=opt_id(event.get("mailing_id")),
-        contact_id=opt_id(event.get("contact_id")),
-        email=normalise_email(email),
-        test=truthy(event.get("test")),
-    )
-    return ProviderEvent(signal=signal, correlation=correlation)
+    return ProviderEvent(signal=signal, correlation=correlation(event, email))
 
 
 def _unix_time(value: Any) -> datetime:

@@ -16,28 +16,25 @@ from functools import partial
 from typing import Any
 
 from domain.signals import (
-    Correlation,
     Notice,
     ParsedBatch,
     ProviderEvent,
     Quarantined,
     Signal,
     dedup_key,
-    normalise_email,
 )
 
 from .common import (
     collect,
+    correlation,
     json_text,
     load_json,
-    opt_id,
     opt_str,
     optional_object,
     require_object,
     require_str,
     require_time,
     sorted_json,
-    truthy,
 )
 
 SOURCE = "unione"
@@ -133,10 +130,4 @@ def _event(name: str, data: Any, now: datetime) -> ProviderEvent | Notice:
         user_agent=opt_str(info.get("user_agent")),
         raw=data,
     )
-    correlation = Correlation(
-        mailing_id=opt_id(metadata.get("mailing_id")),
-        contact_id=opt_id(metadata.get("contact_id")),
-        email=normalise_email(email),
-        test=truthy(metadata.get("test")),
-    )
-    return ProviderEvent(signal=signal, correlation=correlation)
+    return ProviderEvent(signal=signal, correlation=correlation(metadata, email))
