@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from application.service import ResponsesApp
 
 MAX_PAGE = 1000
+MAX_SEQ = 2**63 - 1  # a view's seq is a 64-bit integer on both stores
 
 
 class BadCursor(ValueError):
@@ -33,9 +34,12 @@ def decode_cursor(cursor: str | None) -> int:
         return 0
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("s"):
+        if len(text) > 20 or not text.startswith("s") or not text[1:].isascii() or not text[1:].isdigit():
             raise ValueError
-        return int(text[1:])
+        seq = int(text[1:])
+        if seq > MAX_SEQ:
+            raise ValueError
+        return seq
     except (ValueError, UnicodeDecodeError):
         raise BadCursor("cursor is not one this API gave out") from None
 

@@ -21,6 +21,11 @@ class ContactPatchSchema(ma.Schema):
     email_is_actual = ma.fields.Boolean()
     email = ma.fields.Email(validate=validate.Length(max=320), metadata={"description": "a new email resets email_is_actual and the soft-bounce streak unless this patch sets them"})
 
+    @ma.validates_schema
+    def changes_something(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:  # an empty patch would journal nothing and create the contact
+            raise ma.ValidationError("give at least one of do_not_use_email, email_is_actual, email", "_schema")
+
 
 class SubscriptionSchema(ma.Schema):
     email_type = Text(required=True, validate=validate.Length(min=1, max=200))

@@ -86,7 +86,11 @@ def http_error(error: HTTPException) -> tuple[Response, int]:
         log.error("internal error: %s", getattr(error, "original_exception", error), exc_info=getattr(error, "original_exception", None))
         return error_response(500, "internal error")
     message = data.get("message") or error.description or error.name
-    return error_response(status, str(message))
+    response, status = error_response(status, str(message))
+    allowed = getattr(error, "valid_methods", None)
+    if status == 405 and allowed:  # RFC 9110: a 405 says which methods the resource allows
+        response.headers["Allow"] = ", ".join(sorted(allowed))
+    return response, status
 
 
 def register_error_handlers(app: Flask) -> None:
