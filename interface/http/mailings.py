@@ -12,7 +12,7 @@ from application.service import CATEGORIES
 from domain.catalogue import CODES
 from domain.signals import PROVIDERS
 from interface.http.auth import require_bearer
-from interface.http.common import MAX_ID_LENGTH, PATH_SAFE, Blueprint, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, Text, page_schema
+from interface.http.common import MAX_ID_LENGTH, PATH_SAFE, Blueprint, UtcTime, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, Text, page_schema
 from interface.http.context import caught_up_views, fresh_views, service
 from interface.http.errors import ApiError, ErrorSchema
 
@@ -32,7 +32,7 @@ class MailingCreateSchema(ma.Schema):
     category = Text(required=True, validate=validate.OneOf(CATEGORIES))
     email_type = Text(allow_none=True, load_default=None, validate=validate.Length(min=1, max=200))
     provider = Text(required=True, validate=validate.OneOf(PROVIDERS))
-    expires_at = ma.fields.DateTime(allow_none=True, load_default=None, metadata={"description": "ISO 8601; without an offset: UTC"})
+    expires_at = UtcTime(allow_none=True, load_default=None)
     prevent_duplicates = ma.fields.Boolean(load_default=False)
 
 

@@ -11,7 +11,7 @@ from marshmallow import validate
 from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
 from domain.signals import utc
 from interface.http.auth import caller, require_bearer
-from interface.http.common import Blueprint, LangArgsSchema, ResponseObjectSchema
+from interface.http.common import TIME_FORMAT, Blueprint, LangArgsSchema, ResponseObjectSchema, UtcTime
 from interface.http.context import service
 from interface.http.errors import ApiError, ErrorSchema
 
@@ -141,7 +141,7 @@ class WhatIfSchema(ma.Schema):
 
 
 class HistoryArgsSchema(LangArgsSchema):
-    as_of = ma.fields.AwareDateTime(load_default=None, default_timezone=timezone.utc, metadata={"description": "fold signals received at or before; without an offset: UTC"})
+    as_of = UtcTime(load_default=None, metadata={"description": f"fold signals received at or before: {TIME_FORMAT}"})
     rules = ma.fields.String(load_default=None, metadata={"description": "explain under this ruleset version (default: the active one)"})
 
 
