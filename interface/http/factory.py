@@ -19,6 +19,8 @@ from interface.http.errors import ApiError, ErrorSchema, http_error, register_er
 
 log = logging.getLogger("responses.http")
 
+SWAGGER_UI_URL = "static/swagger-ui/"  # relative to /docs, so it also works under a path prefix
+
 BLUEPRINTS = (ops.blp, webhooks.blp, webhooks.signals_blp, mailings.blp, contacts.blp, inbox.blp, rules.blp)
 
 
@@ -39,7 +41,8 @@ def openapi_config(max_body_bytes: int) -> dict[str, Any]:
         "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # vendored, pinned assets (interface/http/static/swagger-ui/VERSION.md): /docs works offline
+        "OPENAPI_SWAGGER_UI_URL": SWAGGER_UI_URL,
         "API_SPEC_OPTIONS": {
             "info": {"description": "Event-sourced recipient responses for email campaigns (SPEC §7)."},
             "security": [{"bearer": []}],
