@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench postgres clean
+.PHONY: run test bench postgres chromium clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,12 @@ postgres:
 	  echo "PostgreSQL is not installed: the PostgreSQL tests will fail" >&2; \
 	fi
 
-test: $(STAMP) postgres
+# Debian's Chromium for the browser tests (/docs offline): installed when missing, quietly
+chromium:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium (browser tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test: $(STAMP) postgres chromium
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP) postgres
