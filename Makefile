@@ -31,7 +31,7 @@ postgres:
 # Debian's Chromium for the browser tests (/docs offline): installed when missing, quietly
 chromium:
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium (browser tests)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: $(STAMP) postgres chromium
 	$(BIN)/python -m pytest -q
