@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlparse
 
 DEFAULT_DATABASE_URL = "sqlite:///var/responses.db"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 
 
 class ConfigError(ValueError):
@@ -27,6 +28,7 @@ class Settings:
     elasticemail_webhook_token: str | None = None
     sendgrid_webhook_public_key: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    sweep_interval_seconds: float = DEFAULT_SWEEP_INTERVAL_SECONDS  # 0: no periodic sweep
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -36,6 +38,10 @@ class Settings:
             max_body = int(env.get("MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES)
         except ValueError as exc:
             raise ConfigError("MAX_BODY_BYTES must be a whole number of bytes") from exc
+        try:
+            sweep_interval = float(env.get("SWEEP_INTERVAL_SECONDS") or DEFAULT_SWEEP_INTERVAL_SECONDS)
+        except ValueError as exc:
+            raise ConfigError("SWEEP_INTERVAL_SECONDS must be a number of seconds (0: no periodic sweep)") from exc
         return cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             api_tokens=_split(env.get("RESPONSES_API_TOKENS")),
@@ -43,6 +49,7 @@ class Settings:
             elasticemail_webhook_token=env.get("ELASTICEMAIL_WEBHOOK_TOKEN") or None,
             sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
             max_body_bytes=max_body,
+            sweep_interval_seconds=max(0.0, sweep_interval),
         )
 
     @property

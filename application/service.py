@@ -305,8 +305,8 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         return {
             "expired": self._record_system([(r["mailing_id"], r["contact_id"]) for r in expired], "stopped_expired", "expired", now),
             "checked": self._record_system(
-                [(r["mailing_id"], r["contact_id"]) for r in waiting], CONFIRMATION_CHECKED, "confirmation", now, iso(now) or ""
-            ),
+                [(r["mailing_id"], r["contact_id"]) for r in waiting], CONFIRMATION_CHECKED, "confirmation", now, (iso(now) or "")[:13]
+            ),  # keyed by the UTC hour (YYYY-MM-DDTHH): sweeps every few minutes record one check per recipient an hour
         }
 
     # ---- ingestion ----------------------------------------------------------------------------

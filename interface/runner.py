@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlparse
 
 from application.config import Settings
 from application.service import ResponsesApp
-from projections.follower import ViewFollower
+from projections.follower import TRANSIENT, ViewFollower
 
 log = logging.getLogger("responses.runner")
 
@@ -90,7 +95,85 @@ def on_demand_follower(app: ResponsesApp, lock: ProjectorLock) -> bool:
 
 def background_follower(app: ResponsesApp, lock: ProjectorLock) -> ViewFollower | None:
     """Follow the journal in a thread of this process, unless another process already does."""
-    if not lock.try_acquire():
-        log.warning("another process follows this database's journal; not starting an in-process follower")
+    if not lock.try_acquire():  # expected with a `responses project` beside: not a warning
+        log.info("another process follows this database's journal; not starting an in-process follower")
         return None
     return ViewFollower(app).start()
+
+
+class PeriodicSweep:
+    """``app.sweep()`` every ``interval`` seconds in a thread: expiry and the confirmation timeout need no cron.
+
+    Run by the process that holds the projector lock (``serve``, ``project``), so
+    one per database. The first run is one interval after the start. A busy or
+    unreachable database postpones a run (logged at debug level); any other
+    failure is logged with its cause, its traceback once while it repeats.
+    """
+
+    def __init__(self, app: ResponsesApp, interval: float, on_result: Callable[[dict[str, int]], None] | None = None):
+        self.app = app
+        self.interval = interval
+        self.on_result = on_result
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing: str | None = None
+
+    def start(self) -> "PeriodicSweep":
+        if self.interval > 0:
+            self._thread = threading.Thread(target=self._run, name="periodic-sweep", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.run_once()
+
+    def run_once(self) -> dict[str, int] | None:
+        try:
+            result = self.app.sweep()
+        except TRANSIENT as exc:
+            log.debug("sweep postponed: %s", one_line(exc))
+            return None
+        except Exception as exc:
+            cause = f"{type(exc).__name__}: {one_line(exc)}"
+            log.error("sweep failed: %s", cause, exc_info=cause != self._failing)
+            self._failing = cause
+            return None
+        self._failing = None
+        if result.get("expired") or result.get("checked"):
+            log.info("sweep: %d planned recipients expired, %d confirmation checks recorded", result.get("expired", 0), result.get("checked", 0))
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+# ---- the database cannot be used: one line, not a traceback ---------------------------------------
+
+DATABASE_ERRORS: tuple[type[BaseException], ...] = TRANSIENT
+
+
+def one_line(exc: BaseException) -> str:
+    return re.sub(r"\s+", " ", str(exc)).strip()
+
+
+def database_error_message(settings: Settings, exc: BaseException) -> str:
+    """What a person reads when the database cannot be reached or opened (the password never shown)."""
+    reason = one_line(exc)
+    if not settings.is_postgres:
+        return f"cannot open the SQLite database {settings.database_url}: {reason}"
+    url = urlparse(settings.database_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 5432
+    name = (url.path or "/").lstrip("/") or "postgres"
+    where = f"postgresql://{host}:{port}/{name}" + (" (password hidden)" if url.password else "")
+    message = f"cannot reach the database at {where}: {reason}"
+    if "does not exist" in reason and f'"{name}"' in reason:
+        user = f" -U {url.username}" if url.username else ""
+        message += f"; create it with `createdb -h {host} -p {port}{user} {name}`"
+    elif "refused" in reason or "timeout" in reason.lower():
+        message += "; is PostgreSQL running there (pg_isready -h {0} -p {1})?".format(host, port)
+    return message
