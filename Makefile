@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench postgres chromium clean
+.PHONY: run test bench postgres chromium fuzz mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,22 @@ test: $(STAMP) postgres chromium
 
 bench: $(STAMP) postgres
 	$(BIN)/python -m bench
+
+# The schemathesis contract run with many more examples an operation (random seeds, no time bound)
+FUZZ_EXAMPLES ?= 400
+fuzz: $(STAMP) postgres
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -q -s tests/contract
+
+# mutmut over domain/ against tests/unit ([tool.mutmut] in pyproject.toml), from scratch; prints the score
+MUTMUT_CHILDREN ?= 2
+mutation: $(STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children $(MUTMUT_CHILDREN)
+	@$(BIN)/mutmut export-cicd-stats >/dev/null
+	@$(BIN)/python -c 'import json; s = json.load(open("mutants/mutmut-cicd-stats.json")); k = s["killed"] + s["timeout"]; \
+	  print("mutation score: {} killed of {} mutants = {:.1f} % (of them timeouts {}; survived {}, no tests {})".format( \
+	  k, s["total"], 100 * k / s["total"], s["timeout"], s["survived"], s["no_tests"]))'
+	@$(BIN)/mutmut results
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
