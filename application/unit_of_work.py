@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import random
 import time
 import uuid
@@ -16,6 +17,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import EventStore, IntegrityError, StoredEvent
 
 from application.config import Settings
+
+log = logging.getLogger("responses.unit_of_work")
 
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")
@@ -82,9 +85,11 @@ def in_transaction(app: "UnitOfWorkHost", work: Callable[[UnitOfWork], T], attem
         try:
             uow.save()
             return result
-        except IntegrityError:
+        except IntegrityError as exc:
             if attempt == attempts - 1:
+                log.error("gave up after %d attempts: another writer changed the same aggregates each time (%s)", attempts, exc)
                 raise
+            log.debug("conflict with another writer (attempt %d): retrying from fresh state", attempt + 1)
             time.sleep(random.uniform(0, min(0.3, 0.005 * 2**attempt)))
     raise AssertionError("unreachable")
 

@@ -185,6 +185,9 @@ class ViewFollower:
                     self._stop.wait(self.poll_interval)
             except StaleBatch:  # another follower got there first: read again from where it left off
                 continue
+            except TRANSIENT as exc:  # expected contention (SQLite "database is locked"), a database restart
+                log.debug("projection batch postponed (%s: %s); retrying", type(exc).__name__, exc)
+                self._stop.wait(0.2)
             except Exception:  # keep following; the batch rolled back and will be retried
                 log.exception("projection batch failed; retrying")
                 self._stop.wait(1.0)
