@@ -10,7 +10,7 @@ import orjson
 
 from application.errors import NotFound
 from domain.catalogue import response_object
-from domain.signals import iso, parse_iso
+from domain.signals import PROVIDERS, iso, parse_iso
 from projections.summary import SummaryBuilder
 from projections.views import load_contact, mailing_row
 
@@ -217,17 +217,33 @@ class Queries:
     # ---- kept inputs ------------------------------------------------------------------------
 
     def side(self, kind: str, mailing_id: str | None = None, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        """Kept inputs of one kind; an unmatched item says why it matched nobody (``unmatched_reason``)."""
         after = decode_cursor(cursor)
-        sql = f"SELECT id, source, mailing_id, received_at, seq, payload FROM {self._t('side')} WHERE kind = ? AND seq > ?"
+        # the provider of the mailing an unmatched signal names, as the views know it now
+        sql = (
+            f"SELECT s.id, s.source, s.mailing_id, s.received_at, s.seq, s.payload, m.provider FROM {self._t('side')} s "
+            f"LEFT JOIN {self._t('mailings')} m ON m.id = s.mailing_id WHERE s.kind = ? AND s.seq > ?"
+        )
         params: tuple[Any, ...] = (kind, after)
         if kind == "unmatched":
-            sql += " AND claimed = 0"
+            sql += " AND s.claimed = 0"
         if mailing_id is not None:
-            sql += " AND mailing_id = ?"
+            sql += " AND s.mailing_id = ?"
             params += (mailing_id,)
         rows, next_cursor = self._page(sql, params, limit)
-        items = [{"id": r["id"], "source": r["source"], "received_at": r["received_at"], **orjson.loads(r["payload"])} for r in rows]
+        items = []
+        for r in rows:
+            item = {"id": r["id"], "source": r["source"], "received_at": r["received_at"], **orjson.loads(r["payload"])}
+            if kind == "unmatched":
+                item["reason"] = unmatched_reason(r["source"], r["provider"])
+            items.append(item)
         return {"items": items, "next": next_cursor}
+
+
+def unmatched_reason(source: str, mailing_provider: str | None) -> str:
+    """``provider_mismatch``: a provider's event about a mailing sent through another provider (it never
+    matches); ``no_recipient``: nobody it names was sent to (yet)."""
+    return "provider_mismatch" if source in PROVIDERS and mailing_provider not in (None, source) else "no_recipient"
 
 
 def _group_args(r: Any) -> dict[str, Any]:

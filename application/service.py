@@ -29,6 +29,7 @@ from domain.aggregates import (
     contact_id_of,
     email_bucket,
     mailing_id_of,
+    provider_mismatch,
     recipient_bucket,
     recipient_id,
     side_record_id,
@@ -137,7 +138,7 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
 
     def add_audience(self, mailing_id: str, recipients: Sequence[dict[str, Any]]) -> dict[str, int]:
         """Add recipients (idempotent): each starts ``planned``; parked signals naming it are claimed."""
-        self.get_mailing_aggregate(mailing_id)
+        provider = self.get_mailing_aggregate(mailing_id).provider
         added = present = 0
         for chunk in chunks(list(recipients), SAVE_CHUNK):
 
@@ -162,18 +163,19 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
                     contact: Contact = uow.get_or_create(contact_id_of(cid), lambda cid=cid: Contact(contact_id=cid))
                     if email and normalise_email(contact.email) != normalise_email(email):
                         contact.record_command({"op": "patch", "contact_id": cid, "email": email, "at": iso(now_utc())})
-                    self._claim(uow, recipient_bucket(mailing_id, cid), recipient)
+                    self._claim(uow, recipient_bucket(mailing_id, cid), recipient, provider)
                 return a, p
 
             a, p = self._in_transaction(work)
             added, present = added + a, present + p
         return {"added": added, "already_present": present}
 
-    def _claim(self, uow: UnitOfWork, bucket_name: str, recipient: Recipient) -> int:
+    def _claim(self, uow: UnitOfWork, bucket_name: str, recipient: Recipient, provider: str, sent_at: str | None = None) -> int:
+        """Re-match: the recipient takes the signals parked for it (see ``UnmatchedBucket.claimable``)."""
         bucket: UnmatchedBucket | None = uow.get(unmatched_bucket_id(bucket_name))
         if bucket is None:
             return 0
-        signals = bucket.unclaimed()
+        signals = bucket.claimable(recipient.mailing_id, provider, sent_at)
         if not signals:
             return 0
         for signal in sorted(signals, key=lambda s: s.received_at):
@@ -341,6 +343,7 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
             if c.test:
                 ids.append(side_record_id(f"test:{key}"))
             elif c.mailing_id and c.contact_id:
+                ids.append(mailing_id_of(c.mailing_id))
                 ids.append(recipient_id(c.mailing_id, c.contact_id))
                 ids.append(unmatched_bucket_id(recipient_bucket(c.mailing_id, c.contact_id)))
             elif (address := normalise_email(c.email)) is not None:
@@ -387,8 +390,14 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         self, uow: UnitOfWork, signal: Signal, mailing_id: str | None, contact_id: str | None, email: str | None
     ) -> tuple[Recipient | None, str]:
         """Metadata first; failing that, the address among recipients sent through that provider
-        (of the mailing the event names, if it names one), most recent first."""
+        (of the mailing the event names, if it names one), most recent first, sent before the event.
+
+        A provider's event about a mailing sent through another provider matches nobody: kept as
+        unmatched (``provider_mismatch``), and never claimed by that recipient later."""
         if mailing_id and contact_id:
+            mailing: Mailing | None = uow.get(mailing_id_of(mailing_id))
+            if mailing is not None and provider_mismatch(signal, mailing.provider):
+                return None, recipient_bucket(mailing_id, contact_id)
             return uow.get(recipient_id(mailing_id, contact_id)), recipient_bucket(mailing_id, contact_id)
         address = normalise_email(email)
         if address is None:
@@ -403,7 +412,7 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         """Remember who was sent to this address through this provider; claim what was parked for it."""
         index: AddressIndex = uow.get_or_create(address_id(provider, address), lambda: AddressIndex(provider=provider, email=address))
         index.add_recipient(recipient.mailing_id, recipient.contact_id, iso(at))
-        self._claim(uow, email_bucket(provider, address), recipient)
+        self._claim(uow, email_bucket(provider, address), recipient, provider, iso(at))
 
     def _sent_by_sender(self, uow: UnitOfWork, recipient: Recipient, signal: Signal) -> None:
         """A sender that dispatches itself reports sent_to_provider: email-only events can match it from now on."""

@@ -7,16 +7,18 @@ folded from them under a ruleset by the projections. Ids are deterministic
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.signals import Signal, parse_iso
+from domain.signals import PROVIDERS, Signal, parse_iso
 
 NAMESPACE = uuid5(NAMESPACE_URL, "https://recipient-responses.invalid/")
+# How far a provider's clock may be behind ours: an email-only event may say it happened this long before its sending.
+CLOCK_SKEW = timedelta(minutes=10)
 
 
 @lru_cache(maxsize=65536)
@@ -129,13 +131,15 @@ class Mailing(Aggregate):
             "prevent_duplicates": self.prevent_duplicates,
         }
 
-    def start_dispatch_wave(self, at: str) -> None:
-        self._dispatch_wave_started(mailing_id=self.mailing_id, at=at)
+    def start_dispatch_wave(self, at: str) -> int:
+        """Number the next dispatch call's decisions (1, 2, ...); the first wave is the mailing's start."""
+        self._dispatch_wave_started(mailing_id=self.mailing_id, at=at, wave=self.waves + 1)
+        return self.waves
 
     @event("DispatchWaveStarted")
-    def _dispatch_wave_started(self, mailing_id: str, at: str) -> None:
+    def _dispatch_wave_started(self, mailing_id: str, at: str, wave: int | None = None) -> None:
         self.started_at = self.started_at or at
-        self.waves += 1
+        self.waves = wave if wave is not None else self.waves + 1  # waves journaled before they were numbered
 
     @event("Stopped")
     def stop(self, at: str, recipients: int) -> None:
@@ -180,13 +184,25 @@ class AddressIndex(Aggregate):
 
     def match(self, mailing_id: str | None = None, occurred_at: datetime | None = None) -> tuple[str, str] | None:
         """The recipient an email-only event is about: the most recent one sent to this address
-        (within ``mailing_id`` when the event names it) that was sent before the event happened;
-        failing the time condition (clocks differ), the most recent one."""
-        candidates = [r for r in self.recipients if mailing_id is None or r[0] == mailing_id]
-        if occurred_at is not None:
-            before = [r for r in candidates if r[2] is None or parse_iso(r[2]) <= occurred_at]  # type: ignore[operator]
-            candidates = before or candidates
+        (within ``mailing_id`` when the event names it) that was sent before the event happened,
+        give or take ``CLOCK_SKEW``; None when nobody was (the event stays unmatched)."""
+        candidates = [
+            r for r in self.recipients if (mailing_id is None or r[0] == mailing_id) and sent_before(r[2], occurred_at)
+        ]
         return (candidates[-1][0], candidates[-1][1]) if candidates else None
+
+
+def sent_before(sent_at: str | None, occurred_at: datetime | None) -> bool:
+    """Whether a sending (at ``sent_at``) can be what an event that happened at ``occurred_at`` is about."""
+    if sent_at is None or occurred_at is None:  # no time to compare: the address decides
+        return True
+    return parse_iso(sent_at) <= occurred_at + CLOCK_SKEW  # type: ignore[operator]
+
+
+def provider_mismatch(signal: Signal, mailing_provider: str | None) -> bool:
+    """A provider's event about a mailing sent through another provider: never that mailing's recipient's.
+    The sender's own signals (source ``system``) name no provider."""
+    return mailing_provider is not None and signal.source in PROVIDERS and signal.source != mailing_provider
 
 
 class UnmatchedBucket(Aggregate):
@@ -200,6 +216,7 @@ class UnmatchedBucket(Aggregate):
     def __init__(self, bucket: str):
         self.bucket = bucket
         self.parked: dict[str, dict[str, Any]] = {}
+        self.named_mailing: dict[str, str | None] = {}
         self.claimed: set[str] = set()
 
     def park(self, signal: Signal, correlation: dict[str, Any]) -> bool:
@@ -211,9 +228,22 @@ class UnmatchedBucket(Aggregate):
     @event("Parked")
     def _parked(self, signal: dict[str, Any], correlation: dict[str, Any]) -> None:
         self.parked[signal["key"]] = signal
+        self.named_mailing[signal["key"]] = correlation.get("mailing_id")
 
     def unclaimed(self) -> list[Signal]:
         return [Signal.from_record(s) for k, s in self.parked.items() if k not in self.claimed]
+
+    def claimable(self, mailing_id: str, provider: str | None, sent_at: str | None = None) -> list[Signal]:
+        """The parked signals a recipient of ``mailing_id`` (sent through ``provider``, at ``sent_at`` when
+        it claims by address) may take: not another provider's, not naming another mailing, not from before
+        its sending."""
+        return [
+            s
+            for s in self.unclaimed()
+            if not provider_mismatch(s, provider)
+            and self.named_mailing.get(s.key) in (None, mailing_id)
+            and sent_before(sent_at, s.occurred_at)
+        ]
 
     @event("Claimed")
     def claim(self, keys: list[str], mailing_id: str, contact_id: str) -> None:

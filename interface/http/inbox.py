@@ -14,6 +14,7 @@ from interface.http.errors import ErrorSchema
 blp = Blueprint("inbox", __name__, url_prefix="/v1", description="Unmatched signals, quarantine, provider notices, test sends")
 blp.before_request(require_bearer)
 
+UNMATCHED_REASONS = ("no_recipient", "provider_mismatch")
 SIGNAL = {"description": "the signal as stored: key, source, fields, received_at, occurred_at, url, raw..."}
 
 
@@ -32,6 +33,14 @@ class CorrelationSchema(ma.Schema):
 class UnmatchedSchema(KeptSchema):
     signal = ma.fields.Raw(required=True, metadata=SIGNAL)
     correlation = ma.fields.Nested(CorrelationSchema, required=True, metadata={"description": "how the signal named its recipient"})
+    reason = ma.fields.String(
+        required=True,
+        metadata={
+            "enum": list(UNMATCHED_REASONS),
+            "description": "provider_mismatch: a provider's event about a mailing sent through another provider (never "
+            "matched, never counted); no_recipient: nobody it names was sent to (yet)",
+        },
+    )
 
 
 class QuarantinedSchema(KeptSchema):
@@ -59,7 +68,10 @@ class UnmatchedArgsSchema(PageArgsSchema):
 @blp.arguments(UnmatchedArgsSchema, location="query")
 @blp.response(200, page_schema(UnmatchedSchema, "UnmatchedPage"))
 def unmatched(args: dict[str, Any]) -> dict[str, Any]:
-    """Signals that matched no recipient (yet): re-matched when the recipient appears."""
+    """Signals that matched no recipient (yet): re-matched when the recipient appears.
+
+    An event from another provider than its mailing's (``reason: provider_mismatch``) stays here: it is
+    never that mailing's recipient's, and never counted."""
     return fresh_views().side("unmatched", args["mailing_id"], args["limit"], args["cursor"])
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.http.conftest import SPRING, error_of, sign_unione, sqlite_only
+from tests.http.conftest import EE_TOKEN, SPRING, elastic_lines, error_of, sign_unione, sqlite_only
 
 
 def unione(*events: dict[str, Any]) -> bytes:
@@ -71,3 +71,16 @@ def test_test_sends_of_a_mailing(api: FlaskClient, client: FlaskClient, spring: 
     items = api.get(f"/v1/mailings/{SPRING}/test-sends").json["items"]
     assert [(i["mailing_id"], i["contact_id"]) for i in items] == [(SPRING, "qa-7")]
     assert api.get("/v1/unmatched").json["items"] == []  # test sends are not unmatched signals
+
+
+def test_another_providers_notification_about_a_mailing_is_unmatched_with_its_reason(api: FlaskClient, client: FlaskClient, spring: dict[str, Any]) -> None:
+    """Issue 7, failure 11: Elastic Email naming a UniOne mailing's recipient was counted (doubled clicks)."""
+    line = elastic_lines()[2]  # Anna's click, postback spring-sale:c-1001
+    assert client.get(f"/v1/webhooks/elasticemail?{line}&token={EE_TOKEN}").json == {"accepted": 0, "duplicates": 0, "unmatched": 1, "quarantined": 0}
+    client.post("/v1/webhooks/unione", data=unione(event("c-9", "zoe@example.com", mailing=SPRING)), content_type="application/json")
+    items = api.get("/v1/unmatched").json["items"]
+    assert [(i["source"], i["correlation"]["contact_id"], i["reason"]) for i in items] == [
+        ("elasticemail", "c-1001", "provider_mismatch"),
+        ("unione", "c-9", "no_recipient"),
+    ]
+    assert api.get(f"/v1/mailings/{SPRING}/summary").json["total_clicks"] == 0

@@ -94,3 +94,60 @@ def test_a_stopped_mailing_sends_nobody_added_later(app: ResponsesApp) -> None:
     app.add_audience("s", [{"contact_id": "b", "email": "b@example.com"}])
     assert app.dispatch("s", now=T0) == {"send": [], "outcomes": {"stopped_manually": 1}}
     assert codes(app, "s") == {"a": "stopped_manually", "b": "stopped_manually"}
+
+
+# ---- correlation keeps apart what is not one recipient's (issue 7, failure 11) ----------------------
+
+
+def unmatched_reasons(app: ResponsesApp) -> list[tuple[str | None, str]]:
+    app.wait_for_views()
+    return [(i["correlation"]["contact_id"], i["reason"]) for i in Queries(app).side("unmatched")["items"]]
+
+
+def test_an_event_from_another_provider_than_the_mailings_is_unmatched_and_never_claimed(app: ResponsesApp) -> None:
+    app.create_mailing({"id": "u", "name": "U", "category": "bulk", "provider": "unione"})
+    app.add_audience("u", [{"contact_id": "a", "email": "a@example.com"}])
+    app.dispatch("u", now=T0)
+    clicked = provider_event("elasticemail", {"status": "Clicked"}, T0 + timedelta(hours=1), Correlation("u", "a"), url="https://x.example/")
+    counts = app.record_batch(ParsedBatch(events=[clicked]))
+    assert (counts.accepted, counts.unmatched) == (0, 1)
+    stranger = provider_event("unione", {"status": "opened"}, T0 + timedelta(hours=1), Correlation("u", "zed"))
+    app.record_batch(ParsedBatch(events=[stranger]))
+    assert unmatched_reasons(app) == [("a", "provider_mismatch"), ("zed", "no_recipient")]
+    app.add_audience("u", [{"contact_id": "a", "email": "a@example.com"}])  # re-matching claims what was parked for "a"
+    assert codes(app, "u") == {"a": "sent_to_provider"}
+    assert Queries(app).summary("u")["unique_clicks"] == 0
+    assert unmatched_reasons(app) == [("a", "provider_mismatch"), ("zed", "no_recipient")]
+
+
+def test_an_event_parked_before_its_mailing_existed_is_not_claimed_by_another_providers_mailing(app: ResponsesApp) -> None:
+    early = provider_event("elasticemail", {"status": "Opened"}, T0 + timedelta(hours=1), Correlation("later", "a"))
+    assert app.record_batch(ParsedBatch(events=[early])).unmatched == 1
+    assert unmatched_reasons(app) == [("a", "no_recipient")]
+    app.create_mailing({"id": "later", "name": "L", "category": "bulk", "provider": "unione"})
+    app.add_audience("later", [{"contact_id": "a", "email": "a@example.com"}])
+    assert codes(app, "later") == {"a": "planned"}
+    assert unmatched_reasons(app) == [("a", "provider_mismatch")]
+
+
+def test_system_signals_of_the_sender_are_not_checked_against_the_provider(app: ResponsesApp) -> None:
+    app.create_mailing({"id": "u", "name": "U", "category": "trigger", "provider": "unione"})
+    app.add_audience("u", [{"contact_id": "a", "email": "a@example.com"}])
+    sent = ProviderEvent(system_signal("sent_to_provider", key="s-a", at=T0), Correlation("u", "a"))
+    assert app.record_batch(ParsedBatch(events=[sent])).accepted == 1
+    assert codes(app, "u") == {"a": "sent_to_provider"}
+
+
+def test_an_email_only_event_from_before_any_sending_matches_nobody(app: ResponsesApp) -> None:
+    app.create_mailing({"id": "m", "name": "M", "category": "bulk", "provider": "unione"})
+    app.add_audience("m", [{"contact_id": "a", "email": "a@example.com"}, {"contact_id": "b", "email": "b@example.com"}])
+    old = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    parked = provider_event("unione", {"status": "opened"}, old, Correlation(email="b@example.com"))
+    assert app.record_batch(ParsedBatch(events=[parked])).unmatched == 1  # nobody sent to b yet: parked
+    app.dispatch("m", now=T0)  # 2026: sending to b must not claim the 2024 open
+    stale = provider_event("unione", {"status": "clicked"}, old, Correlation(email="a@example.com"), url="https://x.example/")
+    assert app.record_batch(ParsedBatch(events=[stale])).unmatched == 1
+    skewed = provider_event("unione", {"status": "delivered"}, T0 - timedelta(minutes=9), Correlation(email="a@example.com"))
+    assert app.record_batch(ParsedBatch(events=[skewed])).accepted == 1  # within the allowed clock skew
+    assert codes(app, "m") == {"a": "delivered", "b": "sent_to_provider"}
+    assert sorted(r for _, r in unmatched_reasons(app)) == ["no_recipient", "no_recipient"]
