@@ -60,6 +60,7 @@ def apply_batch(app: "ResponsesApp", generation: int, rules: Ruleset, limit: int
 
 
 POISON_AFTER_FAILURES = 3
+UNAVAILABLE_WARNING_SECONDS = 30.0  # transient errors for longer than this are an outage, not contention
 TRANSIENT: tuple[type[BaseException], ...] = (
     OperationalError, InterfaceError, sqlite3.OperationalError, psycopg.OperationalError, TimeoutError
 )
@@ -176,6 +177,7 @@ class ViewFollower:
 
     def run_forever(self) -> None:
         next_jobs_check = 0.0
+        postponed_since: float | None = None  # a database busy or away since then
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= next_jobs_check:
@@ -183,10 +185,19 @@ class ViewFollower:
                     next_jobs_check = time.monotonic() + 0.5
                 if self.run_once() == 0:
                     self._stop.wait(self.poll_interval)
+                if postponed_since is not None and postponed_since < 0:
+                    log.info("the database answers again: following the journal")
+                postponed_since = None
             except StaleBatch:  # another follower got there first: read again from where it left off
                 continue
             except TRANSIENT as exc:  # expected contention (SQLite "database is locked"), a database restart
                 log.debug("projection batch postponed (%s: %s); retrying", type(exc).__name__, exc)
+                now = time.monotonic()
+                if postponed_since is None:
+                    postponed_since = now
+                elif 0 <= postponed_since < now - UNAVAILABLE_WARNING_SECONDS:  # not contention any more: said once
+                    log.warning("the views cannot be updated for %.0f s: %s: %s", now - postponed_since, type(exc).__name__, exc)
+                    postponed_since = -1.0
                 self._stop.wait(0.2)
             except Exception:  # keep following; the batch rolled back and will be retried
                 log.exception("projection batch failed; retrying")

@@ -85,3 +85,28 @@ def test_the_follower_retries_a_locked_database_quietly(app: Any, caplog: pytest
     assert app.views_position() == app.journal_position()  # it did get through
     assert loud(caplog) == []
     assert any("database is locked" in r.getMessage() and r.levelno == logging.DEBUG for r in caplog.records)
+
+
+@pytest.mark.timeout(20)
+def test_a_database_away_for_long_is_one_warning_then_one_line_when_back(app: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import projections.follower as follower_module
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(follower_module, "UNAVAILABLE_WARNING_SECONDS", 0.1)
+    follower = ViewFollower(app, poll_interval=0.01)
+    real, away_until = follower.run_once, time.monotonic() + 0.8
+
+    def away() -> int:
+        if time.monotonic() < away_until:
+            raise sqlite3.OperationalError("unable to open database file")
+        return real()
+
+    monkeypatch.setattr(follower, "run_once", away)
+    thread = threading.Thread(target=follower.run_forever, daemon=True)
+    thread.start()
+    time.sleep(1.2)
+    follower._stop.set()
+    thread.join(timeout=5)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "unable to open database file" in warnings[0].getMessage() and not warnings[0].exc_info
+    assert len([r for r in caplog.records if "answers again" in r.getMessage()]) == 1
