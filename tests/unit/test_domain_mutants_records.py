@@ -255,6 +255,8 @@ def test_dispatch_waves_are_numbered_and_the_first_is_the_start():
     assert mailing.start_dispatch_wave("t1") == 1
     assert mailing.start_dispatch_wave("t2") == 2
     assert (mailing.started_at, mailing.waves) == ("t1", 2)
+    waves = [e for e in mailing.collect_events() if type(e).__name__ == "DispatchWaveStarted"]
+    assert [(e.mailing_id, e.at, e.wave) for e in waves] == [("m-1", "t1", 1), ("m-1", "t2", 2)]  # the journal numbers them
 
 
 def test_a_recipient_records_a_key_once():

@@ -68,6 +68,8 @@ def test_every_invalid_response_rule_is_reported_with_its_message():
                 "queued": {"priority": "high"},
                 "hard_bounce": {"priority": 3},
                 "soft_bounce": {"final": False},
+                "delivered_twice": {},
+                "opened_machine": {"final": False},
                 "ready_to_send": {"priority": 21},  # valid, after the invalid ones: still merged
             }
         }
@@ -81,6 +83,8 @@ def test_every_invalid_response_rule_is_reported_with_its_message():
         "responses.queued.priority": "must be a whole number",
         "responses.hard_bounce.priority": "a final response has no priority",
         "responses.soft_bounce.priority": "a non-final response needs a priority",
+        "responses.delivered_twice": "unknown response code",
+        "responses.opened_machine.priority": "a non-final response needs a priority",
     }
     assert errors_of({"responses": []}) == {"responses": "must be an object of response code → {final, priority}"}
 
