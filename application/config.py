@@ -10,6 +10,8 @@ from urllib.parse import unquote, urlparse
 DEFAULT_DATABASE_URL = "sqlite:///var/responses.db"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
+DEFAULT_READY_MAX_LAG_SECONDS = 30.0
+DEFAULT_DISPATCH_SECONDS = 15.0  # well inside gunicorn's 30 s worker timeout, with the wait for the views before it
 
 
 class ConfigError(ValueError):
@@ -18,6 +20,17 @@ class ConfigError(ValueError):
 
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    """A duration from the environment: a finite, non-negative number of seconds."""
+    try:
+        value = float(env.get(name) or default)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number of seconds") from exc
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"{name} must be a finite, non-negative number of seconds")
+    return value
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,10 @@ class Settings:
     sendgrid_webhook_public_key: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     sweep_interval_seconds: float = DEFAULT_SWEEP_INTERVAL_SECONDS  # 0: no periodic sweep
+    # /readyz is 503 once the views are behind and have not moved for longer than this
+    ready_max_lag_seconds: float = DEFAULT_READY_MAX_LAG_SECONDS
+    # one dispatch call decides recipients for about this long (checked between chunks), then answers
+    dispatch_seconds: float = DEFAULT_DISPATCH_SECONDS
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -42,6 +59,7 @@ class Settings:
             sweep_interval = float(env.get("SWEEP_INTERVAL_SECONDS") or DEFAULT_SWEEP_INTERVAL_SECONDS)
         except ValueError as exc:
             raise ConfigError("SWEEP_INTERVAL_SECONDS must be a number of seconds (0: no periodic sweep)") from exc
+        ready_max_lag = _seconds(env, "READY_MAX_LAG_SECONDS", DEFAULT_READY_MAX_LAG_SECONDS)
         return cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             api_tokens=_split(env.get("RESPONSES_API_TOKENS")),
@@ -50,6 +68,7 @@ class Settings:
             sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
             max_body_bytes=max_body,
             sweep_interval_seconds=max(0.0, sweep_interval),
+            ready_max_lag_seconds=ready_max_lag,
         )
 
     @property

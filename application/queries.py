@@ -151,6 +151,19 @@ class Queries:
         ]
         return {"items": items, "next": next_cursor}
 
+    def wave_send(self, mailing_id: str, wave: int, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        """The recipients one dispatch wave decided ``sent_to_provider``, in decision order: its send list again."""
+        self.require_mailing(mailing_id)
+        if not 1 <= wave <= self.app.get_mailing_aggregate(mailing_id).waves:  # the journal numbers the waves
+            raise NotFound("wave", f"{mailing_id}/{wave}")
+        sql = f"SELECT contact_id, email, seq FROM {self._t('wave_sends')} WHERE mailing_id = ? AND wave = ? AND seq > ?"
+        rows, next_cursor = self._page(sql, (mailing_id, wave, decode_cursor(cursor)), limit)
+        items = [
+            {"contact_id": r["contact_id"], "email": r["email"], "metadata": {"mailing_id": mailing_id, "contact_id": r["contact_id"]}}
+            for r in rows
+        ]
+        return {"items": items, "next": next_cursor}
+
     def timeline(self, mailing_id: str, hours: int = 48) -> dict[str, Any]:
         mailing = self.require_mailing(mailing_id)
         start = parse_iso(mailing["started_at"])

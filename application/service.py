@@ -62,6 +62,7 @@ T = TypeVar("T")
 
 CATEGORIES = ("bulk", "trigger")
 SAVE_CHUNK = 500
+DISPATCH_CHUNK = SAVE_CHUNK  # recipients decided per transaction; the deadline is checked between chunks
 WRITE_WAIT_SECONDS = 10.0  # inside gunicorn's default worker timeout: a stalled projection answers 503
 
 
@@ -185,9 +186,20 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
 
     # ---- dispatch, stop, sweep ----------------------------------------------------------------
 
-    def dispatch(self, mailing_id: str, now: datetime | None = None) -> dict[str, Any]:
-        """Decide the pre-send outcome of every planned recipient, in audience order."""
+    def dispatch(
+        self, mailing_id: str, now: datetime | None = None, limit: int | None = None, deadline_seconds: float | None = None
+    ) -> dict[str, Any]:
+        """Decide the pre-send outcome of planned recipients, in audience order, as one numbered wave.
+
+        Bounded: at most ``limit`` recipients, and no new chunk once ``deadline_seconds`` (the
+        ``dispatch_seconds`` setting) have passed; ``remaining`` says how many planned recipients
+        are left for the next call. Every chunk is journaled before the next is decided, each
+        ``sent_to_provider`` with its wave, so a lost answer is read again from the wave's send list.
+        Waits for the views first: when they are behind, ``TimeoutError`` before anything changes.
+        """
         now = now or now_utc()
+        started = time.monotonic()
+        deadline = started + (self.settings.dispatch_seconds if deadline_seconds is None else deadline_seconds)
         mailing = self.get_mailing_aggregate(mailing_id)
         self.wait_for_views()
         g = self.generation()
@@ -205,56 +217,68 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
             )
         }
         taken.discard(None)
+        wave: int = self._in_transaction(lambda uow: uow.get(mailing.id).start_dispatch_wave(iso(now)))
         terms = MailingTerms(mailing.email_type, mailing.prevent_duplicates, parse_iso(mailing.expires_at))
         send: list[dict[str, Any]] = []
         outcomes: Counter[str] = Counter()
-        from projections.views import load_contact  # local: views own the serialisation
-
-        first = True
-        for chunk in chunks(planned, SAVE_CHUNK):
-
-            def work(uow: UnitOfWork, chunk: list[Any] = chunk, first: bool = first) -> list[tuple[str, str, str | None]]:
-                decided: list[tuple[str, str, str | None]] = []
-                chunk_taken = set(taken)
-                contacts = [load_contact(row["contact_state"]) if row["contact_state"] else ContactState() for row in chunk]
-                addresses = [normalise_email(contact.email or row["email"]) for contact, row in zip(contacts, chunk)]
-                uow.prefetch(
-                    [recipient_id(mailing_id, row["contact_id"]) for row in chunk]
-                    + [address_id(mailing.provider, a) for a in addresses if a]
-                    + [unmatched_bucket_id(email_bucket(mailing.provider, a)) for a in addresses if a]
-                )
-                if first:
-                    m: Mailing = uow.get(mailing.id)
-                    m.start_dispatch_wave(iso(now))  # type: ignore[arg-type]
-                for row, contact in zip(chunk, contacts):
-                    cid = row["contact_id"]
-                    key = dedup_key("dispatch", mailing_id, cid)
-                    recipient: Recipient = uow.get(recipient_id(mailing_id, cid))
-                    if recipient is None or recipient.has_signal(key):
-                        continue
-                    email = contact.email or row["email"]
-                    # a stopped mailing sends nobody, not even recipients added after the stop
-                    code = "stopped_manually" if mailing.stopped_at else dispatch_outcome(email, contact, terms, chunk_taken, now)
-                    if email and email != recipient.email:
-                        recipient.change_details(recipient.name, email)
-                    recipient.record(
-                        system_signal(code, key=key, at=now, raw={"decided_by": "dispatch", "provider": mailing.provider})
-                    )
-                    if code == "sent_to_provider":
-                        self._index_address(uow, mailing.provider, normalise_email(email), recipient, now)  # type: ignore[arg-type]
-                    decided.append((cid, code, email))
-                return decided
-
-            decided = self._in_transaction(work)
-            first = False
+        wanted = len(planned) if limit is None else min(limit, len(planned))
+        looked_at = 0
+        while looked_at < wanted and (looked_at == 0 or time.monotonic() < deadline):
+            chunk = planned[looked_at : looked_at + min(DISPATCH_CHUNK, wanted - looked_at)]
+            decided = self._in_transaction(
+                lambda uow, chunk=chunk: self._decide_chunk(uow, mailing, wave, terms, taken, chunk, now)  # type: ignore[misc]
+            )
+            looked_at += len(chunk)
             for cid, code, email in decided:
                 outcomes[code] += 1
                 if code == "sent_to_provider":
                     taken.add(normalise_email(email))
                     send.append({"contact_id": cid, "email": email, "metadata": {"mailing_id": mailing_id, "contact_id": cid}})
-        if first:  # nobody planned: still a wave (the mailing's start)
-            self._in_transaction(lambda uow: uow.get(mailing.id).start_dispatch_wave(iso(now)))
-        return {"send": send, "outcomes": dict(outcomes)}
+        remaining = len(planned) - looked_at
+        log.info("dispatch %s wave %d: %d decided, %d to send, %d remaining, %.1f s",
+                 mailing_id, wave, sum(outcomes.values()), len(send), remaining, time.monotonic() - started)
+        return {"send": send, "outcomes": dict(outcomes), "wave": wave, "remaining": remaining}
+
+    def _decide_chunk(
+        self,
+        uow: UnitOfWork,
+        mailing: Mailing,
+        wave: int,
+        terms: MailingTerms,
+        taken: set[str | None],
+        chunk: list[Any],
+        now: datetime,
+    ) -> list[tuple[str, str, str | None]]:
+        """One chunk of a wave, decided and journaled in one transaction (re-run whole on a conflict)."""
+        from projections.views import load_contact  # local: views own the serialisation
+
+        mailing_id = mailing.mailing_id
+        decided: list[tuple[str, str, str | None]] = []
+        chunk_taken = set(taken)
+        contacts = [load_contact(row["contact_state"]) if row["contact_state"] else ContactState() for row in chunk]
+        addresses = [normalise_email(contact.email or row["email"]) for contact, row in zip(contacts, chunk)]
+        uow.prefetch(
+            [recipient_id(mailing_id, row["contact_id"]) for row in chunk]
+            + [address_id(mailing.provider, a) for a in addresses if a]
+            + [unmatched_bucket_id(email_bucket(mailing.provider, a)) for a in addresses if a]
+        )
+        raw = {"decided_by": "dispatch", "provider": mailing.provider, "wave": wave}
+        for row, contact in zip(chunk, contacts):
+            cid = row["contact_id"]
+            key = dedup_key("dispatch", mailing_id, cid)
+            recipient: Recipient = uow.get(recipient_id(mailing_id, cid))
+            if recipient is None or recipient.has_signal(key):  # decided meanwhile by another call
+                continue
+            email = contact.email or row["email"]
+            # a stopped mailing sends nobody, not even recipients added after the stop
+            code = "stopped_manually" if mailing.stopped_at else dispatch_outcome(email, contact, terms, chunk_taken, now)  # type: ignore[arg-type]
+            if email and email != recipient.email:
+                recipient.change_details(recipient.name, email)
+            recipient.record(system_signal(code, key=key, at=now, raw=raw))
+            if code == "sent_to_provider":
+                self._index_address(uow, mailing.provider, normalise_email(email), recipient, now)  # type: ignore[arg-type]
+            decided.append((cid, code, email))
+        return decided
 
     def _record_system(self, targets: Iterable[tuple[str, str]], code: str, key_prefix: str, now: datetime, *extra: str) -> int:
         recorded = 0

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 from domain.contacts import ContactState, apply_command, apply_signal_effect
 from domain.fold import RecipientState, Step, fold_into
 from domain.rules import Ruleset
-from domain.signals import Signal, parse_iso
+from domain.signals import SYSTEM, Signal, dedup_key, parse_iso
 
 TOPIC_PREFIX = "domain.aggregates:"
 
@@ -56,6 +56,17 @@ class SideRow:
     claimed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class WaveSendRow:
+    """One recipient a dispatch wave decided ``sent_to_provider``: what the sender was told to send."""
+
+    mailing_id: str
+    wave: int
+    seq: int
+    contact_id: str
+    email: str | None
+
+
 class ProjectionStore(Protocol):
     """Where a projector keeps what it projects (a batch over view tables, or memory)."""
 
@@ -67,6 +78,7 @@ class ProjectionStore(Protocol):
     def put_contact(self, contact_id: str, state: ContactState) -> None: ...
     def put_side(self, row: SideRow) -> None: ...
     def claim_side(self, bucket_seq_ids: list[str]) -> None: ...
+    def put_wave_send(self, row: WaveSendRow) -> None: ...
 
 
 # Observers see each folded recipient signal (what-if diffs and history use them).
@@ -142,7 +154,7 @@ class Projector:
             row.name, row.email = d.get("name"), d.get("email")
             self.store.put_recipient(row)
 
-    def _signal_recorded(self, _seq: int, oid: str, d: dict[str, Any]) -> None:
+    def _signal_recorded(self, seq: int, oid: str, d: dict[str, Any]) -> None:
         row = self.store.recipient(oid)
         if row is None:  # cannot happen in a consistent journal: a recipient joins first
             return
@@ -158,6 +170,9 @@ class Projector:
             after = apply_signal_effect(contact, step, mailing.email_type if mailing else None, self.rules)
             if after is not contact:
                 self.store.put_contact(row.contact_id, after)
+        wave = dispatch_wave(signal, row)
+        if wave is not None:
+            self.store.put_wave_send(WaveSendRow(row.mailing_id, wave, seq, row.contact_id, row.email))
         if self.observer is not None:
             self.observer(row, signal, step)
 
@@ -207,6 +222,18 @@ class Projector:
         self.store.claim_side([f"{oid}:{key}" for key in d["keys"]])
 
 
+def dispatch_wave(signal: Signal, row: RecipientRow) -> int | None:
+    """The wave of our dispatch's ``sent_to_provider`` decision (None for any other signal, and for a
+    decision journaled before waves were numbered)."""
+    raw = signal.raw
+    if signal.source != SYSTEM or signal.fields.get("kind") != "sent_to_provider" or not isinstance(raw, dict):
+        return None
+    wave = raw.get("wave")
+    if raw.get("decided_by") != "dispatch" or type(wave) is not int:
+        return None
+    return wave if signal.key == dedup_key("dispatch", row.mailing_id, row.contact_id) else None
+
+
 class MemoryStore:
     """A projection store in memory: the what-if's, and the write-back cache of a live batch."""
 
@@ -243,3 +270,6 @@ class MemoryStore:
         for i in ids:
             if i in self.sides:
                 self.sides[i].claimed = True
+
+    def put_wave_send(self, row: WaveSendRow) -> None:
+        """Send lists are kept by the view tables only (what-ifs do not need them)."""

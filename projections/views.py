@@ -25,9 +25,9 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from domain.contacts import ContactState
 from domain.fold import RecipientState, SeenKeys
 from domain.signals import iso, parse_iso
-from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow
+from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow, WaveSendRow
 
-_TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side")
+_TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side", "wave_sends")
 
 
 def url_key(url: str) -> str:
@@ -40,6 +40,7 @@ RECIPIENT_COLUMNS = (
     "unique_open", "sent_at", "first_open_at", "first_click_at", "updated_at", "state",
 )
 SIDE_COLUMNS = ("id", "kind", "source", "mailing_id", "received_at", "seq", "claimed", "payload")
+WAVE_SEND_COLUMNS = ("mailing_id", "wave", "seq", "contact_id", "email")
 
 
 class StaleBatch(RuntimeError):
@@ -123,6 +124,7 @@ class BatchStore(MemoryStore):
         self.dirty_recipients: set[str] = set()
         self.dirty_contacts: set[str] = set()
         self.dirty_sides: set[str] = set()
+        self.wave_sends: list[WaveSendRow] = []
         self._missing: set[tuple[str, str]] = set()
 
     def preload(self, rids: Iterable[str], contact_ids: Iterable[str]) -> None:
@@ -176,6 +178,9 @@ class BatchStore(MemoryStore):
         super().put_side(row)
         self.dirty_sides.add(row.id)
 
+    def put_wave_send(self, row: WaveSendRow) -> None:
+        self.wave_sends.append(row)
+
 
 class ViewsMixin:
     """View SQL shared by both stores; ``?`` placeholders become ``%s`` on PostgreSQL."""
@@ -221,6 +226,9 @@ class ViewsMixin:
             f"CREATE TABLE IF NOT EXISTS {t('side')} (id TEXT PRIMARY KEY, kind TEXT NOT NULL, source TEXT, "
             "mailing_id TEXT, received_at TEXT, seq BIGINT NOT NULL, claimed INTEGER NOT NULL, payload " + blob + " NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {t('side_kind')} ON {t('side')} (kind, seq)",
+            # each dispatch wave's sent_to_provider decisions, in decision order: its send list, read again
+            f"CREATE TABLE IF NOT EXISTS {t('wave_sends')} (mailing_id TEXT NOT NULL, wave INTEGER NOT NULL, "
+            "seq BIGINT NOT NULL, contact_id TEXT NOT NULL, email TEXT, PRIMARY KEY (mailing_id, wave, seq))",
         ]
 
     def meta_ddl(self) -> list[str]:
@@ -315,6 +323,9 @@ class ViewsMixin:
         self._upsert(c, g, "side", SIDE_COLUMNS, ("id",), [
             (s.id, s.kind, s.source, s.mailing_id, s.received_at, s.seq, int(s.claimed), orjson.dumps(s.payload))
             for s in (store.sides[i] for i in store.dirty_sides)
+        ], update=False)
+        self._upsert(c, g, "wave_sends", WAVE_SEND_COLUMNS, ("mailing_id", "wave", "seq"), [
+            (w.mailing_id, w.wave, w.seq, w.contact_id, w.email) for w in store.wave_sends
         ], update=False)
         if store.claimed:
             c.executemany(self._q(f"UPDATE {self.t(g, 'side')} SET claimed = 1 WHERE id = ?"), [(i,) for i in store.claimed])

@@ -13,7 +13,7 @@ from domain.catalogue import CODES
 from domain.signals import PROVIDERS
 from interface.http.auth import require_bearer
 from interface.http.common import MAX_ID_LENGTH, PATH_SAFE, Blueprint, UtcTime, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, Text, page_schema
-from interface.http.context import caught_up_views, fresh_views, service
+from interface.http.context import caught_up_views, fresh_views, queries, service
 from interface.http.errors import ApiError, ErrorSchema
 
 blp = Blueprint("mailings", __name__, url_prefix="/v1/mailings", description="Mailings, their audience and analytics")
@@ -21,6 +21,10 @@ blp.before_request(require_bearer)
 
 TIME = {"format": "date-time"}
 MAX_HOURS = 24 * 366
+MAX_DISPATCH_LIMIT = 1_000_000
+# A wave's send list must be complete to be acted on: it waits this long for the views, then answers 503.
+WAVE_WAIT_SECONDS = 5.0
+BEHIND = "the views are behind the journal (is `responses project` running?); nothing was changed"
 
 
 # ---- schemas ---------------------------------------------------------------------------------
@@ -102,9 +106,22 @@ class SendItemSchema(ma.Schema):
     metadata = ma.fields.Nested(SendMetadataSchema, required=True, metadata={"description": "attach to the provider message"})
 
 
+class DispatchArgsSchema(ma.Schema):
+    limit = ma.fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_DISPATCH_LIMIT),
+        metadata={"description": "decide at most this many planned recipients in this call (default: as many as fit in ~15 s)"},
+    )
+
+
 class DispatchSchema(ma.Schema):
-    send = ma.fields.List(ma.fields.Nested(SendItemSchema), required=True)
-    outcomes = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+    send = ma.fields.List(ma.fields.Nested(SendItemSchema), required=True, metadata={"description": "this wave's recipients to hand to the provider"})
+    outcomes = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True, metadata={"description": "this wave's decisions by response code"})
+    wave = ma.fields.Integer(required=True, metadata={"description": "this call's number among the mailing's dispatch calls (1, 2, ...)"})
+    remaining = ma.fields.Integer(required=True, metadata={"description": "planned recipients left undecided: call again while > 0"})
+
+
+WaveSendPageSchema = page_schema(SendItemSchema, "WaveSendPage")
 
 
 class StoppedSchema(ma.Schema):
@@ -219,15 +236,57 @@ def audience(args: dict[str, Any], mailing_id: str) -> dict[str, Any]:
 
 
 @blp.route("/<mailing_id>/dispatch", methods=["POST"])
+@blp.arguments(DispatchArgsSchema, location="query")
 @blp.response(200, DispatchSchema)
 @blp.alt_response(404, schema=ErrorSchema)
-def dispatch(mailing_id: str) -> dict[str, Any]:
-    return service().dispatch(mailing_id)
+@blp.alt_response(422, schema=ErrorSchema, description="`limit` is not a whole number from 1 to 1000000")
+@blp.alt_response(503, schema=ErrorSchema, description=BEHIND)
+def dispatch(args: dict[str, Any], mailing_id: str) -> dict[str, Any]:
+    """Decide planned recipients, one wave a call: repeat while `remaining` > 0.
+
+    Each call decides the pre-send outcome of planned recipients in audience order for about 15 s
+    (or at most `limit` of them), journals every decision before it answers, and numbers its
+    decisions as one **wave** (1, 2, ... per mailing). Hand `send` to the provider, then call again
+    while `remaining` > 0; an audience that fits in one call needs one call, answered with
+    `remaining: 0`. Nobody is decided twice: a recipient once decided is no longer planned.
+
+    If an answer is lost (a timeout, a dropped connection, a 5xx), nothing is lost with it: the
+    decisions of that wave were journaled, and `GET /v1/mailings/{id}/waves/{wave}/send` lists the
+    recipients it decided `sent_to_provider` (the lost wave is the one after the last answer you
+    received; an unknown wave is 404). Send those, then go on dispatching.
+
+    503 when the views are behind the journal: answered before anything is decided.
+    """
+    return service().dispatch(mailing_id, limit=args["limit"])
+
+
+@blp.route("/<mailing_id>/waves/<int:wave>/send", methods=["GET"])
+@blp.arguments(PageArgsSchema, location="query")
+@blp.response(200, WaveSendPageSchema)
+@blp.alt_response(404, schema=ErrorSchema, description="no such mailing, or no such wave of it")
+@blp.alt_response(422, schema=ErrorSchema)
+@blp.alt_response(503, schema=ErrorSchema, description="the views are behind the journal: the list might be incomplete, so it is not answered")
+def wave_send(args: dict[str, Any], mailing_id: str, wave: int) -> dict[str, Any]:
+    """A dispatch wave's send list, again: every recipient that wave decided `sent_to_provider`.
+
+    The same items, in the same order, as the `send` of the dispatch call that made the wave, paged
+    (`limit`, `cursor`, `next`). For recovering an answer that was lost: send exactly these, and
+    nobody is sent twice or forgotten. Answered only once the views hold everything journaled
+    before the request (else 503, retry): a partial list is never given.
+    """
+    app = service()
+    app.get_mailing_aggregate(mailing_id)  # 404 first
+    try:
+        app.wait_for_views(timeout=WAVE_WAIT_SECONDS)
+    except TimeoutError:
+        raise ApiError(503, "the views are behind the journal: this wave's list may be incomplete; try again") from None
+    return queries().wave_send(mailing_id, wave, args["limit"], args["cursor"])
 
 
 @blp.route("/<mailing_id>/stop", methods=["POST"])
 @blp.response(200, StoppedSchema)
 @blp.alt_response(404, schema=ErrorSchema)
+@blp.alt_response(503, schema=ErrorSchema, description=BEHIND)
 def stop(mailing_id: str) -> dict[str, int]:
     return {"stopped": service().stop(mailing_id)}
 

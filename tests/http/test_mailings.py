@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+import application.service as service_module
 from tests.http.conftest import SPRING, SPRING_AUDIENCE, error_of, fixture_bytes, sign_unione, sqlite_only
 
 MAILING = {"id": "m-1", "name": "Weekly digest", "category": "bulk", "email_type": "news", "provider": "unione"}
@@ -110,6 +111,7 @@ def test_list_and_get(api: FlaskClient, spring: dict[str, Any]) -> None:
         ("get", "/v1/mailings/nope/timeline"),
         ("get", "/v1/mailings/nope/links"),
         ("get", "/v1/mailings/nope/test-sends"),
+        ("get", "/v1/mailings/nope/waves/1/send"),
     ],
 )
 def test_unknown_mailing_is_404(api: FlaskClient, method: str, path: str) -> None:
@@ -228,8 +230,65 @@ def test_dispatch_answers_the_send_list_and_outcomes(api: FlaskClient) -> None:
     assert r.json == {
         "send": [{"contact_id": "c-1", "email": "a@example.com", "metadata": {"mailing_id": "m-1", "contact_id": "c-1"}}],
         "outcomes": {"sent_to_provider": 1, "canceled_duplicate_email": 1, "canceled_unsubscribed_all": 1, "canceled_no_email": 1},
+        "wave": 1,
+        "remaining": 0,  # the audience fitted in one call
     }
-    assert api.post("/v1/mailings/m-1/dispatch").json == {"send": [], "outcomes": {}}  # nothing planned any more
+    # nothing planned any more: a second wave decides nobody
+    assert api.post("/v1/mailings/m-1/dispatch").json == {"send": [], "outcomes": {}, "wave": 2, "remaining": 0}
+
+
+def test_dispatch_with_a_limit_then_the_waves_send_lists_page(api: FlaskClient) -> None:
+    api.post("/v1/mailings", json=MAILING)
+    api.post("/v1/mailings/m-1/audience", json={"recipients": SPRING_AUDIENCE})
+    first = api.post("/v1/mailings/m-1/dispatch?limit=4").json
+    assert (first["wave"], first["remaining"], len(first["send"])) == (1, 2, 4)
+    second = api.post("/v1/mailings/m-1/dispatch?limit=4").json
+    assert (second["wave"], second["remaining"], len(second["send"])) == (2, 0, 2)
+    page = api.get("/v1/mailings/m-1/waves/1/send?limit=3").json
+    assert page["items"] == first["send"][:3] and page["next"]
+    rest = api.get(f"/v1/mailings/m-1/waves/1/send?limit=3&cursor={page['next']}").json
+    assert rest == {"items": first["send"][3:], "next": None}
+    assert api.get("/v1/mailings/m-1/waves/2/send").json == {"items": second["send"], "next": None}
+    for wave in ("3", "0", "-1", "x"):
+        r = api.get(f"/v1/mailings/m-1/waves/{wave}/send")
+        assert r.status_code == 404 and error_of(r)["code"] == "not_found", wave
+
+
+@sqlite_only
+@pytest.mark.parametrize("limit", ["0", "-1", "x", "1000001"])
+def test_invalid_dispatch_limit_is_422(api: FlaskClient, limit: str) -> None:
+    api.post("/v1/mailings", json=MAILING)
+    r = api.post(f"/v1/mailings/m-1/dispatch?limit={limit}")
+    assert r.status_code == 422
+    assert "limit" in error_of(r)["details"]
+
+
+def test_a_dispatch_failing_midway_answers_the_error_shape_and_its_wave_is_recovered(
+    api: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 7, failure 9: the answer of a dispatch that fails midway is lost; its decisions are not."""
+    monkeypatch.setattr(service_module, "DISPATCH_CHUNK", 2)
+    api.post("/v1/mailings", json=MAILING)
+    api.post("/v1/mailings/m-1/audience", json={"recipients": SPRING_AUDIENCE})
+    real, calls = service_module.dispatch_outcome, [0]
+
+    def dies_at_the_fifth(*args: Any) -> str:
+        calls[0] += 1
+        if calls[0] == 5:
+            raise RuntimeError("worker lost")
+        return real(*args)
+
+    monkeypatch.setattr(service_module, "dispatch_outcome", dies_at_the_fifth)
+    r = api.post("/v1/mailings/m-1/dispatch")
+    assert r.status_code == 500 and r.mimetype == "application/json"
+    assert error_of(r)["code"] == "internal"
+    monkeypatch.setattr(service_module, "dispatch_outcome", real)
+    recovered = api.get("/v1/mailings/m-1/waves/1/send").json["items"]
+    assert [i["contact_id"] for i in recovered] == ["c-1001", "c-1002", "c-1003", "c-1004"]  # two chunks journaled
+    rest = api.post("/v1/mailings/m-1/dispatch").json
+    assert (rest["wave"], rest["remaining"]) == (2, 0)
+    sent = [i["contact_id"] for i in recovered + rest["send"]]
+    assert sorted(sent) == [c["contact_id"] for c in SPRING_AUDIENCE]  # everyone exactly once
 
 
 def test_stop_cancels_planned_recipients(api: FlaskClient) -> None:
