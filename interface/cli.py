@@ -1,8 +1,8 @@
 """The ``responses`` command (SPEC §9).
 
-One function per subcommand, each registered by an ``add_*`` function: a new
-command is a parser and a function (see the marked place for ``rebuild`` and
-``what-if``).
+One function per subcommand, each registered by an ``add_*`` function that
+describes every argument and lists the environment variables the command
+reads (``responses COMMAND --help``). A new command is a parser and a function.
 """
 
 from __future__ import annotations
@@ -10,28 +10,77 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 import secrets
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import WSGIRequestHandler, make_server
-
-from application.config import ConfigError, Settings
+from application.config import DEFAULT_DATABASE_URL, ConfigError, Settings
 from application.service import ResponsesApp
+from interface.access_log import SECRET_PARAM, AccessLog  # noqa: F401  (SECRET_PARAM: kept for callers)
 from interface.http import create_app
 from interface.http.auth import TOKEN_FILE, read_token_file, settings_with_token
-from interface.runner import ProjectorLock, background_follower, on_demand_follower
+from interface.runner import DATABASE_ERRORS, PeriodicSweep, ProjectorLock, background_follower, database_error_message, on_demand_follower
 
 log = logging.getLogger("responses.cli")
 
-ACCESS_LOG = logging.getLogger("responses.access")
-SECRET_PARAM = re.compile(r"((?:token|auth)=)[^&\s'\"]*", re.IGNORECASE)
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+# What each variable means, as the help of every command that reads it says.
+ENVIRONMENT: dict[str, str] = {
+    "DATABASE_URL": f"sqlite:///path/to/file.db or postgresql://user:pass@host:port/db (default: {DEFAULT_DATABASE_URL})",
+    "RESPONSES_API_TOKENS": f"comma-separated bearer tokens for /v1 (unset: serve keeps one in ./{TOKEN_FILE})",
+    "UNIONE_API_KEYS": "comma-separated UniOne API keys the webhook's auth is checked against (unset: 401)",
+    "ELASTICEMAIL_WEBHOOK_TOKEN": "the token= expected on Elastic Email notifications (unset: 401)",
+    "SENDGRID_WEBHOOK_PUBLIC_KEY": "base64 ECDSA public key of SendGrid's signed event webhook (unset: 401)",
+    "MAX_BODY_BYTES": "request body limit, also after gunzip (default: 10485760)",
+    "SWEEP_INTERVAL_SECONDS": "seconds between sweeps run by this process, 0 for none (default: 300)",
+    "READY_MAX_LAG_SECONDS": "/readyz answers 503 once the views are behind and still for longer (default: 30)",
+}
+SERVICE_ENV = tuple(ENVIRONMENT)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; an option's default shown after its help (unless it has none)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "%(default)" in text or action.default in (None, False, argparse.SUPPRESS) or action.required:
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
+def environment_help(names: Sequence[str], note: str = "") -> str:
+    width = max(len(n) for n in names)
+    lines = ["environment:"] + [f"  {name:<{width}}  {ENVIRONMENT[name]}" for name in names]
+    return "\n".join(lines + ([f"\n{note}"] if note else []))
+
+
+def add_command(
+    commands: argparse._SubParsersAction,  # type: ignore[type-arg]
+    name: str,
+    summary: str,
+    description: str,
+    env: Sequence[str],
+    note: str = "",
+) -> argparse.ArgumentParser:
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=f"{summary[:1].upper()}{summary[1:]}.\n\n{description}".rstrip(),
+        epilog=environment_help(env, note),
+        formatter_class=HelpFormatter,
+    )
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -43,10 +92,16 @@ def configure_logging(verbose: bool = False) -> None:
 
 
 def on_stop_signal(handler: Callable[[], None]) -> None:
-    """Call ``handler`` (once) on SIGTERM or SIGINT."""
+    """Call ``handler`` on the first SIGTERM or SIGINT (a second one while stopping is only logged)."""
+    stopping = threading.Event()
 
     def handle(signum: int, _frame: Any) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if stopping.is_set():
+            log.info("received %s again: still stopping", name)
+            return
+        stopping.set()
+        log.info("received %s, stopping", name)
         handler()
 
     signal.signal(signal.SIGTERM, handle)
@@ -58,29 +113,67 @@ def open_app(settings: Settings) -> ResponsesApp:
     return ResponsesApp(settings)
 
 
+@contextmanager
+def progress_bar(description: str, unit: str) -> Iterator[Callable[[float, float], None]]:
+    """Progress on stderr: ``update(done, total)`` with absolute numbers. A tqdm bar on a terminal;
+    elsewhere (a log file, CI) one line when the work ends."""
+    from tqdm import tqdm
+
+    live = sys.stderr.isatty()
+    bar: Any = None
+    began = time.monotonic()
+    last = [0.0, 0.0]
+
+    def update(done: float, total: float) -> None:
+        nonlocal bar
+        last[:] = [done, total]
+        if not live:
+            return
+        if bar is None:
+            bar = tqdm(total=total, desc=description, unit=unit, unit_scale=True, file=sys.stderr, leave=True)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()
+        elif last[1]:
+            done, total = int(last[0]), int(last[1])
+            meter = tqdm.format_meter(done, total, time.monotonic() - began, prefix=description, unit=unit, ncols=0)
+            print(meter, file=sys.stderr, flush=True)
+
+
 # ---- serve --------------------------------------------------------------------------------------
 
 
-class RequestLog(WSGIRequestHandler):
-    """Access and error lines without secrets: Elastic Email puts its ``token=`` in the query string."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = self.path.split("?", 1)[0]
-        ACCESS_LOG.info("%s %s %s %s", self.address_string(), self.command, path, getattr(code, "value", code))
-
-    def log(self, type: str, message: str, *args: Any) -> None:
-        text = SECRET_PARAM.sub(r"\1***", message % args if args else message)
-        ACCESS_LOG.log(logging.ERROR if type == "error" else logging.INFO, "%s %s", self.address_string(), text)
-
-
 def add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = commands.add_parser("serve", help="HTTP service with its projection follower in-process (the embedded default)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p = add_command(
+        commands,
+        "serve",
+        "the HTTP service with its projection follower in-process (the embedded default)",
+        "Serves the API, /docs and /openapi.json on waitress, follows the journal in a thread\n"
+        "(unless another process of this database already does) and sweeps every\n"
+        "SWEEP_INTERVAL_SECONDS. Stops cleanly on SIGTERM or Ctrl-C: requests in flight finish\n"
+        "(up to 5 s), the follower stops, the database is closed. One access log line a request:\n"
+        "paths without query strings, addresses masked.",
+        SERVICE_ENV,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    p.add_argument("--threads", type=int, default=8, metavar="N", help="requests handled at once")
     p.set_defaults(func=serve)
 
 
+class StopServing(SystemExit):
+    """Raised in the main thread by SIGTERM/SIGINT: waitress ends its loop on it."""
+
+
 def serve(args: argparse.Namespace) -> int:
+    from waitress import create_server
+
     configured = Settings.from_env()
     settings, new_token = settings_with_token(configured, create=True)
     if new_token:  # shown once, on the terminal only: never logged
@@ -88,16 +181,26 @@ def serve(args: argparse.Namespace) -> int:
     elif not configured.api_tokens:
         print(f"API token: the one kept in {TOKEN_FILE}", flush=True)
     app = open_app(settings)
-    # a port in use: werkzeug says so on stderr and exits 1
-    server = make_server(args.host, args.port, create_app(app, settings), threaded=True, request_handler=RequestLog)
+    try:
+        server: Any = create_server(AccessLog(create_app(app, settings)), host=args.host, port=args.port, threads=args.threads, ident="responses")
+    except OSError as exc:
+        app.close()
+        print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     with ProjectorLock(settings) as lock:
         follower = background_follower(app, lock)
-        on_stop_signal(lambda: threading.Thread(target=server.shutdown, daemon=True).start())
-        log.info("serving on http://%s:%d (docs at /docs)", args.host, server.port)
+        sweeper = PeriodicSweep(app, settings.sweep_interval_seconds).start() if follower is not None else None
+        on_stop_signal(lambda: _raise_stop())
+        port = getattr(server, "effective_port", args.port)
+        log.info("serving on http://%s:%s (docs at /docs) with %d threads", args.host, port, args.threads)
         try:
-            server.serve_forever()
+            server.run()  # returns once a stop signal ended its loop (in-flight requests are finished)
+        except StopServing:
+            pass
         finally:
-            server.server_close()
+            _close_quietly(server)
+            if sweeper is not None:
+                sweeper.stop()
             if follower is not None:
                 follower.stop()
             app.close()
@@ -105,12 +208,31 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _raise_stop() -> None:
+    raise StopServing(0)
+
+
+def _close_quietly(server: Any) -> None:
+    try:
+        server.close()
+    except (OSError, AttributeError, KeyError):  # already closed by waitress on its way out
+        pass
+
+
 # ---- project ------------------------------------------------------------------------------------
 
 
 def add_project(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = commands.add_parser("project", help="the projection follower alone (beside gunicorn workers)")
-    p.add_argument("--report-every", type=float, default=10.0, metavar="SECONDS", help="progress log interval")
+    p = add_command(
+        commands,
+        "project",
+        "the projection follower alone (beside gunicorn workers)",
+        "Keeps the views current, runs rule activations (rebuilds) and the sweep every\n"
+        "SWEEP_INTERVAL_SECONDS. One process per database follows; a second one stands by and\n"
+        "takes over when the first goes away. Stops cleanly on SIGTERM or Ctrl-C.",
+        ("DATABASE_URL", "SWEEP_INTERVAL_SECONDS"),
+    )
+    p.add_argument("--report-every", type=float, default=10.0, metavar="SECONDS", help="log the position and lag this often (when they moved)")
     p.set_defaults(func=project)
 
 
@@ -120,13 +242,16 @@ def project(args: argparse.Namespace) -> int:
     stop = threading.Event()
     on_stop_signal(stop.set)
     with ProjectorLock(settings) as lock:
-        while not lock.try_acquire():  # a standby: takes over when the active follower goes away
-            log.info("another process follows this journal; standing by")
-            if stop.wait(5.0):
-                app.close()
-                return 0
+        if not lock.try_acquire():  # a standby: takes over when the active follower goes away
+            log.info("another process follows this journal; standing by to take over")
+            while not lock.try_acquire():
+                if stop.wait(5.0):
+                    app.close()
+                    return 0
+            log.info("the other follower went away: taking over")
         follower = background_follower(app, lock)
         assert follower is not None
+        sweeper = PeriodicSweep(app, settings.sweep_interval_seconds).start()
         log.info("following the journal from position %d (journal at %d)", app.views_position(), app.journal_position())
         last = -1
         while not stop.wait(args.report_every):
@@ -134,6 +259,7 @@ def project(args: argparse.Namespace) -> int:
             if position != last:
                 log.info("views at %d, lag %d", position, follower.lag())
                 last = position
+        sweeper.stop()
         follower.stop()
     app.close()
     return 0
@@ -143,17 +269,27 @@ def project(args: argparse.Namespace) -> int:
 
 
 def add_sweep(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = commands.add_parser("sweep", help="expire planned recipients of expired mailings; record confirmation checks")
+    p = add_command(
+        commands,
+        "sweep",
+        "expire planned recipients of expired mailings; record confirmation checks",
+        "Once, now; `serve` and `project` already run it every SWEEP_INTERVAL_SECONDS. A recipient\n"
+        "sent but unconfirmed gets at most one check an hour; after the confirmation timeout (48 h\n"
+        "by default) the check gives it its timeout response. Prints {\"expired\", \"checked\"}.",
+        ("DATABASE_URL",),
+    )
     p.set_defaults(func=sweep)
 
 
 def sweep(_args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     app = open_app(settings)
-    with ProjectorLock(settings) as lock:
-        on_demand_follower(app, lock)
-        result = app.sweep()
-    app.close()
+    try:
+        with ProjectorLock(settings) as lock:
+            on_demand_follower(app, lock)
+            result = app.sweep()
+    finally:
+        app.close()
     print(json.dumps(result))
     return 0
 
@@ -162,11 +298,21 @@ def sweep(_args: argparse.Namespace) -> int:
 
 
 def add_simulate(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = commands.add_parser("simulate", help="a realistic campaign's signals, for demos and load")
-    p.add_argument("--recipients", type=int, required=True, metavar="N")
-    p.add_argument("--url", help="a running service (default: this process, on DATABASE_URL)")
-    p.add_argument("--mailing", help="mailing id (default: sim-<UTC time>)")
-    p.add_argument("--seed", type=int, help="random seed, for a repeatable campaign")
+    p = add_command(
+        commands,
+        "simulate",
+        "a realistic campaign's signals, for demos and load",
+        "Creates a mailing with N recipients, dispatches it, then posts UniOne batches of 100\n"
+        "events (shuffled, every 25th batch twice, as a provider retries), signed with the first\n"
+        "UNIONE_API_KEYS key, and prints a JSON report with the mailing's summary.",
+        ("DATABASE_URL", "RESPONSES_API_TOKENS", "UNIONE_API_KEYS"),
+        note="With --url: the service's token (RESPONSES_API_TOKENS, else ./var/api-token) and a UniOne key it\n"
+        "accepts are needed. Without: DATABASE_URL is used in this process, with keys of its own if unset.",
+    )
+    p.add_argument("--recipients", type=int, required=True, metavar="N", help="audience size (at least 1)")
+    p.add_argument("--url", metavar="URL", help=f"a running service, e.g. {DEFAULT_URL} (default: this process, on DATABASE_URL)")
+    p.add_argument("--mailing", metavar="ID", help="id of the new mailing (default: sim-<UTC time>)")
+    p.add_argument("--seed", type=int, metavar="N", help="random seed, for a repeatable campaign (default: a new one each run)")
     p.set_defaults(func=simulate)
 
 
@@ -190,11 +336,12 @@ def simulate(args: argparse.Namespace) -> int:
         settings = replace(settings, api_tokens=(token,), unione_api_keys=(key,))
         app = open_app(settings)
         background_follower(app, lock)
-        logging.getLogger("responses.webhooks").setLevel(logging.WARNING)  # the progress line says it
+        logging.getLogger("responses.webhooks").setLevel(logging.WARNING)  # the progress bar says it
         transport = ClientTransport(create_app(app, settings).test_client())
-    simulator = Simulator(transport, token, key, progress_printer(), seed=args.seed)
     try:
-        report = simulator.run(args.recipients, args.mailing)
+        with progress_bar("provider batches", "batch") as update:
+            simulator = Simulator(transport, token, key, lambda done, total, _events: update(done, total), seed=args.seed)
+            report = simulator.run(args.recipients, args.mailing)
     except SimulationError as exc:
         print(f"simulation failed: {exc}", file=sys.stderr)
         return 1
@@ -208,27 +355,97 @@ def simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def progress_printer() -> Callable[[int, int, int], None]:
-    """Progress on stderr: one line rewritten on a terminal, every tenth otherwise."""
-    began = time.monotonic()
-    tty = sys.stderr.isatty()
+# ---- send ---------------------------------------------------------------------------------------
 
-    def show(done: int, total: int, events: int) -> None:
-        if not tty and done != total and done % max(1, total // 10):
-            return
-        sent = min(events, done * 100)
-        rate = sent / max(time.monotonic() - began, 1e-6)
-        line = f"batches {done}/{total}  events {sent}/{events}  {rate:,.0f} events/s"
-        print(f"\r{line}" if tty else line, end="\n" if not tty or done == total else "", file=sys.stderr, flush=True)
+SEND_ENV = ("UNIONE_API_KEYS", "ELASTICEMAIL_WEBHOOK_TOKEN")
 
-    return show
+
+def add_send(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = add_command(
+        commands,
+        "send",
+        "post a provider's webhook body from a file to a running service, signed as the provider signs it",
+        "unione: FILE is one webhook body (JSON); its \"auth\" value (AUTH_PLACEHOLDER or an old\n"
+        "signature) is replaced by the MD5 signature made with the first UNIONE_API_KEYS key.\n"
+        "elasticemail: FILE holds notifications, one query string a line (# comments), each sent\n"
+        "with ?token=ELASTICEMAIL_WEBHOOK_TOKEN. SendGrid signs with its private key: not here.\n"
+        "Prints the service's answer (several lines: their sum).",
+        SEND_ENV,
+    )
+    p.add_argument("provider", choices=("unione", "elasticemail"), help="whose webhook to post to")
+    p.add_argument("file", metavar="FILE", help="the body to send (see above)")
+    p.add_argument("--url", default=DEFAULT_URL, help="the running service")
+    p.set_defaults(func=send)
+
+
+def send(args: argparse.Namespace) -> int:
+    from interface.simulate import sign_unione_body
+
+    source = Path(args.file)
+    if not source.is_file():
+        print(f"{source}: file does not exist", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+    base = args.url.rstrip("/")
+    if args.provider == "unione":
+        if not settings.unione_api_keys:
+            print("UNIONE_API_KEYS is not set: its first key signs the body", file=sys.stderr)
+            return 2
+        try:
+            body = sign_unione_body(source.read_bytes(), settings.unione_api_keys[0])
+        except ValueError as exc:
+            print(f"{source}: {exc}", file=sys.stderr)
+            return 2
+        posts = [(f"{base}/v1/webhooks/unione", body, "application/json")]
+    else:
+        if not settings.elasticemail_webhook_token:
+            print("ELASTICEMAIL_WEBHOOK_TOKEN is not set: it goes with every notification", file=sys.stderr)
+            return 2
+        from urllib.parse import quote
+
+        url = f"{base}/v1/webhooks/elasticemail?token={quote(settings.elasticemail_webhook_token)}"
+        lines = [line.strip() for line in source.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        posts = [(url, line.encode(), "application/x-www-form-urlencoded") for line in lines]
+    total: dict[str, int] = {}
+    for url, data, content_type in posts:
+        status, answer = _post(url, data, content_type)
+        if status != 200 or not isinstance(answer, dict):
+            print(f"the service answered {status}: {json.dumps(answer, ensure_ascii=False)}", file=sys.stderr)
+            return 1
+        for name, value in answer.items():
+            total[name] = total.get(name, 0) + int(value)
+    print(json.dumps(total))
+    return 0
+
+
+def _post(url: str, data: bytes, content_type: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        try:
+            return error.code, json.loads(raw or b"null")
+        except ValueError:
+            return error.code, raw.decode("utf-8", "replace")
+    except urllib.error.URLError as error:
+        raise SystemExit(f"cannot reach {url.split('?', 1)[0]}: {error.reason}") from None
 
 
 # ---- rebuild ---------------------------------------------------------------------------------------
 
 
 def add_rebuild(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = commands.add_parser("rebuild", help="fold all history into fresh views (under a ruleset version), then swap")
+    p = add_command(
+        commands,
+        "rebuild",
+        "fold all history into fresh views (under a ruleset version), then swap them in",
+        "Journals an activation job, like POST /v1/rules/{version}/activate. Runs it here when no\n"
+        "other process projects this database, else waits for the one that does. The old views\n"
+        "serve until the swap; a failed rebuild leaves the old rules active. Prints the job.",
+        ("DATABASE_URL",),
+    )
     p.add_argument("--rules", metavar="VERSION", help="ruleset version to adopt (default: the active one)")
     p.set_defaults(func=rebuild)
 
@@ -246,75 +463,74 @@ def rebuild(args: argparse.Namespace) -> int:
         except NotFound as exc:
             print(str(exc), file=sys.stderr)
             return 2
-        with ProjectorLock(settings) as lock:
+        with ProjectorLock(settings) as lock, progress_bar(f"rebuild under rules {version}", "event") as update:
             if on_demand_follower(app, lock):
-                app.follower.execute(job["id"], version, progress=fraction_printer(f"rebuild under rules {version}"))
+                app.follower.execute(job["id"], version, progress=update)
                 state = app.job(job["id"])
             else:
                 print(f"job {job['id']} queued: the running projection process executes it", file=sys.stderr)
-                state = wait_for_job(app, job["id"])
+                state = wait_for_job(app, job["id"], update)
     finally:
         app.close()
     print(json.dumps(state))
     return 0 if state["status"] == "done" else 1
 
 
-def wait_for_job(app: ResponsesApp, job: str) -> dict[str, Any]:
-    show = fraction_printer("rebuild")
+def wait_for_job(app: ResponsesApp, job: str, update: Callable[[float, float], None]) -> dict[str, Any]:
     while True:
         state = app.job(job)
-        show(state["progress"], 1.0)
+        update(round(100 * state["progress"]), 100)
         if state["status"] != "running":
             return state
         time.sleep(0.5)
-
-
-def fraction_printer(label: str) -> Callable[[float, float], None]:
-    """Progress on stderr as a percentage: one line rewritten on a terminal, a line a 10 % step otherwise."""
-    tty = sys.stderr.isatty()
-    shown = [-1]
-
-    def show(done: float, total: float) -> None:
-        percent = int(100 * done / total) if total else 100
-        if percent == shown[0] or (not tty and percent // 10 == shown[0] // 10 and percent != 100):
-            return
-        shown[0] = percent
-        print(f"\r{label}: {percent:3d} %" if tty else f"{label}: {percent} %", end="" if tty and percent < 100 else "\n", file=sys.stderr, flush=True)
-
-    return show
 
 
 # ---- what-if --------------------------------------------------------------------------------------
 
 
 def add_what_if(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = commands.add_parser("what-if", help="preview a rule change against all history (the views are untouched)")
-    p.add_argument("rules", metavar="RULES.json", help="a ruleset document (a patch over the active rules) or a version")
-    p.add_argument("--mailing", action="append", metavar="ID", help="only these mailings (repeatable)")
-    p.add_argument("--sample", type=int, default=20, help="changed recipients to show with their explanation")
+    p = add_command(
+        commands,
+        "what-if",
+        "preview a rule change against all history (the live views are untouched)",
+        "RULES.json is a ruleset document, a patch over the active rules, e.g.\n"
+        '  {"responses": {"soft_bounce": {"final": true}}}\n'
+        "or the version of a stored ruleset (GET /v1/rules). The text answer shows only what\n"
+        "changes: transitions, per-mailing counters and rates, contacts (un)suppressed, examples.",
+        ("DATABASE_URL",),
+    )
+    p.add_argument("rules", metavar="RULES.json", help="a ruleset document file, or a stored ruleset version")
+    p.add_argument("--mailing", action="append", metavar="ID", help="only this mailing (repeat for more; default: every mailing)")
+    p.add_argument("--sample", type=int, default=20, metavar="N", help="changed recipients to explain step by step")
     p.add_argument("--json", action="store_true", help="the full answer as JSON (as POST /v1/what-if gives it)")
     p.set_defaults(func=what_if)
 
 
-def what_if(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def looks_like_a_path(text: str) -> bool:
+    return "/" in text or "\\" in text or text.lower().endswith((".json", ".txt"))
 
+
+def what_if(args: argparse.Namespace) -> int:
     from application.errors import NotFound
     from domain.rules import InvalidRuleset
 
     source = Path(args.rules)
-    if source.exists():
+    if source.is_file():
         try:
             rules: Any = json.loads(source.read_text())
         except (OSError, ValueError) as exc:
             print(f"{source}: not a JSON ruleset document ({exc})", file=sys.stderr)
             return 2
+    elif looks_like_a_path(args.rules):
+        print(f"{source}: file does not exist (give a ruleset document file or a stored ruleset version)", file=sys.stderr)
+        return 2
     else:
         rules = args.rules  # a version
     settings = Settings.from_env()
     app = open_app(settings)
     try:
-        result = app.what_if(rules, mailing_ids=args.mailing, sample=args.sample, progress=fraction_printer("replaying the journal"))
+        with progress_bar("replaying the journal", "event") as update:
+            result = app.what_if(rules, mailing_ids=args.mailing, sample=args.sample, progress=update)
     except InvalidRuleset as exc:
         for field, message in exc.errors.items():
             print(f"{field}: {message}", file=sys.stderr)
@@ -328,44 +544,57 @@ def what_if(args: argparse.Namespace) -> int:
     return 0
 
 
+COUNTERS = ("delivered", "unique_opens", "total_opens", "unique_clicks", "total_clicks")
+
+
 def what_if_report(result: dict[str, Any]) -> str:
-    """The what-if answer as a marketer reads it: transitions, per-mailing before → after, contacts."""
+    """The what-if answer as a marketer reads it: only what changes (transitions, per-mailing before → after, contacts)."""
     rules = result["rules"]
     candidate = "the candidate rules" if rules["candidate"] == "what-if" else f"rules {rules['candidate']}"
     lines = [
         f"{candidate} against the active rules {rules['current']}: "
         f"{result['recipients']} recipients, {result['changed']} change response, {result['counters_changed']} change counters",
-        "",
     ]
     if result["transitions"]:
         width = max(len(t["from"]) for t in result["transitions"])
-        lines.append("transitions")
+        lines += ["", "transitions"]
         lines += [f"  {t['from']:<{width}}  →  {t['to']:<24} {t['count']:>8}" for t in result["transitions"]]
-        lines.append("")
     for mailing, pair in result["mailings"].items():
-        before, after = pair["before"], pair["after"]
-        lines.append(f"mailing {mailing}")
-        for key in ("delivered", "unique_opens", "total_opens", "unique_clicks", "total_clicks"):
-            if before[key] != after[key]:
-                lines.append(f"  {key:<20} {before[key]:>8} → {after[key]}")
-        for key, value in after["rates"].items():
-            if before["rates"][key] != value:
-                lines.append(f"  {key + ' rate':<20} {_percent(before['rates'][key]):>8} → {_percent(value)}")
-        if all(before[k] == after[k] for k in ("responses", "unique_opens", "total_opens", "total_clicks")):
-            lines.append("  no change")
+        changes = mailing_changes(pair["before"], pair["after"])
+        if changes:
+            lines += ["", f"mailing {mailing}", *changes]
     contacts = result["contacts"]
-    lines += [
-        "",
-        f"contacts newly suppressed: {contacts['newly_suppressed']['count']} {_sample(contacts['newly_suppressed']['sample'])}",
-        f"contacts no longer suppressed: {contacts['no_longer_suppressed']['count']} {_sample(contacts['no_longer_suppressed']['sample'])}",
-    ]
+    for label, key in (("newly suppressed", "newly_suppressed"), ("no longer suppressed", "no_longer_suppressed")):
+        if contacts[key]["count"]:
+            lines += ["", f"contacts {label}: {contacts[key]['count']} {_sample(contacts[key]['sample'])}".rstrip()]
+    if result["examples"]:
+        lines += ["", "examples"]
     for example in result["examples"][:5]:
         steps = ", ".join(f"{s['maps_to'] or '-'}:{s['effect']}{'(' + s['why'] + ')' if s['why'] else ''}" for s in example["explanation"])
         lines.append(
-            f"  e.g. {example['mailing_id']}/{example['contact_id']}: {example['before']['response']['code']} → "
+            f"  {example['mailing_id']}/{example['contact_id']}: {example['before']['response']['code']} → "
             f"{example['after']['response']['code']}  [{steps}]"
         )
+    if not result["changed"] and not result["counters_changed"]:
+        lines += ["", "nothing changes"]
     return "\n".join(lines)
+
+
+def mailing_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The lines of one mailing's summary that differ as printed (a rate equal to 0.1 % is no change)."""
+    lines = []
+    for code in sorted(set(before["responses"]) | set(after["responses"])):
+        was, now = before["responses"].get(code, 0), after["responses"].get(code, 0)
+        if was != now:
+            lines.append(f"  {code:<20} {was:>8} → {now}")
+    for key in COUNTERS:
+        if before[key] != after[key]:
+            lines.append(f"  {key:<20} {before[key]:>8} → {after[key]}")
+    for key, value in after["rates"].items():
+        was, now = _percent(before["rates"].get(key)), _percent(value)
+        if was != now:
+            lines.append(f"  {key + ' rate':<20} {was:>8} → {now}")
+    return lines
 
 
 def _percent(rate: float | None) -> str:
@@ -381,14 +610,21 @@ COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (  # type: 
     add_project,
     add_sweep,
     add_simulate,
+    add_send,
     add_rebuild,
     add_what_if,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="responses", description="Recipient responses for email campaigns")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(
+        prog="responses",
+        description="Recipient responses for email campaigns. `responses COMMAND --help` describes a command and the\n"
+        "environment variables it reads.",
+        formatter_class=HelpFormatter,
+        epilog=environment_help(SERVICE_ENV),
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (retries, contention)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(commands)
@@ -402,6 +638,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except DATABASE_ERRORS as exc:  # one line, not a driver's traceback
+        try:
+            settings = Settings.from_env()
+        except ConfigError:
+            settings = Settings()
+        print(database_error_message(settings, exc), file=sys.stderr)
         return 2
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 import urllib.error
 import urllib.request
@@ -82,6 +83,19 @@ def sign_unione(body: bytes, key: str) -> bytes:
     placeholder = AUTH_PLACEHOLDER.encode()
     digest = hashlib.md5(body.replace(placeholder, key.encode("utf-8"), 1)).hexdigest()
     return body.replace(placeholder, digest.encode("ascii"), 1)
+
+
+_AUTH_VALUE = re.compile(rb'"auth"\s*:\s*"([^"\\]*)"')
+
+
+def sign_unione_body(body: bytes, key: str) -> bytes:
+    """Sign any UniOne body as UniOne does: its first ``"auth"`` value (a placeholder or an old signature)
+    becomes the MD5 hex of the body with the key in that place."""
+    match = _AUTH_VALUE.search(body)
+    if match is None:
+        raise ValueError('no "auth" field to sign: a UniOne body starts {"auth":"…", …}')
+    head, tail = body[: match.start(1)], body[match.end(1) :]
+    return head + hashlib.md5(head + key.encode("utf-8") + tail).hexdigest().encode("ascii") + tail
 
 
 def unione_batch(events: list[dict[str, Any]], key: str) -> bytes:
@@ -197,8 +211,7 @@ class Simulator:
         mailing_id = mailing_id or datetime.now(timezone.utc).strftime("sim-%Y%m%d-%H%M%S")
         report = Report(mailing_id, recipients)
         began = time.monotonic()
-        self.api("POST", "/v1/mailings", {"id": mailing_id, "name": f"Simulated campaign {mailing_id}", "category": "bulk",
-                                          "email_type": "news", "provider": "unione", "prevent_duplicates": True})
+        self.create_mailing(mailing_id)
         people = audience(recipients, self.rng)
         for i in range(0, len(people), AUDIENCE_CHUNK):
             self.api("POST", f"/v1/mailings/{mailing_id}/audience", {"recipients": people[i : i + AUDIENCE_CHUNK]})
@@ -219,6 +232,17 @@ class Simulator:
         report.seconds = time.monotonic() - began
         report.summary = self.api("GET", f"/v1/mailings/{mailing_id}/summary")
         return report
+
+    def create_mailing(self, mailing_id: str) -> None:
+        """A new mailing: a campaign is simulated once (its recipients would already be sent)."""
+        fields = {"id": mailing_id, "name": f"Simulated campaign {mailing_id}", "category": "bulk",
+                  "email_type": "news", "provider": "unione", "prevent_duplicates": True}
+        headers = {"Authorization": f"Bearer {self.api_token}", "Content-Type": "application/json"}
+        status, answer = self.transport("POST", "/v1/mailings", json.dumps(fields).encode(), headers)
+        if status in (200, 409):
+            raise SimulationError(f"mailing {mailing_id!r} exists already: name another with --mailing")
+        if status >= 400:
+            raise SimulationError(f"POST /v1/mailings answered {status}: {answer}")
 
     def post_batch(self, batch: list[dict[str, Any]], report: Report) -> None:
         body = unione_batch(batch, self.unione_key)
