@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -211,7 +212,7 @@ def run_operation(operation: Any, mode: GenerationMode, flask_app: Flask, known:
         check()
     except Unsatisfiable:
         tally.skipped_modes.append(label)  # nothing in this operation can be made invalid
-    except Exception as exc:  # a check failed (FailureGroup) or the app raised: keep going, report all
+    except (FailureGroup, Exception) as exc:  # a check failed or the app raised: keep going, report them all
         tally.failures[label] = f"{type(exc).__name__}: {exc}"[:4000]
 
 
