@@ -1,0 +1,96 @@
+"""`responses serve` as a person runs it: waitress, `responses send`, an access log without secrets, a clean stop."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+from tests.e2e.conftest import API_TOKEN, EE_TOKEN, UNIONE_KEY, Http, Process, free_port, responses_command, service_env, start
+from tests.http.conftest import SPRING, SPRING_AUDIENCE
+
+NOTHING = {"accepted": 0, "duplicates": 0, "unmatched": 0, "quarantined": 0}
+
+
+def send(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(responses_command("send", *args), env=env, capture_output=True, text=True, timeout=60)
+
+
+def serve(tmp_path: Path, processes: list[Process], **extra: str) -> tuple[Process, Http, dict[str, str]]:
+    port = free_port()
+    env = service_env(f"sqlite:///{tmp_path / 'responses.db'}", **extra)
+    server = start(processes, "serve", responses_command("serve", "--port", str(port)), env, tmp_path)
+    http = Http(port)
+    http.wait_until_up(server)
+    return server, http, env
+
+
+def stopped_by(server: Process, signum: signal.Signals, within: float = 10.0) -> float:
+    began = time.monotonic()
+    server.proc.send_signal(signum)
+    assert server.proc.wait(timeout=within) == 0, server.output()
+    return time.monotonic() - began
+
+
+@pytest.mark.timeout(120)
+def test_send_signs_and_posts_and_the_access_log_keeps_secrets(tmp_path: Path, processes: list[Process]) -> None:
+    server, http, env = serve(tmp_path, processes)
+    url = http.base
+    http.ok("POST", "/v1/mailings", {"id": SPRING, "name": "Spring sale", "category": "bulk", "provider": "unione"})
+    http.ok("POST", f"/v1/mailings/{SPRING}/audience", {"recipients": SPRING_AUDIENCE})
+    http.ok("POST", f"/v1/mailings/{SPRING}/dispatch")
+
+    batch = str(FIXTURES / "unione" / "batch-mixed.json")  # "auth": "AUTH_PLACEHOLDER": signed by `send`
+    first = send(env, "unione", batch, "--url", url)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {**NOTHING, "accepted": 8}
+    assert json.loads(send(env, "unione", batch, "--url", url).stdout) == {**NOTHING, "duplicates": 8}
+
+    wrong = send({**env, "UNIONE_API_KEYS": "not-the-key"}, "unione", batch, "--url", url)
+    assert wrong.returncode == 1 and "the service answered 401" in wrong.stderr
+    missing = send(env, "unione", str(tmp_path / "nope.json"), "--url", url)
+    assert missing.returncode == 2 and "nope.json: file does not exist" in missing.stderr
+
+    notifications = send(env, "elasticemail", str(FIXTURES / "elasticemail" / "notifications.txt"), "--url", url)
+    assert notifications.returncode == 0, notifications.stderr
+    assert sum(json.loads(notifications.stdout).values()) == 7  # every line answered
+
+    # secrets and addresses a request may carry
+    http.call("GET", f"/v1/webhooks/elasticemail?token={EE_TOKEN}&to=anna%40example.com&status=Sent", auth=False)
+    http.call("GET", "/v1/contacts/anna@example.com")
+    http.call("GET", f"/v1/mailings?auth={UNIONE_KEY}")
+
+    assert stopped_by(server, signal.SIGTERM) < 10
+    log = server.output()
+    assert "Traceback" not in log and "stopped" in log
+    assert '"GET /v1/webhooks/elasticemail" 200' in log and '"POST /v1/webhooks/unione" 200' in log
+    assert '"GET /v1/contacts/a***@example.com"' in log and '"GET /v1/mailings" 200' in log
+    for secret in (EE_TOKEN, UNIONE_KEY, API_TOKEN, "anna@example.com", "anna%40example.com", "token=", "?"):
+        assert secret not in log.replace("(docs at /docs)", ""), f"{secret!r} in the log"
+
+
+@pytest.mark.timeout(60)
+def test_serve_stops_cleanly_on_sigint_and_releases_the_database(tmp_path: Path, processes: list[Process]) -> None:
+    server, http, env = serve(tmp_path, processes)
+    http.ok("POST", "/v1/mailings", {"id": "m", "name": "M", "category": "bulk", "provider": "unione"})
+    assert stopped_by(server, signal.SIGINT) < 10
+    assert "received SIGINT, stopping" in server.output() and "stopped" in server.output()
+    # the follower and its lock are gone: another serve of the same database follows at once
+    again, http, _ = serve(tmp_path, processes)
+    assert "not starting an in-process follower" not in again.output()
+    assert http.ok("GET", "/v1/mailings/m")["id"] == "m"
+
+
+@pytest.mark.timeout(60)
+def test_a_second_server_on_the_same_database_stands_by_without_a_warning(tmp_path: Path, processes: list[Process]) -> None:
+    first, _, env = serve(tmp_path, processes)
+    port = free_port()
+    second = start(processes, "serve-2", responses_command("serve", "--port", str(port)), env, tmp_path)
+    Http(port).wait_until_up(second)
+    assert "INFO responses.runner: another process follows this database's journal" in second.output()
+    assert "WARNING" not in second.output()
