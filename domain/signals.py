@@ -21,6 +21,12 @@ SOURCES = PROVIDERS + (SYSTEM,)
 
 CONFIRMATION_CHECKED = "confirmation_checked"
 
+# The provider times we keep: no e-mail event is older than 1970, and the ceiling leaves
+# centuries of room for what the fold, correlation and the views add to a time (a time
+# near datetime.max would overflow there, long after it was journaled).
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
+
 
 def utc(dt: datetime) -> datetime:
     """Return ``dt`` as an aware UTC datetime (naive means UTC)."""
@@ -34,7 +40,30 @@ def iso(dt: datetime | None) -> str | None:
 
 
 def parse_iso(value: str | None) -> datetime | None:
-    return None if value is None else utc(datetime.fromisoformat(value))
+    """Re-read a stored time; ``ValueError`` (never ``OverflowError``) for one UTC cannot hold."""
+    if value is None:
+        return None
+    try:
+        return utc(datetime.fromisoformat(value))
+    except OverflowError:
+        raise ValueError(f"time out of range: {value[:40]!r}") from None
+
+
+def plausible_time(dt: datetime) -> datetime:
+    """``dt`` in UTC when it lies in [``EARLIEST_TIME``, ``LATEST_TIME``); ``ValueError`` otherwise."""
+    try:
+        at = utc(dt)
+    except OverflowError:
+        raise ValueError("time out of range") from None
+    if not EARLIEST_TIME <= at < LATEST_TIME:
+        raise ValueError(f"time out of range: {at.isoformat()}")
+    return at
+
+
+def text_digest(data: str | bytes) -> str:
+    """A digest of raw input as received: what a retry of the same input repeats."""
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).hexdigest()[:32]
 
 
 def dedup_key(*parts: Any) -> str:
@@ -181,11 +210,21 @@ class Notice:
 
 @dataclass(frozen=True)
 class Quarantined:
-    """Input we could not understand: kept whole, with the error."""
+    """Input we could not understand: kept whole, with the error.
+
+    ``digest`` identifies the raw input (by default a digest of ``raw_text``; a whole
+    body's is of its bytes): the same input quarantined again is the same item.
+    """
 
     source: str
     raw_text: str
     error: str
+    digest: str = ""
+
+    @property
+    def key(self) -> str:
+        """The quarantine's dedup key: source and the raw input's digest."""
+        return dedup_key("quarantine", self.source, self.digest or text_digest(self.raw_text))
 
 
 @dataclass

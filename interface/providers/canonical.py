@@ -22,7 +22,7 @@ from domain.signals import (
     system_signal,
 )
 
-from .common import Malformed, collect, json_text, load_json, require_object, require_str, require_time
+from .common import Malformed, collect, load_json, require_object, require_str, require_time, shown
 
 SOURCE = "canonical"  # the quarantine's source; the signals' source is "system"
 KINDS = frozenset(CODES) | {CONFIRMATION_CHECKED}
@@ -35,7 +35,7 @@ def parse(body: bytes, now: datetime) -> ParsedBatch:
         raise ValueError('body must be an object {"signals": [...]}')
     batch = ParsedBatch()
     for item in document["signals"]:
-        collect(batch, SOURCE, partial(_event, item, now), partial(json_text, item))
+        collect(batch, SOURCE, item, partial(_event, item, now))
     return batch
 
 
@@ -46,14 +46,14 @@ def _event(item: Any, now: datetime) -> ProviderEvent:
     contact_id = require_str(item, "contact_id")
     kind = require_str(item, "kind")
     if kind not in KINDS:
-        raise Malformed(f"unknown 'kind': {kind!r}")
+        raise Malformed(f"unknown 'kind': {shown(kind)}")
     occurred_at = require_time(item, "occurred_at")
     for name in _OPTIONAL_TEXT:
         if item.get(name) is not None and not isinstance(item[name], str):
             raise Malformed(f"{name!r} is not a string")
     reason = item.get("reason")
     if reason is not None and reason not in REASONS:
-        raise Malformed(f"unknown 'reason': {reason!r}")
+        raise Malformed(f"unknown 'reason': {shown(reason)}")
     signal = system_signal(
         kind,
         key=dedup_key("canonical", event_id),

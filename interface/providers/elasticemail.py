@@ -33,7 +33,7 @@ def parse(params: Mapping[str, str], now: datetime) -> ParsedBatch:
     """Parse one notification. Never raises: a bad one is quarantined."""
     raw = {name: value for name, value in params.items() if name != TOKEN}
     batch = ParsedBatch()
-    collect(batch, SOURCE, partial(_event, raw, now), partial(urlencode, raw))
+    collect(batch, SOURCE, raw, partial(_event, raw, now), partial(urlencode, raw))
     return batch
 
 
@@ -45,8 +45,8 @@ def _event(raw: dict[str, str], now: datetime) -> ProviderEvent:
     if date:  # missing date: accepted without a provider time; a bad one is quarantined
         try:
             occurred_at = parse_utc(date)
-        except ValueError:
-            raise Malformed(f"unparsable 'date': {date!r}") from None
+        except ValueError as exc:
+            raise Malformed(f"unparsable 'date': {exc}") from None
     target = raw.get("target") or None
     fields = {"status": status}
     if status == ERROR:

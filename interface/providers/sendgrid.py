@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from domain.signals import ParsedBatch, ProviderEvent, Signal, dedup_key
+from domain.signals import ParsedBatch, ProviderEvent, Signal, dedup_key, plausible_time
 
-from .common import Malformed, collect, correlation, json_text, load_json, opt_str, require_object, require_str, truthy
+from .common import Malformed, collect, correlation, load_json, opt_id, opt_str, require_object, require_str, shown, truthy
 
 SOURCE = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -53,7 +53,7 @@ def parse(body: bytes, now: datetime) -> ParsedBatch:
         raise ValueError("SendGrid body is not a JSON array")
     batch = ParsedBatch()
     for event in events:
-        collect(batch, SOURCE, partial(_event, event, now), partial(json_text, event))
+        collect(batch, SOURCE, event, partial(_event, event, now))
     return batch
 
 
@@ -62,11 +62,12 @@ def _event(event: Any, now: datetime) -> ProviderEvent:
     name = require_str(event, "event")
     email = require_str(event, "email")
     occurred_at = _unix_time(event.get("timestamp"))
-    url = opt_str(event.get("url"))
+    url = opt_str(event.get("url"), "url")
     fields = {"event": name}
-    if name == "bounce" and event.get("type") is not None:
-        fields["type"] = str(event["type"])
-    event_id = event.get("sg_event_id")
+    bounce_type = opt_str(event.get("type"), "type")
+    if name == "bounce" and bounce_type is not None:
+        fields["type"] = bounce_type
+    event_id = opt_id(event.get("sg_event_id"), "sg_event_id")
     if event_id:
         key = dedup_key(SOURCE, event_id)
     else:
@@ -78,8 +79,8 @@ def _event(event: Any, now: datetime) -> ProviderEvent:
         received_at=now,
         occurred_at=occurred_at,
         url=url,
-        detail=opt_str(event.get("reason") or event.get("response")),
-        user_agent=opt_str(event.get("useragent")),
+        detail=opt_str(event.get("reason") or event.get("response"), "reason"),
+        user_agent=opt_str(event.get("useragent"), "useragent"),
         machine=truthy(event.get("sg_machine_open")),
         raw=event,
     )
@@ -87,10 +88,10 @@ def _event(event: Any, now: datetime) -> ProviderEvent:
 
 
 def _unix_time(value: Any) -> datetime:
-    """Unix seconds (a number, or digits as text) as UTC."""
+    """Unix seconds (a number, or digits as text) as UTC, within ``plausible_time``'s range."""
     if value is None or isinstance(value, bool):
         raise Malformed("missing 'timestamp'")
     try:
-        return datetime.fromtimestamp(float(value), tz=timezone.utc)
+        return plausible_time(datetime.fromtimestamp(float(value), tz=timezone.utc))
     except (TypeError, ValueError, OverflowError, OSError):
-        raise Malformed(f"unparsable 'timestamp': {value!r}") from None
+        raise Malformed(f"unparsable 'timestamp': {shown(value)}") from None

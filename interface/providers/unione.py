@@ -80,9 +80,9 @@ def parse(body: bytes, now: datetime) -> ParsedBatch:
                 batch.quarantined.append(Quarantined(source=SOURCE, raw_text=json_text(user), error=error))
                 continue
             for event in events:
-                collect(batch, SOURCE, partial(_enveloped, event, now), partial(json_text, event))
+                collect(batch, SOURCE, event, partial(_enveloped, event, now))
     elif "event_name" in document:
-        collect(batch, SOURCE, partial(_flat, document, now), partial(body.decode, "utf-8", "replace"))
+        collect(batch, SOURCE, document, partial(_flat, document, now), partial(body.decode, "utf-8", "replace"))
     else:
         raise ValueError("UniOne body has neither 'events_by_user' nor 'event_name'")
     return batch
@@ -114,8 +114,8 @@ def _event(name: str, data: Any, now: datetime) -> ProviderEvent | Notice:
     occurred_at = require_time(data, "event_time")
     metadata = optional_object(data, "metadata")
     info = optional_object(data, "delivery_info")
-    url = opt_str(data.get("url"))
-    delivery_status = opt_str(info.get("delivery_status"))
+    url = opt_str(data.get("url"), "url")
+    delivery_status = opt_str(info.get("delivery_status"), "delivery_status")
     fields = {"status": status}
     if status == "hard_bounced" and delivery_status is not None:
         fields["delivery_status"] = delivery_status
@@ -126,8 +126,8 @@ def _event(name: str, data: Any, now: datetime) -> ProviderEvent | Notice:
         received_at=now,
         occurred_at=occurred_at,
         url=url,
-        detail=opt_str(info.get("destination_response")),
-        user_agent=opt_str(info.get("user_agent")),
+        detail=opt_str(info.get("destination_response"), "destination_response"),
+        user_agent=opt_str(info.get("user_agent"), "user_agent"),
         raw=data,
     )
     return ProviderEvent(signal=signal, correlation=correlation(metadata, email))

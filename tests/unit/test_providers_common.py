@@ -123,9 +123,14 @@ def test_collect_sorts_results_and_quarantines_value_errors():
     def bad():
         raise Malformed("missing 'status'")
 
-    collect(batch, "p", lambda: notice, lambda: "never used")
-    collect(batch, "p", bad, lambda: '{"raw":1}')
+    collect(batch, "p", {"kind": "x"}, lambda: notice, lambda: "never used")
+    collect(batch, "p", {"raw": 1}, bad, lambda: "raw=1")
+    collect(batch, "p", {"raw": 2}, bad)  # without raw_text: the event's JSON
+    collect(batch, "p", {"raw": "\x00"}, lambda: notice)  # never built: it cannot be stored
     assert batch.notices == [notice]
     assert batch.events == []
-    [q] = batch.quarantined
-    assert (q.source, q.raw_text, q.error) == ("p", '{"raw":1}', "missing 'status'")
+    assert [(q.source, q.raw_text, q.error) for q in batch.quarantined] == [
+        ("p", "raw=1", "missing 'status'"),
+        ("p", '{"raw":2}', "missing 'status'"),
+        ("p", '{"raw":"\\u0000"}', "a NUL character in a string"),
+    ]
