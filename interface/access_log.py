@@ -99,8 +99,10 @@ class GunicornLogger(_gunicorn_logger_base()):  # type: ignore[misc]
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> dict[str, Any]:
         atoms = super().atoms(resp, req, environ, request_time)
         path = safe_path(environ.get("PATH_INFO", ""))
-        atoms.update(U=path, q="", r=f"{environ.get('REQUEST_METHOD', '-')} {path} {environ.get('SERVER_PROTOCOL', '-')}", f="-")
-        return atoms  # type: ignore[no-any-return]
+        safe = {key: redact(value) if isinstance(value, str) else value for key, value in atoms.items()}
+        safe.update(U=path, q="", r=f"{environ.get('REQUEST_METHOD', '-')} {path} {environ.get('SERVER_PROTOCOL', '-')}", f="-")
+        safe.update({"{query_string}e": "", "{raw_uri}e": path, "{http_referer}e": "-", "{referer}i": "-"})
+        return safe  # any format of atoms shows no query string, secret or full address
 
     def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
         super().error(*_redacted(msg, args), **kwargs)

@@ -94,3 +94,47 @@ def test_a_second_server_on_the_same_database_stands_by_without_a_warning(tmp_pa
     Http(port).wait_until_up(second)
     assert "INFO responses.runner: another process follows this database's journal" in second.output()
     assert "WARNING" not in second.output()
+
+
+def gunicorn_settings(env: dict[str, str]) -> dict[str, str]:
+    from tests.e2e.conftest import BIN
+
+    done = subprocess.run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--print-config", "interface.wsgi:app"],
+                          env=env, capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    return {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in done.stdout.splitlines()) if v}
+
+
+def test_gunicorn_conf_reads_bind_workers_and_keeps_the_timeout_above_the_write_deadline() -> None:
+    from application.service import WRITE_WAIT_SECONDS
+
+    base = {"PATH": "/usr/bin:/bin"}
+    settings = gunicorn_settings({**base, "BIND": "127.0.0.1:9001", "WEB_CONCURRENCY": "3"})
+    assert (settings["bind"], settings["workers"]) == ("['127.0.0.1:9001']", "3")
+    assert float(settings["timeout"]) > WRITE_WAIT_SECONDS + 15  # a write's wait for the views, a dispatch call
+    assert "%(U)s" in settings["access_log_format"] and "%(r)s" not in settings["access_log_format"]
+    assert settings["logger_class"] == "interface.access_log.GunicornLogger"
+    assert gunicorn_settings({**base, "HOST": "127.0.0.1", "PORT": "9002"})["bind"] == "['127.0.0.1:9002']"
+
+
+def test_gunicorn_access_atoms_and_error_lines_hide_secrets() -> None:
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from interface.access_log import GunicornLogger
+
+    logger = GunicornLogger(Config())
+    environ = {"PATH_INFO": "/v1/contacts/anna@example.com", "QUERY_STRING": f"token={EE_TOKEN}", "REQUEST_METHOD": "GET",
+               "SERVER_PROTOCOL": "HTTP/1.1", "RAW_URI": f"/v1/contacts/anna@example.com?token={EE_TOKEN}", "HTTP_REFERER": f"http://x/?token={EE_TOKEN}"}
+    request = SimpleNamespace(headers=[], method="GET", path=environ["PATH_INFO"], query=environ["QUERY_STRING"], uri=environ["RAW_URI"], version=(1, 1))
+    response = SimpleNamespace(status="200 OK", headers=[], response_length=10, sent=10)
+    atoms = logger.atoms(response, request, environ, SimpleNamespace(seconds=0, microseconds=1000))
+    text = json.dumps(atoms)
+    assert EE_TOKEN not in text and "anna@example.com" not in text
+    assert atoms["U"] == "/v1/contacts/a***@example.com"
+    records: list[str] = []
+    logger.error_log.handlers = []
+    logger.error_log.addHandler(type("H", (__import__("logging").Handler,), {"emit": lambda self, r: records.append(r.getMessage())})())
+    logger.exception("Error handling request %s", f"/v1/webhooks/elasticemail?token={EE_TOKEN}&to=anna@example.com")
+    assert records and EE_TOKEN not in records[0] and "anna@example.com" not in records[0] and "token=***" in records[0]
