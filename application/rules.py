@@ -12,7 +12,7 @@ from eventsourcing.application import AggregateNotFoundError
 from application.errors import Conflict, NotFound
 from application.unit_of_work import UnitOfWork, now_utc
 from domain.aggregates import Job, Recipient, RulesBook, job_id, recipient_id, rules_book_id
-from domain.rules import DEFAULT_RULESET, DEFAULT_VERSION, InvalidRuleset, Ruleset
+from domain.rules import DEFAULT_RULESET, DEFAULT_VERSION, InvalidRuleset, Ruleset, check_new_version, is_number_version
 from domain.signals import Signal, iso, parse_iso
 
 
@@ -75,15 +75,15 @@ class RuleUseCases:
         """
         base = self.active_rules()
         requested = document.get("version") if isinstance(document, dict) else None
-        if requested is not None and not (isinstance(requested, str) and requested.strip()):
-            raise InvalidRuleset({"version": "a ruleset version is a non-empty string"})
+        if requested is not None:
+            check_new_version(requested)
 
         def work(uow: UnitOfWork) -> Ruleset:
             book: RulesBook = uow.get_or_create(rules_book_id(), RulesBook)
             taken = set(book.versions) | {DEFAULT_VERSION}
             if requested is not None and requested in taken:
                 raise Conflict(f"ruleset version {requested!r} exists; versions are never edited in place")
-            version = requested or str(max([int(v) for v in taken if str(v).isdigit()] + [0]) + 1)
+            version = requested or str(max([int(v) for v in taken if is_number_version(str(v))] + [0]) + 1)
             rules = base.patched({k: v for k, v in document.items() if k != "version"}, version=version)
             book.define(
                 version=version,
@@ -107,7 +107,9 @@ class RuleUseCases:
 
     def request_activation(self, version: str) -> dict[str, Any]:
         """Journal a rebuild job under ``version``; the projection process runs it and swaps when done."""
-        self.ruleset(version)  # 404 for an unknown version
+        refused = self.ruleset(version).refused_patterns()  # 404 for an unknown version
+        if refused:  # stored before patterns ran on RE2: readable for history, never the live rules
+            raise InvalidRuleset(refused)
         job = Job(job=uuid.uuid4().hex, kind="activate", rules_version=version, requested_at=iso(now_utc()))
         self.save(job)
         return job.as_dict()

@@ -16,6 +16,8 @@ from fnmatch import fnmatchcase
 from functools import cached_property
 from typing import Any, Mapping
 
+import re2
+
 from domain.catalogue import CODES, REASONS, RESPONSES
 from domain.signals import SYSTEM
 
@@ -126,6 +128,54 @@ DEFAULT_PROVIDER_MAPPINGS: dict[str, dict[str, Target]] = {
 
 DEFAULT_VERSION = "1"
 
+# A version names a path segment of the API (/v1/rules/{version}): ASCII letters, digits, ".", "_", "-".
+VERSION_FORMAT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+PATTERN_FIELDS = ("unsubscribe_url_patterns", "machine_open_user_agents")
+
+
+def check_new_version(version: Any) -> None:
+    """Raises ``InvalidRuleset`` unless ``version`` may name a new ruleset (stored odd versions still load)."""
+    if not isinstance(version, str) or VERSION_FORMAT.fullmatch(version) is None:
+        raise InvalidRuleset(
+            {"version": "a ruleset version is 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"}
+        )
+
+
+def is_number_version(version: str) -> bool:
+    """A version automatic numbering counts: ASCII digits only (``"²".isdigit()`` is true)."""
+    return version.isascii() and version.isdigit()
+
+
+def _re2_options() -> "re2.Options":
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+def compile_pattern(pattern: str) -> Any:
+    """A ruleset pattern on RE2 (linear time whatever the input), case-insensitive; raises ``re2.error``."""
+    return re2.compile(pattern, _RE2_OPTIONS)
+
+
+def pattern_error(pattern: str) -> str | None:
+    """Why RE2 refuses ``pattern``, or None when it compiles."""
+    try:
+        compile_pattern(pattern)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+        return f"RE2 cannot compile the pattern \"{pattern}\": {text}"
+    return None
+
+
+def _compiled(patterns: tuple[str, ...]) -> list[Any]:
+    """The patterns RE2 compiles; one it refuses (a version stored before RE2) matches nothing."""
+    return [compile_pattern(p) for p in patterns if pattern_error(p) is None]
+
 OPTION_FIELDS = (
     "statistics_period_days",
     "count_machine_opens",
@@ -196,13 +246,23 @@ class Ruleset:
     def is_machine_user_agent(self, user_agent: str | None) -> bool:
         return bool(user_agent) and any(p.search(user_agent) for p in self._machine_agents)  # type: ignore[arg-type]
 
-    @cached_property
-    def _unsubscribe_patterns(self) -> list[re.Pattern[str]]:
-        return [re.compile(p, re.IGNORECASE) for p in self.unsubscribe_url_patterns]
+    def refused_patterns(self) -> dict[str, str]:
+        """The patterns RE2 cannot compile, by field and index (a stored version from before RE2 may hold some)."""
+        refused: dict[str, str] = {}
+        for name in PATTERN_FIELDS:
+            for i, pattern in enumerate(getattr(self, name)):
+                error = pattern_error(pattern)
+                if error is not None:
+                    refused[f"{name}.{i}"] = error
+        return refused
 
     @cached_property
-    def _machine_agents(self) -> list[re.Pattern[str]]:
-        return [re.compile(p, re.IGNORECASE) for p in self.machine_open_user_agents]
+    def _unsubscribe_patterns(self) -> list[Any]:
+        return _compiled(self.unsubscribe_url_patterns)
+
+    @cached_property
+    def _machine_agents(self) -> list[Any]:
+        return _compiled(self.machine_open_user_agents)
 
     @cached_property
     def _mapping_index(self) -> dict[str, dict[str, tuple[dict[str, Target], list[tuple[str, Target]]]]]:
@@ -251,7 +311,7 @@ class Ruleset:
         # A complete document states every mapping's reason: a bare code there has none (it is not a
         # patch, so it does not keep the reason of the default mapping it happens to replace).
         version = str(document.get("version", DEFAULT_VERSION)) if isinstance(document, Mapping) else None
-        return _Patch(DEFAULT_RULESET, document, keep_reasons=False).apply(version)
+        return _Patch(DEFAULT_RULESET, document, keep_reasons=False, check_patterns=False).apply(version)
 
     def patched(self, document: Mapping[str, Any], version: str | None = None) -> "Ruleset":
         """This ruleset with ``document`` merged over it; raises ``InvalidRuleset``."""
@@ -299,10 +359,11 @@ _MAX_HOURS = _MAX_DAYS * 24
 class _Patch:
     """Merges a ruleset document over a base and collects every error at once."""
 
-    def __init__(self, base: Ruleset, document: Mapping[str, Any], keep_reasons: bool = True):
+    def __init__(self, base: Ruleset, document: Mapping[str, Any], keep_reasons: bool = True, check_patterns: bool = True):
         self.base = base
         self.document = document
         self.keep_reasons = keep_reasons  # a bare code keeps the reason of the mapping it replaces
+        self.check_patterns = check_patterns  # a stored document loads whatever RE2 says (see Ruleset.refused_patterns)
         self.errors: dict[str, str] = {}
 
     def apply(self, version: str | None) -> Ruleset:
@@ -394,11 +455,11 @@ class _Patch:
         if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
             self.errors[name] = "must be a list of regular expressions"
             return getattr(self.base, name)
-        for i, pattern in enumerate(value):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                self.errors[f"{name}.{i}"] = f"invalid regular expression: {exc}"
+        if self.check_patterns:
+            for i, pattern in enumerate(value):
+                error = pattern_error(pattern)
+                if error is not None:
+                    self.errors[f"{name}.{i}"] = error
         return tuple(value)
 
     def _responses(self, patch: Any) -> dict[str, ResponseRule]:

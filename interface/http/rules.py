@@ -6,6 +6,7 @@ from datetime import timezone
 from typing import Any
 
 import marshmallow as ma
+from flask import request
 from marshmallow import validate
 
 from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
@@ -35,14 +36,14 @@ class RulesetDocumentSchema(ma.Schema):
 
     version = ma.fields.Raw(metadata={"type": "string", "description": "optional; default: the next number"})
     responses = ma.fields.Raw(metadata={"type": "object", "description": 'code → {"final": bool, "priority": int}'})
-    statistics_period_days = ma.fields.Raw(metadata={"type": "integer", "nullable": True})
+    statistics_period_days = ma.fields.Raw(allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"})
     count_machine_opens = ma.fields.Raw(metadata={"type": "boolean"})
     unsubscribe_from_all = ma.fields.Raw(metadata={"type": "boolean"})
     unsubscribe_url_patterns = ma.fields.Raw(metadata={"type": "array", "items": {"type": "string"}})
-    soft_bounce_limit = ma.fields.Raw(metadata={"type": "integer", "nullable": True})
+    soft_bounce_limit = ma.fields.Raw(allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"})
     machine_open_user_agents = ma.fields.Raw(metadata={"type": "array", "items": {"type": "string"}})
-    machine_open_window_seconds = ma.fields.Raw(metadata={"type": "integer", "nullable": True})
-    machine_click_window_seconds = ma.fields.Raw(metadata={"type": "integer", "nullable": True})
+    machine_open_window_seconds = ma.fields.Raw(allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"})
+    machine_click_window_seconds = ma.fields.Raw(allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"})
     confirmation_timeout_hours = ma.fields.Raw(metadata={"type": "number"})
     confirmation_timeout_response = ma.fields.Raw(metadata={"type": "string"})
     provider_mappings = ma.fields.Raw(metadata={"type": "object", "description": 'provider → {"field:value": code | {"code","reason"} | null}'})
@@ -150,6 +151,12 @@ class HistorySchema(RecipientStateSchema):
     signals = ma.fields.List(ma.fields.Nested(HistoryStepSchema), required=True)
 
 
+def _require_json_body() -> None:
+    """A ruleset is a JSON document: no body, or another media type, creates nothing."""
+    if not request.is_json or not request.get_data(cache=True).strip():
+        raise ApiError(400, "the body is a ruleset document: a JSON object sent as application/json")
+
+
 def _invalid(exc: InvalidRuleset) -> ApiError:
     return ApiError(422, "the ruleset is not valid", details=exc.errors)
 
@@ -175,7 +182,9 @@ def get_rules(version: str) -> dict[str, Any]:
 @blp.response(201, VersionSchema)
 @blp.alt_response(422, schema=ErrorSchema, description="invalid fields, one message each")
 @blp.alt_response(409, schema=ErrorSchema, description="that version exists")
+@blp.alt_response(400, schema=ErrorSchema, description="no body, or not application/json")
 def define_rules(document: dict[str, Any]) -> dict[str, Any]:
+    _require_json_body()
     try:
         return {"version": service().define_rules(document, created_by=caller()).version}
     except InvalidRuleset as exc:
@@ -185,8 +194,12 @@ def define_rules(document: dict[str, Any]) -> dict[str, Any]:
 @blp.route("/rules/<version>/activate", methods=["POST"])
 @blp.response(202, JobAcceptedSchema)
 @blp.alt_response(404, schema=ErrorSchema)
+@blp.alt_response(422, schema=ErrorSchema, description="a pattern of that (older) version cannot run on RE2")
 def activate(version: str) -> dict[str, Any]:
-    return {"job": service().request_activation(version)["id"]}
+    try:
+        return {"job": service().request_activation(version)["id"]}
+    except InvalidRuleset as exc:
+        raise ApiError(422, "the ruleset cannot be activated", details=exc.errors) from None
 
 
 @blp.route("/jobs/<job>", methods=["GET"])

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from tests.http.conftest import SPRING, error_of, fixture_bytes, sign_unione
+from tests.http.conftest import SPRING, error_of, fixture_bytes, sign_unione, sqlite_only
+from tests.integration.test_rules_replay import campaign, say
 
 
 def deliver_fixture_batch(client: FlaskClient) -> None:
@@ -128,3 +130,134 @@ def test_openapi_documents_the_rules_routes(client: FlaskClient) -> None:
     for path in ("/v1/rules", "/v1/rules/{version}", "/v1/rules/{version}/activate", "/v1/what-if", "/v1/jobs/{job}",
                  "/v1/mailings/{mailing_id}/recipients/{contact_id}/history"):
         assert path in paths
+
+
+# ---- hostile rules: patterns, versions, bodies, nulls (issue 7, failures 6-8) -------------------------
+
+SPEC_EXAMPLE_RULESET = {  # SPEC §7 "Ruleset document", verbatim
+    "responses": {"soft_bounce": {"final": True}, "opened_machine": {"final": False, "priority": 45}},
+    "statistics_period_days": 30,
+    "count_machine_opens": False,
+    "unsubscribe_from_all": True,
+    "unsubscribe_url_patterns": ["/unsubscribe"],
+    "soft_bounce_limit": None,
+    "machine_open_user_agents": [],
+    "machine_open_window_seconds": None,
+    "machine_click_window_seconds": None,
+    "confirmation_timeout_hours": 48,
+    "confirmation_timeout_response": "unknown_response",
+    "provider_mappings": {"elasticemail": {"category:Spam": "hard_bounce"}},
+}
+
+
+def stored_versions(api: FlaskClient) -> list[str]:
+    return [v["version"] for v in api.get("/v1/rules").json["versions"]]
+
+
+def journal_version_directly(app: ResponsesApp, version: str, document: dict[str, Any]) -> None:
+    """A version as an older release stored it, past today's checks."""
+    from application.unit_of_work import UnitOfWork
+    from domain.aggregates import RulesBook, rules_book_id
+    from domain.rules import DEFAULT_RULESET
+
+    def work(uow: UnitOfWork) -> None:
+        book: RulesBook = uow.get_or_create(rules_book_id(), RulesBook)
+        book.define(version=version, document={**DEFAULT_RULESET.to_document(), **document, "version": version},
+                    changes={}, based_on="1", created_at="2026-01-01T00:00:00+00:00", created_by=None)
+
+    app._in_transaction(work)
+    app._rulesets.clear()
+
+
+@pytest.mark.timeout(20)
+def test_what_if_with_a_nested_quantifier_answers_promptly(api: FlaskClient, app: ResponsesApp) -> None:
+    campaign(app, ["r"])
+    say(app, "r", "click", 1, url="https://x/" + "a" * 40 + "!")
+    r = api.post("/v1/what-if", json={"rules": {"unsubscribe_url_patterns": ["(a+)+$"]}})
+    assert r.status_code == 200, r.json
+    assert r.json["recipients"] == 1 and r.json["changed"] == 0
+    assert api.get("/healthz").status_code == 200
+
+
+@sqlite_only
+@pytest.mark.parametrize("field, pattern", [("unsubscribe_url_patterns", r"(a)\1"), ("machine_open_user_agents", "(?=x)bot")])
+def test_a_pattern_re2_cannot_run_is_refused_naming_the_field_and_pattern(api: FlaskClient, field: str, pattern: str) -> None:
+    for r in (api.post("/v1/rules", json={field: ["ok", pattern]}), api.post("/v1/what-if", json={"rules": {field: [pattern]}})):
+        assert r.status_code == 422, r.json
+        details = error_of(r)["details"]
+        [(where, message)] = [(k, v) for k, v in details.items()]
+        assert where.startswith(field) and pattern in message
+    assert stored_versions(api) == ["1"]
+
+
+def test_a_stored_version_re2_refuses_loads_for_history_but_cannot_be_activated(api: FlaskClient, app: ResponsesApp) -> None:
+    journal_version_directly(app, "old", {"unsubscribe_url_patterns": ["(?=un)subscribe"]})
+    assert "old" in stored_versions(api)
+    assert api.get("/v1/rules/old").json["unsubscribe_url_patterns"] == ["(?=un)subscribe"]
+    assert app.ruleset("old").is_unsubscribe_link("https://x/unsubscribe") is False  # such a pattern matches nothing
+    r = api.post("/v1/rules/old/activate")
+    assert r.status_code == 422, r.json
+    assert "(?=un)subscribe" in str(error_of(r)["details"])
+    assert api.get("/v1/rules").json["active"] == "1"
+
+
+@sqlite_only
+@pytest.mark.parametrize("version", ["²", "a/b", "x" * 65, "-lead", "", " 2", "ver sion", "٣"])
+def test_an_odd_version_is_refused(api: FlaskClient, version: str) -> None:
+    r = api.post("/v1/rules", json={"version": version})
+    assert r.status_code == 422, r.json
+    assert "version" in error_of(r)["details"]
+    assert stored_versions(api) == ["1"]
+
+
+@sqlite_only
+def test_a_well_formed_version_is_kept(api: FlaskClient) -> None:
+    for version in ("v2.1_rc-3", "x" * 64, "7"):
+        assert api.post("/v1/rules", json={"version": version}).status_code == 201
+    assert api.get(f"/v1/rules/{'x' * 64}").status_code == 200
+
+
+def test_numbering_ignores_a_stored_non_numeric_version(api: FlaskClient, app: ResponsesApp) -> None:
+    journal_version_directly(app, "²", {})
+    journal_version_directly(app, "a/b", {})
+    r = api.post("/v1/rules", json={})
+    assert r.status_code == 201, r.json
+    assert r.json == {"version": "2"}
+    assert stored_versions(api) == ["1", "²", "a/b", "2"]  # odd versions stored earlier still list
+
+
+@sqlite_only
+def test_a_missing_or_non_json_body_is_a_400_and_creates_nothing(api: FlaskClient) -> None:
+    for r in (
+        api.post("/v1/rules"),
+        api.post("/v1/rules", data="", content_type="application/json"),
+        api.post("/v1/rules", data='{"version": "9"}', content_type="text/plain"),
+    ):
+        assert r.status_code == 400, (r.status_code, r.data)
+        assert error_of(r)["code"] == "bad_request"
+    assert stored_versions(api) == ["1"]
+
+
+def test_the_spec_example_ruleset_document_is_accepted(api: FlaskClient, client: FlaskClient, spring: dict[str, Any]) -> None:
+    deliver_fixture_batch(client)
+    assert api.post("/v1/what-if", json={"rules": SPEC_EXAMPLE_RULESET}).status_code == 200
+    r = api.post("/v1/rules", json=SPEC_EXAMPLE_RULESET)
+    assert r.status_code == 201, r.json
+    stored = api.get(f"/v1/rules/{r.json['version']}").json
+    for name in ("soft_bounce_limit", "machine_open_window_seconds", "machine_click_window_seconds"):
+        assert stored[name] is None
+
+
+def test_null_switches_an_option_off(api: FlaskClient, app: ResponsesApp) -> None:
+    on = api.post("/v1/rules", json={"soft_bounce_limit": 3, "machine_open_window_seconds": 5, "machine_click_window_seconds": 5,
+                                     "statistics_period_days": 7})
+    assert on.status_code == 201
+    assert api.post(f"/v1/rules/{on.json['version']}/activate").status_code == 202
+    app.follower.run_jobs()
+    off = api.post("/v1/rules", json={"soft_bounce_limit": None, "machine_open_window_seconds": None,
+                                      "machine_click_window_seconds": None, "statistics_period_days": None})
+    assert off.status_code == 201, off.json
+    assert api.get("/v1/rules").json["versions"][-1]["changes"] == {
+        "soft_bounce_limit": None, "machine_open_window_seconds": None,
+        "machine_click_window_seconds": None, "statistics_period_days": None,
+    }
