@@ -652,3 +652,90 @@ def test_rulesets_are_values():
     doc["provider_mappings"]["unione"]["status:opened"] = None
     assert DEFAULT_RULESET.to_document() == snapshot
     assert DEFAULT_RULESET.priority("opened") == 50
+
+
+# ---- null switches an option off; patterns on RE2; new versions (issue 7) ---------------------------
+
+from domain.contacts import ContactState, apply_signal_effect  # noqa: E402
+from domain.fold import Step  # noqa: E402
+from domain.rules import check_new_version, is_number_version, pattern_error  # noqa: E402
+
+_MIN, _D = timedelta(minutes=1), timedelta(days=1)
+_ALL_ON = DEFAULT_RULESET.patched({
+    "soft_bounce_limit": 1, "machine_open_user_agents": ["proxy"], "machine_open_window_seconds": 10,
+    "machine_click_window_seconds": 10, "statistics_period_days": 7,
+})
+
+
+def _off(name):
+    return _ALL_ON.patched({name: None})
+
+
+def test_null_soft_bounce_limit_is_no_limit():
+    step = Step("soft_bounce", "will_retry", "set", None, "soft_bounce")
+    assert apply_signal_effect(ContactState(email="a@b.test"), step, "promo", _ALL_ON).email_is_actual is False
+    off = _off("soft_bounce_limit")
+    assert off.soft_bounce_limit is None
+    assert apply_signal_effect(ContactState(email="a@b.test"), step, "promo", off).email_is_actual is True
+
+
+def test_null_machine_open_window_lets_the_user_agent_alone_decide(fold_all, system, unione):
+    journal = [system("sent_to_provider", key="d"), unione("delivered", _MIN), unione("opened", 3 * _D, user_agent="Proxy/1")]
+    state = fold_all(journal, rules=_ALL_ON)[0]
+    assert (state.response, state.opens) == ("opened", 1)  # three days after delivery: outside the window, a person
+    state = fold_all(journal, rules=_off("machine_open_window_seconds"))[0]
+    assert (state.response, state.opens) == ("opened_machine", 0)
+
+
+def test_null_machine_click_window_is_no_scanner_rule(fold_all, system, unione):
+    journal = [system("sent_to_provider", key="d"), unione("delivered", _MIN), unione("clicked", 2 * _MIN, occurred_at=_MIN, url="https://a.test/")]
+    assert fold_all(journal, rules=_ALL_ON)[-1][-1].why == "machine_click"
+    assert fold_all(journal, rules=_off("machine_click_window_seconds"))[0].clicks == 1
+
+
+def test_null_statistics_period_never_closes(fold_all, system, unione):
+    journal = [system("sent_to_provider", key="d"), unione("delivered", _MIN), unione("opened", 3000 * _D)]
+    assert fold_all(journal, rules=_ALL_ON)[0].response == "delivered"
+    assert fold_all(journal, rules=_off("statistics_period_days"))[0].response == "opened"
+
+
+def test_patterns_are_case_insensitive_searches_on_re2():
+    rules = DEFAULT_RULESET.patched({"unsubscribe_url_patterns": ["/opt-?out"], "machine_open_user_agents": ["^googleimageproxy"]})
+    assert rules.is_unsubscribe_link("https://a.test/x/OPTOUT?c=1")
+    assert not rules.is_unsubscribe_link("https://a.test/opt")
+    assert rules.is_machine_user_agent("GoogleImageProxy/1.0") and not rules.is_machine_user_agent("x GoogleImageProxy")
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", "(?=x)", "(?<!a)b", "[", "(?P<n>a)(?P=n)"])
+def test_a_pattern_re2_refuses_is_invalid_naming_it(pattern):
+    assert pattern_error(pattern) is not None
+    with pytest.raises(InvalidRuleset) as caught:
+        DEFAULT_RULESET.patched({"machine_open_user_agents": ["bot", pattern]})
+    assert set(caught.value.errors) == {"machine_open_user_agents.1"}
+    assert pattern in caught.value.errors["machine_open_user_agents.1"]
+
+
+def test_a_stored_pattern_re2_refuses_loads_and_matches_nothing():
+    document = {**DEFAULT_RULESET.to_document(), "version": "old", "unsubscribe_url_patterns": ["(?=u)unsubscribe", "/optout"]}
+    rules = Ruleset.from_document(document)
+    assert rules.unsubscribe_url_patterns == ("(?=u)unsubscribe", "/optout")
+    assert not rules.is_unsubscribe_link("https://a.test/unsubscribe") and rules.is_unsubscribe_link("https://a.test/optout")
+    assert list(rules.refused_patterns()) == ["unsubscribe_url_patterns.0"]
+    assert DEFAULT_RULESET.refused_patterns() == {}
+
+
+@pytest.mark.parametrize("version", ["2", "v2.1_rc-3", "A", "x" * 64])
+def test_a_well_formed_new_version(version):
+    check_new_version(version)
+
+
+@pytest.mark.parametrize("version", ["", "²", "٣", "a/b", "x" * 65, ".a", "_a", "-a", "a b", "a\n", None, 2])
+def test_an_odd_new_version_is_invalid(version):
+    with pytest.raises(InvalidRuleset) as caught:
+        check_new_version(version)
+    assert set(caught.value.errors) == {"version"}
+
+
+@pytest.mark.parametrize("version, counted", [("12", True), ("²", False), ("٣", False), ("1.5", False), ("", False)])
+def test_numbering_counts_ascii_digit_versions_only(version, counted):
+    assert is_number_version(version) is counted
