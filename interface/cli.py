@@ -414,7 +414,7 @@ def send(args: argparse.Namespace) -> int:
             return 1
         for name, value in answer.items():
             total[name] = total.get(name, 0) + int(value)
-    print(json.dumps(total))
+    print(json.dumps(total, separators=(",", ":")))  # as the service answers it
     return 0
 
 
@@ -545,6 +545,7 @@ def what_if(args: argparse.Namespace) -> int:
 
 
 COUNTERS = ("delivered", "unique_opens", "total_opens", "unique_clicks", "total_clicks")
+LABEL = 26  # "response sent_to_provider" fits
 
 
 def what_if_report(result: dict[str, Any]) -> str:
@@ -583,17 +584,17 @@ def what_if_report(result: dict[str, Any]) -> str:
 def mailing_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """The lines of one mailing's summary that differ as printed (a rate equal to 0.1 % is no change)."""
     lines = []
-    for code in sorted(set(before["responses"]) | set(after["responses"])):
-        was, now = before["responses"].get(code, 0), after["responses"].get(code, 0)
-        if was != now:
-            lines.append(f"  {code:<20} {was:>8} → {now}")
     for key in COUNTERS:
         if before[key] != after[key]:
-            lines.append(f"  {key:<20} {before[key]:>8} → {after[key]}")
+            lines.append(f"  {key:<{LABEL}} {before[key]:>8} → {after[key]}")
     for key, value in after["rates"].items():
         was, now = _percent(before["rates"].get(key)), _percent(value)
         if was != now:
-            lines.append(f"  {key + ' rate':<20} {was:>8} → {now}")
+            lines.append(f"  {key + ' rate':<{LABEL}} {was:>8} → {now}")
+    for code in sorted(set(before["responses"]) | set(after["responses"])):
+        was, now = before["responses"].get(code, 0), after["responses"].get(code, 0)
+        if was != now:
+            lines.append(f"  {'response ' + code:<{LABEL}} {was:>8} → {now}")
     return lines
 
 

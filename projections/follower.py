@@ -167,13 +167,37 @@ class ViewFollower:
                 log.info("job %s: rebuild under rules %s, %d/%d events", job, version, done, end)
 
         try:
-            rebuild(app, app.ruleset(version), report, between_batches=self.run_once)
+            rebuild(app, app.ruleset(version), report, between_batches=self._follow_during_rebuild(job))
         except Exception as exc:  # the old generation and rules stay active
             log.exception("job %s failed", job)
             app.update_job(job, status="failed", error=f"{type(exc).__name__}: {exc}")
         else:
             app.update_job(job, status="done")
             log.info("job %s: rules %s active", job, version)
+
+    def _follow_during_rebuild(self, job: str) -> Callable[[], None]:
+        """Between rebuild batches, one batch of the generation being replaced, so it keeps serving.
+
+        The rebuild never depends on it: a generation that cannot apply its next event (the
+        reason to activate other rules) is logged once and left behind until the swap.
+        """
+        stuck = [False]
+
+        def follow() -> None:
+            if stuck[0]:
+                return
+            try:
+                self.run_once()
+            except (StaleBatch, *TRANSIENT):  # contention: try again after the next rebuild batch
+                pass
+            except Exception as exc:
+                stuck[0] = True
+                log.warning(
+                    "job %s: the active views cannot follow (%s: %s); the rebuild goes on and replaces them",
+                    job, type(exc).__name__, exc,
+                )
+
+        return follow
 
     def run_forever(self) -> None:
         next_jobs_check = 0.0

@@ -114,7 +114,7 @@ def report(mailing_after: dict, **overrides: object) -> str:
 def test_the_text_what_if_shows_only_what_changes() -> None:
     text = report({"total_opens": 5, "rates": {"delivery": 0.5, "unsubscribe": 0.00502}}, counters_changed=1)
     assert "mailing quiet" not in text  # no heading with nothing under it
-    assert "mailing moved\n  total_opens                 6 → 5" in text
+    assert "mailing moved\n  total_opens " in text and "6 → 5" in text
     assert "rate" not in text  # 0.5 % → 0.5 % is no change
     assert "contacts" not in text  # nobody (un)suppressed
     assert "nothing changes" in report({})

@@ -55,7 +55,7 @@ def test_what_if_prints_the_transitions_and_leaves_the_views(journal: str, tmp_p
     out, err = capsys.readouterr()
     assert "3 recipients, 2 change response, 1 change counters" in out
     assert "delivered  →  soft_bounce" in out and "opened     →  soft_bounce" in out
-    assert "total_opens                 2 → 0" in out
+    assert "total_opens 2 → 0" in " ".join(out.split())
     assert "replaying the journal" in err  # progress
     assert audience(journal) == before
 
