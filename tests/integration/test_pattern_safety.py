@@ -40,3 +40,26 @@ def test_what_if_with_a_nested_quantifier_over_a_crafted_url_answers(app: Respon
     say(app, "r", "click", 1, url="https://x/" + "a" * 40 + "!")
     result = app.what_if({"unsubscribe_url_patterns": ["(a+)+$"]})
     assert result["changed"] == 0 and result["recipients"] == 1
+
+
+@pytest.mark.timeout(20)
+def test_a_follower_that_cannot_apply_its_generation_is_recovered_by_activating_another_ruleset(
+    app: ResponsesApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign(app, ["r"])
+    say(app, "r", "delivered", 1)
+    say(app, "r", "open", 2)
+    follower = app.follower
+    live_run_once = follower.run_once
+
+    def poisoned() -> int:  # the active generation cannot move past its next event
+        raise RuntimeError("the active generation cannot apply its next event")
+
+    monkeypatch.setattr(follower, "run_once", poisoned)
+    version = app.define_rules({"responses": {"opened": {"priority": 5}}}).version
+    job = app.request_activation(version)["id"]
+    follower.run_jobs()
+    assert app.job(job)["status"] == "done", app.job(job)
+    assert app.active_version() == version
+    monkeypatch.setattr(follower, "run_once", live_run_once)
+    assert audience(app) == {"r": ("delivered", 1)}  # rebuilt under the new rules: an open ranks below delivered
