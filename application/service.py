@@ -375,14 +375,27 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         ids.extend(side_record_id(f"notice:{n.key}") for n in batch.notices)
         return ids
 
-    def quarantine(self, source: str, raw_text: str, error: str) -> None:
-        """Keep a whole body we could not parse, with the error."""
-        self._in_transaction(lambda uow: self._quarantine(uow, Quarantined(source, raw_text, error)))
+    def quarantine(self, items: Sequence[Quarantined]) -> IngestCounts:
+        """Keep input we could not understand (a whole body, or single events), with the error.
 
-    def _quarantine(self, uow: UnitOfWork, item: Quarantined) -> None:
-        self._keep_side(
-            uow, f"quarantine:{uuid.uuid4().hex}", "quarantine", item.source, iso(now_utc()),  # type: ignore[arg-type]
-            {"raw": item.raw_text, "error": item.error},
+        Idempotent: an item kept before (same source, same raw input) counts as a duplicate."""
+
+        def work(uow: UnitOfWork) -> IngestCounts:
+            counts = IngestCounts()
+            uow.prefetch(side_record_id(f"quarantine:{item.key}") for item in items)
+            for item in items:
+                if self._quarantine(uow, item):
+                    counts.quarantined += 1
+                else:
+                    counts.duplicates += 1
+            return counts
+
+        return self._in_transaction(work)
+
+    def _quarantine(self, uow: UnitOfWork, item: Quarantined) -> bool:
+        """Keep one item once, keyed by its source and a digest of its raw input; True when new."""
+        return self._keep_side(
+            uow, f"quarantine:{item.key}", "quarantine", item.source, iso(now_utc()), item.kept()  # type: ignore[arg-type]
         )
 
     def _keep_side(self, uow: UnitOfWork, key: str, kind: str, source: str, received_at: str, payload: dict[str, Any]) -> bool:

@@ -26,6 +26,8 @@ CONFIRMATION_CHECKED = "confirmation_checked"
 # near datetime.max would overflow there, long after it was journaled).
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
+QUARANTINE_RAW_BYTES = 64 * 1024  # of a quarantined raw text, kept
+QUARANTINE_ERROR_CHARS = 1000
 
 
 def utc(dt: datetime) -> datetime:
@@ -225,6 +227,25 @@ class Quarantined:
     def key(self) -> str:
         """The quarantine's dedup key: source and the raw input's digest."""
         return dedup_key("quarantine", self.source, self.digest or text_digest(self.raw_text))
+
+    def kept(self) -> dict[str, Any]:
+        """What the quarantine stores: the raw text readable and bounded, and the error.
+
+        A NUL becomes the six characters ``\\u0000`` and a lone surrogate its ``\\udxxx``
+        escape (no store, view or client chokes on them); past ``QUARANTINE_RAW_BYTES`` the
+        text is cut, and the error says so.
+        """
+        size = len(self.raw_text.encode("utf-8", "surrogatepass"))
+        text = self.raw_text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace")
+        error = self.error[:QUARANTINE_ERROR_CHARS]
+        truncated = len(text) > QUARANTINE_RAW_BYTES
+        if truncated:
+            text = text[:QUARANTINE_RAW_BYTES]
+            error += f" (raw text truncated: the first {QUARANTINE_RAW_BYTES} of {size} bytes are kept)"
+        kept: dict[str, Any] = {"raw": text.decode("utf-8", "ignore"), "error": error}
+        if truncated:
+            kept.update(truncated=True, raw_bytes=size)
+        return kept
 
 
 @dataclass

@@ -2,9 +2,13 @@
 
 Every call: read the body under the limit (also after gunzip), check
 authenticity on the raw bytes *before* parsing (401, nothing stored), then
-parse and journal. An authenticated body that cannot be parsed is quarantined
-whole and answered 200 (a provider would retry a 4xx for a day). Ingestion
-never waits for the views: providers give up after 3 s.
+parse and journal. One event that cannot be parsed or stored is quarantined
+alone, its neighbours journaled; an authenticated body that is not of a
+recognised form is quarantined whole and answered 200 (a provider would retry
+a 4xx for a day). The quarantine is idempotent: a retry adds nothing and is
+counted in ``duplicates``. A UniOne body with bytes after its JSON document is
+no UniOne call (MD5 length extension): 400, nothing stored. Ingestion never
+waits for the views: providers give up after 3 s.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import orjson
 from flask import request
 
 from application.service import IngestCounts
-from domain.signals import ParsedBatch
+from domain.signals import ParsedBatch, Quarantined, text_digest
 from interface.http.auth import require_bearer
-from interface.http.body import read_decoded, read_limited, refuse_unstorable, refuse_unstorable_json
+from interface.http.body import read_decoded, read_limited
 from interface.http.common import Blueprint, IngestAnswerSchema
 from interface.http.context import service, settings
 from interface.http.errors import ApiError, ErrorSchema
@@ -109,17 +113,28 @@ def _json_body(schema: type[ma.Schema] | dict[str, object]) -> dict[str, object]
 # ---- the one ingest path -----------------------------------------------------------------
 
 
-def ingest(source: str, raw: bytes, parse: Callable[[datetime], ParsedBatch], *, json_body: bool = True) -> dict[str, int]:
+def ingest(source: str, raw: bytes, parse: Callable[[datetime], ParsedBatch]) -> dict[str, int]:
     """Parse an authenticated body and journal it; a body that cannot be parsed is quarantined whole."""
     now = datetime.now(timezone.utc)
     try:
-        if json_body:
-            refuse_unstorable_json(raw)
         batch = parse(now)
     except ValueError as exc:
-        service().quarantine(source, raw.decode("utf-8", "replace"), str(exc))
-        return answer(source, IngestCounts(quarantined=1))
-    return answer(source, service().record_batch(batch))
+        whole = Quarantined(source, raw.decode("utf-8", "replace"), str(exc), digest=text_digest(raw))
+        return answer(source, service().quarantine([whole]))
+    return answer(source, record(batch))
+
+
+def record(batch: ParsedBatch) -> IngestCounts:
+    """Journal a parsed batch: its events and notices, then what it quarantined (kept once: a retry's
+    quarantined events count as duplicates)."""
+    counts = IngestCounts()
+    if batch.events or batch.notices:
+        counts = service().record_batch(ParsedBatch(events=batch.events, notices=batch.notices))
+    if batch.quarantined:
+        kept = service().quarantine(batch.quarantined)
+        counts.quarantined += kept.quarantined
+        counts.duplicates += kept.duplicates
+    return counts
 
 
 def answer(source: str, counts: IngestCounts) -> dict[str, int]:
@@ -162,12 +177,16 @@ def unione_activation() -> dict[str, int]:
     requestBody=_json_body(UniOneBodySchema),
 )
 @blp.response(200, IngestAnswerSchema)
+@blp.alt_response(400, schema=ErrorSchema, description="undecodable (malformed_body), or bytes after the JSON document (trailing_bytes); nothing stored")
 @blp.alt_response(401, schema=ErrorSchema, description="auth does not verify with any UNIONE_API_KEYS; nothing stored")
 @blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES, raw or decompressed")
 def unione_events() -> dict[str, int]:
     body = signed_body(unione.SOURCE)
     if not unione.verify(body, settings().unione_api_keys):
         raise unauthorized(unione.SOURCE, "the body's auth does not verify with a configured UniOne API key")
+    if unione.trailing_bytes(body):  # what an MD5 length extension of a genuine body looks like
+        log.warning("%s: refused a signed body with bytes after its JSON document from %s", unione.SOURCE, request.remote_addr)
+        raise ApiError(400, "bytes after the JSON document: a UniOne body is one JSON document", "trailing_bytes")
     return ingest(unione.SOURCE, body, lambda now: unione.parse(body, now))
 
 
@@ -214,10 +233,9 @@ def elasticemail_notification() -> dict[str, int]:
     def parse(now: datetime) -> ParsedBatch:
         if body_error is not None:
             raise body_error
-        refuse_unstorable(params)
         return elasticemail.parse(params, now)
 
-    return ingest(elasticemail.SOURCE, SECRET_PARAM.sub(rb"\1***", raw), parse, json_body=False)
+    return ingest(elasticemail.SOURCE, SECRET_PARAM.sub(rb"\1***", raw), parse)
 
 
 # ---- SendGrid ------------------------------------------------------------------------------
@@ -234,6 +252,7 @@ def elasticemail_notification() -> dict[str, int]:
     ],
 )
 @blp.response(200, IngestAnswerSchema)
+@blp.alt_response(400, schema=ErrorSchema, description="undecodable body (malformed_body); nothing stored")
 @blp.alt_response(401, schema=ErrorSchema, description="signature does not verify with SENDGRID_WEBHOOK_PUBLIC_KEY; nothing stored")
 @blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
 def sendgrid_events() -> dict[str, int]:
@@ -254,7 +273,7 @@ def sendgrid_events() -> dict[str, int]:
 @signals_blp.route("/signals", methods=["POST"])
 @signals_blp.doc(summary="Signals from the sender: dispatch decisions it made, confirmations", requestBody=_json_body(CanonicalBodySchema))
 @signals_blp.response(200, IngestAnswerSchema)
-@signals_blp.alt_response(400, schema=ErrorSchema, description="not JSON, or not {\"signals\": [...]}")
+@signals_blp.alt_response(400, schema=ErrorSchema, description="not JSON, or not {\"signals\": [...]} (a bad item inside is quarantined alone)")
 @signals_blp.alt_response(401, schema=ErrorSchema, description="missing or wrong bearer token")
 def canonical_signals() -> dict[str, int]:
     try:
@@ -262,10 +281,9 @@ def canonical_signals() -> dict[str, int]:
     except ValueError as exc:
         raise ApiError(400, f"the body cannot be decoded: {exc}", "malformed_body") from None
     try:
-        refuse_unstorable_json(body)
         batch = canonical.parse(body, datetime.now(timezone.utc))
     except orjson.JSONDecodeError:
         raise ApiError(400, "the request body is not valid JSON", "malformed_json") from None
     except ValueError as exc:
         raise ApiError(400, str(exc), "malformed_body") from None
-    return answer(canonical.SOURCE, service().record_batch(batch))
+    return answer(canonical.SOURCE, record(batch))

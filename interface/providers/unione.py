@@ -43,6 +43,10 @@ SPAM_BLOCK = "transactional_spam_block"
 # Keys of the single-event flat form that are not part of ``event_data``.
 _FLAT_ENVELOPE_KEYS = frozenset({"auth", "event_name", "user_id", "project_id", "project_name"})
 _AUTH = re.compile(rb'"auth"\s*:\s*"([0-9a-fA-F]{32})"')
+# What delimits a JSON document: strings (skipped whole, escapes included), a string never
+# closed, and brackets.
+_DELIMITERS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"|[][{}]', re.DOTALL)
+_JSON_WHITESPACE = b" \t\r\n"
 
 
 def verify(body: bytes, api_keys: Sequence[str]) -> bool:
@@ -57,6 +61,35 @@ def verify(body: bytes, api_keys: Sequence[str]) -> bool:
         for key in api_keys
         if key
     )
+
+
+def trailing_bytes(body: bytes) -> bool:
+    """Whether anything but whitespace follows the body's (first) JSON object or array.
+
+    A genuine UniOne call is one JSON document. Bytes after it are what an MD5 length
+    extension adds (a genuine body + MD5 padding + any text carries a valid ``auth``
+    without the key: ``verify`` cannot tell), so such a body is refused, not kept.
+    A body that is one document, or that never closes its first one, has none.
+    """
+    try:
+        load_json(body)
+        return False  # orjson takes one document and whitespace, nothing more
+    except ValueError:
+        pass
+    start = len(body) - len(body.lstrip(_JSON_WHITESPACE))
+    if body[start : start + 1] not in (b"{", b"["):
+        return False
+    depth = 0
+    for token in _DELIMITERS.finditer(body, start):
+        text = token.group()
+        if text == b'"':  # a string never closed: the document never ends
+            return False
+        if text[0] == 0x22:  # a whole string: its brackets are text
+            continue
+        depth += 1 if text in (b"{", b"[") else -1
+        if depth == 0:
+            return bool(body[token.end() :].strip(_JSON_WHITESPACE))
+    return False
 
 
 def parse(body: bytes, now: datetime) -> ParsedBatch:

@@ -413,8 +413,8 @@ def test_nul_characters_never_reach_the_journal(client: FlaskClient, api: FlaskC
     assert post_unione(client, unione_body(event)).json == answer(quarantined=1)
     line = elastic_lines()[0].replace("postback=spring-sale", "postback=spring%00sale")
     assert client.get(f"{ELASTIC}?{line}&token={EE_TOKEN}").json == answer(quarantined=1)
-    r = api.post(SIGNALS, json=canonical({"event_id": "e\u0000", "kind": "delivered"}))
-    assert r.status_code == 400
+    r = api.post(SIGNALS, json=canonical({"event_id": "e\u0000", "kind": "delivered"}, {"event_id": "e-2", "kind": "delivered"}))
+    assert r.json == answer(accepted=1, quarantined=1)  # the bad item alone, like the webhooks
     r = api.post("/v1/mailings", json={"id": "m\u0000", "name": "n", "category": "bulk", "provider": "unione"})
     assert r.status_code == 422 and "id" in error_of(r)["details"]
     r = api.post(f"/v1/mailings/{SPRING}/audience", json={"recipients": [{"contact_id": "c\u0000"}]})
@@ -422,6 +422,7 @@ def test_nul_characters_never_reach_the_journal(client: FlaskClient, api: FlaskC
     assert api.patch("/v1/contacts/c%00", json={"do_not_use_email": True}).status_code == 404
     assert api.get("/v1/unmatched?mailing_id=%00").status_code == 422
     quarantined = api.get("/v1/quarantine").json["items"]
-    assert len(quarantined) == 2 and all("NUL" in q["error"] for q in quarantined)
+    assert len(quarantined) == 3 and all("NUL" in q["error"] for q in quarantined)
     assert EE_TOKEN not in quarantined[1]["raw"] and "postback=spring%00sale" in quarantined[1]["raw"]
+    assert [q["source"] for q in quarantined] == ["unione", "elasticemail", "canonical"]
     assert client.get("/readyz").json["lag"] == 0

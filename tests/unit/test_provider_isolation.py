@@ -18,7 +18,17 @@ import orjson
 import pytest
 
 from domain.aggregates import CLOCK_SKEW
-from domain.signals import EARLIEST_TIME, LATEST_TIME, Quarantined, dedup_key, parse_iso, plausible_time, text_digest
+from domain.signals import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    QUARANTINE_ERROR_CHARS,
+    QUARANTINE_RAW_BYTES,
+    Quarantined,
+    dedup_key,
+    parse_iso,
+    plausible_time,
+    text_digest,
+)
 from interface.providers import canonical, elasticemail, sendgrid, unione
 from interface.providers.common import parse_utc
 
@@ -228,3 +238,17 @@ def test_quarantine_key_is_the_source_and_a_digest_of_the_raw_input():
     assert whole.key != Quarantined("unione", "\ufffd", "not JSON", digest=text_digest(b"\xfe")).key
     assert text_digest("abc") == text_digest(b"abc") and len(text_digest("abc")) == 32
     assert text_digest("\ud800") != text_digest("?")  # lone surrogates are digested, not refused
+
+
+def test_a_quarantine_item_keeps_a_readable_bounded_raw_text():
+    assert Quarantined("p", "raw", "bad").kept() == {"raw": "raw", "error": "bad"}
+    assert Quarantined("p", "a\x00b\ud800", "bad").kept()["raw"] == "a\\u0000b\\ud800"
+    exactly = "é" * (QUARANTINE_RAW_BYTES // 2)  # two bytes each: the limit exactly
+    assert Quarantined("p", exactly, "bad").kept() == {"raw": exactly, "error": "bad"}
+    over = exactly + "x"
+    kept = Quarantined("p", over, "bad").kept()
+    assert kept["raw"] == exactly and kept["truncated"] is True and kept["raw_bytes"] == QUARANTINE_RAW_BYTES + 1
+    assert kept["error"] == f"bad (raw text truncated: the first {QUARANTINE_RAW_BYTES} of {QUARANTINE_RAW_BYTES + 1} bytes are kept)"
+    cut_in_a_character = Quarantined("p", "x" + exactly, "bad").kept()["raw"]
+    assert cut_in_a_character == "x" + exactly[:-1]  # never half a character
+    assert len(Quarantined("p", "raw", "e" * 5000).kept()["error"]) == QUARANTINE_ERROR_CHARS
