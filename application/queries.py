@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from application.errors import NotFound
+from domain.aggregates import Contact, contact_id_of
 from domain.catalogue import response_object
+from domain.contacts import ContactState, apply_command
 from domain.signals import PROVIDERS, iso, parse_iso
 from projections.summary import SummaryBuilder
 from projections.views import load_contact, mailing_row
@@ -17,7 +20,11 @@ from projections.views import load_contact, mailing_row
 if TYPE_CHECKING:
     from application.service import ResponsesApp
 
+log = logging.getLogger("responses.queries")
+
 MAX_PAGE = 1000
+# A mailing journaled but not in the views yet: how long a read waits for them before it answers from the journal.
+MISSING_MAILING_WAIT_SECONDS = 2.0
 MAX_SEQ = 2**63 - 1  # a view's seq is a 64-bit integer on both stores
 
 
@@ -80,14 +87,22 @@ class Queries:
         }
 
     def require_mailing(self, mailing_id: str) -> dict[str, Any]:
+        """The mailing's fields from the views; one journaled but not projected yet (the projection is
+        behind) is waited for briefly, then answered from the journal: it exists, whatever the views say."""
         rows = self._fetch(f"SELECT * FROM {self._t('mailings')} WHERE id = ?", (mailing_id,))
         if not rows:
-            self.app.get_mailing_aggregate(mailing_id)  # journaled but not yet projected? then wait once
-            self.app.wait_for_views()
+            mailing = self.app.get_mailing_aggregate(mailing_id)  # NotFound when it was never created
+            self._wait_briefly()
             rows = self._fetch(f"SELECT * FROM {self._t('mailings')} WHERE id = ?", (mailing_id,))
             if not rows:
-                raise NotFound("mailing", mailing_id)
+                return {**mailing.fields(), "started_at": mailing.started_at}
         return self._mailing_fields(rows[0])
+
+    def _wait_briefly(self) -> None:
+        try:
+            self.app.wait_for_views(timeout=MISSING_MAILING_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("answering from the journal: the views are behind")
 
     def mailing(self, mailing_id: str) -> dict[str, Any]:
         fields = self.require_mailing(mailing_id)
@@ -203,9 +218,7 @@ class Queries:
 
     def contact(self, contact_id: str, lang: str = "en") -> dict[str, Any]:
         rows = self._fetch(f"SELECT state FROM {self._t('contacts')} WHERE contact_id = ?", (contact_id,))
-        if not rows:
-            raise NotFound("contact", contact_id)
-        state = load_contact(rows[0]["state"])
+        state = load_contact(rows[0]["state"]) if rows else self._journaled_contact(contact_id)
         responses = self._fetch(
             f"SELECT r.mailing_id, m.category, r.response, r.reason, r.opens, r.clicks FROM {self._t('recipients')} r "
             f"JOIN {self._t('mailings')} m ON m.id = r.mailing_id WHERE r.contact_id = ? ORDER BY r.seq",
@@ -226,6 +239,22 @@ class Queries:
                 for r in responses
             ],
         }
+
+    def _journaled_contact(self, contact_id: str) -> ContactState:
+        """A contact not in the views (yet): its manual commands from the journal, folded as the views
+        will (signal effects come with the views). NotFound when nothing was ever journaled for it."""
+        self._wait_briefly()
+        rows = self._fetch(f"SELECT state FROM {self._t('contacts')} WHERE contact_id = ?", (contact_id,))
+        if rows:
+            return load_contact(rows[0]["state"])
+        events = list(self.app.repository.event_store.get(contact_id_of(contact_id)))
+        if not events:
+            raise NotFound("contact", contact_id)
+        state = ContactState()
+        for e in events:
+            if isinstance(e, Contact.CommandRecorded):  # type: ignore[attr-defined]
+                state = apply_command(state, e.command)
+        return state
 
     # ---- kept inputs ------------------------------------------------------------------------
 

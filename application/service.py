@@ -482,13 +482,17 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
     def views_position(self) -> int:
         return self.views.position(self.generation())
 
-    def wait_for_views(self, timeout: float = WRITE_WAIT_SECONDS) -> None:
-        """Read-your-writes: wait until the views have applied everything journaled so far."""
+    def wait_for_views(self, timeout: float | None = None) -> None:
+        """Read-your-writes: wait until the views have applied everything journaled so far.
+
+        ``TimeoutError`` after ``timeout`` (default ``WRITE_WAIT_SECONDS``): only commands that must
+        read the views before they change anything (dispatch, stop, sweep) let it become a 503.
+        """
         target = self.journal_position()
         if self.follower is not None:
             self.follower.catch_up(until=target)
             return
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (WRITE_WAIT_SECONDS if timeout is None else timeout)
         while self.views_position() < target:
             if time.monotonic() > deadline:
                 raise TimeoutError("the projection is behind; is `responses project` running?")

@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 
 from domain.rules import Ruleset
-from domain.signals import iso
+from domain.signals import iso, parse_iso
 from projections.projector import Projector, SideRow
 from projections.views import StaleBatch
 
@@ -56,7 +57,57 @@ def apply_batch(app: "ResponsesApp", generation: int, rules: Ruleset, limit: int
         projector = Projector(rules, store)
         for seq, oid, topic, data in decoded:
             projector.apply(seq, oid, topic, data)
+        mark_moved(app, generation, store.cursor)
     return len(notifications)
+
+
+# ---- lag: how long journal events wait for the views ------------------------------------------
+
+
+def moved_key(generation: int) -> str:
+    return f"views-g{generation}-moved-at"
+
+
+def mark_moved(app: "ResponsesApp", generation: int, cursor: Any) -> None:
+    """Remember when the views last moved, in the batch's transaction (``/readyz`` of any process reads it)."""
+    app.views.set_meta({moved_key(generation): iso(datetime.now(timezone.utc)) or ""}, cursor=cursor)
+
+
+def stored_at(notification: Any) -> datetime | None:
+    """When a journal event was stored: its own timestamp (a re-matched signal's is the re-matching's,
+    not the signal's original ``received_at``)."""
+    try:
+        return parse_iso(decode(notification)["timestamp"]["_data_"])
+    except (KeyError, TypeError, ValueError, orjson.JSONDecodeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Lag:
+    events: int  # journal events the views have not applied
+    seconds: float  # how long the oldest of them has waited since it was stored (0 when none)
+    still_seconds: float | None  # since the views last moved (None: never, as far as is recorded)
+
+    def stalled(self, limit_seconds: float) -> bool:
+        """Behind, and not moving for longer than ``limit_seconds``: an idle journal is never stalled."""
+        not_moving = self.still_seconds is None or self.still_seconds > limit_seconds
+        return self.events > 0 and self.seconds > limit_seconds and not_moving
+
+
+def measure_lag(app: "ResponsesApp", now: datetime | None = None) -> Lag:
+    """The active views' lag, measured from the journal (any process can: no follower needed)."""
+    now = now or datetime.now(timezone.utc)
+    generation = app.generation()
+    views = app.views.position(generation)
+    events = max(0, app.journal_position() - views)
+    seconds = 0.0
+    if events:
+        oldest = app.recorder.select_notifications(start=views + 1, limit=1)
+        at = stored_at(oldest[0]) if oldest else None
+        seconds = max(0.0, (now - at).total_seconds()) if at is not None else 0.0
+    moved = parse_iso(app.views.get_meta(moved_key(generation)))
+    still = max(0.0, (now - moved).total_seconds()) if moved is not None else None
+    return Lag(events, seconds, still)
 
 
 POISON_AFTER_FAILURES = 3
@@ -74,6 +125,7 @@ def set_aside(app: "ResponsesApp", generation: int, error: Exception) -> None:
     message = f"the views could not apply {n.topic} #{n.id}: {type(error).__name__}: {error}"[:2000]
     log.error("%s; set aside in the quarantine", message)
     with app.views.batch(generation, position, n.id) as store:
+        mark_moved(app, generation, store.cursor)
         store.put_side(
             SideRow(
                 id=f"projection:{generation}:{n.id}",

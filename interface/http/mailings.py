@@ -7,7 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
-from application.errors import Conflict
+from application.errors import Conflict, NotFound
 from application.service import CATEGORIES
 from domain.catalogue import CODES
 from domain.signals import PROVIDERS
@@ -275,7 +275,8 @@ def wave_send(args: dict[str, Any], mailing_id: str, wave: int) -> dict[str, Any
     before the request (else 503, retry): a partial list is never given.
     """
     app = service()
-    app.get_mailing_aggregate(mailing_id)  # 404 first
+    if not 1 <= wave <= app.get_mailing_aggregate(mailing_id).waves:  # 404 first: the journal numbers the waves
+        raise NotFound("wave", f"{mailing_id}/{wave}")
     try:
         app.wait_for_views(timeout=WAVE_WAIT_SECONDS)
     except TimeoutError:

@@ -92,7 +92,7 @@ def test_a_stopped_mailing_sends_nobody_added_later(app: ResponsesApp) -> None:
     app.add_audience("s", [{"contact_id": "a", "email": "a@example.com"}])
     assert app.stop("s", now=T0) == 1
     app.add_audience("s", [{"contact_id": "b", "email": "b@example.com"}])
-    assert app.dispatch("s", now=T0) == {"send": [], "outcomes": {"stopped_manually": 1}}
+    assert app.dispatch("s", now=T0) == {"send": [], "outcomes": {"stopped_manually": 1}, "wave": 1, "remaining": 0}
     assert codes(app, "s") == {"a": "stopped_manually", "b": "stopped_manually"}
 
 
