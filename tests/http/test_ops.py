@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 import pytest
 from flask.testing import FlaskClient
@@ -10,6 +11,7 @@ from flask.testing import FlaskClient
 import application.queries as queries_module
 import application.service as service_module
 from application.service import ResponsesApp
+from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal
 from interface.http import context
 from projections.follower import ViewFollower
 from tests.http.conftest import error_of, sqlite_only
@@ -157,3 +159,15 @@ def test_readyz_is_503_only_when_the_views_are_behind_and_not_moving(make_client
     r = client.get("/readyz")
     assert r.status_code == 200
     assert r.json == {"status": "ok", "journal_position": 4, "views_position": 4, "lag": 0, "lag_seconds": 0.0}
+
+
+def test_lag_seconds_count_from_when_an_event_was_stored_not_from_the_signals_received_at(make_client, app: ResponsesApp) -> None:
+    """A re-matched signal keeps its original received_at (months ago here); it has waited only since it was journaled."""
+    client = make_client(ready_max_lag_seconds=30)
+    app.follower = None
+    long_ago = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    signal = Signal(key="k", source="unione", fields={"status": "delivered"}, received_at=long_ago, occurred_at=long_ago)
+    assert app.record_batch(ParsedBatch(events=[ProviderEvent(signal, Correlation("m", "c"))])).unmatched == 1
+    r = client.get("/readyz")
+    assert r.status_code == 200, r.json
+    assert r.json["lag"] > 0 and r.json["lag_seconds"] < 30
