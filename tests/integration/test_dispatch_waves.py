@@ -112,3 +112,12 @@ def test_an_unknown_wave_is_not_found(app: ResponsesApp) -> None:
             Queries(app).wave_send("m", wave)
     with pytest.raises(NotFound):
         Queries(app).wave_send("nope", 1)
+
+
+def test_a_rebuild_keeps_the_waves_send_lists(app: ResponsesApp) -> None:
+    from projections.replay import rebuild
+
+    mailing(app)
+    first, second = app.dispatch("m", now=T0, limit=5), app.dispatch("m", now=T0)
+    rebuild(app, app.active_rules())
+    assert [wave_list(app, "m", 1), wave_list(app, "m", 2)] == [first["send"], second["send"]]
