@@ -66,3 +66,7 @@ def test_dispatch_waves_are_numbered_from_one() -> None:
     assert (mailing.waves, mailing.started_at) == (2, iso(T0))
     events = mailing.collect_events()
     assert [e.wave for e in events[1:]] == [1, 2]  # type: ignore[attr-defined]
+
+
+def test_sent_before_holds_for_the_last_representable_time() -> None:
+    assert sent_before(iso(T0), datetime.max.replace(tzinfo=timezone.utc))  # (was: an OverflowError adding the skew)
