@@ -110,16 +110,33 @@ def api(flask_app: Flask) -> FlaskClient:
     return test_client
 
 
-@pytest.fixture
-def spring(api: FlaskClient) -> dict[str, Any]:
-    """The fixtures' mailing: created, six recipients, dispatched through UniOne; returns the dispatch answer."""
-    r = api.post("/v1/mailings", json={"id": SPRING, "name": "Spring sale", "category": "bulk", "email_type": "news", "provider": "unione"})
+def start_spring(api: FlaskClient, provider: str) -> dict[str, Any]:
+    """The fixtures' mailing through ``provider``: created, six recipients, dispatched; returns the dispatch answer."""
+    r = api.post("/v1/mailings", json={"id": SPRING, "name": "Spring sale", "category": "bulk", "email_type": "news", "provider": provider})
     assert r.status_code == 201, r.json
     r = api.post(f"/v1/mailings/{SPRING}/audience", json={"recipients": SPRING_AUDIENCE})
     assert r.json == {"added": 6, "already_present": 0}
     r = api.post(f"/v1/mailings/{SPRING}/dispatch")
     assert r.status_code == 200, r.json
     return r.json
+
+
+@pytest.fixture
+def spring(api: FlaskClient) -> dict[str, Any]:
+    """The fixtures' mailing, sent through UniOne."""
+    return start_spring(api, "unione")
+
+
+@pytest.fixture
+def spring_elastic(api: FlaskClient) -> dict[str, Any]:
+    """The fixtures' mailing, sent through Elastic Email (another provider's events about it are not counted)."""
+    return start_spring(api, "elasticemail")
+
+
+@pytest.fixture
+def spring_sendgrid(api: FlaskClient) -> dict[str, Any]:
+    """The fixtures' mailing, sent through SendGrid."""
+    return start_spring(api, "sendgrid")
 
 
 def error_of(response: Any) -> dict[str, Any]:

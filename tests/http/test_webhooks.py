@@ -246,7 +246,7 @@ def test_an_undecodable_body_is_400_and_stores_nothing(client: FlaskClient, app:
 # ---- Elastic Email ----------------------------------------------------------------------------
 
 
-def test_elastic_email_notifications(client: FlaskClient, api: FlaskClient, spring: dict[str, Any]) -> None:
+def test_elastic_email_notifications(client: FlaskClient, api: FlaskClient, spring_elastic: dict[str, Any]) -> None:
     for line in elastic_lines():
         r = client.get(f"{ELASTIC}?{line}&token={EE_TOKEN}")
         assert r.json == answer(accepted=1), line
@@ -258,7 +258,7 @@ def test_elastic_email_notifications(client: FlaskClient, api: FlaskClient, spri
     assert client.get(f"{ELASTIC}?{line}&token={EE_TOKEN}").json == answer(duplicates=1)
 
 
-def test_elastic_email_post_with_form_parameters(client: FlaskClient, api: FlaskClient, spring: dict[str, Any]) -> None:
+def test_elastic_email_post_with_form_parameters(client: FlaskClient, api: FlaskClient, spring_elastic: dict[str, Any]) -> None:
     opened, clicked = elastic_lines()[1], elastic_lines()[2]
     r = client.post(f"{ELASTIC}?token={EE_TOKEN}", data=opened, content_type="application/x-www-form-urlencoded")
     assert r.json == answer(accepted=1)
@@ -309,7 +309,7 @@ def sendgrid_events(*overrides: dict[str, Any]) -> bytes:
     return json.dumps([{**base, **o} for o in overrides]).encode()
 
 
-def test_sendgrid_signed_events(client: FlaskClient, api: FlaskClient, spring: dict[str, Any]) -> None:
+def test_sendgrid_signed_events(client: FlaskClient, api: FlaskClient, spring_sendgrid: dict[str, Any]) -> None:
     body = sendgrid_events(
         {"event": "delivered", "sg_event_id": "d-1"},
         {"event": "open", "sg_event_id": "o-1", "sg_machine_open": True},
