@@ -64,7 +64,8 @@ def setup_campaign(app: ResponsesApp, recipients: int) -> None:
     from projections.follower import ViewFollower
 
     app.follower = ViewFollower(app)
-    app.dispatch("bench", now=T0)
+    while app.dispatch("bench", now=T0)["remaining"]:
+        pass
 
 
 def bench_ingest(work: Path, signals: int, report: list[tuple[str, str, str, str]]) -> None:

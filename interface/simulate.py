@@ -215,7 +215,12 @@ class Simulator:
         people = audience(recipients, self.rng)
         for i in range(0, len(people), AUDIENCE_CHUNK):
             self.api("POST", f"/v1/mailings/{mailing_id}/audience", {"recipients": people[i : i + AUDIENCE_CHUNK]})
-        send = self.api("POST", f"/v1/mailings/{mailing_id}/dispatch")["send"]
+        send: list[dict[str, Any]] = []
+        for _ in range(10_000):  # dispatch is bounded a call: repeat while it leaves recipients planned
+            answer = self.api("POST", f"/v1/mailings/{mailing_id}/dispatch")
+            send += answer["send"]
+            if not answer.get("remaining"):
+                break
         report.sent = len(send)
         start = datetime.now(timezone.utc)
         events = [e for s in send for e in recipient_events(mailing_id, s, start, self.rng)]
