@@ -57,6 +57,11 @@ FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 0)
 QUICK_EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES") or 100)
 BUDGET_SECONDS = float(os.environ.get("SCHEMATHESIS_BUDGET") or 90)
 EXAMPLES = FUZZ_EXAMPLES or QUICK_EXAMPLES
+MIN_EXAMPLES = 5  # every operation and mode gets at least these, however loaded the machine
+
+
+class BudgetSpent(BaseException):
+    """Ends one operation's examples early (a BaseException: hypothesis lets it through, not a failure)."""
 
 CHECKS = [
     not_a_server_error,
@@ -151,6 +156,7 @@ class Tally:
     cases: int = 0
     by_operation: dict[str, int] = field(default_factory=dict)
     statuses: dict[str, dict[int, int]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     skipped_modes: list[str] = field(default_factory=list)
 
@@ -158,7 +164,7 @@ class Tally:
         lines = [f"{self.cases} cases over {len(self.by_operation)} operation/mode pairs"]
         for label, n in sorted(self.by_operation.items()):
             statuses = ", ".join(f"{code}×{k}" for code, k in sorted(self.statuses.get(label, {}).items()))
-            lines.append(f"  {label}: {n} ({statuses})")
+            lines.append(f"  {label}: {n} in {self.seconds.get(label, 0):.1f} s ({statuses})")
         return "\n".join(lines)
 
 
@@ -195,8 +201,8 @@ def run_operation(operation: Any, mode: GenerationMode, flask_app: Flask, known:
     @hypothesis_settings()
     @given(case=strategy, use_known=st.booleans())
     def check(case: Any, use_known: bool) -> None:
-        if not FUZZ_EXAMPLES and time.monotonic() > until:
-            return  # the quick run's time budget is spent: the remaining examples are not sent
+        if not FUZZ_EXAMPLES and tally.by_operation.get(label, 0) >= MIN_EXAMPLES and time.monotonic() > until:
+            raise BudgetSpent  # the quick run's share of time for this operation is spent: stop generating
         if use_known:
             for name in case.path_parameters or {}:
                 if name in known.ids:
@@ -208,12 +214,17 @@ def run_operation(operation: Any, mode: GenerationMode, flask_app: Flask, known:
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
         case.validate_response(response, checks=CHECKS, headers=BEARER, transport_kwargs={"app": flask_app})
 
+    started = time.monotonic()
     try:
         check()
+    except BudgetSpent:
+        pass
     except Unsatisfiable:
         tally.skipped_modes.append(label)  # nothing in this operation can be made invalid
     except (FailureGroup, Exception) as exc:  # a check failed or the app raised: keep going, report them all
         tally.failures[label] = f"{type(exc).__name__}: {exc}"[:4000]
+    finally:
+        tally.seconds[label] = time.monotonic() - started
 
 
 @pytest.mark.timeout(BUDGET_SECONDS * 4 if not FUZZ_EXAMPLES else 0)
