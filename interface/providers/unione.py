@@ -46,6 +46,7 @@ _AUTH = re.compile(rb'"auth"\s*:\s*"([0-9a-fA-F]{32})"')
 # What delimits a JSON document: strings (skipped whole, escapes included), a string never
 # closed, and brackets.
 _DELIMITERS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"|[][{}]', re.DOTALL)
+_SCALAR = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[-+.0-9A-Za-z]+', re.DOTALL)  # a string, number, true, false, null
 _JSON_WHITESPACE = b" \t\r\n"
 
 
@@ -64,12 +65,12 @@ def verify(body: bytes, api_keys: Sequence[str]) -> bool:
 
 
 def trailing_bytes(body: bytes) -> bool:
-    """Whether anything but whitespace follows the body's (first) JSON object or array.
+    """Whether the body is a JSON document followed by anything but whitespace.
 
     A genuine UniOne call is one JSON document. Bytes after it are what an MD5 length
     extension adds (a genuine body + MD5 padding + any text carries a valid ``auth``
     without the key: ``verify`` cannot tell), so such a body is refused, not kept.
-    A body that is one document, or that never closes its first one, has none.
+    A body that is one document, or that does not begin with one, has none.
     """
     try:
         load_json(body)
@@ -77,19 +78,32 @@ def trailing_bytes(body: bytes) -> bool:
     except ValueError:
         pass
     start = len(body) - len(body.lstrip(_JSON_WHITESPACE))
-    if body[start : start + 1] not in (b"{", b"["):
+    end = _document_end(body, start)
+    if end is None or not body[end:].strip(_JSON_WHITESPACE):
         return False
+    try:
+        load_json(body[start:end])
+    except ValueError:
+        return False  # no JSON document to begin with: quarantined whole, as any unparsable body
+    return True
+
+
+def _document_end(body: bytes, start: int) -> int | None:
+    """Where the JSON value starting at ``start`` ends (None when it never does); no recursion."""
+    if body[start : start + 1] not in (b"{", b"["):
+        scalar = _SCALAR.match(body, start)
+        return scalar.end() if scalar else None
     depth = 0
     for token in _DELIMITERS.finditer(body, start):
         text = token.group()
         if text == b'"':  # a string never closed: the document never ends
-            return False
+            return None
         if text[0] == 0x22:  # a whole string: its brackets are text
             continue
         depth += 1 if text in (b"{", b"[") else -1
         if depth == 0:
-            return bool(body[token.end() :].strip(_JSON_WHITESPACE))
-    return False
+            return token.end()
+    return None
 
 
 def parse(body: bytes, now: datetime) -> ParsedBatch:

@@ -268,3 +268,24 @@ def test_notice_key_ignores_key_order():
 def test_unrecognised_body_is_a_value_error(body):
     with pytest.raises(ValueError):
         unione.parse(body, NOW)
+
+
+# --- bytes after the document (what an MD5 length extension appends) ---------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"a":1}x', b'{"a":1}\n{"b":2}', b'{"a":"}"}\x80\x00\x00', b' [1,[2]] ]', b'{"a":"\\"}"} z', b'"text" more', b"12 34",
+     b'{"a":1}\x00'],
+)
+def test_a_document_followed_by_bytes_has_trailing_bytes(body):
+    assert unione.trailing_bytes(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"a":1}', b'{"a":1} \r\n\t', b"", b"   ", b'{"a":', b'{"a":"}', b'{"a": nonsense} x', b"hello world",
+     b'[' * 2000 + b']' * 2000 + b"x", b'{"a":"\\u00"} x', b"\xff\xfe"],
+)
+def test_one_document_or_no_document_has_no_trailing_bytes(body):
+    assert not unione.trailing_bytes(body)
