@@ -252,3 +252,15 @@ def test_a_quarantine_item_keeps_a_readable_bounded_raw_text():
     cut_in_a_character = Quarantined("p", "x" + exactly, "bad").kept()["raw"]
     assert cut_in_a_character == "x" + exactly[:-1]  # never half a character
     assert len(Quarantined("p", "raw", "e" * 5000).kept()["error"]) == QUARANTINE_ERROR_CHARS
+
+
+def test_the_limits_are_the_documented_ones():
+    """1970 to 9000 for provider times; 64 KiB of raw text and 1,000 characters of error kept."""
+    assert parse_utc("1970-01-01T00:00:00Z") == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert parse_utc("8999-12-31T23:59:59.999999Z").year == 8999
+    for outside in ("1969-12-31T23:59:59.999999Z", "9000-01-01T00:00:00Z"):
+        with pytest.raises(ValueError, match="out of range"):
+            parse_utc(outside)
+    assert (QUARANTINE_RAW_BYTES, QUARANTINE_ERROR_CHARS) == (65536, 1000)
+    with pytest.raises(ValueError, match="time out of range: '0001-01-01T00:00:00"):
+        parse_iso("0001-01-01T00:00:00+14:00")
