@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from domain.signals import ParsedBatch, ProviderEvent, Signal, dedup_key, plausible_time
 
-from .common import Malformed, collect, correlation, load_json, opt_id, opt_str, require_object, require_str, shown, truthy
+from .common import Malformed, collect, correlation, load_json, opt_str, require_object, require_str, shown, truthy
 
 SOURCE = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -67,7 +67,9 @@ def _event(event: Any, now: datetime) -> ProviderEvent:
     bounce_type = opt_str(event.get("type"), "type")
     if name == "bounce" and bounce_type is not None:
         fields["type"] = bounce_type
-    event_id = opt_id(event.get("sg_event_id"), "sg_event_id")
+    event_id = event.get("sg_event_id")
+    if isinstance(event_id, (dict, list)):
+        raise Malformed(f"'sg_event_id' is not an identifier: {shown(event_id)}")
     if event_id:
         key = dedup_key(SOURCE, event_id)
     else:

@@ -139,6 +139,7 @@ HOSTILE_SENDGRID: dict[str, tuple[dict[str, Any], str]] = {
     "field-over-64KiB": ({"reason": "x" * (MAX_FIELD_BYTES + 1)}, "64 KiB"),
     "url-not-text": ({"url": ["https://x.example/"]}, "url"),
     "type-not-text": ({"event": "bounce", "type": {"t": "bounce"}}, "type"),
+    "event-id-an-object": ({"sg_event_id": {"id": "e-9"}}, "sg_event_id"),
 }
 
 
