@@ -352,9 +352,11 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
                     counts.accepted += 1
                 else:
                     counts.duplicates += 1
-            for item in batch.quarantined:
-                self._quarantine(uow, item)
-                counts.quarantined += 1
+            for item in batch.quarantined:  # kept once: a retry's malformed events count as duplicates
+                if self._quarantine(uow, item):
+                    counts.quarantined += 1
+                else:
+                    counts.duplicates += 1
             return counts
 
         return self._in_transaction(work)
@@ -373,6 +375,7 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
             elif (address := normalise_email(c.email)) is not None:
                 ids.append(address_id(event.signal.source, address))
         ids.extend(side_record_id(f"notice:{n.key}") for n in batch.notices)
+        ids.extend(side_record_id(f"quarantine:{q.key}") for q in batch.quarantined)
         return ids
 
     def quarantine(self, items: Sequence[Quarantined]) -> IngestCounts:

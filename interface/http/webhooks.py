@@ -125,16 +125,9 @@ def ingest(source: str, raw: bytes, parse: Callable[[datetime], ParsedBatch]) ->
 
 
 def record(batch: ParsedBatch) -> IngestCounts:
-    """Journal a parsed batch: its events and notices, then what it quarantined (kept once: a retry's
-    quarantined events count as duplicates)."""
-    counts = IngestCounts()
-    if batch.events or batch.notices:
-        counts = service().record_batch(ParsedBatch(events=batch.events, notices=batch.notices))
-    if batch.quarantined:
-        kept = service().quarantine(batch.quarantined)
-        counts.quarantined += kept.quarantined
-        counts.duplicates += kept.duplicates
-    return counts
+    """Journal a parsed batch in one transaction: its events, notices and what it quarantined (kept
+    once: a retry's quarantined events count as duplicates)."""
+    return service().record_batch(batch)
 
 
 def answer(source: str, counts: IngestCounts) -> dict[str, int]:
