@@ -138,3 +138,48 @@ def test_gunicorn_access_atoms_and_error_lines_hide_secrets() -> None:
     logger.error_log.addHandler(type("H", (__import__("logging").Handler,), {"emit": lambda self, r: records.append(r.getMessage())})())
     logger.exception("Error handling request %s", f"/v1/webhooks/elasticemail?token={EE_TOKEN}&to=anna@example.com")
     assert records and EE_TOKEN not in records[0] and "anna@example.com" not in records[0] and "token=***" in records[0]
+
+
+def confirmation_checks(http: Http, contact: str) -> int:
+    history = http.ok("GET", f"/v1/mailings/m/recipients/{contact}/history")["signals"]
+    return sum(1 for s in history if s["source"] == "system" and s["maps_to"] != "sent_to_provider")
+
+
+@pytest.mark.timeout(60)
+def test_serve_sweeps_every_interval_and_checks_a_recipient_once_an_hour(tmp_path: Path, processes: list[Process]) -> None:
+    server, http, _ = serve(tmp_path, processes, SWEEP_INTERVAL_SECONDS="0.2")
+    http.ok("POST", "/v1/mailings", {"id": "m", "name": "M", "category": "bulk", "provider": "unione"})
+    http.ok("POST", "/v1/mailings/m/audience", {"recipients": [{"contact_id": "a", "email": "a@example.com"}]})
+    http.ok("POST", "/v1/mailings/m/dispatch")
+    deadline = time.monotonic() + 20
+    while "1 confirmation checks recorded" not in server.output() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # five more sweeps
+    http.wait_caught_up()
+    assert confirmation_checks(http, "a") in (1, 2)  # 2 only when the clock crossed an hour meanwhile
+    assert server.output().count("confirmation checks recorded") == confirmation_checks(http, "a")
+
+
+@pytest.mark.timeout(60)
+def test_project_sweeps_every_interval(tmp_path: Path, processes: list[Process]) -> None:
+    from application.config import Settings
+    from application.service import ResponsesApp
+
+    url = f"sqlite:///{tmp_path / 'responses.db'}"
+    app = ResponsesApp(Settings(database_url=url))
+    app.create_mailing({"id": "m", "name": "M", "category": "bulk", "provider": "unione"})
+    app.add_audience("m", [{"contact_id": "a", "email": "a@example.com"}, {"contact_id": "b", "email": "b@example.com"}])
+    app.close()
+    from tests.e2e.conftest import service_env
+
+    env = service_env(url, SWEEP_INTERVAL_SECONDS="0.2")
+    projector = start(processes, "project", responses_command("project"), env, tmp_path)
+    projector.wait_for_output("following the journal")
+    app = ResponsesApp(Settings(database_url=url))
+    try:
+        app.dispatch("m")  # the projector's views answer the dispatch's read
+    finally:
+        app.close()
+    projector.wait_for_output("2 confirmation checks recorded")
+    assert projector.stop() == 0
+    assert "Traceback" not in projector.output()
