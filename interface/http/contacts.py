@@ -54,6 +54,7 @@ class ContactSchema(ma.Schema):
 
 
 @blp.route("/<contact_id>", methods=["GET"])
+@blp.doc(summary="A contact's flags and its responses across all mailings")
 @blp.arguments(LangArgsSchema, location="query")
 @blp.response(200, ContactSchema)
 @blp.alt_response(404, schema=ErrorSchema)
@@ -72,6 +73,7 @@ def patch_contact(changes: dict[str, Any], args: dict[str, Any], contact_id: str
 
 
 @blp.route("/<contact_id>/subscriptions", methods=["POST"])
+@blp.doc(summary="Subscribe or unsubscribe a contact from an email type (journaled)")
 @blp.arguments(SubscriptionSchema)
 @blp.arguments(LangArgsSchema, location="query")
 @blp.response(200, ContactSchema)

@@ -192,6 +192,7 @@ class LinksSchema(ma.Schema):
 
 
 @blp.route("", methods=["POST"])
+@blp.doc(summary="Create a mailing (idempotent: the same fields again answer 200)")
 @blp.arguments(MailingCreateSchema)
 @blp.response(201, MailingSchema)
 @blp.alt_response(200, schema=MailingSchema, description="the same mailing was already created with identical fields", success=True)
@@ -207,12 +208,14 @@ def create_mailing(fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @blp.route("", methods=["GET"])
+@blp.doc(summary="List mailings with their counts")
 @blp.response(200, MailingListSchema)
 def list_mailings() -> dict[str, Any]:
     return {"items": fresh_views().mailings()}
 
 
 @blp.route("/<mailing_id>", methods=["GET"])
+@blp.doc(summary="One mailing with its counts")
 @blp.response(200, MailingSchema)
 @blp.alt_response(404, schema=ErrorSchema)
 def get_mailing(mailing_id: str) -> dict[str, Any]:
@@ -220,6 +223,7 @@ def get_mailing(mailing_id: str) -> dict[str, Any]:
 
 
 @blp.route("/<mailing_id>/audience", methods=["POST"])
+@blp.doc(summary="Add recipients to the audience (idempotent)")
 @blp.arguments(AudienceAddSchema)
 @blp.response(200, AudienceAddedSchema)
 @blp.alt_response(404, schema=ErrorSchema)
@@ -228,6 +232,7 @@ def add_audience(body: dict[str, Any], mailing_id: str) -> dict[str, int]:
 
 
 @blp.route("/<mailing_id>/audience", methods=["GET"])
+@blp.doc(summary="The audience: each recipient's response, opens and clicks (paged, filter by response)")
 @blp.arguments(AudienceArgsSchema, location="query")
 @blp.response(200, AudiencePageSchema)
 @blp.alt_response(404, schema=ErrorSchema)
@@ -285,6 +290,7 @@ def wave_send(args: dict[str, Any], mailing_id: str, wave: int) -> dict[str, Any
 
 
 @blp.route("/<mailing_id>/stop", methods=["POST"])
+@blp.doc(summary="Stop a mailing: planned, ready and queued recipients become stopped_manually")
 @blp.response(200, StoppedSchema)
 @blp.alt_response(404, schema=ErrorSchema)
 @blp.alt_response(503, schema=ErrorSchema, description=BEHIND)
@@ -293,6 +299,7 @@ def stop(mailing_id: str) -> dict[str, int]:
 
 
 @blp.route("/<mailing_id>/summary", methods=["GET"])
+@blp.doc(summary="Analytics: counts, unique and total opens and clicks, rates, error diagram")
 @blp.response(200, SummarySchema)
 @blp.alt_response(404, schema=ErrorSchema)
 def summary(mailing_id: str) -> dict[str, Any]:
@@ -302,6 +309,7 @@ def summary(mailing_id: str) -> dict[str, Any]:
 
 
 @blp.route("/<mailing_id>/timeline", methods=["GET"])
+@blp.doc(summary="First opens and first clicks per hour since the mailing's start")
 @blp.arguments(TimelineArgsSchema, location="query")
 @blp.response(200, TimelineSchema)
 @blp.alt_response(404, schema=ErrorSchema)
@@ -310,6 +318,7 @@ def timeline(args: dict[str, Any], mailing_id: str) -> dict[str, Any]:
 
 
 @blp.route("/<mailing_id>/links", methods=["GET"])
+@blp.doc(summary="Click map: clicks and unique clickers per URL")
 @blp.response(200, LinksSchema)
 @blp.alt_response(404, schema=ErrorSchema)
 def links(mailing_id: str) -> dict[str, Any]:

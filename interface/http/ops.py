@@ -34,7 +34,7 @@ class ReadySchema(ma.Schema):
 
 
 @blp.route("/healthz", methods=["GET"])
-@blp.doc(security=NO_BEARER)
+@blp.doc(security=NO_BEARER, summary="Liveness: the process answers")
 @blp.response(200, HealthSchema)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}

@@ -165,12 +165,14 @@ def _invalid(exc: InvalidRuleset) -> ApiError:
 
 
 @blp.route("/rules", methods=["GET"])
+@blp.doc(summary="List ruleset versions and the active one")
 @blp.response(200, RulesListSchema)
 def list_rules() -> dict[str, Any]:
     return service().rules_versions()
 
 
 @blp.route("/rules/<version>", methods=["GET"])
+@blp.doc(summary="One ruleset version, as a full document")
 @blp.response(200, RulesetDocumentSchema)
 @blp.alt_response(404, schema=ErrorSchema)
 def get_rules(version: str) -> dict[str, Any]:
@@ -178,6 +180,7 @@ def get_rules(version: str) -> dict[str, Any]:
 
 
 @blp.route("/rules", methods=["POST"])
+@blp.doc(summary="Store a new ruleset version (a patch over the active rules)")
 @blp.arguments(RulesetDocumentSchema)
 @blp.response(201, VersionSchema)
 @blp.alt_response(422, schema=ErrorSchema, description="invalid fields, one message each")
@@ -192,6 +195,7 @@ def define_rules(document: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/rules/<version>/activate", methods=["POST"])
+@blp.doc(summary="Activate a ruleset version: a rebuild job, then an atomic swap")
 @blp.response(202, JobAcceptedSchema)
 @blp.alt_response(404, schema=ErrorSchema)
 @blp.alt_response(422, schema=ErrorSchema, description="a pattern of that (older) version cannot run on RE2")
@@ -203,6 +207,7 @@ def activate(version: str) -> dict[str, Any]:
 
 
 @blp.route("/jobs/<job>", methods=["GET"])
+@blp.doc(summary="An activation job's status and progress")
 @blp.response(200, JobSchema)
 @blp.alt_response(404, schema=ErrorSchema)
 def get_job(job: str) -> dict[str, Any]:
@@ -210,6 +215,7 @@ def get_job(job: str) -> dict[str, Any]:
 
 
 @blp.route("/what-if", methods=["POST"])
+@blp.doc(summary="Preview a rule change against all history (the views do not move)")
 @blp.arguments(WhatIfRequestSchema)
 @blp.response(200, WhatIfSchema)
 @blp.alt_response(422, schema=ErrorSchema)
@@ -224,6 +230,7 @@ def what_if(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/mailings/<mailing_id>/recipients/<contact_id>/history", methods=["GET"])
+@blp.doc(summary="Audit history: every signal of a recipient, what it did and why")
 @blp.arguments(HistoryArgsSchema, location="query")
 @blp.response(200, HistorySchema)
 @blp.alt_response(404, schema=ErrorSchema)

@@ -70,4 +70,15 @@ def test_docs_render_offline_in_chromium(tmp_path: Path, processes: list[Process
     paths = {p.replace("\u200b", "").strip() for p in operations}
     assert {"/v1/webhooks/unione", "/v1/mailings", "/v1/mailings/{mailing_id}/summary", "/readyz"} <= paths
     assert len(operations) >= 25
-    assert len(summaries) == len(operations)
+    assert len(summaries) == len(operations) and all(s.strip() for s in summaries), "every operation shows its summary"
+
+
+def test_every_operation_has_a_summary() -> None:
+    from application.config import Settings
+    from interface.http import create_app
+
+    app = create_app(settings=Settings(database_url="sqlite:///:memory:", api_tokens=("t",)))
+    spec = app.test_client().get("/openapi.json").get_json()
+    operations = [(method.upper(), path, op) for path, ops in spec["paths"].items() for method, op in ops.items() if method in {"get", "post", "put", "patch", "delete"}]
+    assert len(operations) >= 25
+    assert [f"{m} {p}" for m, p, op in operations if not op.get("summary", "").strip()] == []
