@@ -70,6 +70,10 @@ class ProjectorLock:
 
     def release(self) -> None:
         if self._conn is not None:
+            try:  # unlocked before the answer: closing alone frees it only once the server's backend has exited
+                self._conn.execute("SELECT pg_advisory_unlock_all()")
+            except Exception:  # the connection is gone: so is the lock
+                pass
             self._conn.close()  # ends the session: the advisory lock goes with it
             self._conn = None
         if self._file is not None:

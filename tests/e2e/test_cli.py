@@ -97,6 +97,18 @@ def test_one_projector_per_postgres_database(postgres_url: str) -> None:
         app.close()
 
 
+def test_a_released_postgres_lock_is_free_at_once(postgres_url: str) -> None:
+    """Closing the connection frees the advisory lock only once the server's backend has exited: a
+    follower taking over right after (a restart, a standby) found it still held."""
+    settings = Settings(database_url=postgres_url)
+    for _ in range(50):
+        first, second = ProjectorLock(settings), ProjectorLock(settings)
+        assert first.try_acquire()
+        first.release()
+        assert second.try_acquire()
+        second.release()
+
+
 @pytest.mark.parametrize(
     "line, kept",
     [
