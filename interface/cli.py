@@ -25,7 +25,7 @@ from typing import Any
 
 from application.config import DEFAULT_DATABASE_URL, ConfigError, Settings
 from application.service import ResponsesApp
-from interface.access_log import SECRET_PARAM, AccessLog  # noqa: F401  (SECRET_PARAM: kept for callers)
+from interface.access_log import AccessLog
 from interface.http import create_app
 from interface.http.auth import TOKEN_FILE, read_token_file, settings_with_token
 from interface.runner import DATABASE_ERRORS, PeriodicSweep, ProjectorLock, background_follower, database_error_message, on_demand_follower

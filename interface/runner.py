@@ -14,7 +14,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import re
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path

@@ -11,7 +11,8 @@ import pytest
 
 from application.config import Settings
 from application.service import ResponsesApp
-from interface.cli import COMMANDS, SECRET_PARAM, build_parser, main
+from interface.access_log import SECRET_PARAM
+from interface.cli import COMMANDS, build_parser, main
 from interface.runner import ProjectorLock
 from projections.follower import ViewFollower
 

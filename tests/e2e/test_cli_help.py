@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import re
 import subprocess
 from pathlib import Path
