@@ -33,7 +33,18 @@ from domain.aggregates import (
     side_record_id,
     unmatched_bucket_id,
 )
-from domain.signals import Signal, dedup_key, iso, key_digest, mask_email, normalise_email, parse_iso, system_signal, utc
+from domain.signals import (
+    Signal,
+    dedup_key,
+    iso,
+    key_digest,
+    mask_email,
+    normalise_email,
+    parse_iso,
+    plausible_time,
+    system_signal,
+    utc,
+)
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 PLUS3 = timezone(timedelta(hours=3))
@@ -69,6 +80,18 @@ def test_iso_and_parse_iso_round_trip_and_pass_none():
     assert parsed == T0 and parsed.utcoffset() == timedelta(0)
     assert parse_iso("2026-03-01T09:00:00") == T0
     assert parse_iso(iso(T0)) == T0
+
+
+def test_a_time_utc_cannot_hold_is_a_value_error_naming_it():
+    with pytest.raises(ValueError) as info:
+        parse_iso("0001-01-01T00:00:00+14:00")
+    assert str(info.value) == "time out of range: '0001-01-01T00:00:00+14:00'"
+    with pytest.raises(ValueError) as info:
+        parse_iso("9999-12-31T23:59:59.999999-14:00:00.000000")
+    assert str(info.value) == "time out of range: '9999-12-31T23:59:59.999999-14:00:00.0000'"  # the first 40 characters
+    with pytest.raises(ValueError) as info:
+        plausible_time(datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-14))))
+    assert str(info.value) == "time out of range"
 
 
 # ---- dedup keys and digests ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from domain.rules import DEFAULT_RULESET, InvalidRuleset, Ruleset, Target
+from domain.rules import DEFAULT_RULESET, InvalidRuleset, Ruleset, Target, check_new_version, pattern_error
 
 MAX_DAYS = timedelta.max.days
 MAX_HOURS = MAX_DAYS * 24
@@ -241,3 +241,34 @@ def test_a_stored_document_states_its_reasons():
     assert DEFAULT_RULESET.patched({"provider_mappings": {"unione": {"status:soft_bounced": "soft_bounce"}}}).map(
         "unione", {"status": "soft_bounced"}
     ) == Target("soft_bounce", "will_retry")
+
+
+# ---- versions and RE2 patterns: the messages the API shows --------------------------------------------
+
+
+def test_a_version_that_is_not_text_is_refused_with_its_message():
+    for version in (3, "  ", ""):
+        assert errors_of({"version": version}) == {"version": "a ruleset version is a non-empty string"}
+
+
+def test_a_new_version_outside_the_format_is_refused_with_its_message():
+    with pytest.raises(InvalidRuleset) as info:
+        check_new_version("²")
+    assert info.value.errors == {
+        "version": "a ruleset version is 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"
+    }
+
+
+def test_a_pattern_re2_refuses_is_named_with_re2s_reason():
+    assert pattern_error("(") == 'RE2 cannot compile the pattern "(": missing ): ('
+    assert pattern_error("(?<=a)b") == 'RE2 cannot compile the pattern "(?<=a)b": invalid perl operator: (?<='
+    assert pattern_error("^(a+)+$") is None
+
+
+def test_a_stored_version_lists_the_patterns_re2_refuses():
+    stored = Ruleset.from_document({"machine_open_user_agents": ["ok", "(?<=a)b"], "unsubscribe_url_patterns": ["("]})
+    assert stored.refused_patterns() == {
+        "unsubscribe_url_patterns.0": 'RE2 cannot compile the pattern "(": missing ): (',
+        "machine_open_user_agents.1": 'RE2 cannot compile the pattern "(?<=a)b": invalid perl operator: (?<=',
+    }
+    assert DEFAULT_RULESET.refused_patterns() == {}
