@@ -382,18 +382,7 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         """Keep input we could not understand (a whole body, or single events), with the error.
 
         Idempotent: an item kept before (same source, same raw input) counts as a duplicate."""
-
-        def work(uow: UnitOfWork) -> IngestCounts:
-            counts = IngestCounts()
-            uow.prefetch(side_record_id(f"quarantine:{item.key}") for item in items)
-            for item in items:
-                if self._quarantine(uow, item):
-                    counts.quarantined += 1
-                else:
-                    counts.duplicates += 1
-            return counts
-
-        return self._in_transaction(work)
+        return self.record_batch(ParsedBatch(quarantined=list(items)))
 
     def _quarantine(self, uow: UnitOfWork, item: Quarantined) -> bool:
         """Keep one item once, keyed by its source and a digest of its raw input; True when new."""
