@@ -254,6 +254,7 @@ class ViewFollower:
     def run_forever(self) -> None:
         next_jobs_check = 0.0
         postponed_since: float | None = None  # a database busy or away since then
+        warned = False  # that it is away, once
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= next_jobs_check:
@@ -261,9 +262,9 @@ class ViewFollower:
                     next_jobs_check = time.monotonic() + 0.5
                 if self.run_once() == 0:
                     self._stop.wait(self.poll_interval)
-                if postponed_since is not None and postponed_since < 0:
+                if warned:
                     log.info("the database answers again: following the journal")
-                postponed_since = None
+                postponed_since, warned = None, False
             except StaleBatch:  # another follower got there first: read again from where it left off
                 continue
             except TRANSIENT as exc:  # expected contention (SQLite "database is locked"), a database restart
@@ -271,9 +272,9 @@ class ViewFollower:
                 now = time.monotonic()
                 if postponed_since is None:
                     postponed_since = now
-                elif 0 <= postponed_since < now - UNAVAILABLE_WARNING_SECONDS:  # not contention any more: said once
+                elif not warned and postponed_since < now - UNAVAILABLE_WARNING_SECONDS:  # not contention any more: said once
                     log.warning("the views cannot be updated for %.0f s: %s: %s", now - postponed_since, type(exc).__name__, exc)
-                    postponed_since = -1.0
+                    warned = True
                 self._stop.wait(0.2)
             except Exception:  # keep following; the batch rolled back and will be retried
                 log.exception("projection batch failed; retrying")
