@@ -103,6 +103,7 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
     if url.scheme in ("postgresql", "postgres"):
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "application.journal_index:DigestingPostgresRecorder",
             "POSTGRES_DBNAME": (url.path or "/").lstrip("/") or "postgres",
             "POSTGRES_HOST": url.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(url.port or 5432),

@@ -13,10 +13,13 @@ from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Transcoder
 
 from application.config import Settings
 from application.errors import Conflict, NotFound
 from application.rules import RuleUseCases
+from application.encoding import OrjsonTranscoder
+from application.journal_index import JournalIndex
 from application.unit_of_work import UnitOfWork, chunks, in_transaction, load_many, now_utc, schema_lock
 from domain.aggregates import (
     AddressIndex,
@@ -57,6 +60,8 @@ from projections.views import PostgresViewRecorder, SQLiteViewRecorder, ViewsMix
 
 log = logging.getLogger("responses.app")
 
+SIGNAL_EVENTS = (Recipient.SignalRecorded, UnmatchedBucket.Parked)  # indexed by their dedup keys (journal_index)
+
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")
 
@@ -90,10 +95,36 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
             recorder_class = PostgresViewRecorder if self.settings.is_postgres else SQLiteViewRecorder
             self.views: ViewsMixin = self.factory.tracking_recorder(recorder_class)  # type: ignore[arg-type]
             self.views.create_views(self.generation())
+            self.journal_index = JournalIndex(self.recorder, self.settings.is_postgres)
+            self.journal_index.create_indexes()
         self._rulesets: dict[str, Ruleset] = {}
         self.follower: Any = None  # set by projections.follower.ViewFollower when it runs in-process
 
-    # ---- loading many aggregates at once ----------------------------------------------------
+    # ---- reading and writing the journal ---------------------------------------------------
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = OrjsonTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
+    def write_events(self, events: Sequence[Any]) -> None:
+        """Store a command's new events in one transaction.
+
+        PostgreSQL: through the recorder's insert, which takes the table lock and notifies
+        (notification ids then commit in order: the follower never skips one). SQLite has a
+        single writer, so ids are in commit order anyway: one ``executemany``."""
+        stored = [self.mapper.to_stored_event(e) for e in events]
+        signals = [(e.originator_id, e.originator_version, e.signal["key"]) for e in events if isinstance(e, SIGNAL_EVENTS)]
+        recorder: Any = self.recorder
+        if self.settings.is_postgres:
+            recorder.insert_events(stored, signal_digests=signals)
+            return
+        with recorder.datastore.transaction(commit=True) as c:
+            c.executemany(
+                recorder.insert_events_statement,
+                [(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in stored],
+            )
+            self.journal_index.insert_digests(c, signals)
 
     def load_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Aggregate]:
         """Reconstruct several aggregates from their events, read with one query per 500 ids."""
@@ -146,11 +177,8 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
             def work(uow: UnitOfWork, chunk: list[dict[str, Any]] = chunk) -> tuple[int, int]:
                 a = p = 0
                 cids = [str(item["contact_id"]) for item in chunk]
-                uow.prefetch(
-                    [recipient_id(mailing_id, c) for c in cids]
-                    + [contact_id_of(c) for c in cids]
-                    + [unmatched_bucket_id(recipient_bucket(mailing_id, c)) for c in cids]
-                )
+                uow.prefetch_lean({recipient_id(mailing_id, c): set() for c in cids})
+                uow.prefetch([contact_id_of(c) for c in cids] + [unmatched_bucket_id(recipient_bucket(mailing_id, c)) for c in cids])
                 for item in chunk:
                     cid, name, email = str(item["contact_id"]), item.get("name"), item.get("email")
                     recipient: Recipient | None = uow.get(recipient_id(mailing_id, cid))
@@ -173,12 +201,13 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
 
     def _claim(self, uow: UnitOfWork, bucket_name: str, recipient: Recipient, provider: str, sent_at: str | None = None) -> int:
         """Re-match: the recipient takes the signals parked for it (see ``UnmatchedBucket.claimable``)."""
-        bucket: UnmatchedBucket | None = uow.get(unmatched_bucket_id(bucket_name))
+        bucket: UnmatchedBucket | None = uow.get_whole(unmatched_bucket_id(bucket_name))
         if bucket is None:
             return 0
         signals = bucket.claimable(recipient.mailing_id, provider, sent_at)
         if not signals:
             return 0
+        uow.ensure_keys(recipient, [s.key for s in signals])
         for signal in sorted(signals, key=lambda s: s.received_at):
             recipient.record(signal)  # keeps its original received_at
         bucket.claim([s.key for s in signals], recipient.mailing_id, recipient.contact_id)
@@ -257,9 +286,9 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         chunk_taken = set(taken)
         contacts = [load_contact(row["contact_state"]) if row["contact_state"] else ContactState() for row in chunk]
         addresses = [normalise_email(contact.email or row["email"]) for contact, row in zip(contacts, chunk)]
+        uow.prefetch_lean({recipient_id(mailing_id, row["contact_id"]): {dedup_key("dispatch", mailing_id, row["contact_id"])} for row in chunk})
         uow.prefetch(
-            [recipient_id(mailing_id, row["contact_id"]) for row in chunk]
-            + [address_id(mailing.provider, a) for a in addresses if a]
+            [address_id(mailing.provider, a) for a in addresses if a]
             + [unmatched_bucket_id(email_bucket(mailing.provider, a)) for a in addresses if a]
         )
         raw = {"decided_by": "dispatch", "provider": mailing.provider, "wave": wave}
@@ -286,12 +315,11 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
 
             def work(uow: UnitOfWork, chunk: list[tuple[str, str]] = chunk) -> int:
                 n = 0
-                uow.prefetch(recipient_id(m, c) for m, c in chunk)
+                keys = {(m, c): dedup_key(key_prefix, m, c, *extra) for m, c in chunk}
+                uow.prefetch_lean({recipient_id(m, c): {key} for (m, c), key in keys.items()})
                 for mailing_id, cid in chunk:
                     recipient: Recipient | None = uow.get(recipient_id(mailing_id, cid))
-                    if recipient is not None and recipient.record(
-                        system_signal(code, key=dedup_key(key_prefix, mailing_id, cid, *extra), at=now)
-                    ):
+                    if recipient is not None and recipient.record(system_signal(code, key=keys[mailing_id, cid], at=now)):
                         n += 1
                 return n
 
@@ -342,7 +370,22 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
 
         def work(uow: UnitOfWork) -> IngestCounts:
             counts = IngestCounts()
-            uow.prefetch(self._batch_ids(batch))
+            whole, lean = self._batch_ids(batch)
+            uow.prefetch(whole)
+            for event in batch.events:  # email-only events: the recipient the address index points at
+                c = event.correlation
+                if not c.test and not (c.mailing_id and c.contact_id) and (address := normalise_email(c.email)):
+                    index: AddressIndex | None = uow.get(address_id(event.signal.source, address))
+                    match = index.match(c.mailing_id, event.signal.occurred_at) if index is not None else None
+                    if match is not None:
+                        lean.setdefault(recipient_id(*match), set()).add(event.signal.key)
+            uow.prefetch_lean(lean)
+            parked: dict[uuid.UUID, set[str]] = {}  # the buckets of recipients not (yet) in an audience
+            for event in batch.events:
+                c = event.correlation
+                if not c.test and c.mailing_id and c.contact_id and uow.get(recipient_id(c.mailing_id, c.contact_id)) is None:
+                    parked.setdefault(unmatched_bucket_id(recipient_bucket(c.mailing_id, c.contact_id)), set()).add(event.signal.key)
+            uow.prefetch_lean(parked)
             for event in batch.events:
                 outcome = self._record_event(uow, event)
                 setattr(counts, outcome, getattr(counts, outcome) + 1)
@@ -361,22 +404,27 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
 
         return self._in_transaction(work)
 
-    def _batch_ids(self, batch: ParsedBatch) -> list[uuid.UUID]:
-        """The aggregates a batch will touch, as far as can be told before correlating."""
+    def _batch_ids(self, batch: ParsedBatch) -> tuple[list[uuid.UUID], dict[uuid.UUID, set[str]]]:
+        """The aggregates a batch will touch, as far as can be told before correlating: those loaded
+        whole, and the recipients and buckets loaded lean with the dedup keys each may be asked about
+        (a recipient's own bucket is looked up only when the recipient is not there)."""
         ids: list[uuid.UUID] = []
+        lean: dict[uuid.UUID, set[str]] = {}
         for event in batch.events:
             c, key = event.correlation, event.signal.key
             if c.test:
                 ids.append(side_record_id(f"test:{key}"))
             elif c.mailing_id and c.contact_id:
                 ids.append(mailing_id_of(c.mailing_id))
-                ids.append(recipient_id(c.mailing_id, c.contact_id))
-                ids.append(unmatched_bucket_id(recipient_bucket(c.mailing_id, c.contact_id)))
+                lean.setdefault(recipient_id(c.mailing_id, c.contact_id), set()).add(key)
             elif (address := normalise_email(c.email)) is not None:
                 ids.append(address_id(event.signal.source, address))
+                lean.setdefault(unmatched_bucket_id(email_bucket(event.signal.source, address)), set()).add(key)
+            else:
+                lean.setdefault(unmatched_bucket_id("nowhere"), set()).add(key)
         ids.extend(side_record_id(f"notice:{n.key}") for n in batch.notices)
         ids.extend(side_record_id(f"quarantine:{q.key}") for q in batch.quarantined)
-        return ids
+        return ids, lean
 
     def quarantine(self, items: Sequence[Quarantined]) -> IngestCounts:
         """Keep input we could not understand (a whole body, or single events), with the error.

@@ -58,8 +58,61 @@ def email_bucket(provider: str, email: str) -> str:
     return f"email:{provider}:{email}"
 
 
+class NotLoaded(Exception):
+    """A lean aggregate (loaded without its signals) was asked what it was not loaded to answer.
+
+    ``keys``: the dedup keys it would need to know about; None: it needs its whole journal.
+    The unit of work retries the command with them loaded."""
+
+    def __init__(self, aggregate_id: UUID, keys: frozenset[str] | None = None):
+        super().__init__(f"aggregate {aggregate_id} was loaded without {'its journal' if keys is None else sorted(keys)}")
+        self.aggregate_id = aggregate_id
+        self.keys = keys
+
+
+class LeanKeys:
+    """Dedup over a journal that is not in memory: the keys stored or recorded so far that the
+    loader looked up (``scope``), and those found. A key outside the scope cannot be answered."""
+
+    def __init__(self, stored: set[str], scope: set[str]):
+        self.known = set(stored)
+        self.scope = set(scope)
+
+    def widen(self, stored: set[str], scope: set[str]) -> None:
+        self.known |= stored
+        self.scope |= scope
+
+    def holds(self, owner: UUID, key: str) -> bool:
+        if key not in self.scope and key not in self.known:
+            raise NotLoaded(owner, frozenset([key]))
+        return key in self.known
+
+    def add(self, key: str) -> None:
+        self.known.add(key)
+        self.scope.add(key)
+
+
+def append_event(aggregate: Aggregate, event_class: Any, **state: Any) -> None:
+    """What the library's ``trigger_event`` does for an ``@event`` method, without its generic
+    argument handling (the write path's hot spot): the next event in the aggregate's sequence,
+    pending. The caller applies the state change itself; the library's ``mutate`` applies the
+    same event through the decorated method when the aggregate is rebuilt."""
+    new = event_class(
+        originator_id=aggregate.id,
+        originator_version=aggregate.version + 1,
+        timestamp=event_class.create_timestamp(),
+        **state,
+    )
+    aggregate.version = new.originator_version
+    aggregate.modified_on = new.timestamp
+    aggregate.pending_events.append(new)
+
+
 class Recipient(Aggregate):
-    """One contact in one mailing's audience. Its journal holds the signals."""
+    """One contact in one mailing's audience. Its journal holds the signals.
+
+    Loaded lean for commands (see ``application.journal_index``): its facts, its version and
+    ``lean`` (the looked-up dedup keys) instead of every signal's key."""
 
     @staticmethod
     def create_id(mailing_id: str, contact_id: str, name: str | None, email: str | None) -> UUID:
@@ -72,20 +125,35 @@ class Recipient(Aggregate):
         self.name = name
         self.email = email
         self.keys: set[str] = set()
+        self.lean: LeanKeys | None = None
 
     def record(self, signal: Signal) -> bool:
         """Append a signal unless one with the same dedup key is already in the journal."""
-        if signal.key in self.keys:
+        if self.has_signal(signal.key):
             return False
-        self._signal_recorded(signal.to_record())
+        record = signal.to_record()
+        append_event(self, self.SignalRecorded, signal=record)  # type: ignore[attr-defined]
+        self._remember(record["key"])
         return True
 
     def has_signal(self, key: str) -> bool:
+        if self.lean is not None:
+            return self.lean.holds(self.id, key)
         return key in self.keys
+
+    def load_lean(self, stored: set[str], scope: set[str]) -> None:
+        """Loaded without its signals: dedup answers for ``scope``, of which ``stored`` are in the journal."""
+        self.lean = LeanKeys(stored, scope)
 
     @event("SignalRecorded")
     def _signal_recorded(self, signal: dict[str, Any]) -> None:
-        self.keys.add(signal["key"])
+        self._remember(signal["key"])
+
+    def _remember(self, key: str) -> None:
+        if self.lean is not None:
+            self.lean.add(key)
+        else:
+            self.keys.add(key)
 
     @event("DetailsChanged")
     def change_details(self, name: str | None, email: str | None) -> None:
@@ -206,7 +274,10 @@ def provider_mismatch(signal: Signal, mailing_provider: str | None) -> bool:
 
 
 class UnmatchedBucket(Aggregate):
-    """Signals that matched no recipient, kept until their recipient appears."""
+    """Signals that matched no recipient, kept until their recipient appears.
+
+    Loaded lean to park into (``lean``: the looked-up dedup keys, nothing parked in memory);
+    claiming from it needs it whole."""
 
     @staticmethod
     def create_id(bucket: str) -> UUID:
@@ -218,19 +289,33 @@ class UnmatchedBucket(Aggregate):
         self.parked: dict[str, dict[str, Any]] = {}
         self.named_mailing: dict[str, str | None] = {}
         self.claimed: set[str] = set()
+        self.lean: LeanKeys | None = None
+
+    def load_lean(self, stored: set[str], scope: set[str]) -> None:
+        self.lean = LeanKeys(stored, scope)
 
     def park(self, signal: Signal, correlation: dict[str, Any]) -> bool:
-        if signal.key in self.parked:
+        if self.lean.holds(self.id, signal.key) if self.lean is not None else signal.key in self.parked:
             return False
-        self._parked(signal.to_record(), correlation)
+        record = signal.to_record()
+        append_event(self, self.Parked, signal=record, correlation=correlation)  # type: ignore[attr-defined]
+        self._keep(record, correlation)
         return True
 
     @event("Parked")
     def _parked(self, signal: dict[str, Any], correlation: dict[str, Any]) -> None:
+        self._keep(signal, correlation)
+
+    def _keep(self, signal: dict[str, Any], correlation: dict[str, Any]) -> None:
+        if self.lean is not None:
+            self.lean.add(signal["key"])
+            return
         self.parked[signal["key"]] = signal
         self.named_mailing[signal["key"]] = correlation.get("mailing_id")
 
     def unclaimed(self) -> list[Signal]:
+        if self.lean is not None:
+            raise NotLoaded(self.id)
         return [Signal.from_record(s) for k, s in self.parked.items() if k not in self.claimed]
 
     def claimable(self, mailing_id: str, provider: str | None, sent_at: str | None = None) -> list[Signal]:

@@ -20,12 +20,11 @@ class Host:
 
     def __init__(self, conflicts: int):
         self.conflicts = conflicts
-        self.events = self
 
     def load_many(self, ids: Any) -> dict:
         return {}
 
-    def put(self, events: Any) -> None:
+    def write_events(self, events: Any) -> None:
         if self.conflicts:
             self.conflicts -= 1
             raise IntegrityError("UNIQUE constraint failed: stored_events.originator_id, stored_events.originator_version")
