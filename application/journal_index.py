@@ -184,7 +184,10 @@ class JournalIndex:
     def stored_keys(self, wanted: dict[uuid.UUID, set[str]], cursor: Any = None) -> dict[uuid.UUID, set[str]]:
         """Which of the wanted dedup keys each aggregate's journal already holds: digests looked up,
         then each hit checked against the stored signal it points at."""
-        by_digest = {key_digest(oid, key): (oid, key) for oid, keys in wanted.items() for key in keys}
+        by_digest: dict[int, list[tuple[uuid.UUID, str]]] = {}
+        for oid, keys in wanted.items():
+            for key in keys:
+                by_digest.setdefault(key_digest(oid, key), []).append((oid, key))
         hits: list[tuple[uuid.UUID, int, str]] = []
         for chunk in _chunks(list(by_digest)):
             if self.is_postgres:
@@ -192,9 +195,9 @@ class JournalIndex:
             else:
                 sql, params = f"SELECT digest, originator_version FROM {self.digests} WHERE digest IN ({','.join('?' * len(chunk))})", chunk
             for row in self._fetch(sql, params, cursor):
-                oid, key = by_digest[row["digest"]]
-                hits.append((oid, row["originator_version"], key))
+                hits.extend((oid, row["originator_version"], key) for oid, key in by_digest[row["digest"]])
         found: dict[uuid.UUID, set[str]] = {}
+        collided: dict[uuid.UUID, set[str]] = {}
         for chunk in _chunks(hits):
             if self.is_postgres:
                 sql = (
@@ -213,7 +216,22 @@ class JournalIndex:
                 state = stored.get((oid, version))
                 if state is not None and orjson.loads(state).get("signal", {}).get("key") == key:
                     found.setdefault(oid, set()).add(key)
-        return found
+                else:  # a digest collision: the table could not index this key, so the journal is read
+                    collided.setdefault(oid, set()).add(key)
+        for oid, keys in collided.items():
+            found.setdefault(oid, set()).update(keys & self._scan_keys(oid, cursor))
+        return {oid: keys for oid, keys in found.items() if keys}
+
+    def _scan_keys(self, oid: uuid.UUID, cursor: Any) -> set[str]:
+        """Every dedup key in one aggregate's journal, read whole (only after a 64-bit digest collision)."""
+        log.warning("dedup digest collision in aggregate %s: reading its journal", oid)
+        mark = "%s" if self.is_postgres else "?"
+        rows = self._fetch(
+            f"SELECT state FROM {self.table} WHERE originator_id = {mark} AND topic IN ({_TOPIC_LIST})",
+            [oid if self.is_postgres else oid.hex],
+            cursor,
+        )
+        return {orjson.loads(bytes(r["state"]))["signal"]["key"] for r in rows}
 
 
 def _first(row: Any) -> Any:

@@ -87,6 +87,8 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
 
     name = "responses"
     env = {"COMPRESSOR_TOPIC": "", "CIPHER_TOPIC": ""}
+    # False: commands rebuild every aggregate from its whole journal (the reference the write path is tested against)
+    lean_loading = True
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings or Settings.from_env()

@@ -78,8 +78,9 @@ class UnitOfWork:
         """Load recipients or buckets without their signals: version, facts, and which of the
         dedup keys in ``scopes`` (per aggregate) their journals already hold."""
         wanted = {i: set(k) | self.needs.keys.get(i, set()) for i, k in scopes.items() if i not in self.loaded}
-        self.prefetch([i for i in wanted if i in self.needs.whole])
-        lean = {i: k for i, k in wanted.items() if i not in self.needs.whole}
+        whole = getattr(self.app, "lean_loading", True) is False
+        self.prefetch([i for i in wanted if whole or i in self.needs.whole])
+        lean = {i: k for i, k in wanted.items() if not whole and i not in self.needs.whole}
         if not lean:
             return
         versions, facts, stored = self.app.journal_index.lean_read(lean)
