@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -180,6 +180,22 @@ class JournalIndex:
                     StoredEvent(originator_id=oid, originator_version=row["originator_version"], topic=row["topic"], state=bytes(row["state"]))
                 )
         return found
+
+    def signals_of(self, oid: uuid.UUID, page: int = 2000) -> Iterator[tuple[int, dict[str, Any]]]:
+        """One recipient's signals in journal order, (version, signal record), read a page at a time."""
+        mark = "%s" if self.is_postgres else "?"
+        after = 0
+        while True:
+            rows = self._fetch(
+                f"SELECT originator_version, state FROM {self.table} WHERE originator_id = {mark} "
+                f"AND originator_version > {mark} AND topic = '{SIGNAL_TOPICS[0]}' ORDER BY originator_version LIMIT {int(page)}",
+                [oid if self.is_postgres else oid.hex, after],
+            )
+            for row in rows:
+                yield row["originator_version"], orjson.loads(bytes(row["state"]))["signal"]
+            if len(rows) < page:
+                return
+            after = rows[-1]["originator_version"]
 
     def stored_keys(self, wanted: dict[uuid.UUID, set[str]], cursor: Any = None) -> dict[uuid.UUID, set[str]]:
         """Which of the wanted dedup keys each aggregate's journal already holds: digests looked up,

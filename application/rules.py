@@ -15,6 +15,8 @@ from domain.aggregates import Job, Recipient, RulesBook, job_id, recipient_id, r
 from domain.rules import DEFAULT_RULESET, DEFAULT_VERSION, InvalidRuleset, Ruleset, check_new_version, is_number_version
 from domain.signals import Signal, iso, parse_iso
 
+HISTORY_PAGE = 1000  # signals in one page of an audit history (the default and the most)
+
 
 class RuleUseCases:
     """Mixed into ``ResponsesApp``: rules are versioned data, adopted by a rebuild, previewed by a replay.
@@ -180,17 +182,21 @@ class RuleUseCases:
         as_of: datetime | None = None,
         rules: Ruleset | None = None,
         lang: str = "en",
+        limit: int = HISTORY_PAGE,
+        cursor: str | None = None,
     ) -> dict[str, Any]:
-        """Every signal of a recipient, in journal order, with what it did and why under ``rules``."""
+        """A recipient's signals in journal order, with what each did and why under ``rules``: one page
+        of them (``limit`` after ``cursor``, ``next`` for the rest), and the response, opens and clicks of
+        the whole journal (folded as it streams past, a page at a time, never all in memory)."""
+        from application.queries import decode_cursor
         from projections.replay import explain
 
         mailing = self.get_mailing_aggregate(mailing_id)
-        events = list(self.repository.event_store.get(recipient_id(mailing_id, contact_id)))
-        if not events:
+        oid = recipient_id(mailing_id, contact_id)
+        if not self.journal_index.versions([oid]):  # type: ignore[attr-defined]
             raise NotFound("recipient", f"{mailing_id}/{contact_id}")
-        signals = [
-            (e.originator_version, Signal.from_record(e.signal))  # type: ignore[attr-defined]
-            for e in events
-            if isinstance(e, Recipient.SignalRecorded)  # type: ignore[attr-defined]
-        ]
-        return explain(signals, rules or self.active_rules(), parse_iso(mailing.started_at), as_of, lang)
+        signals = ((seq, Signal.from_record(record)) for seq, record in self.journal_index.signals_of(oid))  # type: ignore[attr-defined]
+        return explain(
+            signals, rules or self.active_rules(), parse_iso(mailing.started_at), as_of, lang,
+            after=decode_cursor(cursor), limit=min(max(1, limit), HISTORY_PAGE),
+        )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -177,19 +177,30 @@ def _recipient_view(s: RecipientState) -> dict[str, Any]:
 
 
 def explain(
-    signals: list[tuple[int, Signal]],
+    signals: Iterable[tuple[int, Signal]],
     rules: Ruleset,
     mailing_start: datetime | None,
     as_of: datetime | None = None,
     lang: str = "en",
+    after: int = 0,
+    limit: int | None = None,
 ) -> dict[str, Any]:
-    """Fold one recipient's journal step by step, saying for each signal what it did and why."""
+    """Fold one recipient's journal step by step, saying for each signal what it did and why.
+
+    Paged: the steps of signals after ``after`` (a journal position), at most ``limit`` of them, and
+    ``next`` (a cursor, or None on the last page); the state is always the whole journal's."""
     state = RecipientState()
     steps = []
+    more = False
     for seq, signal in signals:
         if as_of is not None and signal.received_at > as_of:
             continue
         state, step = fold(state, signal, rules, mailing_start)
+        if seq <= after:
+            continue
+        if limit is not None and len(steps) >= limit:
+            more = True
+            continue
         steps.append(
             {
                 "seq": seq,
@@ -203,10 +214,13 @@ def explain(
                 "response_after": response_object(step.response_after, state.reason if step.response_after == state.response else None, lang),
             }
         )
+    from application.queries import encode_cursor
+
     return {
         "response": response_object(state.response, state.reason, lang),
         "opens": state.opens,
         "clicks": state.clicks,
         "rules": rules.version,
         "signals": steps,
+        "next": encode_cursor(steps[-1]["seq"]) if more and steps else None,
     }

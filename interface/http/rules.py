@@ -9,10 +9,11 @@ import marshmallow as ma
 from flask import request
 from marshmallow import validate
 
+from application.rules import HISTORY_PAGE
 from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
 from domain.signals import utc
 from interface.http.auth import caller, require_bearer
-from interface.http.common import TIME_FORMAT, Blueprint, LangArgsSchema, ResponseObjectSchema, UtcTime
+from interface.http.common import TIME_FORMAT, Blueprint, LangArgsSchema, ResponseObjectSchema, Text, UtcTime
 from interface.http.context import service
 from interface.http.errors import ApiError, ErrorSchema
 
@@ -105,7 +106,10 @@ class SuppressionDiffSchema(ma.Schema):
 
 
 class HistoryStepSchema(ma.Schema):
-    seq = ma.fields.Integer(required=True, metadata={"description": "position in the recipient's journal"})
+    seq = ma.fields.Integer(
+        required=True,
+        metadata={"description": "position in the recipient's journal (1 is joining the audience, so signals start at 2)"},
+    )
     received_at = ma.fields.String(required=True, metadata={"format": "date-time"})
     occurred_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
     source = ma.fields.String(required=True)
@@ -142,6 +146,10 @@ class WhatIfSchema(ma.Schema):
 
 
 class HistoryArgsSchema(LangArgsSchema):
+    limit = ma.fields.Integer(
+        load_default=HISTORY_PAGE, validate=validate.Range(min=1, max=HISTORY_PAGE), metadata={"description": "signals in this page"}
+    )
+    cursor = Text(load_default=None, metadata={"description": "opaque: the `next` of the previous page"})
     as_of = UtcTime(load_default=None, metadata={"description": f"fold signals received at or before: {TIME_FORMAT}"})
     rules = ma.fields.String(load_default=None, metadata={"description": "explain under this ruleset version (default: the active one)"})
 
@@ -149,6 +157,10 @@ class HistoryArgsSchema(LangArgsSchema):
 class HistorySchema(RecipientStateSchema):
     rules = ma.fields.String(required=True)
     signals = ma.fields.List(ma.fields.Nested(HistoryStepSchema), required=True)
+    next = ma.fields.String(
+        required=True, allow_none=True,
+        metadata={"description": "cursor of the next page of signals; null on the last (response, opens, clicks: the whole journal's)"},
+    )
 
 
 def _require_json_body() -> None:
@@ -238,4 +250,6 @@ def history(args: dict[str, Any], mailing_id: str, contact_id: str) -> dict[str,
     app = service()
     rules = app.ruleset(args["rules"]) if args["rules"] else None
     as_of = utc(args["as_of"]) if args["as_of"] is not None else None
-    return app.history(mailing_id, contact_id, as_of=as_of, rules=rules, lang=args["lang"])
+    return app.history(
+        mailing_id, contact_id, as_of=as_of, rules=rules, lang=args["lang"], limit=args["limit"], cursor=args["cursor"]
+    )
