@@ -23,6 +23,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 
 from domain.rules import Ruleset
 from domain.signals import iso, parse_iso
+from projections.lag import LagHistogram, lag_key
 from projections.projector import Projector, SideRow
 from projections.views import StaleBatch
 
@@ -40,7 +41,9 @@ def originator_key(originator_id: Any) -> str:
     return originator_id.hex if hasattr(originator_id, "hex") else str(originator_id)
 
 
-def apply_batch(app: "ResponsesApp", generation: int, rules: Ruleset, limit: int, stop: int | None = None) -> int:
+def apply_batch(
+    app: "ResponsesApp", generation: int, rules: Ruleset, limit: int, stop: int | None = None, measure: bool = True
+) -> int:
     """Apply the next batch of journal events to one generation of views, atomically with its tracking record.
 
     The live follower and the rebuild both call this: one path from journal to views.
@@ -58,7 +61,28 @@ def apply_batch(app: "ResponsesApp", generation: int, rules: Ruleset, limit: int
         for seq, oid, topic, data in decoded:
             projector.apply(seq, oid, topic, data)
         mark_moved(app, generation, store.cursor)
+        if measure:  # a rebuild replays history: its "lag" is the journal's age, not the projection's
+            record_lag(app, generation, [d for _, _, _, d in decoded], store.cursor)
     return len(notifications)
+
+
+def record_lag(app: "ResponsesApp", generation: int, events: list[dict[str, Any]], cursor: Any) -> None:
+    """Add this batch's lags (now minus each event's stored time) to the generation's histogram."""
+    now = datetime.now(timezone.utc)
+    lags = []
+    for data in events:
+        try:
+            lags.append(max(0.0, (now - datetime.fromisoformat(data["timestamp"]["_data_"])).total_seconds() * 1000))
+        except (KeyError, TypeError, ValueError):
+            continue
+    histogram = LagHistogram.loads(app.views.get_meta(lag_key(generation), cursor=cursor))
+    histogram.add_batch(lags, now)
+    app.views.set_meta({lag_key(generation): histogram.dumps()}, cursor=cursor)
+
+
+def applied_lag(app: "ResponsesApp") -> LagHistogram:
+    """What the follower measured for the active views: every applied event's lag, and the last batch's."""
+    return LagHistogram.loads(app.views.get_meta(lag_key(app.generation())))
 
 
 # ---- lag: how long journal events wait for the views ------------------------------------------
@@ -139,11 +163,52 @@ def set_aside(app: "ResponsesApp", generation: int, error: Exception) -> None:
         )
 
 
+class JournalWakeUp:
+    """Wait for news in the journal. PostgreSQL: LISTEN on the channel the library's recorder
+    NOTIFYs in every insert, so the follower wakes as soon as a writer commits; SQLite (and a
+    connection lost): sleep ``poll_interval``. Either way it waits at most ``poll_interval``."""
+
+    def __init__(self, app: "ResponsesApp", poll_interval: float):
+        self.app = app
+        self.poll_interval = poll_interval
+        self.conn: Any = None
+
+    def wait(self, stop: threading.Event) -> None:
+        if not self.app.settings.is_postgres:
+            stop.wait(self.poll_interval)
+            return
+        try:
+            if self.conn is None:
+                self.conn = psycopg.connect(self.app.settings.database_url, autocommit=True, connect_timeout=5)
+                self.conn.execute(f'LISTEN "{self.app.recorder.channel_name}"')  # type: ignore[attr-defined]
+            deadline = time.monotonic() + self.poll_interval
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                for _ in self.conn.notifies(timeout=min(0.5, left), stop_after=1):  # short waits: a stop is seen soon
+                    return
+        except psycopg.Error:
+            self.close()
+            stop.wait(self.poll_interval)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except psycopg.Error:
+                pass
+            self.conn = None
+
+
+# Issue 8's measurement (8 UniOne senders, gunicorn on PostgreSQL): batches of 2,000 instead of 500
+# cut lag p99 from 2.2 s to 1.5 s. LISTEN/NOTIFY takes out the poll's wait (0.05 s on average).
+FOLLOWER_BATCH = 2000
+
+
 class ViewFollower:
-    def __init__(self, app: "ResponsesApp", batch_size: int = 500, poll_interval: float = 0.1):
+    def __init__(self, app: "ResponsesApp", batch_size: int = FOLLOWER_BATCH, poll_interval: float = 0.1):
         self.app = app
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.wake_up = JournalWakeUp(app, poll_interval)
         self.lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -261,7 +326,7 @@ class ViewFollower:
                     self.run_jobs()
                     next_jobs_check = time.monotonic() + 0.5
                 if self.run_once() == 0:
-                    self._stop.wait(self.poll_interval)
+                    self.wake_up.wait(self._stop)
                 if warned:
                     log.info("the database answers again: following the journal")
                 postponed_since, warned = None, False
@@ -290,6 +355,7 @@ class ViewFollower:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.wake_up.close()
         if self.app.follower is self:
             self.app.follower = None
 

@@ -74,7 +74,7 @@ def rebuild(
             progress(done, end)
         if done >= end:
             break
-        apply_batch(app, new, rules, batch_size)
+        apply_batch(app, new, rules, batch_size, measure=False)
         if between_batches is not None:
             between_batches()
     app.swap_generation(new, rules.version)

@@ -261,7 +261,11 @@ class ViewsMixin:
             for name in _TABLES:
                 c.execute(f"DROP TABLE IF EXISTS {self.t(generation, name)}")
 
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
+    def get_meta(self, key: str, default: str | None = None, cursor: Any = None) -> str | None:
+        if cursor is not None:
+            cursor.execute(self._q("SELECT value FROM rv_meta WHERE key = ?"), (key,))
+            row = cursor.fetchone()
+            return row["value"] if row else default
         with self.cursor(commit=False) as c:
             c.execute(self._q("SELECT value FROM rv_meta WHERE key = ?"), (key,))
             row = c.fetchone()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any
 
 import marshmallow as ma
 
 from interface.http.common import Blueprint
 from interface.http.context import service, settings
-from projections.follower import measure_lag
+from domain.signals import parse_iso
+from projections.follower import applied_lag, measure_lag
+from projections.lag import LagHistogram
 
 log = logging.getLogger("responses.http")
 
@@ -22,6 +25,13 @@ class HealthSchema(ma.Schema):
     status = ma.fields.String(required=True, metadata={"enum": ["ok"]})
 
 
+class AppliedLagSchema(ma.Schema):
+    events = ma.fields.Integer(required=True)
+    p50_ms = ma.fields.Float(allow_none=True, metadata={"description": "bucket bound (5 ms steps below 50, 50 ms below 2 s)"})
+    p99_ms = ma.fields.Float(allow_none=True)
+    last_batch_ms = ma.fields.Float(required=True)
+
+
 class ReadySchema(ma.Schema):
     status = ma.fields.String(required=True, metadata={"enum": ["ok", "lagging", "unavailable"]})
     journal_position = ma.fields.Integer(allow_none=True)
@@ -29,7 +39,14 @@ class ReadySchema(ma.Schema):
     lag = ma.fields.Integer(allow_none=True, metadata={"description": "journal events the views have not applied yet"})
     lag_seconds = ma.fields.Float(
         allow_none=True,
-        metadata={"description": "how long the oldest journal event the views have not applied has waited since it was stored; 0 when none"},
+        metadata={
+            "description": "behind: how long the oldest journal event the views have not applied has waited since it was stored; "
+            "caught up: the largest lag the follower measured in the batch it applied last (now minus each event's stored time), "
+            "0 when that batch is over a minute old"
+        },
+    )
+    applied_lag = ma.fields.Nested(
+        AppliedLagSchema, allow_none=True, metadata={"description": "every event the active views applied: the follower's own measure"}
     )
 
 
@@ -38,6 +55,13 @@ class ReadySchema(ma.Schema):
 @blp.response(200, HealthSchema)
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+def recent_batch_lag(applied: LagHistogram, within_seconds: float = 60.0) -> float:
+    at = parse_iso(applied.last_batch_at)
+    if at is None or (datetime.now(timezone.utc) - at).total_seconds() > within_seconds:
+        return 0.0
+    return applied.last_batch_ms / 1000
 
 
 @blp.route("/readyz", methods=["GET"])
@@ -59,13 +83,15 @@ def readyz() -> tuple[dict[str, Any], int]:
     try:
         journal, views = app.journal_position(), app.views_position()
         lag = measure_lag(app)
+        applied = applied_lag(app)
     except Exception as exc:  # the store is down: not ready, and say so without a 500
         log.warning("readiness check failed: %s", type(exc).__name__)
-        return {"status": "unavailable", "journal_position": None, "views_position": None, "lag": None, "lag_seconds": None}, 503
+        return {"status": "unavailable", "journal_position": None, "views_position": None, "lag": None, "lag_seconds": None, "applied_lag": None}, 503
     limit = settings().ready_max_lag_seconds
     status = "lagging" if lag.stalled(limit) else "ok"
     if status == "lagging":
         log.warning("not ready: views %d events behind, the oldest waiting %.1f s", lag.events, lag.seconds)
+    seconds = lag.seconds if lag.events else recent_batch_lag(applied)
     answer = {"status": status, "journal_position": journal, "views_position": views, "lag": max(0, journal - views),
-              "lag_seconds": round(lag.seconds, 3)}
+              "lag_seconds": round(seconds, 3), "applied_lag": applied.summary()}
     return answer, 200 if status == "ok" else 503

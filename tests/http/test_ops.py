@@ -50,12 +50,33 @@ def test_healthz(client: FlaskClient) -> None:
 def test_readyz_reports_the_projection_lag(client: FlaskClient, api: FlaskClient, app: ResponsesApp) -> None:
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json == {"status": "ok", "journal_position": 0, "views_position": 0, "lag": 0, "lag_seconds": 0.0}
+    assert r.json == {
+        "status": "ok", "journal_position": 0, "views_position": 0, "lag": 0, "lag_seconds": 0.0,
+        "applied_lag": {"events": 0, "p50_ms": None, "p99_ms": None, "last_batch_ms": 0.0},
+    }
     app.change_contact("c-1", {"do_not_use_email": True})  # journaled; the views have not run yet
     r = client.get("/readyz")
     assert r.json["lag"] == r.json["journal_position"] - r.json["views_position"] > 0
     app.wait_for_views()
     assert client.get("/readyz").json["lag"] == 0
+
+
+def test_the_lag_in_readyz_is_what_the_follower_measured_when_it_applied_the_events(
+    client: FlaskClient, app: ResponsesApp
+) -> None:
+    """Issue 8: lag measured by the follower (now minus each applied event's stored time), not by polling."""
+    import time
+
+    app.change_contact("c-1", {"do_not_use_email": True})
+    app.change_contact("c-2", {"do_not_use_email": True})
+    time.sleep(0.3)  # the events wait before the follower applies them
+    app.wait_for_views()
+    time.sleep(0.5)  # asking later does not make the lag bigger: it was measured when applied
+    r = client.get("/readyz").json
+    assert r["lag"] == 0
+    assert r["applied_lag"]["events"] == r["journal_position"]
+    assert 300 <= r["applied_lag"]["p50_ms"] < 800 and 300 <= r["applied_lag"]["last_batch_ms"] < 800
+    assert 0.3 <= r["lag_seconds"] < 0.8
 
 
 def test_openapi_document_covers_the_contract(client: FlaskClient) -> None:
@@ -158,7 +179,10 @@ def test_readyz_is_503_only_when_the_views_are_behind_and_not_moving(make_client
     time.sleep(0.4)  # an idle journal is ready, however long it idles
     r = client.get("/readyz")
     assert r.status_code == 200
-    assert r.json == {"status": "ok", "journal_position": 4, "views_position": 4, "lag": 0, "lag_seconds": 0.0}
+    assert {k: r.json[k] for k in ("status", "journal_position", "views_position", "lag")} == {
+        "status": "ok", "journal_position": 4, "views_position": 4, "lag": 0
+    }
+    assert abs(r.json["lag_seconds"] - r.json["applied_lag"]["last_batch_ms"] / 1000) < 0.002 and r.json["lag_seconds"] >= 0.4  # the last batch waited
 
 
 def test_lag_seconds_count_from_when_an_event_was_stored_not_from_the_signals_received_at(make_client, app: ResponsesApp) -> None:
