@@ -82,3 +82,51 @@ def test_a_bucket_parks_through_the_same_event_the_library_builds() -> None:
     for e in fast.collect_events():
         rebuilt = e.mutate(rebuilt)
     assert rebuilt.parked == fast.parked and rebuilt.named_mailing == fast.named_mailing  # type: ignore[union-attr]
+
+
+def test_widening_keeps_what_was_known_and_scoped_before() -> None:
+    owner = recipient_id("m", "c")
+    keys = LeanKeys(stored={"a"}, scope={"a", "b"})
+    keys.widen(stored={"c"}, scope={"c", "d"})
+    assert keys.known == {"a", "c"} and keys.scope == {"a", "b", "c", "d"}
+    assert [keys.holds(owner, k) for k in "abcd"] == [True, False, True, False]
+    keys.add("e")
+    assert "e" in keys.scope and "e" in keys.known
+
+
+def test_not_loaded_names_the_aggregate_and_what_it_lacks() -> None:
+    owner = recipient_id("m", "c")
+    assert str(NotLoaded(owner)) == f"aggregate {owner} was loaded without its journal"
+    assert str(NotLoaded(owner, frozenset({"k2", "k1"}))) == f"aggregate {owner} was loaded without ['k1', 'k2']"
+
+
+def test_a_lean_aggregate_refusal_names_that_aggregate() -> None:
+    recipient = Recipient(mailing_id="m", contact_id="c", name=None, email=None)
+    recipient.load_lean(stored=set(), scope=set())
+    with pytest.raises(NotLoaded) as refused:
+        recipient.has_signal("k")
+    assert refused.value.aggregate_id == recipient.id
+    bucket = UnmatchedBucket(bucket="b")
+    bucket.load_lean(stored=set(), scope=set())
+    with pytest.raises(NotLoaded) as refused:
+        bucket.park(signal("k"), {})
+    assert refused.value.aggregate_id == bucket.id
+    with pytest.raises(NotLoaded) as refused:
+        bucket.unclaimed()
+    assert refused.value.aggregate_id == bucket.id
+
+
+def test_a_lean_bucket_remembers_what_it_parked_in_this_command() -> None:
+    bucket = UnmatchedBucket(bucket="b")
+    bucket.load_lean(stored=set(), scope={"k"})
+    assert bucket.park(signal("k"), {}) is True
+    assert bucket.lean is not None and bucket.lean.known == {"k"}
+    assert bucket.park(signal("k"), {}) is False
+
+
+def test_a_directly_built_event_carries_when_it_happened() -> None:
+    recipient = Recipient(mailing_id="m", contact_id="c", name=None, email=None)
+    before = datetime.now(timezone.utc)
+    recipient.record(signal("k"))
+    event = recipient.collect_events()[-1]
+    assert before <= event.timestamp <= datetime.now(timezone.utc)
