@@ -76,7 +76,14 @@ def create_app(app: ResponsesApp | None = None, settings: Settings | None = None
         api.register_blueprint(blueprint)
     register_error_handlers(flask_app)  # after the Api: ours replace flask-smorest's
     flask_app.url_value_preprocessor(refuse_impossible_ids)
+    flask_app.after_request(no_sniffing)
     return flask_app
+
+
+def no_sniffing(response: Any) -> Any:
+    """A browser never guesses another type than the one stated (a stored payload served as JSON stays JSON)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
 
 
 def refuse_impossible_ids(_endpoint: str | None, values: dict[str, Any] | None) -> None:
