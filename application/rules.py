@@ -182,6 +182,8 @@ class RuleUseCases:
         candidate = self.candidate_rules(rules, current)
         for mailing_id in mailing_ids or []:
             self.get_mailing_aggregate(mailing_id)
+        if self.follower is not None:  # a scoped what-if reads the views beside the journal: caught up here
+            self.wait_for_views()  # type: ignore[attr-defined]
         return what_if(self, current, candidate, mailing_ids, sample, progress, workers=self.settings.replay_workers, follow=follow)  # type: ignore[attr-defined]
 
     def request_what_if(self, rules: dict[str, Any] | str, mailings: list[str] | None = None, sample: int = 20) -> str:

@@ -147,6 +147,8 @@ def scope_plan(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, mailin
         if app.settings.is_postgres:  # one snapshot: the position, the index and the summaries agree
             c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         position = views._position_in(c, g)
+        if position < app.journal_position():  # views behind: the journal's end is the answer's, fold it all
+            return None
         c.execute(f"SELECT DISTINCT term FROM {t('signal_terms')}")
         terms = [r["term"] for r in c.fetchall()]
         touched = touched_terms(current, candidate, terms)
