@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import sqlite3
 import time
@@ -21,6 +22,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -94,6 +96,29 @@ class JournalReader:
             if progress is not None:
                 progress(position, end)
 
+    def rows_of(self, originators: tuple[str, ...], end: int, chunk: int = 500) -> list[tuple[Any, ...]]:
+        """Every replayed event of these aggregates (hex ids), to ``end``, in journal order: the
+        primary key finds them, so the cost follows how many there are, not the journal's size."""
+        found: list[tuple[Any, ...]] = []
+        topics = list(REPLAY_TOPICS)
+        for i in range(0, len(originators), chunk):
+            ids = list(originators[i : i + chunk])
+            if self.source.kind == "sqlite":
+                sql = (
+                    f"SELECT rowid, originator_id, topic, state FROM {self.source.table} WHERE originator_id IN "
+                    f"({','.join('?' * len(ids))}) AND rowid <= ?"
+                )
+                rows = self.conn.execute(sql, (*ids, end)).fetchall()
+            else:
+                sql = (
+                    f"SELECT notification_id, originator_id::text, topic, state FROM {self.source.table} "
+                    "WHERE originator_id = ANY(%s::uuid[]) AND notification_id <= %s"
+                )
+                rows = self.conn.execute(sql, (ids, end)).fetchall()
+            found.extend(r for r in rows if r[2] in topics)
+        found.sort(key=lambda r: r[0])
+        return found
+
     def close(self) -> None:
         self.conn.close()
 
@@ -159,6 +184,10 @@ class PartitionTask:
     mailing_ids: tuple[str, ...] | None
     contacts: frozenset[str] | None = None  # only these contacts (a scoped what-if); None: all
     light: bool = True  # LightSignal values (False: the projector builds full ``Signal`` objects)
+    # A scoped what-if reads only these aggregates' events (hex ids): the mailings, then groups of
+    # whole contacts (each contact's aggregate and its recipients), folded a group at a time.
+    mailings: tuple[str, ...] = ()
+    groups: tuple[tuple[str, ...], ...] | None = None
 
 
 def partition_of(contact_id: str, parts: int) -> int:
@@ -170,12 +199,28 @@ def fold_partition(task: PartitionTask, rows: Iterator[tuple[Any, ...]] | None =
     reader = None
     if rows is None:
         reader = JournalReader(task.source)
+        if task.groups is not None:
+            try:
+                return _fold_groups(task, reader)
+            finally:
+                reader.close()
         rows = reader.rows(task.end)
     try:
         return _fold_rows(task, rows)
     finally:
         if reader is not None:
             reader.close()
+
+
+def _fold_groups(task: PartitionTask, reader: JournalReader) -> Partial:
+    """Contacts are independent of each other: fold a group of whole contacts at a time (with the
+    mailings' events in journal order among theirs), diff, drop; memory follows one group."""
+    mailings = reader.rows_of(task.mailings, task.end)
+    partials = []
+    for group in task.groups or ():
+        rows = sorted(mailings + reader.rows_of(group, task.end), key=lambda r: r[0])
+        partials.append(_fold_rows(task, iter(rows)))
+    return merge(partials)
 
 
 def _fold_rows(task: PartitionTask, rows: Iterator[tuple[Any, ...]]) -> Partial:
@@ -315,21 +360,54 @@ def run_partitions(
     While the workers fold, ``follow`` (the projection process keeping its views current) runs
     about every half second here."""
     if len(tasks) == 1:
-        return [fold_partition(tasks[0], JournalReader(tasks[0].source).rows(tasks[0].end, progress=progress))]
-    context = multiprocessing.get_context("spawn")
+        task = tasks[0]
+        if task.groups is not None:
+            return [fold_partition(task)]
+        reader = JournalReader(task.source)
+        try:
+            return [fold_partition(task, reader.rows(task.end, progress=progress))]
+        finally:
+            reader.close()
+    pool = worker_pool(len(tasks))
     results: list[Partial | None] = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=len(tasks), mp_context=context) as pool:
+    try:
         futures = {pool.submit(fold_partition, task): i for i, task in enumerate(tasks)}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for f in done:
+    except BrokenProcessPool:
+        _POOLS.pop(len(tasks), None)
+        raise
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        for f in done:
+            try:
                 results[futures[f]] = f.result()
-            if progress is not None:
-                progress(len(tasks) - len(pending), len(tasks))
-            if pending and follow is not None:
-                started = time.monotonic()
-                follow()
-                if time.monotonic() - started < 0.05:
-                    time.sleep(0.05)
+            except BrokenProcessPool:  # a worker died (killed, out of memory): the next what-if starts a new pool
+                _POOLS.pop(len(tasks), None)
+                raise
+        if progress is not None:
+            progress(len(tasks) - len(pending), len(tasks))
+        if pending and follow is not None:
+            started = time.monotonic()
+            follow()
+            if time.monotonic() - started < 0.05:
+                time.sleep(0.05)
     return [r for r in results if r is not None]
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def worker_pool(size: int) -> ProcessPoolExecutor:
+    """The replay's worker processes, started once ('spawn': a clean interpreter, nothing of this
+    process forked) and kept for the next what-if; shut down at exit."""
+    pool = _POOLS.get(size)
+    if pool is None:
+        pool = _POOLS[size] = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+    return pool
+
+
+@atexit.register
+def _shutdown_pools() -> None:
+    for pool in _POOLS.values():
+        pool.shutdown(wait=False, cancel_futures=True)
+    _POOLS.clear()

@@ -7,11 +7,13 @@ the recipients and contacts in scope, never with the number of signals read.
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from domain.aggregates import contact_id_of, mailing_id_of
 from domain.catalogue import response_object
 from domain.fold import RecipientState, fold
 from domain.rules import Ruleset
@@ -89,6 +91,10 @@ def rebuild(
 # ---- what-if ------------------------------------------------------------------------------------
 
 
+GROUP_CONTACTS = 300  # contacts folded together in a scoped what-if (its memory follows one group)
+SCOPED_CONTACTS_A_WORKER = 20_000  # a scoped what-if over fewer contacts than this a process folds in one
+
+
 @dataclass
 class ScopePlan:
     """A scoped what-if: fold only ``contacts``; everyone else is as the views (at ``position``) say."""
@@ -98,6 +104,8 @@ class ScopePlan:
     summaries: dict[str, SummaryBuilder]  # the views' summary of each mailing (under the current rules)
     considered: int
     terms: int
+    mailings: tuple[str, ...]  # the aggregates to read (hex ids): every mailing,
+    groups: tuple[tuple[str, ...], ...]  # and the touched contacts with their recipients, whole contacts a group
 
 
 def what_if(
@@ -123,7 +131,14 @@ def what_if(
     end = plan.position if plan is not None else app.journal_position()
     contacts = plan.contacts if plan is not None else None
     parts = max(1, workers)
-    tasks = [PartitionTask(source, end, current, candidate, k, parts, mids, contacts, light) for k in range(parts)]
+    if plan is not None and len(plan.contacts) < SCOPED_CONTACTS_A_WORKER * parts:  # few: not worth more processes
+        parts = max(1, min(parts, len(plan.contacts) // SCOPED_CONTACTS_A_WORKER))
+    tasks = [PartitionTask(
+            source, end, current, candidate, k, parts, mids, contacts, light,
+            mailings=plan.mailings if plan is not None else (), groups=plan.groups if plan is not None else None,
+        )
+        for k in range(parts)
+    ]
     if plan is not None and not plan.contacts:
         partial = Partial()
     else:
@@ -175,7 +190,16 @@ def scope_plan(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, mailin
                 unique_click=bool(r["clicked"]), count=int(r["n"]),
             )
             considered += int(r["n"])
-    return ScopePlan(position, frozenset(contacts), summaries, considered, len(touched))
+        c.execute(f"SELECT id FROM {t('mailings')}")
+        mailings = tuple(sorted(mailing_id_of(r["id"]).hex for r in c.fetchall()))
+        groups: list[tuple[str, ...]] = []
+        chosen = sorted(contacts)
+        for i in range(0, len(chosen), GROUP_CONTACTS):
+            chunk = chosen[i : i + GROUP_CONTACTS]
+            c.execute(views._q(f"SELECT rid FROM {t('recipients')} WHERE contact_id IN ({views._in(len(chunk))})"), chunk)
+            rids = [uuid.UUID(str(r["rid"])).hex for r in c.fetchall()]
+            groups.append(tuple(rids + [contact_id_of(cid).hex for cid in chunk]))
+    return ScopePlan(position, frozenset(contacts), summaries, considered, len(touched), mailings, tuple(groups))
 
 
 def _with_views(plan: ScopePlan, affected: Partial) -> Partial:
