@@ -364,8 +364,17 @@ def run_partitions(
         if task.groups is not None:
             return [fold_partition(task)]
         reader = JournalReader(task.source)
+        last = [time.monotonic()]
+
+        def page_done(position: int, end: int) -> None:  # between pages: the projection keeps following
+            if progress is not None:
+                progress(position, end)
+            if follow is not None and time.monotonic() - last[0] >= 0.5:
+                follow()
+                last[0] = time.monotonic()
+
         try:
-            return [fold_partition(task, reader.rows(task.end, progress=progress))]
+            return [fold_partition(task, reader.rows(task.end, progress=page_done))]
         finally:
             reader.close()
     pool = worker_pool(len(tasks))

@@ -92,20 +92,22 @@ def rebuild(
 
 
 GROUP_CONTACTS = 300  # contacts folded together in a scoped what-if (its memory follows one group)
-SCOPED_CONTACTS_A_WORKER = 20_000  # a scoped what-if over fewer contacts than this a process folds in one
+SCOPED_CONTACTS_A_WORKER = 5_000  # a what-if over fewer contacts than this a process folds them in one
 
 
 @dataclass
 class ScopePlan:
-    """A scoped what-if: fold only ``contacts``; everyone else is as the views (at ``position``) say."""
+    """A what-if read contact by contact: the aggregates of ``groups`` (whole contacts a group) are
+    folded, a group at a time. Scoped (``summaries`` set): only the contacts a change can touch, and
+    everyone else is as the views (at ``position``) say; else every contact the views know."""
 
     position: int
-    contacts: frozenset[str]
-    summaries: dict[str, SummaryBuilder]  # the views' summary of each mailing (under the current rules)
-    considered: int
-    terms: int
-    mailings: tuple[str, ...]  # the aggregates to read (hex ids): every mailing,
-    groups: tuple[tuple[str, ...], ...]  # and the touched contacts with their recipients, whole contacts a group
+    contacts: int
+    mailings: tuple[str, ...]  # every mailing's aggregate (hex ids): its events are read with each group
+    groups: tuple[tuple[str, ...], ...]  # the contacts' recipients and contact aggregates (hex ids)
+    summaries: dict[str, SummaryBuilder] | None = None  # the views' summary of each mailing (current rules)
+    considered: int = 0
+    terms: int | None = None
 
 
 def what_if(
@@ -122,53 +124,75 @@ def what_if(
 ) -> dict[str, Any]:
     """Fold the journal under the current and the candidate rules; answer the difference. Views are untouched.
 
-    Recipients are partitioned by contact over ``workers`` processes; a change the scope index can
-    bound (``projections.scope``) folds only the contacts it can touch. ``scoped=False`` forces the
-    full replay; ``light=False`` folds full ``Signal`` objects (both for comparisons in tests)."""
+    With views that are current, recipients are read contact by contact (a group of whole contacts
+    at a time: memory follows a group, not the journal), the groups shared among ``workers``
+    processes; a change the scope index can bound (``projections.scope``) folds only the contacts it
+    can touch. Otherwise the journal is streamed in order, partitioned by contact over the workers.
+    ``scoped=False`` forces that streamed full replay; ``light=False`` folds full ``Signal`` objects
+    (both for comparisons in tests)."""
     source = JournalSource.of(app)
     mids = tuple(mailing_ids) if mailing_ids else None
-    plan = scope_plan(app, current, candidate, mids) if scoped else None
-    end = plan.position if plan is not None else app.journal_position()
-    contacts = plan.contacts if plan is not None else None
+    plan = contact_plan(app, current, candidate, mids) if scoped else None
     parts = max(1, workers)
-    if plan is not None and len(plan.contacts) < SCOPED_CONTACTS_A_WORKER * parts:  # few: not worth more processes
-        parts = max(1, min(parts, len(plan.contacts) // SCOPED_CONTACTS_A_WORKER))
-    tasks = [PartitionTask(
-            source, end, current, candidate, k, parts, mids, contacts, light,
-            mailings=plan.mailings if plan is not None else (), groups=plan.groups if plan is not None else None,
-        )
-        for k in range(parts)
-    ]
-    if plan is not None and not plan.contacts:
-        partial = Partial()
-    else:
+    if plan is None:
+        end = app.journal_position()
+        tasks = [PartitionTask(source, end, current, candidate, k, parts, mids, light=light) for k in range(parts)]
         partial = merge(run_partitions(tasks, follow, progress))
-    if plan is not None:
-        partial = _with_views(plan, partial)
+    else:
+        end = plan.position
+        parts = max(1, min(parts, len(plan.groups), plan.contacts // SCOPED_CONTACTS_A_WORKER))
+        tasks = [
+            PartitionTask(source, end, current, candidate, 0, 1, mids, light=light, mailings=plan.mailings, groups=plan.groups[k::parts])
+            for k in range(parts)
+        ]
+        partial = merge(run_partitions(tasks, follow, progress)) if plan.groups else Partial()
+        if plan.summaries is not None:
+            partial = _with_views(plan, partial)
     if progress is not None:
         progress(end, end)
     return _answer(app, current, candidate, partial, sample)
 
 
 def scope_plan(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, mailing_ids: tuple[str, ...] | None) -> ScopePlan | None:
-    """The contacts a change can touch, from the active views' scope index; None: fold everyone
-    (the change touches anyone, the views are of other rules, or they were made before the index)."""
+    """The scoped plan, or None when the change can touch anyone (or the views cannot say whom)."""
+    plan = contact_plan(app, current, candidate, mailing_ids)
+    return plan if plan is not None and plan.summaries is not None else None
+
+
+def contact_plan(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, mailing_ids: tuple[str, ...] | None) -> ScopePlan | None:
+    """Which contacts to fold, from the active views: the ones the change can touch (their scope
+    index, views of the current rules), else all of them; None when the views are behind the journal."""
     views = app.views
     g = app.generation()
-    if views.get_meta(terms_key(g)) != "1" or app.active_version() != current.version:
-        return None
+    indexed = views.get_meta(terms_key(g)) == "1" and app.active_version() == current.version
     t = lambda name: views.t(g, name)  # noqa: E731
     with views.cursor(commit=False) as c:
         if app.settings.is_postgres:  # one snapshot: the position, the index and the summaries agree
             c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         position = views._position_in(c, g)
-        if position < app.journal_position():  # views behind: the journal's end is the answer's, fold it all
+        if position < app.journal_position():  # views behind: the journal's end is the answer's, stream it all
             return None
-        c.execute(f"SELECT DISTINCT term FROM {t('signal_terms')}")
-        terms = [r["term"] for r in c.fetchall()]
-        touched = touched_terms(current, candidate, terms)
-        if touched is None:
-            return None
+        c.execute(f"SELECT id FROM {t('mailings')}")
+        mailings = tuple(sorted(mailing_id_of(r["id"]).hex for r in c.fetchall()))
+        touched = None
+        if indexed:
+            c.execute(f"SELECT DISTINCT term FROM {t('signal_terms')}")
+            touched = touched_terms(current, candidate, [r["term"] for r in c.fetchall()])
+        if touched is None:  # everyone: every contact's recipients, from the views, grouped
+            c.execute(f"SELECT contact_id, rid FROM {t('recipients')} ORDER BY contact_id")
+            by_contact: dict[str, list[str]] = {}
+            groups: list[tuple[str, ...]] = []
+            n_contacts = 0
+            for r in c.fetchall():
+                if r["contact_id"] not in by_contact:
+                    n_contacts += 1
+                if r["contact_id"] not in by_contact and len(by_contact) >= GROUP_CONTACTS:
+                    groups.append(_group(by_contact))
+                    by_contact = {}
+                by_contact.setdefault(r["contact_id"], []).append(uuid.UUID(str(r["rid"])).hex)
+            if by_contact:
+                groups.append(_group(by_contact))
+            return ScopePlan(position, n_contacts, mailings, tuple(groups))
         contacts: set[str] = set()
         chosen = sorted(touched)
         for i in range(0, len(chosen), 500):
@@ -190,16 +214,18 @@ def scope_plan(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, mailin
                 unique_click=bool(r["clicked"]), count=int(r["n"]),
             )
             considered += int(r["n"])
-        c.execute(f"SELECT id FROM {t('mailings')}")
-        mailings = tuple(sorted(mailing_id_of(r["id"]).hex for r in c.fetchall()))
-        groups: list[tuple[str, ...]] = []
+        groups = []
         chosen = sorted(contacts)
         for i in range(0, len(chosen), GROUP_CONTACTS):
             chunk = chosen[i : i + GROUP_CONTACTS]
             c.execute(views._q(f"SELECT rid FROM {t('recipients')} WHERE contact_id IN ({views._in(len(chunk))})"), chunk)
             rids = [uuid.UUID(str(r["rid"])).hex for r in c.fetchall()]
             groups.append(tuple(rids + [contact_id_of(cid).hex for cid in chunk]))
-    return ScopePlan(position, frozenset(contacts), summaries, considered, len(touched), mailings, tuple(groups))
+    return ScopePlan(position, len(contacts), mailings, tuple(groups), summaries, considered, len(touched))
+
+
+def _group(by_contact: dict[str, list[str]]) -> tuple[str, ...]:
+    return tuple([rid for rids in by_contact.values() for rid in rids] + [contact_id_of(cid).hex for cid in by_contact])
 
 
 def _with_views(plan: ScopePlan, affected: Partial) -> Partial:

@@ -12,7 +12,7 @@ import pytest
 from application.service import ResponsesApp
 from bench.journal import provider_events
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
-from projections.replay import scope_plan, what_if
+from projections.replay import contact_plan, scope_plan, what_if
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 RECIPIENTS = 120
@@ -98,10 +98,26 @@ def test_a_scoped_what_if_folds_only_the_contacts_the_change_can_touch(journal: 
     current = app.active_rules()
     plan = scope_plan(app, current, current.patched(RULESETS["soft bounces final"], version="what-if"), None)
     assert plan is not None
-    assert 0 < len(plan.contacts) < RECIPIENTS  # only contacts whose journals hold a soft bounce
+    assert 0 < plan.contacts < RECIPIENTS  # only contacts whose journals hold a soft bounce
     assert plan.considered == 2 * RECIPIENTS  # everyone is counted, from the views
-    # A statistics period is measured against every signal: the full replay.
-    assert scope_plan(app, current, current.patched({"statistics_period_days": 1}, version="what-if"), None) is None
+    # A statistics period is measured against every signal: every contact is folded (group by group).
+    everyone = current.patched({"statistics_period_days": 1}, version="what-if")
+    assert scope_plan(app, current, everyone, None) is None
+    whole = contact_plan(app, current, everyone, None)
+    assert whole is not None and whole.contacts == RECIPIENTS and whole.summaries is None
+    assert len(whole.groups) >= 1
+
+
+def test_views_behind_the_journal_mean_the_journal_is_streamed(journal: ResponsesApp) -> None:
+    app = journal
+    current = app.active_rules()
+    candidate = current.patched(RULESETS["soft bounces final"], version="what-if")
+    expected = what_if(app, current, candidate, sample=3, scoped=False)
+    app.follower = None  # nobody catches the views up
+    app.change_contact("c5", {"email": "c5@example.org"})
+    assert app.views_position() < app.journal_position()
+    assert contact_plan(app, current, candidate, None) is None
+    assert what_if(app, current, candidate, sample=3) == expected  # an email change moves no response
 
 
 def test_after_an_activation_the_rebuilt_views_keep_the_scope_index(journal: ResponsesApp) -> None:
