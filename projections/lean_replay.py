@@ -17,10 +17,13 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import sqlite3
+import sys
+import types
 import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -380,7 +383,8 @@ def run_partitions(
     pool = worker_pool(len(tasks))
     results: list[Partial | None] = [None] * len(tasks)
     try:
-        futures = {pool.submit(fold_partition, task): i for i, task in enumerate(tasks)}
+        with _main_unseen():  # workers start here, on the first submit
+            futures = {pool.submit(fold_partition, task): i for i, task in enumerate(tasks)}
     except BrokenProcessPool:
         _POOLS.pop(len(tasks), None)
         raise
@@ -404,6 +408,19 @@ def run_partitions(
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+@contextmanager
+def _main_unseen() -> Iterator[None]:
+    """Spawned workers import only what a fold needs (``fold_partition``'s module), not this
+    process's main module (the CLI's, the benchmark's: its imports, memory and start-up time)."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def worker_pool(size: int) -> ProcessPoolExecutor:

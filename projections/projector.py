@@ -81,7 +81,7 @@ class ProjectionStore(Protocol):
     def put_side(self, row: SideRow) -> None: ...
     def claim_side(self, bucket_seq_ids: list[str]) -> None: ...
     def put_wave_send(self, row: WaveSendRow) -> None: ...
-    def put_term(self, term: str, contact_id: str) -> None: ...
+    def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None: ...
 
 
 # Observers see each folded recipient signal (what-if diffs and history use them).
@@ -176,7 +176,7 @@ class Projector:
         wave = dispatch_wave(signal, row)
         if wave is not None:
             self.store.put_wave_send(WaveSendRow(row.mailing_id, wave, seq, row.contact_id, row.email))
-        self.store.put_term(signal_term(signal.source, signal.fields), row.contact_id)
+        self.store.put_term(signal.source, signal.fields, row.contact_id)
         if self.observer is not None:
             self.observer(row, signal, step)
 
@@ -289,5 +289,5 @@ class MemoryStore:
     def put_wave_send(self, row: WaveSendRow) -> None:
         """Send lists are kept by the view tables only (what-ifs do not need them)."""
 
-    def put_term(self, term: str, contact_id: str) -> None:
-        """The scope index is kept by the view tables only."""
+    def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None:
+        """The scope index (``signal_term`` → contacts) is kept by the view tables only."""

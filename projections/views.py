@@ -25,7 +25,7 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from domain.contacts import ContactState
 from domain.fold import RecipientState, SeenKeys
 from domain.signals import iso, parse_iso
-from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow, WaveSendRow
+from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow, WaveSendRow, signal_term
 
 _TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side", "wave_sends", "signal_terms")
 
@@ -187,8 +187,8 @@ class BatchStore(MemoryStore):
     def put_wave_send(self, row: WaveSendRow) -> None:
         self.wave_sends.append(row)
 
-    def put_term(self, term: str, contact_id: str) -> None:
-        self.terms.add((term, contact_id))
+    def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None:
+        self.terms.add((signal_term(source, fields), contact_id))
 
 
 class ViewsMixin:
