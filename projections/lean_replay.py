@@ -230,6 +230,9 @@ def _fold_rows(task: PartitionTask, rows: Iterator[tuple[Any, ...]]) -> Partial:
     before, after = MemoryStore(), MemoryStore()
     p_before, p_after = Projector(task.current, before), Projector(task.candidate, after)
     parts, part, only, light = task.parts, task.part, task.contacts, task.light
+    # Projector.apply, without its topic parsing: every topic read here has a handler
+    before_handlers = {t: p_before._handlers[t[len(TOPIC_PREFIX) :]] for t in REPLAY_TOPICS}
+    after_handlers = {t: p_after._handlers[t[len(TOPIC_PREFIX) :]] for t in REPLAY_TOPICS}
     mine: set[str] = set()
     loads = orjson.loads
     events = 0
@@ -260,8 +263,8 @@ def _fold_rows(task: PartitionTask, rows: Iterator[tuple[Any, ...]]) -> Partial:
         else:
             continue
         events += 1
-        p_before.apply(seq, oid, topic, data)
-        p_after.apply(seq, oid, topic, data)
+        before_handlers[topic](seq, oid, data)
+        after_handlers[topic](seq, oid, data)
     partial = diff(before, after, task.mailing_ids)
     partial.events = events
     return partial

@@ -91,7 +91,7 @@ def rebuild(
 # ---- what-if ------------------------------------------------------------------------------------
 
 
-GROUP_CONTACTS = 300  # contacts folded together in a scoped what-if (its memory follows one group)
+GROUP_CONTACTS = 1000  # contacts folded together in a scoped what-if (its memory follows one group)
 SCOPED_CONTACTS_A_WORKER = 5_000  # a what-if over fewer contacts than this a process folds them in one
 
 
