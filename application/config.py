@@ -11,6 +11,7 @@ DEFAULT_DATABASE_URL = "sqlite:///var/responses.db"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 DEFAULT_READY_MAX_LAG_SECONDS = 30.0
+DEFAULT_WHAT_IF_WAIT_SECONDS = 15.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
 DEFAULT_DISPATCH_SECONDS = 15.0  # well inside gunicorn's 30 s worker timeout, with the wait for the views before it
 
 
@@ -46,6 +47,10 @@ class Settings:
     ready_max_lag_seconds: float = DEFAULT_READY_MAX_LAG_SECONDS
     # one dispatch call decides recipients for about this long (checked between chunks), then answers
     dispatch_seconds: float = DEFAULT_DISPATCH_SECONDS
+    # a what-if the HTTP worker waited this long for is answered 202 {"job"} (the projection process runs it)
+    what_if_wait_seconds: float = DEFAULT_WHAT_IF_WAIT_SECONDS
+    # processes a replay (what-if) partitions recipients over, by contact: the projection process or the CLI
+    replay_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -60,6 +65,12 @@ class Settings:
         except ValueError as exc:
             raise ConfigError("SWEEP_INTERVAL_SECONDS must be a number of seconds (0: no periodic sweep)") from exc
         ready_max_lag = _seconds(env, "READY_MAX_LAG_SECONDS", DEFAULT_READY_MAX_LAG_SECONDS)
+        try:
+            replay_workers = int(env.get("REPLAY_WORKERS") or (os.cpu_count() or 1))
+        except ValueError as exc:
+            raise ConfigError("REPLAY_WORKERS must be a whole number of processes") from exc
+        if replay_workers < 1:
+            raise ConfigError("REPLAY_WORKERS must be at least 1")
         return cls(
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             api_tokens=_split(env.get("RESPONSES_API_TOKENS")),
@@ -69,6 +80,8 @@ class Settings:
             max_body_bytes=max_body,
             sweep_interval_seconds=max(0.0, sweep_interval),
             ready_max_lag_seconds=ready_max_lag,
+            what_if_wait_seconds=_seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS),
+            replay_workers=replay_workers,
         )
 
     @property

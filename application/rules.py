@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from contextlib import nullcontext
 from datetime import datetime
@@ -16,6 +17,7 @@ from domain.rules import DEFAULT_RULESET, DEFAULT_VERSION, InvalidRuleset, Rules
 from domain.signals import Signal, iso, parse_iso
 
 HISTORY_PAGE = 1000  # signals in one page of an audit history (the default and the most)
+JOB_POLL_SECONDS = 0.1  # how often a waiting request reads its what-if job
 
 
 class RuleUseCases:
@@ -157,21 +159,83 @@ class RuleUseCases:
 
     # ---- what-if ---------------------------------------------------------------------------------
 
+    def candidate_rules(self, rules: dict[str, Any] | str, current: Ruleset) -> Ruleset:
+        """The ruleset a what-if tries: a stored version, or a patch over ``current`` (InvalidRuleset, NotFound)."""
+        return self.ruleset(rules) if isinstance(rules, str) else current.patched(rules, version="what-if")
+
     def what_if(
         self,
         rules: dict[str, Any] | str,
         mailing_ids: list[str] | None = None,
         sample: int = 20,
         progress: Any = None,
+        current_version: str | None = None,
+        follow: Any = None,
     ) -> dict[str, Any]:
-        """Fold the journal under candidate rules (a patch over the active set, or a version) and diff."""
+        """Fold the journal under candidate rules (a patch over the active set, or a version) and diff.
+
+        Runs here, in this process (the CLI, the projection process): over ``REPLAY_WORKERS`` processes,
+        and only over the recipients the change can touch when the projection's index says which."""
         from projections.replay import what_if
 
-        current = self.active_rules()
-        candidate = self.ruleset(rules) if isinstance(rules, str) else current.patched(rules, version="what-if")
+        current = self.ruleset(current_version) if current_version else self.active_rules()
+        candidate = self.candidate_rules(rules, current)
         for mailing_id in mailing_ids or []:
             self.get_mailing_aggregate(mailing_id)
-        return what_if(self, current, candidate, mailing_ids, sample, progress)
+        if self.follower is not None:  # a scoped what-if reads the views beside the journal: caught up here
+            self.wait_for_views()  # type: ignore[attr-defined]
+        return what_if(self, current, candidate, mailing_ids, sample, progress, workers=self.settings.replay_workers, follow=follow)  # type: ignore[attr-defined]
+
+    def request_what_if(self, rules: dict[str, Any] | str, mailings: list[str] | None = None, sample: int = 20) -> str:
+        """Journal a what-if job (the projection process runs it); invalid rules and unknown mailings
+        are refused here, before anything is journaled."""
+        current = self.active_rules()
+        self.candidate_rules(rules, current)
+        for mailing_id in mailings or []:
+            self.get_mailing_aggregate(mailing_id)
+        request = {"rules": rules, "mailings": mailings, "sample": sample, "current": current.version}
+        job = Job(
+            job=uuid.uuid4().hex, kind="what-if", rules_version=rules if isinstance(rules, str) else "what-if",
+            requested_at=iso(now_utc()), request=request,
+        )
+        self.save(job)
+        return job.job
+
+    def start_what_if(
+        self, rules: dict[str, Any] | str, mailings: list[str] | None = None, sample: int = 20, wait_seconds: float = 15.0
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """A what-if as a journaled job, waited for up to ``wait_seconds``: (result, None) when it finished
+        in time, else (None, job id) to follow at ``GET /v1/jobs/{id}`` (a failed job too: its error is there).
+
+        The projection process runs the job (never an HTTP worker); an application whose follower is only
+        caught up on demand (tests, one-shot commands) runs it itself, here."""
+        job = self.request_what_if(rules, mailings, sample)
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            follower = self.follower
+            if follower is not None and not follower.running:
+                follower.run_jobs()
+            state = self.job(job)
+            if state["status"] == "done":
+                return state.get("result"), None
+            if state["status"] == "failed" or time.monotonic() >= deadline:
+                return None, job
+            time.sleep(min(JOB_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    def run_what_if_job(self, job: Job, progress: Any = None, follow: Any = None) -> dict[str, Any]:
+        """Execute a journaled what-if job's request (the projection process calls this)."""
+        request = job.request or {}
+        return self.what_if(
+            request["rules"], mailing_ids=request.get("mailings"), sample=int(request.get("sample", 20)),
+            progress=progress, current_version=request.get("current"), follow=follow,
+        )
+
+    def answer_job(self, job: str, result: dict[str, Any]) -> None:
+        def work(uow: UnitOfWork) -> None:
+            j: Job = uow.get(job_id(job))
+            j.answered(result=result, finished_at=iso(now_utc()))
+
+        self._in_transaction(work)
 
     # ---- audit history ------------------------------------------------------------------------
 

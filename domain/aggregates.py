@@ -385,21 +385,25 @@ class RulesBook(Aggregate):
 
 
 class Job(Aggregate):
-    """A long job (a rebuild under a ruleset version), executed by the projection process."""
+    """A long job, executed by the projection process: a rebuild under a ruleset version (kind
+    "activate"), or a what-if replay (kind "what-if": ``request`` holds what was asked, and the
+    answer is kept as ``result``)."""
 
     @staticmethod
-    def create_id(job: str, kind: str, rules_version: str, requested_at: str) -> UUID:
+    def create_id(job: str, kind: str, rules_version: str, requested_at: str, request: dict[str, Any] | None = None) -> UUID:
         return job_id(job)
 
     @event("Requested")
-    def __init__(self, job: str, kind: str, rules_version: str, requested_at: str):
+    def __init__(self, job: str, kind: str, rules_version: str, requested_at: str, request: dict[str, Any] | None = None):
         self.job = job
         self.kind = kind
         self.rules_version = rules_version
         self.requested_at = requested_at
+        self.request = request
         self.status = "running"
         self.progress = 0.0
         self.error: str | None = None
+        self.result: dict[str, Any] | None = None
 
     @event("Progressed")
     def progressed(self, progress: float) -> None:
@@ -412,6 +416,14 @@ class Job(Aggregate):
         if status == "done":
             self.progress = 1.0
 
+    @event("Answered")
+    def answered(self, result: dict[str, Any], finished_at: str) -> None:
+        """Done, with its answer (a what-if's result)."""
+        self.status = "done"
+        self.progress = 1.0
+        self.error = None
+        self.result = result
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.job,
@@ -420,4 +432,5 @@ class Job(Aggregate):
             "status": self.status,
             "progress": round(self.progress, 4),
             "error": self.error,
+            **({"result": self.result} if getattr(self, "result", None) is not None else {}),
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from domain.catalogue import (
     COUNTED,
@@ -111,9 +112,11 @@ class RecipientState:
         return self.opens > 0 or self.clicks > 0 or self.response in ("unsubscribed", "spam_complaint")
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """How one signal was folded: ``set`` / ``counted`` / ``ignored`` and why."""
+class Step(NamedTuple):
+    """How one signal was folded: ``set`` / ``counted`` / ``ignored`` and why.
+
+    A named tuple: immutable like a frozen dataclass, and built in a third of the time
+    (a replay builds two a signal)."""
 
     maps_to: str | None
     reason: str | None
@@ -159,15 +162,17 @@ def _target(signal: Signal, rules: Ruleset) -> tuple[str | None, str | None]:
 
 
 def _fold_new(s: RecipientState, signal: Signal, rules: Ruleset, mailing_start: datetime | None) -> Step:
-    if signal.source != SYSTEM:
+    source = signal.source
+    if source != SYSTEM:
         s.sent = True
-
-    if signal.source == SYSTEM and signal.fields.get("kind") == CONFIRMATION_CHECKED:
+    elif signal.fields.get("kind") == CONFIRMATION_CHECKED:
         return _confirmation_checked(s, signal, rules)
 
-    code, reason = _target(signal, rules)
+    target = rules.map(source, signal.fields)  # what _target says, for a signal that is not a confirmation check
+    code = target.code
     if code is None:
         return Step(None, None, IGNORED, "informational", s.response)
+    reason = signal.reason or target.reason
 
     group = RESPONSES[code].group
     if code == "sent_to_provider" or group in _SENT_GROUPS:
@@ -251,10 +256,11 @@ def _confirmation_checked(s: RecipientState, signal: Signal, rules: Ruleset) -> 
 
 
 def _period_closed(s: RecipientState, signal: Signal, rules: Ruleset, mailing_start: datetime | None) -> bool:
-    if rules.statistics_period_days is None:
+    period = rules.statistics_period
+    if period is None:
         return False
     anchor = s.sent_at or mailing_start
-    return anchor is not None and signal.received_at - anchor > timedelta(days=rules.statistics_period_days)
+    return anchor is not None and signal.received_at - anchor > period
 
 
 def _within(delivered_at: datetime | None, signal: Signal, window: int | None) -> bool:

@@ -126,6 +126,10 @@ DEFAULT_PROVIDER_MAPPINGS: dict[str, dict[str, Target]] = {
     },
 }
 
+# A system signal's ``kind`` is its response code (anything else is informational): built once.
+_SYSTEM_TARGETS: dict[str, Target] = {code: Target(code) for code in RESPONSES}
+_INFORMATIONAL = Target(None)
+
 DEFAULT_VERSION = "1"
 
 # A version names a path segment of the API (/v1/rules/{version}): ASCII letters, digits, ".", "_", "-".
@@ -222,8 +226,7 @@ class Ruleset:
     def map(self, source: str, fields: Mapping[str, str]) -> Target:
         """The response a signal's status fields map to (SPEC §6, §7 Details)."""
         if source == SYSTEM:
-            kind = fields.get("kind")
-            return Target(kind if kind in RESPONSES else None)
+            return _SYSTEM_TARGETS.get(fields.get("kind"), _INFORMATIONAL)  # type: ignore[arg-type]
         index = self._mapping_index.get(source)
         if index is None:
             return Target(None)
@@ -239,6 +242,11 @@ class Ruleset:
                 if fnmatchcase(value.lower(), pattern):
                     return target
         return Target(None)
+
+    @cached_property
+    def statistics_period(self) -> timedelta | None:
+        """``statistics_period_days`` as the fold compares it (built once, not once a signal)."""
+        return None if self.statistics_period_days is None else timedelta(days=self.statistics_period_days)
 
     def is_unsubscribe_link(self, url: str | None) -> bool:
         return bool(url) and any(p.search(url) for p in self._unsubscribe_patterns)  # type: ignore[arg-type]

@@ -44,6 +44,8 @@ ENVIRONMENT: dict[str, str] = {
     "MAX_BODY_BYTES": "request body limit, also after gunzip (default: 10485760)",
     "SWEEP_INTERVAL_SECONDS": "seconds between sweeps run by this process, 0 for none (default: 300)",
     "READY_MAX_LAG_SECONDS": "/readyz answers 503 once the views are behind and still for longer (default: 30)",
+    "REPLAY_WORKERS": "processes a what-if replay is partitioned over, by contact (default: the CPU count)",
+    "WHAT_IF_WAIT_SECONDS": "POST /v1/what-if answers 200 within this, else 202 {\"job\"} (default: 15)",
 }
 SERVICE_ENV = tuple(ENVIRONMENT)
 
@@ -230,7 +232,7 @@ def add_project(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "Keeps the views current, runs rule activations (rebuilds) and the sweep every\n"
         "SWEEP_INTERVAL_SECONDS. One process per database follows; a second one stands by and\n"
         "takes over when the first goes away. Stops cleanly on SIGTERM or Ctrl-C.",
-        ("DATABASE_URL", "SWEEP_INTERVAL_SECONDS"),
+        ("DATABASE_URL", "SWEEP_INTERVAL_SECONDS", "REPLAY_WORKERS"),
     )
     p.add_argument("--report-every", type=float, default=10.0, metavar="SECONDS", help="log the position and lag this often (when they moved)")
     p.set_defaults(func=project)
@@ -497,7 +499,7 @@ def add_what_if(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         '  {"responses": {"soft_bounce": {"final": true}}}\n'
         "or the version of a stored ruleset (GET /v1/rules). The text answer shows only what\n"
         "changes: transitions, per-mailing counters and rates, contacts (un)suppressed, examples.",
-        ("DATABASE_URL",),
+        ("DATABASE_URL", "REPLAY_WORKERS"),
     )
     p.add_argument("rules", metavar="RULES.json", help="a ruleset document file, or a stored ruleset version")
     p.add_argument("--mailing", action="append", metavar="ID", help="only this mailing (repeat for more; default: every mailing)")

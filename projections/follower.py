@@ -259,11 +259,19 @@ class ViewFollower:
 
     # ---- background thread ----------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        """Following in a thread of its own (else it is caught up on demand by whoever waits)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def run_jobs(self) -> int:
-        """Run the journaled jobs still pending (rule activations: a rebuild, then the swap)."""
+        """Run the journaled jobs still pending (rule activations: a rebuild, then the swap; what-ifs)."""
         jobs, position = self.app.pending_jobs()
         for job in jobs:
-            self.execute(job.job, job.rules_version)
+            if job.kind == "what-if":
+                self.execute_what_if(job)
+            else:
+                self.execute(job.job, job.rules_version)
         if jobs or position:
             self.app.jobs_done_up_to(position)
         return len(jobs)
@@ -291,6 +299,26 @@ class ViewFollower:
         else:
             app.update_job(job, status="done")
             log.info("job %s: rules %s active", job, version)
+
+    def execute_what_if(self, job: Any) -> None:
+        """A what-if job: the replay (over ``REPLAY_WORKERS`` processes), its answer kept in the job."""
+        app = self.app
+        last = [time.monotonic()]
+
+        def report(done: int, end: int) -> None:
+            now = time.monotonic()
+            if end and now - last[0] >= 1.0:
+                last[0] = now
+                app.update_job(job.job, progress=min(done / end, 0.99))
+
+        try:
+            result = app.run_what_if_job(job, progress=report, follow=self._follow_during_rebuild(job.job))
+        except Exception as exc:
+            log.exception("job %s (what-if) failed", job.job)
+            app.update_job(job.job, status="failed", error=f"{type(exc).__name__}: {exc}")
+        else:
+            app.answer_job(job.job, result)
+            log.info("job %s: what-if answered", job.job)
 
     def _follow_during_rebuild(self, job: str) -> Callable[[], None]:
         """Between rebuild batches, one batch of the generation being replaced, so it keeps serving.

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Protocol
 
+import orjson
+
 from domain.contacts import ContactState, apply_command, apply_signal_effect
 from domain.fold import RecipientState, Step, fold_into
 from domain.rules import Ruleset
@@ -79,6 +81,7 @@ class ProjectionStore(Protocol):
     def put_side(self, row: SideRow) -> None: ...
     def claim_side(self, bucket_seq_ids: list[str]) -> None: ...
     def put_wave_send(self, row: WaveSendRow) -> None: ...
+    def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None: ...
 
 
 # Observers see each folded recipient signal (what-if diffs and history use them).
@@ -173,6 +176,7 @@ class Projector:
         wave = dispatch_wave(signal, row)
         if wave is not None:
             self.store.put_wave_send(WaveSendRow(row.mailing_id, wave, seq, row.contact_id, row.email))
+        self.store.put_term(signal.source, signal.fields, row.contact_id)
         if self.observer is not None:
             self.observer(row, signal, step)
 
@@ -220,6 +224,17 @@ class Projector:
 
     def _unmatched_claimed(self, _seq: int, oid: str, d: dict[str, Any]) -> None:
         self.store.claim_side([f"{oid}:{key}" for key in d["keys"]])
+
+
+def signal_term(source: str, fields: dict[str, str]) -> str:
+    """What a ruleset maps of a signal (its source and status fields), as one index term: the scoped
+    what-if finds the contacts whose journals hold signals a rule change maps differently."""
+    return source + "\x1f" + orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def parse_term(term: str) -> tuple[str, dict[str, str]]:
+    source, _, fields = term.partition("\x1f")
+    return source, orjson.loads(fields)
 
 
 def dispatch_wave(signal: Signal, row: RecipientRow) -> int | None:
@@ -273,3 +288,6 @@ class MemoryStore:
 
     def put_wave_send(self, row: WaveSendRow) -> None:
         """Send lists are kept by the view tables only (what-ifs do not need them)."""
+
+    def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None:
+        """The scope index (``signal_term`` → contacts) is kept by the view tables only."""

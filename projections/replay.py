@@ -7,19 +7,23 @@ the recipients and contacts in scope, never with the number of signals read.
 from __future__ import annotations
 
 import random
-from collections import Counter
+import uuid
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from domain.aggregates import contact_id_of, mailing_id_of
 from domain.catalogue import response_object
-from domain.contacts import ContactState
 from domain.fold import RecipientState, fold
 from domain.rules import Ruleset
 from domain.signals import Signal, iso
 from projections.follower import apply_batch, decode, originator_key
-from projections.projector import MemoryStore, Projector, RecipientRow
+from projections.lean_replay import JournalSource, Partial, PartitionTask, combine, merge, run_partitions
+from projections.projector import Projector
+from projections.scope import touched_terms
 from projections.summary import SummaryBuilder
+from projections.views import terms_key
 
 if TYPE_CHECKING:
     from application.service import ResponsesApp
@@ -87,6 +91,25 @@ def rebuild(
 # ---- what-if ------------------------------------------------------------------------------------
 
 
+GROUP_CONTACTS = 1000  # contacts folded together in a scoped what-if (its memory follows one group)
+SCOPED_CONTACTS_A_WORKER = 5_000  # a what-if over fewer contacts than this a process folds them in one
+
+
+@dataclass
+class ScopePlan:
+    """A what-if read contact by contact: the aggregates of ``groups`` (whole contacts a group) are
+    folded, a group at a time. Scoped (``summaries`` set): only the contacts a change can touch, and
+    everyone else is as the views (at ``position``) say; else every contact the views know."""
+
+    position: int
+    contacts: int
+    mailings: tuple[str, ...]  # every mailing's aggregate (hex ids): its events are read with each group
+    groups: tuple[tuple[str, ...], ...]  # the contacts' recipients and contact aggregates (hex ids)
+    summaries: dict[str, SummaryBuilder] | None = None  # the views' summary of each mailing (current rules)
+    considered: int = 0
+    terms: int | None = None
+
+
 def what_if(
     app: "ResponsesApp",
     current: Ruleset,
@@ -94,83 +117,168 @@ def what_if(
     mailing_ids: list[str] | None = None,
     sample: int = 20,
     progress: Progress | None = None,
+    workers: int = 1,
+    follow: Callable[[], None] | None = None,
+    scoped: bool = True,
+    light: bool = True,
 ) -> dict[str, Any]:
-    """Fold the journal under the current and the candidate rules; answer the difference. Views are untouched."""
-    before = MemoryStore()
-    after = MemoryStore()
-    p_before, p_after = Projector(current, before), Projector(candidate, after)
-    for seq, oid, topic, data in stream_journal(app, progress):
-        p_before.apply(seq, oid, topic, data)
-        p_after.apply(seq, oid, topic, data)
+    """Fold the journal under the current and the candidate rules; answer the difference. Views are untouched.
 
-    scope = set(mailing_ids) if mailing_ids else None
-    transitions: Counter[tuple[str, str]] = Counter()
-    changed_rows: list[tuple[RecipientRow, RecipientRow]] = []
-    counters_changed = 0
-    summaries: dict[str, tuple[SummaryBuilder, SummaryBuilder]] = {}
-    contacts_in_scope: set[str] = set()
-    considered = 0
-    for rid, b in before.recipients.items():
-        if scope is not None and b.mailing_id not in scope:
-            continue
-        a = after.recipients[rid]
-        considered += 1
-        contacts_in_scope.add(b.contact_id)
-        sb, sa = summaries.setdefault(b.mailing_id, (SummaryBuilder(), SummaryBuilder()))
-        _add(sb, b.state)
-        _add(sa, a.state)
-        if b.state.response != a.state.response:
-            transitions[(b.state.response, a.state.response)] += 1
-            changed_rows.append((b, a))
-        if (b.state.opens, b.state.clicks) != (a.state.opens, a.state.clicks):
-            counters_changed += 1
-            if b.state.response == a.state.response:
-                changed_rows.append((b, a))
+    With views that are current, recipients are read contact by contact (a group of whole contacts
+    at a time: memory follows a group, not the journal), the groups shared among ``workers``
+    processes; a change the scope index can bound (``projections.scope``) folds only the contacts it
+    can touch. Otherwise the journal is streamed in order, partitioned by contact over the workers.
+    ``scoped=False`` forces that streamed full replay; ``light=False`` folds full ``Signal`` objects
+    (both for comparisons in tests)."""
+    source = JournalSource.of(app)
+    mids = tuple(mailing_ids) if mailing_ids else None
+    plan = contact_plan(app, current, candidate, mids) if scoped else None
+    parts = max(1, workers)
+    if plan is None:
+        end = app.journal_position()
+        tasks = [PartitionTask(source, end, current, candidate, k, parts, mids, light=light) for k in range(parts)]
+        partial = merge(run_partitions(tasks, follow, progress))
+    else:
+        end = plan.position
+        parts = max(1, min(parts, len(plan.groups), plan.contacts // SCOPED_CONTACTS_A_WORKER))
+        tasks = [
+            PartitionTask(source, end, current, candidate, 0, 1, mids, light=light, mailings=plan.mailings, groups=plan.groups[k::parts])
+            for k in range(parts)
+        ]
+        partial = merge(run_partitions(tasks, follow, progress)) if plan.groups else Partial()
+        if plan.summaries is not None:
+            partial = _with_views(plan, partial)
+    if progress is not None:
+        progress(end, end)
+    return _answer(app, current, candidate, partial, sample)
 
-    newly, no_longer = [], []
-    for cid in sorted(contacts_in_scope if scope is not None else set(before.contacts) | set(after.contacts)):
-        was = (before.contacts.get(cid) or ContactState()).suppressed
-        now = (after.contacts.get(cid) or ContactState()).suppressed
-        if now and not was:
-            newly.append(cid)
-        elif was and not now:
-            no_longer.append(cid)
 
+def scope_plan(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, mailing_ids: tuple[str, ...] | None) -> ScopePlan | None:
+    """The scoped plan, or None when the change can touch anyone (or the views cannot say whom)."""
+    plan = contact_plan(app, current, candidate, mailing_ids)
+    return plan if plan is not None and plan.summaries is not None else None
+
+
+def contact_plan(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, mailing_ids: tuple[str, ...] | None) -> ScopePlan | None:
+    """Which contacts to fold, from the active views: the ones the change can touch (their scope
+    index, views of the current rules), else all of them; None when the views are behind the journal."""
+    views = app.views
+    g = app.generation()
+    indexed = views.get_meta(terms_key(g)) == "1" and app.active_version() == current.version
+    t = lambda name: views.t(g, name)  # noqa: E731
+    with views.cursor(commit=False) as c:
+        if app.settings.is_postgres:  # one snapshot: the position, the index and the summaries agree
+            c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        position = views._position_in(c, g)
+        if position < app.journal_position():  # views behind: the journal's end is the answer's, stream it all
+            return None
+        c.execute(f"SELECT id FROM {t('mailings')}")
+        mailings = tuple(sorted(mailing_id_of(r["id"]).hex for r in c.fetchall()))
+        touched = None
+        if indexed:
+            c.execute(f"SELECT DISTINCT term FROM {t('signal_terms')}")
+            touched = touched_terms(current, candidate, [r["term"] for r in c.fetchall()])
+        if touched is None:  # everyone: every contact's recipients, from the views, grouped
+            c.execute(f"SELECT contact_id, rid FROM {t('recipients')} ORDER BY contact_id")
+            by_contact: dict[str, list[str]] = {}
+            groups: list[tuple[str, ...]] = []
+            n_contacts = 0
+            for r in c.fetchall():
+                if r["contact_id"] not in by_contact:
+                    n_contacts += 1
+                if r["contact_id"] not in by_contact and len(by_contact) >= GROUP_CONTACTS:
+                    groups.append(_group(by_contact))
+                    by_contact = {}
+                by_contact.setdefault(r["contact_id"], []).append(uuid.UUID(str(r["rid"])).hex)
+            if by_contact:
+                groups.append(_group(by_contact))
+            return ScopePlan(position, n_contacts, mailings, tuple(groups))
+        contacts: set[str] = set()
+        chosen = sorted(touched)
+        for i in range(0, len(chosen), 500):
+            chunk = chosen[i : i + 500]
+            c.execute(views._q(f"SELECT DISTINCT contact_id FROM {t('signal_terms')} WHERE term IN ({views._in(len(chunk))})"), chunk)
+            contacts.update(r["contact_id"] for r in c.fetchall())
+        c.execute(
+            f"SELECT mailing_id, response, reason, sent, unique_open, clicks > 0 AS clicked, COUNT(*) AS n, "
+            f"SUM(opens) AS opens, SUM(clicks) AS clicks FROM {t('recipients')} "
+            "GROUP BY mailing_id, response, reason, sent, unique_open, clicks > 0"
+        )
+        summaries: dict[str, SummaryBuilder] = {}
+        considered = 0
+        for r in c.fetchall():
+            if mailing_ids is not None and r["mailing_id"] not in mailing_ids:
+                continue
+            summaries.setdefault(r["mailing_id"], SummaryBuilder()).add(
+                r["response"], r["reason"], bool(r["sent"]), bool(r["unique_open"]), int(r["opens"]), int(r["clicks"]),
+                unique_click=bool(r["clicked"]), count=int(r["n"]),
+            )
+            considered += int(r["n"])
+        groups = []
+        chosen = sorted(contacts)
+        for i in range(0, len(chosen), GROUP_CONTACTS):
+            chunk = chosen[i : i + GROUP_CONTACTS]
+            c.execute(views._q(f"SELECT rid FROM {t('recipients')} WHERE contact_id IN ({views._in(len(chunk))})"), chunk)
+            rids = [uuid.UUID(str(r["rid"])).hex for r in c.fetchall()]
+            groups.append(tuple(rids + [contact_id_of(cid).hex for cid in chunk]))
+    return ScopePlan(position, len(contacts), mailings, tuple(groups), summaries, considered, len(touched))
+
+
+def _group(by_contact: dict[str, list[str]]) -> tuple[str, ...]:
+    return tuple([rid for rids in by_contact.values() for rid in rids] + [contact_id_of(cid).hex for cid in by_contact])
+
+
+def _with_views(plan: ScopePlan, affected: Partial) -> Partial:
+    """The whole answer from the views' summaries and the folded contacts: after = views − their before + their after."""
+    whole = Partial(
+        considered=plan.considered, transitions=affected.transitions, counters_changed=affected.counters_changed,
+        changed=affected.changed, newly=affected.newly, no_longer=affected.no_longer, events=affected.events,
+    )
+    for mailing, views_summary in plan.summaries.items():
+        before, after = SummaryBuilder(), SummaryBuilder()
+        combine(before, views_summary)
+        combine(after, views_summary)
+        if mailing in affected.summaries:
+            sb, sa = affected.summaries[mailing]
+            combine(after, sb, -1)
+            combine(after, sa)
+        whole.summaries[mailing] = (before, after)
+    return whole
+
+
+def _answer(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, p: Partial, sample: int) -> dict[str, Any]:
     rng = random.Random(0)
-    examples_rows = changed_rows if len(changed_rows) <= sample else rng.sample(changed_rows, sample)
+    rows = p.changed if len(p.changed) <= sample else rng.sample(p.changed, sample)
     examples = [
         {
-            "mailing_id": b.mailing_id,
-            "contact_id": b.contact_id,
-            "before": _recipient_view(b.state),
-            "after": _recipient_view(a.state),
-            "explanation": app.history(b.mailing_id, b.contact_id, rules=candidate)["signals"],
+            "mailing_id": mailing_id,
+            "contact_id": contact_id,
+            "before": _brief_view(b),
+            "after": _brief_view(a),
+            "explanation": app.history(mailing_id, contact_id, rules=candidate)["signals"],
         }
-        for b, a in sorted(examples_rows, key=lambda pair: pair[0].seq)
+        for _, mailing_id, contact_id, b, a in sorted(rows, key=lambda row: row[0])
     ]
     return {
         "rules": {"current": current.version, "candidate": candidate.version},
-        "recipients": considered,
-        "changed": sum(transitions.values()),
-        "counters_changed": counters_changed,
+        "recipients": p.considered,
+        "changed": sum(p.transitions.values()),
+        "counters_changed": p.counters_changed,
         "transitions": [
-            {"from": f, "to": t, "count": n} for (f, t), n in sorted(transitions.items(), key=lambda kv: (-kv[1], kv[0]))
+            {"from": f, "to": t, "count": n} for (f, t), n in sorted(p.transitions.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
-        "mailings": {m: {"before": sb.result(), "after": sa.result()} for m, (sb, sa) in sorted(summaries.items())},
+        "mailings": {m: {"before": sb.result(), "after": sa.result()} for m, (sb, sa) in sorted(p.summaries.items())},
         "contacts": {
-            "newly_suppressed": {"count": len(newly), "sample": newly[:sample]},
-            "no_longer_suppressed": {"count": len(no_longer), "sample": no_longer[:sample]},
+            "newly_suppressed": {"count": len(p.newly), "sample": p.newly[:sample]},
+            "no_longer_suppressed": {"count": len(p.no_longer), "sample": p.no_longer[:sample]},
         },
         "examples": examples,
     }
 
 
-def _add(builder: SummaryBuilder, s: RecipientState) -> None:
-    builder.add(s.response, s.reason, s.sent, s.unique_open, s.opens, s.clicks)
-
-
-def _recipient_view(s: RecipientState) -> dict[str, Any]:
-    return {"response": response_object(s.response, s.reason), "opens": s.opens, "clicks": s.clicks}
+def _brief_view(b: tuple[str, str | None, int, int]) -> dict[str, Any]:
+    response, reason, opens, clicks = b
+    return {"response": response_object(response, reason), "opens": opens, "clicks": clicks}
 
 
 # ---- audit history -------------------------------------------------------------------------------

@@ -25,9 +25,14 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from domain.contacts import ContactState
 from domain.fold import RecipientState, SeenKeys
 from domain.signals import iso, parse_iso
-from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow, WaveSendRow
+from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow, WaveSendRow, signal_term
 
-_TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side", "wave_sends")
+_TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side", "wave_sends", "signal_terms")
+
+
+def terms_key(generation: int) -> str:
+    """Meta key: this generation keeps the scope index (``signal_terms``) from its first event."""
+    return f"views-g{generation}-terms"
 
 
 def url_key(url: str) -> str:
@@ -125,6 +130,7 @@ class BatchStore(MemoryStore):
         self.dirty_contacts: set[str] = set()
         self.dirty_sides: set[str] = set()
         self.wave_sends: list[WaveSendRow] = []
+        self.terms: set[tuple[str, str]] = set()
         self._missing: set[tuple[str, str]] = set()
 
     def preload(self, rids: Iterable[str], contact_ids: Iterable[str]) -> None:
@@ -181,6 +187,9 @@ class BatchStore(MemoryStore):
     def put_wave_send(self, row: WaveSendRow) -> None:
         self.wave_sends.append(row)
 
+    def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None:
+        self.terms.add((signal_term(source, fields), contact_id))
+
 
 class ViewsMixin:
     """View SQL shared by both stores; ``?`` placeholders become ``%s`` on PostgreSQL."""
@@ -229,6 +238,9 @@ class ViewsMixin:
             # each dispatch wave's sent_to_provider decisions, in decision order: its send list, read again
             f"CREATE TABLE IF NOT EXISTS {t('wave_sends')} (mailing_id TEXT NOT NULL, wave INTEGER NOT NULL, "
             "seq BIGINT NOT NULL, contact_id TEXT NOT NULL, email TEXT, PRIMARY KEY (mailing_id, wave, seq))",
+            # the scope index: which contacts' journals hold signals of each (source, status fields)
+            f"CREATE TABLE IF NOT EXISTS {t('signal_terms')} (term TEXT NOT NULL, contact_id TEXT NOT NULL, "
+            "PRIMARY KEY (term, contact_id))",
         ]
 
     def meta_ddl(self) -> list[str]:
@@ -243,13 +255,21 @@ class ViewsMixin:
 
     def create_views(self, generation: int) -> None:
         with self.cursor(commit=True) as c:
+            fresh = self._position_in(c, generation) == 0
             for statement in self.meta_ddl() + self.view_ddl(generation):
                 c.execute(statement)
+            if fresh:  # indexed from its first event: complete (an older generation lacks it until rebuilt)
+                self.set_meta({terms_key(generation): "1"}, cursor=c)
             # The generation's tracking row exists from the start, so every batch can lock it.
             c.execute(
                 self._q(f"INSERT INTO {self.tracking_table()} (application_name, notification_id) VALUES (?, 0) ON CONFLICT DO NOTHING"),
                 (tracking_name(generation),),
             )
+
+    def _position_in(self, c: Any, generation: int) -> int:
+        c.execute(self._q(f"SELECT notification_id FROM {self.tracking_table()} WHERE application_name = ?"), (tracking_name(generation),))
+        row = c.fetchone()
+        return int(row["notification_id"]) if row else 0
 
     def tracking_table(self) -> str:
         name = getattr(self, "tracking_table_name", "tracking")
@@ -331,6 +351,7 @@ class ViewsMixin:
         self._upsert(c, g, "wave_sends", WAVE_SEND_COLUMNS, ("mailing_id", "wave", "seq"), [
             (w.mailing_id, w.wave, w.seq, w.contact_id, w.email) for w in store.wave_sends
         ], update=False)
+        self._upsert(c, g, "signal_terms", ("term", "contact_id"), ("term", "contact_id"), sorted(store.terms), update=False)
         if store.claimed:
             c.executemany(self._q(f"UPDATE {self.t(g, 'side')} SET claimed = 1 WHERE id = ?"), [(i,) for i in store.claimed])
 

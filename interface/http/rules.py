@@ -6,7 +6,7 @@ from datetime import timezone
 from typing import Any
 
 import marshmallow as ma
-from flask import request
+from flask import Response, jsonify, request
 from marshmallow import validate
 
 from application.rules import HISTORY_PAGE
@@ -77,6 +77,10 @@ class JobSchema(ma.Schema):
     status = ma.fields.String(required=True, validate=validate.OneOf(["running", "done", "failed"]))
     progress = ma.fields.Float(required=True)
     error = ma.fields.String(allow_none=True)
+    result = ma.fields.Nested(
+        lambda: WhatIfSchema(),
+        metadata={"description": 'a what-if job\'s answer (kind "what-if"), once status is "done"; absent until then'},
+    )
 
 
 class JobAcceptedSchema(ma.Schema):
@@ -219,7 +223,7 @@ def activate(version: str) -> dict[str, Any]:
 
 
 @blp.route("/jobs/<job>", methods=["GET"])
-@blp.doc(summary="An activation job's status and progress")
+@blp.doc(summary="A job's status and progress (an activation, a what-if: with its result once done)")
 @blp.response(200, JobSchema)
 @blp.alt_response(404, schema=ErrorSchema)
 def get_job(job: str) -> dict[str, Any]:
@@ -227,18 +231,32 @@ def get_job(job: str) -> dict[str, Any]:
 
 
 @blp.route("/what-if", methods=["POST"])
-@blp.doc(summary="Preview a rule change against all history (the views do not move)")
+@blp.doc(
+    summary="Preview a rule change against all history (the views do not move)",
+    description="Answered 200 when the replay finishes within about 15 s (WHAT_IF_WAIT_SECONDS); otherwise 202 "
+    '{"job": id}: the projection process goes on with it, and GET /v1/jobs/{id} carries the `result` once done.',
+)
 @blp.arguments(WhatIfRequestSchema)
 @blp.response(200, WhatIfSchema)
+@blp.alt_response(202, schema=JobAcceptedSchema, description="still running: follow GET /v1/jobs/{job}")
+@blp.alt_response(404, schema=ErrorSchema, description="an unknown ruleset version or mailing")
 @blp.alt_response(422, schema=ErrorSchema)
-def what_if(body: dict[str, Any]) -> dict[str, Any]:
+def what_if(body: dict[str, Any]) -> Any:
     rules = body["rules"]
     if not isinstance(rules, (dict, str)):
         raise ApiError(422, "rules is a ruleset document or a version", details={"rules": ["a ruleset object or a version string"]})
+    app = service()
     try:
-        return service().what_if(rules, mailing_ids=body["mailings"], sample=body["sample"])
+        result, job = app.start_what_if(
+            rules, mailings=body["mailings"], sample=body["sample"], wait_seconds=app.settings.what_if_wait_seconds
+        )
     except InvalidRuleset as exc:
         raise _invalid(exc) from None
+    if result is not None:
+        return result
+    accepted: Response = jsonify(JobAcceptedSchema().dump({"job": job}))
+    accepted.status_code = 202
+    return accepted
 
 
 @blp.route("/mailings/<mailing_id>/recipients/<contact_id>/history", methods=["GET"])
