@@ -1,7 +1,7 @@
 """`make bench`: SPEC §10's targets, measured against raw baselines in the same run.
 
     python -m bench [--quick] [--signals N] [--big N] [--http-recipients N] [--http-batches N] [--crash-recipients N]
-                    [--hot-prior N] [--dispatch N] [--only ingest,pg,hot,dispatch,replay,memory,http,lag,crash] [--json PATH]
+                    [--hot-prior N] [--dispatch N] [--only ingest,pg,hot,dispatch,replay,http,lag,crash] [--json PATH]
 
 Writes var/bench.json (the machine, the sizes, every figure) beside the table it prints.
 
@@ -19,23 +19,16 @@ import argparse
 import os
 import platform
 import sqlite3
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import orjson
 
-from application.config import Settings
-from application.service import ResponsesApp
 from bench.http_load import bench_crash, bench_http
-from bench.journal import build_journal, provider_events
-from domain.signals import ParsedBatch
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
 
 def machine() -> str:
@@ -72,82 +65,20 @@ def machine_facts() -> dict[str, Any]:
     return facts
 
 
-def fresh_app(directory: Path, name: str) -> ResponsesApp:
-    return ResponsesApp(Settings(database_url=f"sqlite:///{directory / name}"))
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def setup_campaign(app: ResponsesApp, recipients: int) -> None:
-    app.create_mailing({"id": "bench", "name": "Bench", "category": "bulk", "provider": "unione"})
-    app.add_audience("bench", [{"contact_id": f"c{i}", "email": f"user{i}@example.com"} for i in range(recipients)])
-    from projections.follower import ViewFollower
-
-    app.follower = ViewFollower(app)
-    while app.dispatch("bench", now=T0)["remaining"]:
-        pass
-
-
-def bench_replay(work: Path, signals: int, report: list[tuple[str, str, str, str]], results: dict[str, Any]) -> None:
-    path = work / "replay.db"
-    build_journal(path, recipients=max(1, signals // 5), signals=signals, start=T0)
-    app = ResponsesApp(Settings(database_url=f"sqlite:///{path}"))
-
-    def raw() -> int:
-        n = 0
-        con = sqlite3.connect(path)
-        for (state,) in con.execute("SELECT state FROM stored_events ORDER BY rowid"):
-            orjson.loads(state)
-            n += 1
-        return n
-
-    raw_time = timed(raw)
-    fold_time = timed(lambda: app.what_if({"statistics_period_days": 7}))
-    events = app.journal_position()
-    app.close()
-    results["replay_signals_per_s"] = round(events / fold_time)
-    results["replay_ratio_raw"] = round(raw_time / fold_time, 3)
-    report.append(("what-if fold (two rulesets at once)", f"{events / fold_time:,.0f} events/s", f"{events / raw_time:,.0f} rows/s raw SELECT+orjson", f"{raw_time / fold_time:.2f} × raw (target ≥ 0.4)"))
-
-
-def bench_memory(work: Path, big: int, report: list[tuple[str, str, str, str]], results: dict[str, Any]) -> None:
-    path = work / "big.db"
-    print(f"  building a journal of {big:,} signals …", flush=True)
-    build_journal(path, recipients=max(1, big // 10), signals=big, start=T0, progress=True)
-    code = (
-        "import resource, sys\n"
-        "from application.config import Settings\n"
-        "from application.service import ResponsesApp\n"
-        f"app = ResponsesApp(Settings(database_url='sqlite:///{path}'))\n"
-        "app.what_if({'responses': {'soft_bounce': {'final': True}}})\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-    )
-    started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    elapsed = time.perf_counter() - started
-    peak_mib = int(out.strip().splitlines()[-1]) / 1024
-    results.update(whatif_signals=big, whatif_seconds=round(elapsed, 2), whatif_peak_rss_mib=round(peak_mib, 1))
-    report.append((f"what-if over {big:,} signals", f"peak RSS {peak_mib:,.0f} MiB", f"{elapsed:,.1f} s", f"{'ok' if peak_mib < 300 else 'OVER'} (target < 300 MiB)"))
-
-
 QUICK = {"signals": 5_000, "big": 100_000, "http_recipients": 5_000, "http_batches": 100, "crash_recipients": 1_000, "hot_prior": 10_000, "dispatch": 5_000}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--signals", type=int, default=20_000, help="signals for the ingest and replay comparisons")
-    parser.add_argument("--big", type=int, default=1_000_000, help="signals for the what-if run (time, memory, scoped)")
+    parser.add_argument("--big", type=int, default=1_000_000, help="signals of the replay and what-if journal (ratios, time, memory, scoped)")
     parser.add_argument("--http-recipients", type=int, default=20_000, help="audience of the HTTP load's mailing (http, lag)")
     parser.add_argument("--http-batches", type=int, default=400, help="at most this many UniOne batches of 100 in the HTTP load")
     parser.add_argument("--crash-recipients", type=int, default=5_000, help="audience of each crash run (SQLite, PostgreSQL)")
     parser.add_argument("--hot-prior", type=int, default=40_000, help="signals already in the hot recipient's journal")
     parser.add_argument("--dispatch", type=int, default=20_000, help="recipients dispatched (SQLite, PostgreSQL)")
     parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK") == "1", help="smaller sizes (QUICK=1): under 5 minutes")
-    parser.add_argument("--only", default="ingest,pg,hot,dispatch,replay,memory,http,lag,crash")
+    parser.add_argument("--only", default="ingest,pg,hot,dispatch,replay,http,lag,crash")
     parser.add_argument("--json", default="var/bench.json", help="where the machine-readable results go")
     args = parser.parse_args(argv)
     shrunk: dict[str, tuple[int, int]] = {}
@@ -163,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                                "quick": bool(args.quick), "sizes": {k: getattr(args, k) for k in QUICK}}
     print(f"machine: {machine()}")
     from bench.ingest import bench_dispatch, bench_hot_recipient, bench_pg_ingest, bench_sqlite_ingest
+    from bench.replay import bench_replay_all
 
     with tempfile.TemporaryDirectory(prefix="responses-bench-") as tmp:
         work = Path(tmp)
@@ -171,8 +103,7 @@ def main(argv: list[str] | None = None) -> None:
             ("pg", lambda: bench_pg_ingest(args.signals, report, results)),
             ("hot", lambda: bench_hot_recipient(work, report, results, prior=args.hot_prior)),
             ("dispatch", lambda: bench_dispatch(work, args.dispatch, report, results)),
-            ("replay", lambda: bench_replay(work, args.signals * 5, report, results)),
-            ("memory", lambda: bench_memory(work, args.big, report, results)),
+            ("replay", lambda: bench_replay_all(work, args.big, report, results)),
         ]
         for name, step in steps:
             if name in only:
