@@ -19,7 +19,6 @@ import argparse
 import os
 import platform
 import sqlite3
-import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
