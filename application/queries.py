@@ -123,12 +123,11 @@ class Queries:
     # ---- analytics ---------------------------------------------------------------------
 
     def _grouped(self, mailing_id: str | None) -> list[Any]:
-        where, params = ("WHERE mailing_id = ?", (mailing_id,)) if mailing_id is not None else ("", ())
+        """The recipients in groups alike, from the ``mailing_stats`` view (the projector keeps it: no audience is read)."""
+        where, params = ("WHERE mailing_id = ? AND recipients > 0", (mailing_id,)) if mailing_id is not None else ("WHERE recipients > 0", ())
         return self._fetch(
-            "SELECT mailing_id, response, reason, sent, unique_open, "
-            "CASE WHEN clicks > 0 THEN 1 ELSE 0 END AS clicked, COUNT(*) AS n, SUM(opens) AS opens, SUM(clicks) AS clicks "
-            f"FROM {self._t('recipients')} {where} GROUP BY mailing_id, response, reason, sent, unique_open, "
-            "CASE WHEN clicks > 0 THEN 1 ELSE 0 END",
+            "SELECT mailing_id, response, NULLIF(reason, '') AS reason, sent, unique_open, clicked, recipients AS n, opens, clicks "
+            f"FROM {self._t('mailing_stats')} {where}",
             params,
         )
 
