@@ -46,6 +46,8 @@ class Settings:
     ready_max_lag_seconds: float = DEFAULT_READY_MAX_LAG_SECONDS
     # one dispatch call decides recipients for about this long (checked between chunks), then answers
     dispatch_seconds: float = DEFAULT_DISPATCH_SECONDS
+    # signs the marketer pages' sessions (RESPONSES_SECRET_KEY); None: a key kept under ./var/ (interface.web.session)
+    secret_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +71,7 @@ class Settings:
             max_body_bytes=max_body,
             sweep_interval_seconds=max(0.0, sweep_interval),
             ready_max_lag_seconds=ready_max_lag,
+            secret_key=env.get("RESPONSES_SECRET_KEY") or None,
         )
 
     @property

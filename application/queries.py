@@ -13,7 +13,7 @@ from application.errors import NotFound
 from domain.aggregates import Contact, contact_id_of
 from domain.catalogue import response_object
 from domain.contacts import ContactState, apply_command
-from domain.signals import PROVIDERS, iso, parse_iso
+from domain.signals import PROVIDERS, iso, normalise_email, parse_iso
 from projections.summary import SummaryBuilder
 from projections.views import load_contact, mailing_row
 
@@ -254,6 +254,62 @@ class Queries:
             if isinstance(e, Contact.CommandRecorded):  # type: ignore[attr-defined]
                 state = apply_command(state, e.command)
         return state
+
+    def contacts_by_email(self, email: str, lang: str = "en", limit: int = MAX_PAGE) -> list[dict[str, Any]]:
+        """The contacts whose email is ``email`` (case and surrounding spaces aside), as ``contact`` answers them."""
+        wanted = normalise_email(email)
+        if wanted is None:
+            return []
+        rows = self._fetch(
+            f"SELECT contact_id FROM {self._t('contacts')} WHERE LOWER(email) = ? ORDER BY contact_id LIMIT ?", (wanted, limit)
+        )
+        return [self.contact(r["contact_id"], lang) for r in rows]
+
+    def contacts_page(self, after: str | None = None, limit: int = 50) -> dict[str, Any]:
+        """Contacts in id order, a page at a time (``next``: the last id of a full page)."""
+        rows = self._fetch(
+            f"SELECT contact_id, email, do_not_use_email, email_is_actual FROM {self._t('contacts')} "
+            "WHERE contact_id > ? ORDER BY contact_id LIMIT ?",
+            (after or "", limit + 1),
+        )
+        items = [
+            {"contact_id": r["contact_id"], "email": r["email"], "do_not_use_email": bool(r["do_not_use_email"]),
+             "email_is_actual": bool(r["email_is_actual"])}
+            for r in rows[:limit]
+        ]
+        return {"items": items, "next": items[-1]["contact_id"] if len(rows) > limit else None}
+
+    # ---- the mailings list, paged -------------------------------------------------------------
+
+    def mailing_list(
+        self, category: str | None = None, search: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """Mailings, newest first, with each one's summary (from ``mailing_stats``: no audience is read);
+        ``category`` filters, ``search`` finds a part of the name or id (any case)."""
+        before = decode_cursor(cursor) if cursor else MAX_SEQ
+        sql = f"SELECT * FROM {self._t('mailings')} WHERE created_seq < ?"
+        params: tuple[Any, ...] = (before,)
+        if category:
+            sql += " AND category = ?"
+            params += (category,)
+        if search:
+            like = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            sql += " AND (LOWER(name) LIKE ? ESCAPE '\\' OR LOWER(id) LIKE ? ESCAPE '\\')"
+            params += (like, like)
+        rows = self._fetch(sql + " ORDER BY created_seq DESC LIMIT ?", params + (limit + 1,))
+        page = rows[:limit]
+        builders: dict[str, SummaryBuilder] = {r["id"]: SummaryBuilder() for r in page}
+        if builders:
+            ids = list(builders)
+            stats = self._fetch(
+                "SELECT mailing_id, response, NULLIF(reason, '') AS reason, sent, unique_open, clicked, recipients AS n, opens, clicks "
+                f"FROM {self._t('mailing_stats')} WHERE recipients > 0 AND mailing_id IN ({','.join('?' * len(ids))})",
+                tuple(ids),
+            )
+            for r in stats:
+                builders[r["mailing_id"]].add(**_group_args(r))
+        items = [{**self._mailing_fields(r), "summary": builders[r["id"]].result()} for r in page]
+        return {"items": items, "next": encode_cursor(page[-1]["created_seq"]) if len(rows) > limit else None}
 
     # ---- kept inputs ------------------------------------------------------------------------
 

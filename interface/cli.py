@@ -44,6 +44,7 @@ ENVIRONMENT: dict[str, str] = {
     "MAX_BODY_BYTES": "request body limit, also after gunzip (default: 10485760)",
     "SWEEP_INTERVAL_SECONDS": "seconds between sweeps run by this process, 0 for none (default: 300)",
     "READY_MAX_LAG_SECONDS": "/readyz answers 503 once the views are behind and still for longer (default: 30)",
+    "RESPONSES_SECRET_KEY": "signs the sessions of the marketer pages (/login); every worker needs the same (default: one kept in ./var/secret-key)",
 }
 SERVICE_ENV = tuple(ENVIRONMENT)
 
