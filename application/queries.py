@@ -219,7 +219,8 @@ class Queries:
         rows = self._fetch(f"SELECT state FROM {self._t('contacts')} WHERE contact_id = ?", (contact_id,))
         state = load_contact(rows[0]["state"]) if rows else self._journaled_contact(contact_id)
         responses = self._fetch(
-            f"SELECT r.mailing_id, m.category, r.response, r.reason, r.opens, r.clicks FROM {self._t('recipients')} r "
+            f"SELECT r.mailing_id, m.category, m.name AS mailing_name, m.started_at, r.response, r.reason, r.opens, r.clicks, "
+            f"r.updated_at FROM {self._t('recipients')} r "
             f"JOIN {self._t('mailings')} m ON m.id = r.mailing_id WHERE r.contact_id = ? ORDER BY r.seq",
             (contact_id,),
         )
@@ -234,6 +235,9 @@ class Queries:
                     "response": response_object(r["response"], r["reason"], lang),
                     "opens": r["opens"],
                     "clicks": r["clicks"],
+                    "mailing_name": r["mailing_name"],  # for the contact page (the API's schema answers what it documents)
+                    "started_at": r["started_at"],
+                    "updated_at": r["updated_at"],
                 }
                 for r in responses
             ],

@@ -42,15 +42,16 @@ def _truncate(text: str, chars: int) -> str:
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
-def nice_max(value: float) -> float:
-    """A round axis maximum at or above ``value`` (1, 2, 5 × 10^n)."""
+def nice_max(value: float, ticks: int = 4) -> int:
+    """A round axis maximum at or above ``value`` whose ``ticks`` steps are whole round numbers (1, 2, 5 × 10^n)."""
     if value <= 0:
-        return 1
-    power = 10 ** math.floor(math.log10(value))
+        return ticks
+    raw = value / ticks
+    power = 10 ** max(0, math.floor(math.log10(raw))) if raw >= 1 else 1
     for step in (1, 2, 5, 10):
-        if value <= step * power:
-            return step * power
-    return 10 * power
+        if raw <= step * power:
+            return int(step * power * ticks)
+    return int(10 * power * ticks)
 
 
 def hbar_chart(chart_id: str, title: str, desc: str, rows: Sequence[tuple[str, int]], colour: str = BLUE) -> Markup:
@@ -114,7 +115,7 @@ def hourly_chart(
     ``buckets``: (tick label, full label, first opens, first clicks); ``labels``: the two series' names."""
     left, right, top, bottom = 48, 12, 28, 46
     hours = max(1, len(buckets))
-    plot_w = max(560, min(1100, hours * 14))
+    plot_w = 960 if hours <= 240 else 1200
     plot_h = 220
     width, height = left + plot_w + right, top + plot_h + bottom
     slot = plot_w / hours
@@ -125,7 +126,7 @@ def hourly_chart(
         value = top_value * k / 4
         y = top + plot_h - plot_h * k / 4
         body.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
-        body.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:g}</text>')
+        body.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{int(value)}</text>')
     every = max(1, math.ceil(hours / 12))
     for h, (tick, full, opens, clicks) in enumerate(buckets):
         x = left + h * slot
@@ -148,6 +149,9 @@ def hourly_chart(
 # ---- the state diagram of a ruleset (the seed's Fig. 2, drawn from the rules) -------------------------
 
 
+HALO = 'paint-order="stroke" stroke="#fff" stroke-width="4" stroke-linejoin="round"'
+
+
 def _box(x: float, y: float, w: float, h: float, code: str, lines: Sequence[str], group: str, final: bool) -> str:
     fill = GROUP_COLOURS.get(group, GREY)
     parts = [f'<g class="state{" final" if final else ""}" data-code="{_e(code)}" data-group="{_e(group)}">']
@@ -155,9 +159,9 @@ def _box(x: float, y: float, w: float, h: float, code: str, lines: Sequence[str]
     if final:  # finals: a double border
         parts.append(f'<rect x="{x + 3}" y="{y + 3}" width="{w - 6}" height="{h - 6}" rx="4" fill="none" stroke="#222" stroke-width="1"/>')
     for i, line in enumerate(lines):
-        weight = ' font-weight="600"' if i == 0 else ""
-        parts.append(f'<text x="{x + w / 2}" y="{y + 16 + i * 14}" text-anchor="middle"{weight}>{_e(line)}</text>')
-    parts.append("</g>")
+        style = (' font-weight="600"' + (' font-size="11"' if final else "")) if i == 0 else ' font-size="10.5" fill="#444"'
+        parts.append(f'<text x="{x + w / 2}" y="{y + 16 + i * 13}" text-anchor="middle"{style}>{_e(line)}</text>')
+    parts.append(f"<title>{_e(lines[0])} ({_e(code)})</title></g>")
     return "".join(parts)
 
 
@@ -168,65 +172,67 @@ def state_diagram(rules: Ruleset, lang: str, chart_id: str = "state-diagram") ->
         (code for code, rule in rules.responses.items() if not rule.final), key=lambda c: (rules.responses[c].priority or 0, c)
     )
     finals_by_group = {g: [c for c, rule in rules.responses.items() if rule.final and RESPONSES[c].group == g] for g in GROUPS}
-    box_w, box_h, gap = 210, 36, 18
-    left_x, top = 20, 46
-    right_x = left_x + box_w + 110
-    col_w = box_w + 14
+    left_w, right_w, box_h, gap = 190, 262, 34, 16
+    left_x, top = 20, 50
+    right_x = left_x + left_w + 200
+    col_w = right_w + 12
     body = [
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
-        '<path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker></defs>',
+        '<path d="M0,0 L10,5 L0,10 z" fill="#333"/></marker>'
+        f'<marker id="arrow-timeout" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+        f'<path d="M0,0 L10,5 L0,10 z" fill="{VERMILLION}"/></marker></defs>',
         f'<text x="{left_x}" y="24" font-weight="600">{_e(translate("Non-final responses by priority: a higher one replaces a lower one. Finals end the change.", lang))}</text>',
     ]
-    positions: dict[str, tuple[float, float]] = {}
+    positions: dict[str, tuple[float, float, float]] = {}
     for i, code in enumerate(non_finals):
         y = top + i * (box_h + gap)
-        positions[code] = (left_x, y)
+        positions[code] = (left_x, y, left_w)
         priority = rules.responses[code].priority
-        body.append(_box(left_x, y, box_w, box_h, code, [response_name(code, lang), f"{translate('Priority', lang)} {priority}"], RESPONSES[code].group, False))
+        body.append(_box(left_x, y, left_w, box_h, code, [response_name(code, lang), f"{translate('Priority', lang)} {priority}"], RESPONSES[code].group, False))
         if i:
             body.append(
-                f'<line x1="{left_x + box_w / 2}" y1="{y - gap + 1}" x2="{left_x + box_w / 2}" y2="{y - 1}" stroke="#333" '
+                f'<line x1="{left_x + left_w / 2}" y1="{y - gap + 1}" x2="{left_x + left_w / 2}" y2="{y - 1}" stroke="#333" '
                 'stroke-width="1.5" marker-end="url(#arrow)"/>'
             )
     chain_bottom = top + max(1, len(non_finals)) * (box_h + gap) - gap
     body.append(
-        f'<text x="{left_x + box_w / 2 + 8}" y="{chain_bottom + 18}" font-size="11" fill="#333">↓ '
+        f'<text x="{left_x + left_w / 2}" y="{chain_bottom + 18}" font-size="11" fill="#333" text-anchor="middle">↓ '
         f'{_e(translate("replaced by a higher priority", lang))}</text>'
     )
-    y = top
+    y = top - 14
     for group, codes in finals_by_group.items():
         if not codes:
             continue
-        body.append(f'<text x="{right_x}" y="{y + 12}" font-weight="600">{_e(group_name(group, lang))} · {_e(translate("Final", lang))}</text>')
-        y += 20
+        body.append(f'<text x="{right_x}" y="{y + 10}" font-weight="600">{_e(group_name(group, lang))} · {_e(translate("Final", lang))}</text>')
+        y += 18
         for i, code in enumerate(codes):
             col, row = i % 2, i // 2
             bx, by = right_x + col * col_w, y + row * (box_h + 8)
-            positions[code] = (bx, by)
-            body.append(_box(bx, by, box_w, box_h, code, [_truncate(response_name(code, lang), 32), code], group, True))
-        y += math.ceil(len(codes) / 2) * (box_h + 8) + 14
+            positions[code] = (bx, by, right_w)
+            body.append(_box(bx, by, right_w, box_h, code, [_truncate(response_name(code, lang), 40), code], group, True))
+        y += math.ceil(len(codes) / 2) * (box_h + 8) + 12
     finals_bottom = y
     # one broad arrow: any final replaces a non-final
-    mid = top + (min(chain_bottom, finals_bottom) - top) / 2
+    mid = top + (min(chain_bottom, finals_bottom) - top) * 0.55
+    x1, x2 = left_x + left_w + 10, right_x - 10
+    body.append(f'<line x1="{x1}" y1="{mid}" x2="{x2}" y2="{mid}" stroke="#333" stroke-width="3" marker-end="url(#arrow)"/>')
     body.append(
-        f'<line x1="{left_x + box_w + 6}" y1="{mid}" x2="{right_x - 8}" y2="{mid}" stroke="#333" stroke-width="3" marker-end="url(#arrow)"/>'
-    )
-    body.append(
-        f'<text x="{left_x + box_w + 10}" y="{mid - 8}" font-size="11" fill="#333">{_e(_truncate(translate("any final replaces a non-final", lang), 22))}</text>'
+        f'<text x="{(x1 + x2) / 2}" y="{mid + 18}" font-size="11" fill="#333" text-anchor="middle" {HALO}>'
+        f'{_e(translate("any final replaces a non-final", lang))}</text>'
     )
     timeout_to = rules.confirmation_timeout_response
     if "sent_to_provider" in positions and timeout_to in positions:
-        sx, sy = positions["sent_to_provider"]
-        tx, ty = positions[timeout_to]
-        x1, y1 = sx + box_w, sy + box_h / 2
-        x2, y2 = tx, ty + box_h / 2
+        sx, sy, sw = positions["sent_to_provider"]
+        tx, ty, _tw = positions[timeout_to]
+        a1, b1 = sx + sw, sy + box_h / 2
+        a2, b2 = tx, ty + box_h / 2
         body.append(
-            f'<path class="timeout" d="M{x1},{y1} C{x1 + 60},{y1} {x2 - 60},{y2} {x2 - 2},{y2}" fill="none" stroke="{VERMILLION}" '
-            'stroke-width="1.5" stroke-dasharray="5 4" marker-end="url(#arrow)"/>'
+            f'<path class="timeout" d="M{a1},{b1} C{a1 + 90},{b1} {a2 - 90},{b2} {a2 - 2},{b2}" fill="none" stroke="{VERMILLION}" '
+            'stroke-width="1.5" stroke-dasharray="5 4" marker-end="url(#arrow-timeout)"/>'
         )
         hours = f"{rules.confirmation_timeout_hours:g}"
         body.append(
-            f'<text x="{(x1 + x2) / 2}" y="{(y1 + y2) / 2 - 6}" font-size="11" fill="{VERMILLION}" text-anchor="middle">'
+            f'<text x="{a1 + 8}" y="{b1 - 8}" font-size="11" fill="{VERMILLION}" {HALO}>'
             f'{_e(translate("after %(hours)s h without confirmation", lang, hours=hours))}</text>'
         )
     height = int(max(chain_bottom + 30, finals_bottom) + 10)

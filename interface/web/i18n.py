@@ -211,6 +211,7 @@ RU: dict[str, str] = {
     "Scanner click window, seconds (empty: off)": "Окно кликов сканеров, секунд (пусто: выкл.)",
     "Machine open window, seconds (empty: off)": "Окно открытий роботами, секунд (пусто: выкл.)",
     "Confirmation timeout, hours": "Ожидание подтверждения, часов",
+    "Response after the confirmation timeout": "Отклик по истечении ожидания подтверждения",
     "Unsubscribe URL patterns (one a line, RE2)": "Шаблоны URL отписки (по одному в строке, RE2)",
     "Machine user agents (one a line, RE2)": "User agent роботов (по одному в строке, RE2)",
     "Full ruleset document (JSON patch, merged over the fields above)":
