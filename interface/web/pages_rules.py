@@ -104,15 +104,20 @@ def form_defaults(active: Ruleset) -> dict[str, str]:
 
 
 def document_from_form(form: Any, active: Ruleset) -> tuple[dict[str, Any], dict[str, str]]:
-    """The ruleset patch the form asks for (only what differs from the active rules), and field errors."""
+    """The ruleset patch the form asks for (only what differs from the active rules), and field errors.
+
+    A field the form does not send keeps the active value; a checkbox comes with a hidden "off" before it,
+    so an unticked box is sent too (as "off" alone)."""
     doc: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name, kind in OPTION_FIELDS:
+        if name not in form:
+            continue
         raw = (form.get(name) or "").strip()
         current = getattr(active, name)
         value: Any
         if kind == "bool":
-            value = form.get(name) == "on"
+            value = "on" in form.getlist(name)
         elif kind == "lines":
             value = [line.strip() for line in raw.splitlines() if line.strip()]
             current = list(current)
@@ -197,9 +202,9 @@ def what_if_run() -> Any:
     active = app.active_rules()
     form = request.form
     values = {**form_defaults(active), **{k: v for k, v in form.items() if k != "csrf_token"}}
-    for name, kind in OPTION_FIELDS:  # an unchecked box is absent from the form
-        if kind == "bool":
-            values[name] = "on" if form.get(name) == "on" else ""
+    for name, kind in OPTION_FIELDS:
+        if kind == "bool" and name in form:
+            values[name] = "on" if "on" in form.getlist(name) else ""
     selected = [m for m in form.getlist("mailings") if m]
     document, errors = document_from_form(form, active)
     try:

@@ -34,6 +34,12 @@ def api(web: Flask) -> FlaskClient:
 
 
 @pytest.fixture
+def client_raw(web: Flask) -> FlaskClient:
+    """No credentials at all: a provider calling its webhook."""
+    return web.test_client()
+
+
+@pytest.fixture
 def anonymous(web: Flask) -> FlaskClient:
     return web.test_client()
 
@@ -66,4 +72,4 @@ def post_form(client: FlaskClient, page: str, action: str, data: dict[str, Any])
 @pytest.fixture
 def campaign(app: ResponsesApp, api: FlaskClient) -> Report:
     """A simulated campaign of 60 recipients through the UniOne webhook (repeatable: seeded)."""
-    return simulate_campaign(app, api, TOKEN, UNIONE_KEY, recipients=60, mailing_id=MAILING, seed=7)
+    return simulate_campaign(app, api, TOKEN, UNIONE_KEY, recipients=60, mailing_id=MAILING, seed=1)
