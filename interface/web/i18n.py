@@ -74,6 +74,7 @@ RU: dict[str, str] = {
     "of unique opens": "от уникальных открытий",
     "no denominator yet": "знаменатель пока 0",
     "Contact": "Контакт",
+    "Full name": "Имя",
     "Email": "Email",
     "Response": "Отклик",
     "Response reason": "Причина отклика",
