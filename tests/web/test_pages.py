@@ -360,3 +360,36 @@ def test_the_preferences_page_sets_zone_and_language(browser: FlaskClient) -> No
     assert "Время указано в поясе Europe/Moscow." in text(browser.get("/contacts"))
     text(browser.get("/contacts?tz=Not/AZone"))
     assert "Europe/Moscow" in text(browser.get("/contacts")), "an unknown zone changes nothing"
+
+
+def test_a_long_history_is_paged(browser: FlaskClient, app: ResponsesApp) -> None:
+    from datetime import timezone
+
+    from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
+
+    start = datetime(2026, 3, 14, 9, 0, tzinfo=timezone.utc)
+    app.create_mailing({"id": "long", "name": "Long", "category": "bulk", "provider": "unione"})
+    app.add_audience("long", [{"contact_id": "c-long", "email": "long@example.com"}])
+    app.dispatch("long", now=start)
+    events = [
+        ProviderEvent(Signal(key=dedup_key("unione", "long", i), source="unione", fields={"status": "opened"}, received_at=start + timedelta(minutes=i + 1),
+                             occurred_at=start + timedelta(minutes=i + 1), raw={"status": "opened", "n": i}), Correlation("long", "c-long"))
+        for i in range(120)
+    ]
+    app.record_batch(ParsedBatch(events=events))
+    html = text(browser.get("/mailings/long/recipients/c-long"))
+    assert html.count('<li class="step') == 100
+    assert re.search(r'data-kpi="opens">.*?<div class="tile-value">120<', html, re.S), "the whole journal's counters"
+    later = re.search(r'rel="next" href="([^"]+)">Later signals', html).group(1).replace("&amp;", "&")
+    rest = text(browser.get(later))
+    assert rest.count('<li class="step') == 21 and "Later signals" not in rest
+
+
+def test_an_older_version_is_adopted_from_the_rules_page(browser: FlaskClient, api: FlaskClient, app: ResponsesApp) -> None:
+    version = app.define_rules({"statistics_period_days": 7}).version
+    r = post_form(browser, "/rules", f"/rules/{version}/activate", {})
+    assert r.status_code == 302 and r.headers["Location"].startswith("/jobs/")
+    app.follower.run_jobs()
+    assert f"Rules version {version} is active." in text(browser.get(r.headers["Location"]))
+    assert api.get("/v1/rules").json["active"] == version
+    assert re.search(rf'<tr data-version="{version}" class="active-row">', text(browser.get("/rules")))
