@@ -115,6 +115,7 @@ class Projector:
         self.rules = rules
         self.store = store
         self.observer = observer
+        self.keeps_stats = bool(getattr(store, "keeps_stats", False))  # only the view tables keep mailing_stats
         self._handlers: dict[str, Callable[[int, str, dict[str, Any]], None]] = {
             event: getattr(self, method) for event, method in HANDLED.items()
         }
@@ -156,7 +157,8 @@ class Projector:
     def _recipient_joined(self, seq: int, oid: str, d: dict[str, Any]) -> None:
         row = RecipientRow(rid=oid, mailing_id=d["mailing_id"], contact_id=d["contact_id"], name=d.get("name"), email=d.get("email"), seq=seq)
         self.store.put_recipient(row)
-        self.store.add_stats(stats_key(row.mailing_id, row.state), 1, 0, 0)
+        if self.keeps_stats:
+            self.store.add_stats(stats_key(row.mailing_id, row.state), 1, 0, 0)
 
     def _recipient_details_changed(self, _seq: int, oid: str, d: dict[str, Any]) -> None:
         row = self.store.recipient(oid)
@@ -174,13 +176,17 @@ class Projector:
         mailing = self.store.mailing(row.mailing_id)
         start = mailing.started_at if mailing else None
         state = row.state
-        key_before, opens_before, clicks_before = stats_key(row.mailing_id, state), state.opens, state.clicks
-        step = fold_into(state, signal, self.rules, start)
-        self.store.put_recipient(row)
-        key_after = stats_key(row.mailing_id, state)
-        if key_after != key_before or state.opens != opens_before or state.clicks != clicks_before:
-            self.store.add_stats(key_before, -1, -opens_before, -clicks_before)
-            self.store.add_stats(key_after, 1, state.opens, state.clicks)
+        if not self.keeps_stats:
+            step = fold_into(state, signal, self.rules, start)
+            self.store.put_recipient(row)
+        else:
+            key_before, opens_before, clicks_before = stats_key(row.mailing_id, state), state.opens, state.clicks
+            step = fold_into(state, signal, self.rules, start)
+            self.store.put_recipient(row)
+            key_after = stats_key(row.mailing_id, state)
+            if key_after != key_before or state.opens != opens_before or state.clicks != clicks_before:
+                self.store.add_stats(key_before, -1, -opens_before, -clicks_before)
+                self.store.add_stats(key_after, 1, state.opens, state.clicks)
         if step.maps_to is not None and step.why != "duplicate":
             contact = self.store.contact(row.contact_id) or ContactState(email=row.email)
             after = apply_signal_effect(contact, step, mailing.email_type if mailing else None, self.rules)
@@ -252,6 +258,8 @@ def dispatch_wave(signal: Signal, row: RecipientRow) -> int | None:
 
 class MemoryStore:
     """A projection store in memory: the what-if's, and the write-back cache of a live batch."""
+
+    keeps_stats = False  # a what-if diffs recipients, not mailing_stats: the projector skips them
 
     def __init__(self) -> None:
         self.mailings: dict[str, MailingRow] = {}

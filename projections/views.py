@@ -123,6 +123,8 @@ def load_contact(raw: bytes | str) -> ContactState:
 class BatchStore(MemoryStore):
     """The write-back cache of one live batch: loads rows on first use, remembers what changed."""
 
+    keeps_stats = True  # the batch adds the projector's mailing_stats changes to the view table
+
     def __init__(self, recorder: "ViewsMixin", cursor: Any, generation: int):
         super().__init__()
         self.recorder = recorder
