@@ -36,8 +36,10 @@ chromium:
 test: $(STAMP) postgres chromium
 	$(BIN)/python -m pytest -q
 
+# The benchmark: SPEC §10's targets; writes var/bench.json. QUICK=1: smaller sizes, under 5 minutes
+QUICK ?=
 bench: $(STAMP) postgres
-	$(BIN)/python -m bench
+	QUICK=$(QUICK) $(BIN)/python -m bench
 
 # The schemathesis contract run with many more examples an operation (random seeds, no time bound)
 FUZZ_EXAMPLES ?= 400

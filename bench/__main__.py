@@ -1,7 +1,9 @@
 """`make bench`: SPEC §10's targets, measured against raw baselines in the same run.
 
-    python -m bench [--signals N] [--big N] [--http-recipients N] [--http-batches N] [--crash-recipients N]
-                    [--only ingest,replay,memory,http,lag,crash]
+    python -m bench [--quick] [--signals N] [--big N] [--http-recipients N] [--http-batches N] [--crash-recipients N]
+                    [--hot-prior N] [--dispatch N] [--only ingest,pg,hot,dispatch,replay,memory,http,lag,crash] [--json PATH]
+
+Writes var/bench.json (the machine, the sizes, every figure) beside the table it prints.
 
 http and lag share one run (gunicorn -w 4 + responses project on a fresh
 PostgreSQL database, 8 concurrent UniOne senders); crash kills the service
@@ -48,6 +50,28 @@ def machine() -> str:
     return f"{platform.node()} · {os.cpu_count()} cores · {cpu} · Python {platform.python_version()} · {platform.system()} {platform.release()}"
 
 
+def machine_facts() -> dict[str, Any]:
+    import psycopg
+
+    facts: dict[str, Any] = {
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "cpu": machine().split(" · ")[2],
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "psycopg": f"{psycopg.__version__} ({psycopg.pq.__impl__} build)",
+        "os": f"{platform.system()} {platform.release()}",
+    }
+    try:
+        from bench.http_load import PG_ADMIN_URL
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=5) as conn:
+            facts["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
+    except psycopg.Error as exc:
+        facts["postgresql"] = f"unreachable: {type(exc).__name__}"
+    return facts
+
+
 def fresh_app(directory: Path, name: str) -> ResponsesApp:
     return ResponsesApp(Settings(database_url=f"sqlite:///{directory / name}"))
 
@@ -68,50 +92,7 @@ def setup_campaign(app: ResponsesApp, recipients: int) -> None:
         pass
 
 
-def bench_ingest(work: Path, signals: int, report: list[tuple[str, str, str, str]]) -> None:
-    recipients = max(1, signals // 4)
-    events = provider_events("bench", recipients, signals, T0)
-
-    app = fresh_app(work, "ingest.db")
-    setup_campaign(app, recipients)
-    start_pos = app.journal_position()
-    batched = timed(lambda: [app.record_batch(ParsedBatch(events=events[i : i + 100])) for i in range(0, len(events), 100)])
-    rows = [
-        (r["originator_id"], r["originator_version"], r["topic"], r["state"])
-        for r in sqlite3.connect(work / "ingest.db").execute(
-            "SELECT originator_id, originator_version, topic, state FROM stored_events WHERE rowid > ?", (start_pos,)
-        ).fetchall()
-        for r in [dict(zip(("originator_id", "originator_version", "topic", "state"), r))]
-    ]
-    app.close()
-
-    raw_db = sqlite3.connect(work / "raw.db", isolation_level=None)
-    raw_db.execute("PRAGMA journal_mode=WAL")
-    raw_db.execute(
-        "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
-        "PRIMARY KEY (originator_id, originator_version))"
-    )
-
-    def raw_insert() -> None:
-        for i in range(0, len(rows), 100):
-            raw_db.execute("BEGIN")
-            raw_db.executemany("INSERT INTO stored_events VALUES (?,?,?,?)", rows[i : i + 100])
-            raw_db.execute("COMMIT")
-
-    raw = timed(raw_insert)
-
-    single_app = fresh_app(work, "single.db")
-    setup_campaign(single_app, recipients)
-    sample = events[: min(len(events), 2000)]
-    single = timed(lambda: [single_app.record_batch(ParsedBatch(events=[e])) for e in sample]) * len(events) / len(sample)
-    single_app.close()
-
-    rate = len(events) / batched
-    report.append(("ingest, batches of 100 (SQLite)", f"{rate:,.0f} signals/s", f"{len(rows) / raw:,.0f} rows/s raw executemany", f"{raw / batched:.2f} × raw (target ≥ 0.5)"))
-    report.append(("ingest vs one save per signal", f"{rate:,.0f} signals/s", f"{len(events) / single:,.0f} signals/s one-by-one", f"{single / batched:.1f} × (target ≥ 10)"))
-
-
-def bench_replay(work: Path, signals: int, report: list[tuple[str, str, str, str]]) -> None:
+def bench_replay(work: Path, signals: int, report: list[tuple[str, str, str, str]], results: dict[str, Any]) -> None:
     path = work / "replay.db"
     build_journal(path, recipients=max(1, signals // 5), signals=signals, start=T0)
     app = ResponsesApp(Settings(database_url=f"sqlite:///{path}"))
@@ -128,10 +109,12 @@ def bench_replay(work: Path, signals: int, report: list[tuple[str, str, str, str
     fold_time = timed(lambda: app.what_if({"statistics_period_days": 7}))
     events = app.journal_position()
     app.close()
+    results["replay_signals_per_s"] = round(events / fold_time)
+    results["replay_ratio_raw"] = round(raw_time / fold_time, 3)
     report.append(("what-if fold (two rulesets at once)", f"{events / fold_time:,.0f} events/s", f"{events / raw_time:,.0f} rows/s raw SELECT+orjson", f"{raw_time / fold_time:.2f} × raw (target ≥ 0.4)"))
 
 
-def bench_memory(work: Path, big: int, report: list[tuple[str, str, str, str]]) -> None:
+def bench_memory(work: Path, big: int, report: list[tuple[str, str, str, str]], results: dict[str, Any]) -> None:
     path = work / "big.db"
     print(f"  building a journal of {big:,} signals …", flush=True)
     build_journal(path, recipients=max(1, big // 10), signals=big, start=T0, progress=True)
@@ -147,42 +130,71 @@ def bench_memory(work: Path, big: int, report: list[tuple[str, str, str, str]]) 
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     elapsed = time.perf_counter() - started
     peak_mib = int(out.strip().splitlines()[-1]) / 1024
+    results.update(whatif_signals=big, whatif_seconds=round(elapsed, 2), whatif_peak_rss_mib=round(peak_mib, 1))
     report.append((f"what-if over {big:,} signals", f"peak RSS {peak_mib:,.0f} MiB", f"{elapsed:,.1f} s", f"{'ok' if peak_mib < 300 else 'OVER'} (target < 300 MiB)"))
+
+
+QUICK = {"signals": 5_000, "big": 100_000, "http_recipients": 5_000, "http_batches": 100, "crash_recipients": 1_000, "hot_prior": 10_000, "dispatch": 5_000}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--signals", type=int, default=20_000, help="signals for the ingest and replay comparisons")
-    parser.add_argument("--big", type=int, default=1_000_000, help="signals for the what-if memory run")
+    parser.add_argument("--big", type=int, default=1_000_000, help="signals for the what-if run (time, memory, scoped)")
     parser.add_argument("--http-recipients", type=int, default=20_000, help="audience of the HTTP load's mailing (http, lag)")
     parser.add_argument("--http-batches", type=int, default=400, help="at most this many UniOne batches of 100 in the HTTP load")
     parser.add_argument("--crash-recipients", type=int, default=5_000, help="audience of each crash run (SQLite, PostgreSQL)")
-    parser.add_argument("--only", default="ingest,replay,memory,http,lag,crash")
+    parser.add_argument("--hot-prior", type=int, default=40_000, help="signals already in the hot recipient's journal")
+    parser.add_argument("--dispatch", type=int, default=20_000, help="recipients dispatched (SQLite, PostgreSQL)")
+    parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK") == "1", help="smaller sizes (QUICK=1): under 5 minutes")
+    parser.add_argument("--only", default="ingest,pg,hot,dispatch,replay,memory,http,lag,crash")
+    parser.add_argument("--json", default="var/bench.json", help="where the machine-readable results go")
     args = parser.parse_args(argv)
+    shrunk: dict[str, tuple[int, int]] = {}
+    if args.quick:
+        for name, small in QUICK.items():
+            if getattr(args, name) > small:
+                shrunk[name] = (getattr(args, name), small)
+                setattr(args, name, small)
+        print("QUICK: " + ", ".join(f"{n.replace('_', '-')} {a:,} → {b:,}" for n, (a, b) in shrunk.items()))
     only = set(args.only.split(","))
     report: list[tuple[str, str, str, str]] = []
+    results: dict[str, Any] = {"machine": machine_facts(), "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                               "quick": bool(args.quick), "sizes": {k: getattr(args, k) for k in QUICK}}
     print(f"machine: {machine()}")
+    from bench.ingest import bench_dispatch, bench_hot_recipient, bench_pg_ingest, bench_sqlite_ingest
+
     with tempfile.TemporaryDirectory(prefix="responses-bench-") as tmp:
         work = Path(tmp)
-        if "ingest" in only:
-            print("ingest …", flush=True)
-            bench_ingest(work, args.signals, report)
-        if "replay" in only:
-            print("replay …", flush=True)
-            bench_replay(work, args.signals * 5, report)
-        if "memory" in only:
-            print("memory …", flush=True)
-            bench_memory(work, args.big, report)
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("ingest", lambda: bench_sqlite_ingest(work, args.signals, report, results)),
+            ("pg", lambda: bench_pg_ingest(args.signals, report, results)),
+            ("hot", lambda: bench_hot_recipient(work, report, results, prior=args.hot_prior)),
+            ("dispatch", lambda: bench_dispatch(work, args.dispatch, report, results)),
+            ("replay", lambda: bench_replay(work, args.signals * 5, report, results)),
+            ("memory", lambda: bench_memory(work, args.big, report, results)),
+        ]
+        for name, step in steps:
+            if name in only:
+                print(f"{name} …", flush=True)
+                step()
         if only & {"http", "lag"}:
             print(f"{','.join(sorted(only & {'http', 'lag'}))} …", flush=True)
-            bench_http(work, report, recipients=args.http_recipients, batches=args.http_batches, want_http="http" in only, want_lag="lag" in only)
+            bench_http(work, report, recipients=args.http_recipients, batches=args.http_batches,
+                       want_http="http" in only, want_lag="lag" in only, results=results)
         if "crash" in only:
             print("crash …", flush=True)
             bench_crash(work, report, recipients=args.crash_recipients)
-    widths = [max(len(r[i]) for r in report) for i in range(4)]
+    results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["report"] = [dict(zip(("what", "measured", "baseline", "verdict"), row)) for row in report]
+    widths = [max(len(r[i]) for r in report) for i in range(4)] if report else [0] * 4
     print()
     for row in report:
         print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    print(f"\nwritten: {out}")
 
 
 if __name__ == "__main__":

@@ -802,13 +802,13 @@ def crash_run(
 # ---- the benchmark sections ----------------------------------------------------------------------
 
 
-def bench_http(work: Path, report: Report, *, recipients: int, batches: int, senders: int = 8, workers: int = 4, seconds: float = 120.0, want_http: bool = True, want_lag: bool = True) -> None:
+def bench_http(work: Path, report: Report, *, recipients: int, batches: int, senders: int = 8, workers: int = 4, seconds: float = 120.0, want_http: bool = True, want_lag: bool = True, results: dict[str, Any] | None = None) -> None:
     """UniOne batches of 100 from ``senders`` threads to gunicorn -w ``workers`` + responses project on PostgreSQL:
     latency per request (section http) and projection lag sampled from /readyz (section lag), in one run."""
     directory = work / "http"
     directory.mkdir()
     try:
-        outcomes, load, samples, elapsed, boot_races = _http_run(directory, recipients, batches, senders, workers, seconds)
+        outcomes, load, samples, elapsed, boot_races, measured = _http_run(directory, recipients, batches, senders, workers, seconds)
     except Exception as exc:  # the service did not start, PostgreSQL is down …: a FAILED row, not a lost bench
         progress(f"  http load failed: {exc}")
         for section, what in (("http", "HTTP UniOne batches of 100"), ("lag", "projection lag while ingesting")):
@@ -827,6 +827,9 @@ def bench_http(work: Path, report: Report, *, recipients: int, batches: int, sen
         if answered:
             latencies = [o.latency for o in answered]  # every answer a provider would wait for, 5xx included
             p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+            if results is not None:
+                results.update(http_signals_per_s=round(events / elapsed), http_p50_ms=round(p50 * 1000, 1), http_p99_ms=round(p99 * 1000, 1),
+                               http_batches_acknowledged=len(ok), http_batches=len(load))
             verdict = "ok" if p99 < 1.0 else "OVER"
             if failed:
                 verdict += f", but {len(failed)} not acknowledged"
@@ -839,22 +842,37 @@ def bench_http(work: Path, report: Report, *, recipients: int, batches: int, sen
         else:
             report.append(("HTTP UniOne batches of 100", "no answer", f"{len(failed)} failed{note}", "FAILED"))
     if want_lag:
-        lags, unresolved = projection_lags(outcomes, samples)
-        during = [s for s in samples if s.sent <= min(o.started for o in outcomes) + elapsed]
-        interval = elapsed / max(1, len(during))
-        if lags:
-            p50, p99 = percentile(lags, 50), percentile(lags, 99)
+        # the follower's own measure: for every event it applied during the load, now minus when it was stored
+        summary = measured.summary()
+        if results is not None:
+            results.update(lag_p50_ms=summary["p50_ms"], lag_p99_ms=summary["p99_ms"], lag_events=summary["events"])
+        lags, unresolved = projection_lags(outcomes, samples)  # from outside, polling /readyz: an upper bound
+        polled = f"; polled through the workers: p99 {percentile(lags, 99):,.2f} s" if lags else ""
+        if summary["events"]:
             report.append((
-                "projection lag while ingesting (GET /readyz polled every 50 ms)",
-                f"p50 {p50:,.2f} s · p99 {p99:,.2f} s · max {max(lags):,.2f} s",
-                f"{len(lags)} batches; a readyz answer every {interval * 1000:,.0f} ms under load" + (f", {unresolved} unresolved" if unresolved else ""),
-                f"{'ok' if p99 < 1.0 and not unresolved else 'OVER'} (target p99 < 1 s)",
+                "projection lag while ingesting (measured by the follower)",
+                f"p50 {summary['p50_ms']:,.0f} ms · p99 {summary['p99_ms']:,.0f} ms",
+                f"{summary['events']:,} events applied{polled}",
+                f"{'ok' if summary['p99_ms'] < 1000 else 'OVER'} (target p99 < 1 s)",
             ))
         else:
-            report.append(("projection lag while ingesting", "no samples", f"{unresolved} unresolved", "FAILED"))
+            report.append(("projection lag while ingesting", "no events measured", f"{unresolved} unresolved", "FAILED"))
 
 
-def _http_run(directory: Path, recipients: int, batches: int, senders: int, workers: int, seconds: float) -> tuple[list[Outcome], list[Batch], list[Sample], float, list[str]]:
+def follower_lag(url: str) -> Any:
+    """The lag histogram the follower keeps beside the views (projections.lag)."""
+    from application.config import Settings
+    from application.service import ResponsesApp
+    from projections.follower import applied_lag
+
+    app = ResponsesApp(Settings(database_url=url))
+    try:
+        return applied_lag(app)
+    finally:
+        app.close()
+
+
+def _http_run(directory: Path, recipients: int, batches: int, senders: int, workers: int, seconds: float) -> tuple[list[Outcome], list[Batch], list[Sample], float, list[str], Any]:
     with postgres_database() as url:
         stack = Stack("postgres", url, directory, workers=workers)
         try:
@@ -876,6 +894,7 @@ def _http_run(directory: Path, recipients: int, batches: int, senders: int, work
                 if n % 50 == 0 or n == len(load):
                     progress(f"\r  {n}/{len(load)} batches answered", end="")
 
+            before = follower_lag(url)
             with ReadySampler(stack.port) as sampler:
                 started = time.monotonic()
                 outcomes = send_batches(stack.port, load, senders, started + seconds, tick)
@@ -884,7 +903,7 @@ def _http_run(directory: Path, recipients: int, batches: int, senders: int, work
                 deadline = time.monotonic() + 60  # the samples go on until the views caught up
                 while time.monotonic() < deadline and not sampler.caught_up_after(started + elapsed):
                     time.sleep(0.05)
-            return outcomes, load, sampler.samples, elapsed, stack.boot_races
+            return outcomes, load, sampler.samples, elapsed, stack.boot_races, follower_lag(url).since(before)
         except Exception:
             progress(stack.logs())
             raise

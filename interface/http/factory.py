@@ -78,7 +78,14 @@ def create_app(app: ResponsesApp | None = None, settings: Settings | None = None
     register_error_handlers(flask_app)  # after the Api: ours replace flask-smorest's
     register_web(flask_app, settings)  # the marketer's pages (/login, /mailings, ...): HTML over the same queries
     flask_app.url_value_preprocessor(refuse_impossible_ids)
+    flask_app.after_request(no_sniffing)
     return flask_app
+
+
+def no_sniffing(response: Any) -> Any:
+    """A browser never guesses another type than the one stated (a stored payload served as JSON stays JSON)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
 
 
 def refuse_impossible_ids(_endpoint: str | None, values: dict[str, Any] | None) -> None:

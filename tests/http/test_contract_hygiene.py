@@ -91,3 +91,8 @@ def test_a_bad_as_of_names_the_expected_format(api: FlaskClient, spring: dict[st
     assert r.status_code == 422
     message = " ".join(error_of(r)["details"]["as_of"])
     assert "ISO 8601" in message and "%2B" in message
+
+
+def test_every_answer_tells_browsers_not_to_sniff_its_type(client: FlaskClient, api: FlaskClient) -> None:
+    for answer in (client.get("/healthz"), api.get("/v1/quarantine"), client.get("/nowhere"), client.get("/docs")):
+        assert answer.headers.get("X-Content-Type-Options") == "nosniff", answer.request.path
