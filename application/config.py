@@ -51,6 +51,8 @@ class Settings:
     what_if_wait_seconds: float = DEFAULT_WHAT_IF_WAIT_SECONDS
     # processes a replay (what-if) partitions recipients over, by contact: the projection process or the CLI
     replay_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # signs the marketer pages' sessions (RESPONSES_SECRET_KEY); None: a key kept under ./var/ (interface.web.session)
+    secret_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -82,6 +84,7 @@ class Settings:
             ready_max_lag_seconds=ready_max_lag,
             what_if_wait_seconds=_seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS),
             replay_workers=replay_workers,
+            secret_key=env.get("RESPONSES_SECRET_KEY") or None,
         )
 
     @property

@@ -13,7 +13,7 @@ from application.errors import NotFound
 from domain.aggregates import Contact, contact_id_of
 from domain.catalogue import response_object
 from domain.contacts import ContactState, apply_command
-from domain.signals import PROVIDERS, iso, parse_iso
+from domain.signals import PROVIDERS, iso, normalise_email, parse_iso
 from projections.summary import SummaryBuilder
 from projections.views import load_contact, mailing_row
 
@@ -123,12 +123,11 @@ class Queries:
     # ---- analytics ---------------------------------------------------------------------
 
     def _grouped(self, mailing_id: str | None) -> list[Any]:
-        where, params = ("WHERE mailing_id = ?", (mailing_id,)) if mailing_id is not None else ("", ())
+        """The recipients in groups alike, from the ``mailing_stats`` view (the projector keeps it: no audience is read)."""
+        where, params = ("WHERE mailing_id = ? AND recipients > 0", (mailing_id,)) if mailing_id is not None else ("WHERE recipients > 0", ())
         return self._fetch(
-            "SELECT mailing_id, response, reason, sent, unique_open, "
-            "CASE WHEN clicks > 0 THEN 1 ELSE 0 END AS clicked, COUNT(*) AS n, SUM(opens) AS opens, SUM(clicks) AS clicks "
-            f"FROM {self._t('recipients')} {where} GROUP BY mailing_id, response, reason, sent, unique_open, "
-            "CASE WHEN clicks > 0 THEN 1 ELSE 0 END",
+            "SELECT mailing_id, response, NULLIF(reason, '') AS reason, sent, unique_open, clicked, recipients AS n, opens, clicks "
+            f"FROM {self._t('mailing_stats')} {where}",
             params,
         )
 
@@ -187,16 +186,8 @@ class Queries:
             start = parse_iso(first[0]["first"]) if first else None
         if start is None:
             return {"start": None, "buckets": []}
-        opens = [0] * hours
-        clicks = [0] * hours
-        rows = self._fetch(
-            f"SELECT first_open_at, first_click_at FROM {self._t('recipients')} "
-            "WHERE mailing_id = ? AND (first_open_at IS NOT NULL OR first_click_at IS NOT NULL)",
-            (mailing_id,),
-        )
-        for r in rows:
-            _bucket(opens, start, r["first_open_at"])
-            _bucket(clicks, start, r["first_click_at"])
+        opens = self._first_per_hour("first_open_at", mailing_id, start, hours)
+        clicks = self._first_per_hour("first_click_at", mailing_id, start, hours)
         return {
             "start": iso(start),
             "buckets": [
@@ -204,6 +195,27 @@ class Queries:
                 for h in range(hours)
             ],
         }
+
+    def _first_per_hour(self, column: str, mailing_id: str, start: datetime, hours: int) -> list[int]:
+        """Recipients whose ``column`` (a stored UTC ISO time) falls in each hour since ``start``, counted by SQL a
+        minute at a time (no row of the audience reaches Python). Each minute is split at the start's second of
+        the minute, so every group lies in one hour: exact, fractions of a second included."""
+        seconds = f"substr({column}, 18, 2) || CASE WHEN substr({column}, 20, 1) = '.' THEN substr({column}, 21, 6) ELSE '000000' END"
+        rows = self._fetch(
+            f"SELECT substr({column}, 1, 16) AS minute, CASE WHEN {seconds} < ? THEN 1 ELSE 0 END AS early, COUNT(*) AS n "
+            f"FROM {self._t('recipients')} WHERE mailing_id = ? AND {column} IS NOT NULL GROUP BY 1, 2",
+            (start.strftime("%S%f"), mailing_id),
+        )
+        counts = [0] * hours
+        start_minute = start.replace(second=0, microsecond=0)
+        for r in rows:
+            minute = datetime.fromisoformat(r["minute"]).replace(tzinfo=start.tzinfo)
+            # minutes from the start's minute, one less when this minute's time is before the start's second
+            elapsed = int((minute - start_minute).total_seconds() // 60) - int(r["early"])
+            hour = elapsed // 60
+            if 0 <= hour < hours:
+                counts[hour] += int(r["n"])
+        return counts
 
     def links(self, mailing_id: str) -> dict[str, Any]:
         self.require_mailing(mailing_id)
@@ -220,7 +232,8 @@ class Queries:
         rows = self._fetch(f"SELECT state FROM {self._t('contacts')} WHERE contact_id = ?", (contact_id,))
         state = load_contact(rows[0]["state"]) if rows else self._journaled_contact(contact_id)
         responses = self._fetch(
-            f"SELECT r.mailing_id, m.category, r.response, r.reason, r.opens, r.clicks FROM {self._t('recipients')} r "
+            f"SELECT r.mailing_id, m.category, m.name AS mailing_name, m.started_at, r.response, r.reason, r.opens, r.clicks, "
+            f"r.updated_at FROM {self._t('recipients')} r "
             f"JOIN {self._t('mailings')} m ON m.id = r.mailing_id WHERE r.contact_id = ? ORDER BY r.seq",
             (contact_id,),
         )
@@ -235,6 +248,9 @@ class Queries:
                     "response": response_object(r["response"], r["reason"], lang),
                     "opens": r["opens"],
                     "clicks": r["clicks"],
+                    "mailing_name": r["mailing_name"],  # for the contact page (the API's schema answers what it documents)
+                    "started_at": r["started_at"],
+                    "updated_at": r["updated_at"],
                 }
                 for r in responses
             ],
@@ -255,6 +271,62 @@ class Queries:
             if isinstance(e, Contact.CommandRecorded):  # type: ignore[attr-defined]
                 state = apply_command(state, e.command)
         return state
+
+    def contacts_by_email(self, email: str, lang: str = "en", limit: int = MAX_PAGE) -> list[dict[str, Any]]:
+        """The contacts whose email is ``email`` (case and surrounding spaces aside), as ``contact`` answers them."""
+        wanted = normalise_email(email)
+        if wanted is None:
+            return []
+        rows = self._fetch(
+            f"SELECT contact_id FROM {self._t('contacts')} WHERE LOWER(email) = ? ORDER BY contact_id LIMIT ?", (wanted, limit)
+        )
+        return [self.contact(r["contact_id"], lang) for r in rows]
+
+    def contacts_page(self, after: str | None = None, limit: int = 50) -> dict[str, Any]:
+        """Contacts in id order, a page at a time (``next``: the last id of a full page)."""
+        rows = self._fetch(
+            f"SELECT contact_id, email, do_not_use_email, email_is_actual FROM {self._t('contacts')} "
+            "WHERE contact_id > ? ORDER BY contact_id LIMIT ?",
+            (after or "", limit + 1),
+        )
+        items = [
+            {"contact_id": r["contact_id"], "email": r["email"], "do_not_use_email": bool(r["do_not_use_email"]),
+             "email_is_actual": bool(r["email_is_actual"])}
+            for r in rows[:limit]
+        ]
+        return {"items": items, "next": items[-1]["contact_id"] if len(rows) > limit else None}
+
+    # ---- the mailings list, paged -------------------------------------------------------------
+
+    def mailing_list(
+        self, category: str | None = None, search: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        """Mailings, newest first, with each one's summary (from ``mailing_stats``: no audience is read);
+        ``category`` filters, ``search`` finds a part of the name or id (any case)."""
+        before = decode_cursor(cursor) if cursor else MAX_SEQ
+        sql = f"SELECT * FROM {self._t('mailings')} WHERE created_seq < ?"
+        params: tuple[Any, ...] = (before,)
+        if category:
+            sql += " AND category = ?"
+            params += (category,)
+        if search:
+            like = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            sql += " AND (LOWER(name) LIKE ? ESCAPE '\\' OR LOWER(id) LIKE ? ESCAPE '\\')"
+            params += (like, like)
+        rows = self._fetch(sql + " ORDER BY created_seq DESC LIMIT ?", params + (limit + 1,))
+        page = rows[:limit]
+        builders: dict[str, SummaryBuilder] = {r["id"]: SummaryBuilder() for r in page}
+        if builders:
+            ids = list(builders)
+            stats = self._fetch(
+                "SELECT mailing_id, response, NULLIF(reason, '') AS reason, sent, unique_open, clicked, recipients AS n, opens, clicks "
+                f"FROM {self._t('mailing_stats')} WHERE recipients > 0 AND mailing_id IN ({','.join('?' * len(ids))})",
+                tuple(ids),
+            )
+            for r in stats:
+                builders[r["mailing_id"]].add(**_group_args(r))
+        items = [{**self._mailing_fields(r), "summary": builders[r["id"]].result()} for r in page]
+        return {"items": items, "next": encode_cursor(page[-1]["created_seq"]) if len(rows) > limit else None}
 
     # ---- kept inputs ------------------------------------------------------------------------
 
@@ -300,11 +372,3 @@ def _group_args(r: Any) -> dict[str, Any]:
         "count": int(r["n"]),
     }
 
-
-def _bucket(counts: list[int], start: datetime, at: str | None) -> None:
-    when = parse_iso(at)
-    if when is None:
-        return
-    hour = int((when - start).total_seconds() // 3600)
-    if 0 <= hour < len(counts):
-        counts[hour] += 1

@@ -46,6 +46,7 @@ ENVIRONMENT: dict[str, str] = {
     "READY_MAX_LAG_SECONDS": "/readyz answers 503 once the views are behind and still for longer (default: 30)",
     "REPLAY_WORKERS": "processes a what-if replay is partitioned over, by contact (default: the CPU count)",
     "WHAT_IF_WAIT_SECONDS": "POST /v1/what-if answers 200 within this, else 202 {\"job\"} (default: 15)",
+    "RESPONSES_SECRET_KEY": "signs the sessions of the marketer pages (/login); every worker needs the same (default: one kept in ./var/secret-key)",
 }
 SERVICE_ENV = tuple(ENVIRONMENT)
 

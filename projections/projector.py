@@ -69,6 +69,15 @@ class WaveSendRow:
     email: str | None
 
 
+# A group of a mailing's recipients alike for its analytics (SPEC §5): the key of one row of the
+# ``mailing_stats`` view. (mailing, response, reason or "", sent, unique open, clicked)
+StatsKey = tuple[str, str, str, int, int, int]
+
+
+def stats_key(mailing_id: str, s: RecipientState) -> StatsKey:
+    return (mailing_id, s.response, s.reason or "", int(s.sent), int(s.unique_open), int(s.clicks > 0))
+
+
 class ProjectionStore(Protocol):
     """Where a projector keeps what it projects (a batch over view tables, or memory)."""
 
@@ -82,6 +91,7 @@ class ProjectionStore(Protocol):
     def claim_side(self, bucket_seq_ids: list[str]) -> None: ...
     def put_wave_send(self, row: WaveSendRow) -> None: ...
     def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None: ...
+    def add_stats(self, key: StatsKey, recipients: int, opens: int, clicks: int) -> None: ...
 
 
 # Observers see each folded recipient signal (what-if diffs and history use them).
@@ -108,6 +118,7 @@ class Projector:
         self.rules = rules
         self.store = store
         self.observer = observer
+        self.keeps_stats = bool(getattr(store, "keeps_stats", False))  # only the view tables keep mailing_stats
         self._handlers: dict[str, Callable[[int, str, dict[str, Any]], None]] = {
             event: getattr(self, method) for event, method in HANDLED.items()
         }
@@ -147,9 +158,10 @@ class Projector:
     # ---- recipients -----------------------------------------------------------------
 
     def _recipient_joined(self, seq: int, oid: str, d: dict[str, Any]) -> None:
-        self.store.put_recipient(
-            RecipientRow(rid=oid, mailing_id=d["mailing_id"], contact_id=d["contact_id"], name=d.get("name"), email=d.get("email"), seq=seq)
-        )
+        row = RecipientRow(rid=oid, mailing_id=d["mailing_id"], contact_id=d["contact_id"], name=d.get("name"), email=d.get("email"), seq=seq)
+        self.store.put_recipient(row)
+        if self.keeps_stats:
+            self.store.add_stats(stats_key(row.mailing_id, row.state), 1, 0, 0)
 
     def _recipient_details_changed(self, _seq: int, oid: str, d: dict[str, Any]) -> None:
         row = self.store.recipient(oid)
@@ -166,8 +178,18 @@ class Projector:
             signal = d["_signal"] = Signal.from_record(d["signal"])
         mailing = self.store.mailing(row.mailing_id)
         start = mailing.started_at if mailing else None
-        step = fold_into(row.state, signal, self.rules, start)
-        self.store.put_recipient(row)
+        state = row.state
+        if not self.keeps_stats:
+            step = fold_into(state, signal, self.rules, start)
+            self.store.put_recipient(row)
+        else:
+            key_before, opens_before, clicks_before = stats_key(row.mailing_id, state), state.opens, state.clicks
+            step = fold_into(state, signal, self.rules, start)
+            self.store.put_recipient(row)
+            key_after = stats_key(row.mailing_id, state)
+            if key_after != key_before or state.opens != opens_before or state.clicks != clicks_before:
+                self.store.add_stats(key_before, -1, -opens_before, -clicks_before)
+                self.store.add_stats(key_after, 1, state.opens, state.clicks)
         if step.maps_to is not None and step.why != "duplicate":
             contact = self.store.contact(row.contact_id) or ContactState(email=row.email)
             after = apply_signal_effect(contact, step, mailing.email_type if mailing else None, self.rules)
@@ -252,12 +274,15 @@ def dispatch_wave(signal: Signal, row: RecipientRow) -> int | None:
 class MemoryStore:
     """A projection store in memory: the what-if's, and the write-back cache of a live batch."""
 
+    keeps_stats = False  # a what-if diffs recipients, not mailing_stats: the projector skips them
+
     def __init__(self) -> None:
         self.mailings: dict[str, MailingRow] = {}
         self.recipients: dict[str, RecipientRow] = {}
         self.contacts: dict[str, ContactState] = {}
         self.sides: dict[str, SideRow] = {}
         self.claimed: list[str] = []
+        self.stats: dict[StatsKey, list[int]] = {}  # recipients, opens, clicks added to each group
 
     def mailing(self, mailing_id: str) -> MailingRow | None:
         return self.mailings.get(mailing_id)
@@ -291,3 +316,12 @@ class MemoryStore:
 
     def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None:
         """The scope index (``signal_term`` → contacts) is kept by the view tables only."""
+
+    def add_stats(self, key: StatsKey, recipients: int, opens: int, clicks: int) -> None:
+        totals = self.stats.get(key)
+        if totals is None:
+            self.stats[key] = [recipients, opens, clicks]
+        else:
+            totals[0] += recipients
+            totals[1] += opens
+            totals[2] += clicks

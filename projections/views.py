@@ -27,7 +27,7 @@ from domain.fold import RecipientState, SeenKeys
 from domain.signals import iso, parse_iso
 from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow, WaveSendRow, signal_term
 
-_TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side", "wave_sends", "signal_terms")
+_TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side", "wave_sends", "signal_terms", "mailing_stats")
 
 
 def terms_key(generation: int) -> str:
@@ -43,6 +43,14 @@ MAILING_COLUMNS = ("id", "name", "category", "email_type", "provider", "expires_
 RECIPIENT_COLUMNS = (
     "rid", "mailing_id", "contact_id", "name", "email", "seq", "response", "reason", "sent", "opens", "clicks",
     "unique_open", "sent_at", "first_open_at", "first_click_at", "updated_at", "state",
+)
+# Each mailing's recipients in groups alike (SPEC §5 analytics without reading the audience): kept by the
+# projector, batch by batch, with the other views; a row's ``reason`` is "" when the group has none.
+MAILING_STATS_COLUMNS = ("mailing_id", "response", "reason", "sent", "unique_open", "clicked", "recipients", "opens", "clicks")
+MAILING_STATS_DDL = (
+    "CREATE TABLE IF NOT EXISTS {table} (mailing_id TEXT NOT NULL, response TEXT NOT NULL, reason TEXT NOT NULL, "
+    "sent INTEGER NOT NULL, unique_open INTEGER NOT NULL, clicked INTEGER NOT NULL, recipients BIGINT NOT NULL, "
+    "opens BIGINT NOT NULL, clicks BIGINT NOT NULL, PRIMARY KEY (mailing_id, response, reason, sent, unique_open, clicked))"
 )
 SIDE_COLUMNS = ("id", "kind", "source", "mailing_id", "received_at", "seq", "claimed", "payload")
 WAVE_SEND_COLUMNS = ("mailing_id", "wave", "seq", "contact_id", "email")
@@ -119,6 +127,8 @@ def load_contact(raw: bytes | str) -> ContactState:
 
 class BatchStore(MemoryStore):
     """The write-back cache of one live batch: loads rows on first use, remembers what changed."""
+
+    keeps_stats = True  # the batch adds the projector's mailing_stats changes to the view table
 
     def __init__(self, recorder: "ViewsMixin", cursor: Any, generation: int):
         super().__init__()
@@ -232,6 +242,8 @@ class ViewsMixin:
             "contact_id TEXT NOT NULL, url TEXT NOT NULL, clicks INTEGER NOT NULL, PRIMARY KEY (mailing_id, url_key, contact_id))",
             f"CREATE TABLE IF NOT EXISTS {t('contacts')} (contact_id TEXT PRIMARY KEY, email TEXT, "
             "do_not_use_email INTEGER NOT NULL, email_is_actual INTEGER NOT NULL, state " + blob + " NOT NULL)",
+            # GET /v1/contacts?email= and the contacts page: found by the address, whatever its case
+            f"CREATE INDEX IF NOT EXISTS {t('contacts_email')} ON {t('contacts')} (LOWER(email))",
             f"CREATE TABLE IF NOT EXISTS {t('side')} (id TEXT PRIMARY KEY, kind TEXT NOT NULL, source TEXT, "
             "mailing_id TEXT, received_at TEXT, seq BIGINT NOT NULL, claimed INTEGER NOT NULL, payload " + blob + " NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {t('side_kind')} ON {t('side')} (kind, seq)",
@@ -241,6 +253,7 @@ class ViewsMixin:
             # the scope index: which contacts' journals hold signals of each (source, status fields)
             f"CREATE TABLE IF NOT EXISTS {t('signal_terms')} (term TEXT NOT NULL, contact_id TEXT NOT NULL, "
             "PRIMARY KEY (term, contact_id))",
+            MAILING_STATS_DDL.format(table=t("mailing_stats")),
         ]
 
     def meta_ddl(self) -> list[str]:
@@ -256,6 +269,7 @@ class ViewsMixin:
     def create_views(self, generation: int) -> None:
         with self.cursor(commit=True) as c:
             fresh = self._position_in(c, generation) == 0
+            stats_were_there = self._table_exists(c, self.t(generation, "mailing_stats"))
             for statement in self.meta_ddl() + self.view_ddl(generation):
                 c.execute(statement)
             if fresh:  # indexed from its first event: complete (an older generation lacks it until rebuilt)
@@ -265,6 +279,27 @@ class ViewsMixin:
                 self._q(f"INSERT INTO {self.tracking_table()} (application_name, notification_id) VALUES (?, 0) ON CONFLICT DO NOTHING"),
                 (tracking_name(generation),),
             )
+            if not stats_were_there:
+                self._backfill_stats(c, generation)
+
+    def _table_exists(self, c: Any, name: str) -> bool:
+        if self.placeholder == "?":
+            c.execute("SELECT 1 AS found FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+            return c.fetchone() is not None
+        c.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,))
+        return bool(c.fetchone()["found"])
+
+    def _backfill_stats(self, c: Any, g: int) -> None:
+        """Views made before ``mailing_stats`` existed: its rows counted once from the recipients, while
+        the generation's tracking row is locked (no batch moves it meanwhile; a new generation has none)."""
+        if self.placeholder == "%s":
+            c.execute(f"SELECT notification_id FROM {self.tracking_table()} WHERE application_name = %s FOR UPDATE", (tracking_name(g),))
+        clicked = "CASE WHEN clicks > 0 THEN 1 ELSE 0 END"
+        c.execute(
+            f"INSERT INTO {self.t(g, 'mailing_stats')} ({', '.join(MAILING_STATS_COLUMNS)}) "
+            f"SELECT mailing_id, response, COALESCE(reason, ''), sent, unique_open, {clicked}, COUNT(*), SUM(opens), SUM(clicks) "
+            f"FROM {self.t(g, 'recipients')} GROUP BY mailing_id, response, COALESCE(reason, ''), sent, unique_open, {clicked}"
+        )
 
     def _position_in(self, c: Any, generation: int) -> int:
         c.execute(self._q(f"SELECT notification_id FROM {self.tracking_table()} WHERE application_name = ?"), (tracking_name(generation),))
@@ -354,6 +389,21 @@ class ViewsMixin:
         self._upsert(c, g, "signal_terms", ("term", "contact_id"), ("term", "contact_id"), sorted(store.terms), update=False)
         if store.claimed:
             c.executemany(self._q(f"UPDATE {self.t(g, 'side')} SET claimed = 1 WHERE id = ?"), [(i,) for i in store.claimed])
+        self._add_stats(c, g, store.stats)
+
+    def _add_stats(self, c: Any, g: int, stats: dict[tuple[str, str, str, int, int, int], list[int]]) -> None:
+        """Add a batch's changes to ``mailing_stats`` (groups of recipients alike: their count, opens, clicks)."""
+        rows = sorted(key + tuple(totals) for key, totals in stats.items() if any(totals))
+        if not rows:
+            return
+        table = self.t(g, "mailing_stats")
+        one = "(" + ",".join([self.placeholder] * len(MAILING_STATS_COLUMNS)) + ")"
+        c.executemany(
+            f"INSERT INTO {table} ({', '.join(MAILING_STATS_COLUMNS)}) VALUES {one} "
+            f"ON CONFLICT ({', '.join(MAILING_STATS_COLUMNS[:6])}) DO UPDATE SET "
+            + ", ".join(f"{col} = {table}.{col} + excluded.{col}" for col in MAILING_STATS_COLUMNS[6:]),
+            rows,
+        )
 
     def _upsert(
         self,

@@ -7,6 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
+from application.queries import MAX_PAGE
 from interface.http.auth import require_bearer
 from interface.http.common import Blueprint, LangArgsSchema, ResponseObjectSchema, Text
 from interface.http.context import caught_up_views, fresh_views, service
@@ -51,6 +52,23 @@ class ContactSchema(ma.Schema):
     email = ma.fields.String(allow_none=True)
     flags = ma.fields.Nested(FlagsSchema, required=True)
     responses = ma.fields.List(ma.fields.Nested(ContactResponseSchema), required=True)
+
+
+class ContactSearchArgsSchema(LangArgsSchema):
+    email = Text(required=True, validate=validate.Length(min=1, max=320), metadata={"description": "any case; surrounding spaces ignored"})
+
+
+class ContactListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ContactSchema), required=True, metadata={"description": f"at most {MAX_PAGE}, in contact id order"})
+
+
+@blp.route("", methods=["GET"])
+@blp.doc(summary="Find contacts by email")
+@blp.arguments(ContactSearchArgsSchema, location="query")
+@blp.response(200, ContactListSchema)
+def find_contacts(args: dict[str, Any]) -> dict[str, Any]:
+    """The contacts whose email is the given one (compared without case), each as `GET /v1/contacts/{id}` answers it."""
+    return {"items": fresh_views().contacts_by_email(args["email"], args["lang"])}
 
 
 @blp.route("/<contact_id>", methods=["GET"])

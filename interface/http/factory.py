@@ -16,6 +16,7 @@ from interface.http import contacts, inbox, mailings, ops, rules, webhooks
 from interface.http.common import MAX_ID_LENGTH
 from interface.http.context import EXTENSION, Services
 from interface.http.errors import ApiError, ErrorSchema, http_error, register_error_handlers
+from interface.web import register_web
 
 log = logging.getLogger("responses.http")
 
@@ -75,6 +76,7 @@ def create_app(app: ResponsesApp | None = None, settings: Settings | None = None
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     register_error_handlers(flask_app)  # after the Api: ours replace flask-smorest's
+    register_web(flask_app, settings)  # the marketer's pages (/login, /mailings, ...): HTML over the same queries
     flask_app.url_value_preprocessor(refuse_impossible_ids)
     flask_app.after_request(no_sniffing)
     return flask_app

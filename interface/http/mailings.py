@@ -11,6 +11,7 @@ from application.errors import Conflict, NotFound
 from application.service import CATEGORIES
 from domain.catalogue import CODES
 from domain.signals import PROVIDERS
+from interface.http.audience_csv import COLUMNS as CSV_COLUMNS, audience_csv_response
 from interface.http.auth import require_bearer
 from interface.http.common import MAX_ID_LENGTH, PATH_SAFE, Blueprint, UtcTime, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, Text, page_schema
 from interface.http.context import caught_up_views, fresh_views, queries, service
@@ -79,6 +80,10 @@ class AudienceAddedSchema(ma.Schema):
 
 
 class AudienceArgsSchema(PageArgsSchema, LangArgsSchema):
+    response = Text(load_default=None, validate=validate.OneOf(CODES), metadata={"description": "only recipients with this response code"})
+
+
+class AudienceCsvArgsSchema(LangArgsSchema):
     response = Text(load_default=None, validate=validate.OneOf(CODES), metadata={"description": "only recipients with this response code"})
 
 
@@ -238,6 +243,18 @@ def add_audience(body: dict[str, Any], mailing_id: str) -> dict[str, int]:
 @blp.alt_response(404, schema=ErrorSchema)
 def audience(args: dict[str, Any], mailing_id: str) -> dict[str, Any]:
     return fresh_views().audience(mailing_id, args["response"], args["limit"], args["cursor"], args["lang"])
+
+
+@blp.route("/<mailing_id>/audience.csv", methods=["GET"])
+@blp.doc(
+    summary="The audience as CSV (filter by response; cells that a spreadsheet would run as a formula are defused)",
+    responses={"200": {"description": "columns " + ",".join(CSV_COLUMNS) + "; a cell starting with = + - @ (or a tab or CR) gets a leading '",
+                       "content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
+@blp.arguments(AudienceCsvArgsSchema, location="query")
+@blp.alt_response(404, schema=ErrorSchema)
+def audience_csv(args: dict[str, Any], mailing_id: str) -> Any:
+    return audience_csv_response(fresh_views(), mailing_id, args["response"], args["lang"])
 
 
 @blp.route("/<mailing_id>/dispatch", methods=["POST"])

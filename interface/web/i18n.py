@@ -1,0 +1,338 @@
+"""The pages' words in English and Russian: UI strings, response and reason names, and the audit's whys as sentences.
+
+Templates write ``_("English text")``; Russian is looked up here (``RU``). Response names come from
+the catalogue (``domain.catalogue``: the seed's Russian names).
+"""
+
+from __future__ import annotations
+
+from domain.catalogue import COUNTED, IGNORED, RESPONSES, SET
+
+RU: dict[str, str] = {
+    # frame
+    "Recipient responses": "Отклики получателей",
+    "Mailings": "Рассылки",
+    "Contacts": "Контакты",
+    "Rules": "Правила",
+    "What-if": "Что если",
+    "Inbox": "Входящие",
+    "Sign out": "Выйти",
+    "Sign in": "Войти",
+    "Language": "Язык",
+    "Time zone": "Часовой пояс",
+    "Times are shown in %(tz)s.": "Время указано в поясе %(tz)s.",
+    "Set": "Применить",
+    "Back": "Назад",
+    "Skip to content": "К содержимому",
+    # login
+    "API token": "API-токен",
+    "Sign in with an API token of this service (RESPONSES_API_TOKENS; `responses serve` keeps one in ./var/api-token).":
+        "Войдите с API-токеном этого сервиса (RESPONSES_API_TOKENS; `responses serve` хранит его в ./var/api-token).",
+    "That token is not one this service accepts.": "Этот токен сервис не принимает.",
+    "No API token is configured: set RESPONSES_API_TOKENS, or start `responses serve` once to create ./var/api-token.":
+        "API-токен не настроен: задайте RESPONSES_API_TOKENS или запустите `responses serve`, чтобы создать ./var/api-token.",
+    "Please sign in.": "Пожалуйста, войдите.",
+    "Signed out.": "Вы вышли.",
+    "The form expired (its security token did not match). Please try again.":
+        "Форма устарела (не совпал её защитный токен). Попробуйте ещё раз.",
+    # mailings list
+    "All categories": "Все категории",
+    "bulk": "массовая",
+    "trigger": "триггерная",
+    "Category": "Категория",
+    "Search by name or id": "Поиск по названию или id",
+    "Search": "Найти",
+    "Name": "Название",
+    "Provider": "Провайдер",
+    "Start": "Старт",
+    "Audience": "Аудитория",
+    "Sent": "Отправлено",
+    "Delivered": "Доставлено",
+    "Delivery rate": "Доставляемость",
+    "Open rate": "Открываемость",
+    "Click rate": "Кликабельность",
+    "Bounce rate": "Доля отказов",
+    "No mailings match.": "Нет подходящих рассылок.",
+    "Next page": "Следующая страница",
+    "First page": "Первая страница",
+    "not started": "не начата",
+    # mailing page
+    "Mailing": "Рассылка",
+    "Email type": "Тип рассылки",
+    "Results": "Итоги рассылки",
+    "Opens and clicks": "Открытия и переходы",
+    "Links": "Анализ переходов",
+    "Unique opens": "Уникальные открытия",
+    "Total opens": "Всего открытий",
+    "Unique clicks": "Уникальные переходы",
+    "Total clicks": "Всего переходов",
+    "Click-to-open rate": "CTOR (переходы / открытия)",
+    "Unsubscribe rate": "Доля отписок",
+    "Spam complaint rate": "Доля жалоб на спам",
+    "of sent": "от отправленных",
+    "of delivered": "от доставленных",
+    "of unique opens": "от уникальных открытий",
+    "no denominator yet": "знаменатель пока 0",
+    "Contact": "Контакт",
+    "Full name": "Имя",
+    "Email": "Email",
+    "Response": "Отклик",
+    "Response reason": "Причина отклика",
+    "Opens": "Открытия",
+    "Clicks": "Переходы",
+    "Updated": "Обновлено",
+    "History": "История",
+    "All responses": "Все отклики",
+    "Filter": "Фильтр",
+    "Export CSV": "Выгрузить CSV",
+    "No recipients match.": "Нет подходящих получателей.",
+    "recipients": "получателей",
+    "Delivery errors": "Диаграмма ошибок отправки",
+    "Responses of the groups not sent and not delivered, each split by reason.":
+        "Отклики групп «не отправлено» и «не доставлено», по причинам.",
+    "No delivery errors.": "Ошибок отправки нет.",
+    "Count": "Количество",
+    "Reasons": "Причины",
+    "no reason given": "причина не указана",
+    "Delivery funnel": "Воронка доставки",
+    "Audience, sent, delivered, opened (unique), clicked (unique).":
+        "Аудитория, отправлено, доставлено, открыто (уникальные), переходы (уникальные).",
+    "Opened": "Открыто",
+    "Clicked": "Переходы",
+    "Stage": "Этап",
+    "Share of audience": "Доля аудитории",
+    "First opens and first clicks per hour since the start": "Первые открытия и первые переходы по часам от старта",
+    "Hours": "Часов",
+    "Show": "Показать",
+    "Hour": "Час",
+    "From": "С",
+    "First opens": "Первые открытия",
+    "First clicks": "Первые переходы",
+    "The mailing has not started: there is nothing to chart yet.": "Рассылка не начата: графика пока нет.",
+    "Each recipient counts once, in the hour of their first open or first click (provider time), from the start at %(start)s.":
+        "Каждый получатель учтён один раз — в час первого открытия или перехода (время провайдера), от старта %(start)s.",
+    "Click map": "Карта кликов",
+    "URL": "URL",
+    "Unique recipients": "Уникальные получатели",
+    "Share of unique clicks": "Доля уникальных переходов",
+    "No clicks yet.": "Переходов пока нет.",
+    "Unsubscribe links are not clicks (rules: unsubscribe_url_patterns).":
+        "Ссылки отписки — не переходы (правила: unsubscribe_url_patterns).",
+    # history
+    "Recipient": "Получатель",
+    "Audit history": "История отклика",
+    "As of": "На момент",
+    "Rules version": "Версия правил",
+    "active": "активная",
+    "now": "сейчас",
+    "Explain": "Объяснить",
+    "Received": "Получено",
+    "Provider time": "Время провайдера",
+    "Source": "Источник",
+    "What the provider said": "Что сообщил провайдер",
+    "Maps to": "Соответствует",
+    "Effect": "Действие",
+    "Why": "Почему",
+    "Response after": "Отклик после",
+    "nothing": "ничему",
+    "No signals.": "Сигналов нет.",
+    "Later signals": "Следующие сигналы",
+    "Response now": "Текущий отклик",
+    "Under rules version %(version)s.": "По правилам версии %(version)s.",
+    "Signals received up to %(at)s.": "Сигналы, полученные до %(at)s.",
+    "set": "установлен",
+    "counted": "учтён",
+    "ignored": "проигнорирован",
+    # contacts
+    "Contact id or email": "Id контакта или email",
+    "No contact matches.": "Нет подходящих контактов.",
+    "Do not use email": "Не использовать Email",
+    "Email is actual": "Email актуален",
+    "Unsubscribed from types": "Отписан от типов рассылок",
+    "none": "нет",
+    "yes": "да",
+    "no": "нет",
+    "Responses across mailings": "Отклики по рассылкам",
+    "Bulk and trigger mailings.": "Массовые и триггерные рассылки.",
+    "No responses yet.": "Откликов пока нет.",
+    "Change flags": "Изменить признаки",
+    "keep": "не менять",
+    "New email": "Новый email",
+    "A manual change is journaled on the contact and wins over earlier effects; a new email makes the address actual again.":
+        "Ручное изменение записывается в журнал контакта и важнее прежних эффектов; новый email снова делает адрес актуальным.",
+    "Save": "Сохранить",
+    "Subscriptions": "Подписки",
+    "Subscribed": "Подписан",
+    "Unsubscribe": "Отписать",
+    "Subscribe": "Подписать",
+    "Saved.": "Сохранено.",
+    "Change nothing: choose a flag or give an email.": "Ничего не изменено: выберите признак или укажите email.",
+    "Flags": "Признаки",
+    "Suppressed": "Не рассылать",
+    # rules
+    "Active version": "Активная версия",
+    "Versions": "Версии",
+    "Version": "Версия",
+    "Created": "Создана",
+    "By": "Кем",
+    "Changes": "Изменения",
+    "Based on": "На основе",
+    "built in": "встроенная",
+    "the defaults": "значения по умолчанию",
+    "State diagram": "Диаграмма состояний",
+    "State diagram of rules version %(version)s": "Диаграмма состояний правил версии %(version)s",
+    "Non-final responses by priority: a higher one replaces a lower one. Finals end the change.":
+        "Неконечные отклики по приоритету: более высокий замещает более низкий. Конечные завершают смену откликов.",
+    "Priority": "Приоритет",
+    "Final": "Конечный",
+    "Group": "Группа",
+    "Show diagram": "Показать диаграмму",
+    "replaced by a higher priority": "замещается более приоритетным",
+    "any final replaces a non-final": "любой конечный замещает неконечный",
+    "after %(hours)s h without confirmation": "через %(hours)s ч без подтверждения",
+    "Statistics period (days)": "Период обновления статистики (дней)",
+    "Job": "Задача",
+    "Activating rules version %(version)s": "Активация правил версии %(version)s",
+    "Progress": "Выполнено",
+    "Status": "Состояние",
+    "running": "выполняется",
+    "done": "готово",
+    "failed": "ошибка",
+    "This page refreshes itself until the job is done.": "Страница обновляется сама, пока задача не завершится.",
+    "Refresh": "Обновить",
+    "Rules version %(version)s is active.": "Правила версии %(version)s активны.",
+    # what-if
+    "Try a rule change against all history; nothing live changes until you adopt it.":
+        "Проверьте изменение правил на всей истории; до принятия ничего не меняется.",
+    "Common options": "Основные параметры",
+    "Soft bounce is final": "Soft Bounce — конечный отклик",
+    "Count machine opens": "Учитывать открытия роботами",
+    "Unsubscribe from all mailings": "Отписка от всех рассылок",
+    "Soft bounces before the address is not actual (empty: off)": "Soft Bounce подряд, после которых адрес неактуален (пусто: выкл.)",
+    "Scanner click window, seconds (empty: off)": "Окно кликов сканеров, секунд (пусто: выкл.)",
+    "Machine open window, seconds (empty: off)": "Окно открытий роботами, секунд (пусто: выкл.)",
+    "Confirmation timeout, hours": "Ожидание подтверждения, часов",
+    "Response after the confirmation timeout": "Отклик по истечении ожидания подтверждения",
+    "Unsubscribe URL patterns (one a line, RE2)": "Шаблоны URL отписки (по одному в строке, RE2)",
+    "Machine user agents (one a line, RE2)": "User agent роботов (по одному в строке, RE2)",
+    "Full ruleset document (JSON patch, merged over the fields above)":
+        "Полный документ правил (JSON-патч поверх полей выше)",
+    "Mailings (empty: all)": "Рассылки (пусто: все)",
+    "Examples": "Примеры",
+    "Run what-if": "Запустить",
+    "The ruleset is not valid.": "Правила некорректны.",
+    "Transitions": "Переходы откликов",
+    "No recipient changes response.": "Ни один отклик не меняется.",
+    "Before": "До",
+    "After": "После",
+    "Recipients considered": "Рассмотрено получателей",
+    "Response changed": "Отклик изменился",
+    "Counters changed": "Счётчики изменились",
+    "Newly suppressed contacts": "Контакты, которым больше не пишем",
+    "No longer suppressed contacts": "Контакты, которым снова пишем",
+    "Adopt": "Принять",
+    "Adopt these rules: create the version and activate it (a rebuild of every view).":
+        "Принять правила: создать версию и активировать её (перестроение всех представлений).",
+    "Running the what-if…": "Выполняется проверка…",
+    "What-if result": "Результат проверки",
+    "Explanation": "Объяснение",
+    "change": "изменение",
+    "Rates": "Показатели",
+    "must be a whole number": "должно быть целым числом",
+    "must be a number": "должно быть числом",
+    "not valid JSON": "некорректный JSON",
+    "a JSON object": "JSON-объект",
+    # inbox
+    "Unmatched": "Без получателя",
+    "Quarantine": "Карантин",
+    "Notices": "Уведомления",
+    "Signals that matched no recipient (yet): they are matched when the recipient appears.":
+        "Сигналы, не нашедшие получателя (пока): будут сопоставлены, когда получатель появится.",
+    "Input that could not be understood, kept whole with the error.": "Непонятые входные данные, сохранённые целиком с ошибкой.",
+    "Provider notices about sending in general.": "Уведомления провайдера об отправке в целом.",
+    "Nothing here.": "Здесь пусто.",
+    "Reason": "Причина",
+    "Error": "Ошибка",
+    "Raw": "Исходные данные",
+    "Kind": "Вид",
+    "Correlation": "Сопоставление",
+    "Signal": "Сигнал",
+    # errors
+    "Not found": "Не найдено",
+    "Something went wrong": "Что-то пошло не так",
+    "Back to mailings": "К рассылкам",
+    "not found": "не найдено",
+}
+
+GROUPS = {
+    "preparing": ("Preparing", "Подготовка"),
+    "delivered": ("Delivered", "Доставлено"),
+    "not_delivered": ("Not delivered", "Не доставлено"),
+    "not_sent": ("Not sent", "Не отправлено"),
+}
+
+REASONS = {
+    "will_retry": ("will retry", "будет повтор"),
+    "unknown_recipient": ("unknown recipient", "неизвестный получатель"),
+    "mailbox_problem": ("mailbox problem", "проблема с ящиком"),
+    "spam_reject": ("rejected as spam", "отклонено как спам"),
+    "domain_not_found": ("domain not found", "домен не найден"),
+    "ip_reputation": ("sender IP reputation", "репутация IP отправителя"),
+    "recipient_blocked": ("recipient blocked", "получатель заблокирован"),
+    "other": ("other", "другое"),
+}
+
+# What a fold step did, as a sentence: (effect, why) → English and Russian.
+WHYS = {
+    "duplicate": ("the same signal was already folded (a provider retry)", "этот сигнал уже был учтён (повтор провайдера)"),
+    "final": ("a final response was already set", "конечный отклик уже установлен"),
+    "lower_priority": ("the response already has a priority at least as high", "у текущего отклика приоритет не ниже"),
+    "period_closed": ("it arrived after the statistics period closed", "он пришёл после окончания периода статистики"),
+    "informational": ("the provider's status maps to no response", "статус провайдера не соответствует отклику"),
+    "unsubscribe_link": ("an unsubscribe link is not a click", "ссылка отписки — не переход"),
+    "not_delivered": ("the mail was never delivered, so engagement counts nowhere", "письмо не доставлено, поэтому действия не учитываются"),
+    "machine_open": ("an open by a machine (e.g. a privacy proxy) is not counted", "открытие роботом (например, прокси) не учитывается"),
+    "machine_click": ("a click right after delivery is a scanner's", "переход сразу после доставки сделан сканером"),
+    "superseded": ("the recipient was no longer waiting for confirmation", "получатель уже не ждал подтверждения"),
+    "not_due": ("the confirmation timeout was not due yet", "срок ожидания подтверждения ещё не истёк"),
+}
+
+
+def translate(text: str, lang: str, **values: object) -> str:
+    out = RU.get(text, text) if lang == "ru" else text
+    return out % values if values else out
+
+
+def response_name(code: str | None, lang: str) -> str:
+    if code is None:
+        return ""
+    response = RESPONSES.get(code)
+    return response.name(lang) if response else code
+
+
+def reason_name(reason: str | None, lang: str) -> str:
+    if not reason:
+        return ""
+    names = REASONS.get(reason)
+    return (names[1] if lang == "ru" else names[0]) if names else reason
+
+
+def group_name(group: str, lang: str) -> str:
+    names = GROUPS.get(group, (group, group))
+    return names[1] if lang == "ru" else names[0]
+
+
+def why_sentence(effect: str, why: str | None, response_after: str | None, lang: str) -> str:
+    """"Ignored: a final response was already set." — what a step did and why, as a marketer reads it."""
+    ru = lang == "ru"
+    reason = WHYS.get(why or "", (why or "", why or ""))[1 if ru else 0]
+    if effect == SET:
+        name = response_name(response_after, lang)
+        return f"Установлен отклик «{name}»." if ru else f"Set the response to “{name}”."
+    if effect == COUNTED:
+        head = "Учтён в счётчиках; отклик не изменился" if ru else "Counted in the opens or clicks; the response stayed"
+        return f"{head}: {reason}." if reason else f"{head}."
+    if effect == IGNORED:
+        head = "Проигнорирован" if ru else "Ignored"
+        return f"{head}: {reason}." if reason else f"{head}."
+    return reason

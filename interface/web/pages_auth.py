@@ -1,0 +1,49 @@
+"""``/login``, ``/logout`` and ``/``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import flash, redirect, request, url_for
+
+from interface.http import context
+from interface.web.blueprint import _, bp, page, safe_next
+from interface.web.session import sign_in, sign_out, signed_in_as
+
+log = logging.getLogger("responses.web")
+
+
+@bp.get("/")
+def home() -> Any:
+    return redirect(url_for("web.mailings"))
+
+
+@bp.get("/login")
+def login() -> Any:
+    if signed_in_as() is not None:
+        return redirect(safe_next(request.args.get("next")) or url_for("web.mailings"))
+    return page("login.html", next_path=safe_next(request.args.get("next")), configured=bool(context.settings().api_tokens))
+
+
+@bp.post("/login")
+def login_submit() -> Any:
+    next_path = safe_next(request.form.get("next"))
+    if sign_in(request.form.get("token", "")):
+        return redirect(next_path or url_for("web.mailings"))
+    log.warning("sign-in refused: not a configured token")  # never the token itself
+    return page("login.html", status=401, error=_("That token is not one this service accepts."), next_path=next_path,
+                configured=bool(context.settings().api_tokens))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    sign_out()
+    flash(_("Signed out."))
+    return redirect(url_for("web.login"))
+
+
+@bp.get("/preferences")
+def preferences() -> Any:
+    """The language and the time zone pages show times in (kept in the session; ``?lang=`` / ``?tz=`` set them)."""
+    return page("preferences.html", next_path=safe_next(request.args.get("next")) or url_for("web.mailings"))

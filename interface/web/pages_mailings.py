@@ -1,0 +1,195 @@
+"""``/mailings``, ``/mailings/<id>`` (tabs: audience, results, opens and clicks, links) and a recipient's history."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, request
+
+from application.service import CATEGORIES
+from domain.catalogue import CODES, NOT_DELIVERED, NOT_SENT, REASONS
+from interface.http.audience_csv import audience_csv_response
+from interface.http.common import _SPACE_FOR_PLUS
+from interface.http.context import fresh_views, service
+from interface.web import charts
+from interface.web.blueprint import PageError, _, bp, page, to_local
+from interface.web.session import current_lang, current_tz
+
+PAGE = 50
+HISTORY_PAGE = 100
+TABS = ("audience", "results", "engagement", "links")
+MAX_HOURS = 24 * 31
+HOUR_CHOICES = (24, 48, 72, 168, 336, 720)
+
+
+def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.args.get(name) or None
+    if value is not None and value not in allowed:
+        raise PageError(400, f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+@bp.get("/mailings")
+def mailings() -> Any:
+    category = _choice("category", CATEGORIES)
+    search = (request.args.get("q") or "").strip()[:200] or None
+    cursor = request.args.get("cursor") or None
+    listing = fresh_views().mailing_list(category, search, PAGE, cursor)
+    return page("mailings.html", listing=listing, category=category, search=search or "", categories=CATEGORIES, cursor=cursor)
+
+
+def kpis(summary: dict[str, Any]) -> dict[str, Any]:
+    return {"summary": summary, "rates": summary["rates"]}
+
+
+@bp.get("/mailings/<mailing_id>")
+def mailing(mailing_id: str) -> Any:
+    views = fresh_views()
+    fields = views.require_mailing(mailing_id)
+    summary = views.summary(mailing_id)
+    tab = _choice("tab", TABS) or "audience"
+    values: dict[str, Any] = {"m": fields, "summary": summary, "tab": tab}
+    if tab == "audience":
+        response = _choice("response", CODES)
+        cursor = request.args.get("cursor") or None
+        values.update(
+            audience=views.audience(mailing_id, response, PAGE, cursor, current_lang()),
+            response_filter=response,
+            cursor=cursor,
+            filtered_count=summary["responses"].get(response, 0) if response else summary["audience"],
+        )
+    elif tab == "results":
+        values.update(results_charts(summary))
+    elif tab == "engagement":
+        values.update(engagement(views, mailing_id))
+    else:
+        values.update(click_map(views.links(mailing_id), summary))
+    return page("mailing.html", **values)
+
+
+@bp.get("/mailings/<mailing_id>/audience.csv")
+def mailing_csv(mailing_id: str) -> Response:
+    return audience_csv_response(fresh_views(), mailing_id, _choice("response", CODES), current_lang())
+
+
+# ---- results: the delivery-error diagram and the funnel ---------------------------------------------
+
+
+def results_charts(summary: dict[str, Any]) -> dict[str, Any]:
+    lang = current_lang()
+    from interface.web.i18n import reason_name, response_name
+
+    error_rows = []
+    seen_reasons: list[str] = []
+    for group in (NOT_SENT, NOT_DELIVERED):
+        for code, entry in summary["errors"][group].items():
+            reasons = dict(entry["reasons"])
+            unexplained = entry["count"] - sum(reasons.values())
+            segments = [(r, reason_name(r, lang), n) for r, n in sorted(reasons.items(), key=lambda kv: REASONS.index(kv[0]) if kv[0] in REASONS else 99)]
+            if unexplained > 0:
+                segments.append(("none", _("no reason given"), unexplained))
+            for key, _label, _n in segments:
+                if key not in seen_reasons:
+                    seen_reasons.append(key)
+            error_rows.append({"group": group, "code": code, "name": response_name(code, lang), "count": entry["count"], "segments": segments})
+    order = [r for r in REASONS if r in seen_reasons] + (["none"] if "none" in seen_reasons else [])
+    legend = [(key, _("no reason given") if key == "none" else reason_name(key, lang)) for key in order]
+    error_chart = (
+        charts.stacked_hbar_chart(
+            "errors-chart", _("Delivery errors"), _("Responses of the groups not sent and not delivered, each split by reason."),
+            [(row["name"], row["segments"]) for row in error_rows], legend,
+        )
+        if error_rows
+        else None
+    )
+    funnel = [
+        ("audience", _("Audience"), summary["audience"]),
+        ("sent", _("Sent"), summary["sent"]),
+        ("delivered", _("Delivered"), summary["delivered"]),
+        ("opened", _("Opened"), summary["unique_opens"]),
+        ("clicked", _("Clicked"), summary["unique_clicks"]),
+    ]
+    funnel_chart = charts.hbar_chart(
+        "funnel-chart", _("Delivery funnel"), _("Audience, sent, delivered, opened (unique), clicked (unique)."),
+        [(label, value) for _key, label, value in funnel], charts.BLUE,
+    )
+    return {"error_rows": error_rows, "error_chart": error_chart, "funnel": funnel, "funnel_chart": funnel_chart}
+
+
+# ---- opens and clicks per hour -------------------------------------------------------------------------
+
+
+def engagement(views: Any, mailing_id: str) -> dict[str, Any]:
+    try:
+        hours = int(request.args.get("hours") or 48)
+    except ValueError:
+        raise PageError(400, f"hours: a whole number from 1 to {MAX_HOURS}") from None
+    if not 1 <= hours <= MAX_HOURS:
+        raise PageError(400, f"hours: a whole number from 1 to {MAX_HOURS}")
+    timeline = views.timeline(mailing_id, hours)
+    buckets = []
+    for b in timeline["buckets"]:
+        local = to_local(b["at"])
+        assert local is not None
+        tick = local.strftime("%H:%M") if local.hour or hours <= 24 else local.strftime("%d.%m")
+        buckets.append({**b, "local": local, "tick": tick, "full": local.strftime("%Y-%m-%d %H:%M")})
+    chart = None
+    if buckets:
+        chart = charts.hourly_chart(
+            "hourly-chart",
+            _("First opens and first clicks per hour since the start"),
+            _("Each recipient counts once, in the hour of their first open or first click (provider time), from the start at %(start)s.",
+              start=f"{buckets[0]['full']} ({current_tz()})"),
+            [(b["tick"], b["full"], b["first_opens"], b["first_clicks"]) for b in buckets],
+            (_("First opens"), _("First clicks")),
+        )
+    return {"timeline": timeline, "buckets": buckets, "hours": hours, "hour_choices": sorted(set(HOUR_CHOICES) | {hours}), "hourly_chart": chart}
+
+
+# ---- links ------------------------------------------------------------------------------------------------
+
+
+def click_map(links: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    rows = links["links"]
+    unique_total = sum(r["unique_clicks"] for r in rows)
+    out = [{**r, "share": (r["unique_clicks"] / unique_total) if unique_total else None} for r in rows]
+    return {"links": out, "unique_link_clicks": unique_total}
+
+
+# ---- a recipient's audit history -----------------------------------------------------------------------------
+
+
+@bp.get("/mailings/<mailing_id>/recipients/<contact_id>")
+def recipient(mailing_id: str, contact_id: str) -> Any:
+    app = service()
+    views = fresh_views()
+    fields = views.require_mailing(mailing_id)
+    versions = app.rules_versions()
+    version = request.args.get("rules") or None
+    rules = app.ruleset(version) if version else None  # NotFound: an HTML 404
+    as_of_text = (request.args.get("as_of") or "").strip()
+    as_of = parse_as_of(as_of_text) if as_of_text else None
+    cursor = request.args.get("cursor") or None
+    history = app.history(mailing_id, contact_id, as_of=as_of, rules=rules, lang=current_lang(), limit=HISTORY_PAGE, cursor=cursor)
+    local_as_of = to_local(as_of).strftime("%Y-%m-%dT%H:%M:%S") if as_of else ""
+    return page(
+        "recipient.html", m=fields, contact_id=contact_id, history=history, versions=versions, version=version,
+        as_of=as_of, as_of_value=local_as_of, cursor=cursor, next_cursor=history.get("next"),
+    )
+
+
+def parse_as_of(text: str) -> datetime:
+    """A picked instant: ISO 8601 with an offset, or a local date and time (a ``datetime-local`` field) in the
+    viewer's time zone."""
+    try:
+        parsed = datetime.fromisoformat(_SPACE_FOR_PLUS.sub(r"\1+\2", text[:64]))
+    except ValueError:
+        raise PageError(400, "as_of: a date and time, e.g. 2026-03-14T10:00") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(current_tz()))
+    try:
+        return parsed.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise PageError(400, "as_of: out of range") from None

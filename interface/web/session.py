@@ -1,0 +1,224 @@
+"""Sessions of the marketer pages: sign-in with an API token, CSRF tokens, language and time zone.
+
+The cookie is signed with ``RESPONSES_SECRET_KEY`` (else a key kept in ``./var/secret-key``, made once
+and shared by every worker that runs in the same directory). It holds an HMAC fingerprint of the token
+the marketer signed in with, never the token: a session ends when its token is no longer configured.
+HttpOnly, SameSite=Lax, and Secure whenever the request came over HTTPS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from flask import Flask, request, session
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
+
+from interface.http import context
+from interface.http.auth import read_token_file
+
+log = logging.getLogger("responses.web")
+
+SECRET_FILE = Path("var") / "secret-key"
+COOKIE_NAME = "responses_session"
+SESSION_HOURS = 12
+LANGS = ("en", "ru")
+DEFAULT_TZ = "UTC"
+CSRF_FIELD = "csrf_token"
+
+
+def ensure_secret_file(path: Path = SECRET_FILE) -> str:
+    """The key kept in ``path``; made (mode 0600) when missing. Workers starting together agree on one:
+    each writes its candidate to a file of its own and links it into place, and the first link wins."""
+    existing = read_token_file(path)
+    if existing:
+        return existing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(secrets.token_urlsafe(48) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(candidate, path)
+    except FileExistsError:
+        pass  # another worker's key is in place: use it
+    finally:
+        os.unlink(candidate)
+    key = read_token_file(path)
+    if not key:
+        raise RuntimeError(f"{path} holds no key")
+    return key
+
+
+class WebSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie, with the key read only when a page needs a session (API calls never make
+    one), and ``Secure`` decided per request."""
+
+    def __init__(self, secret: Callable[[], str]):
+        self._secret = secret
+        self._key: str | None = None
+
+    def key(self) -> str:
+        if self._key is None:
+            self._key = self._secret()
+        return self._key
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(
+            self.key(),
+            salt=self.salt,
+            serializer=self.serializer,
+            signer_kwargs={"key_derivation": self.key_derivation, "digest_method": self.digest_method},
+        )
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()  # nothing to verify: no key needed yet
+        return super().open_session(app, request)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(request.is_secure)
+
+
+def configure_sessions(app: Flask, secret_key: str | None) -> WebSessionInterface:
+    interface = WebSessionInterface((lambda: secret_key) if secret_key else ensure_secret_file)
+    app.session_interface = interface
+    app.config.update(
+        SESSION_COOKIE_NAME=COOKIE_NAME,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+    )
+    return interface
+
+
+# ---- who is signed in ---------------------------------------------------------------------------
+
+
+def _interface() -> WebSessionInterface:
+    from flask import current_app
+
+    return current_app.session_interface  # type: ignore[return-value]
+
+
+def token_fingerprint(token: str) -> str:
+    """What the cookie holds of a token: an HMAC under the session key (not reversible, not guessable offline)."""
+    return hmac.new(_interface().key().encode(), token.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def who_of(token: str) -> str:
+    """The same fingerprint the API's audit records use for a bearer token (interface.http.auth.caller)."""
+    return f"token:{hashlib.sha256(token.encode()).hexdigest()[:10]}"
+
+
+def sign_in(token: str) -> bool:
+    """Open a session for ``token`` when it is a configured API token (constant-time comparison)."""
+    given = token.strip().encode("utf-8")
+    matched = None
+    for configured in context.settings().api_tokens:
+        if hmac.compare_digest(given, configured.encode("utf-8")):
+            matched = configured
+    if matched is None:
+        return False
+    keep = {k: session[k] for k in ("lang", "tz") if k in session}
+    session.clear()
+    session.update(keep)
+    session.permanent = True
+    session["fp"] = token_fingerprint(matched)
+    session["at"] = int(time.time())
+    session[CSRF_FIELD] = secrets.token_urlsafe(32)  # a new one once signed in
+    return True
+
+
+def signed_in_as() -> str | None:
+    """Who the session belongs to (a token fingerprint), or None: not signed in, or its token was revoked."""
+    fingerprint = session.get("fp")
+    if not isinstance(fingerprint, str):
+        return None
+    for configured in context.settings().api_tokens:
+        if hmac.compare_digest(fingerprint, token_fingerprint(configured)):
+            return who_of(configured)
+    return None
+
+
+def sign_out() -> None:
+    keep = {k: session[k] for k in ("lang", "tz") if k in session}
+    session.clear()
+    session.update(keep)
+
+
+# ---- CSRF -------------------------------------------------------------------------------------------
+
+
+def csrf_token() -> str:
+    token = session.get(CSRF_FIELD)
+    if not isinstance(token, str):
+        token = session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_ok() -> bool:
+    expected = session.get(CSRF_FIELD)
+    given = request.form.get(CSRF_FIELD, "")
+    return isinstance(expected, str) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+# ---- preferences ------------------------------------------------------------------------------------
+
+
+def remember_preferences() -> None:
+    """``?lang=`` and ``?tz=`` on any page: kept in the session (a preference changes no data)."""
+    lang = request.args.get("lang")
+    if lang in LANGS and session.get("lang") != lang:
+        session["lang"] = lang
+    tz = request.args.get("tz")
+    if tz and tz != session.get("tz") and valid_zone(tz):
+        session["tz"] = tz
+
+
+def current_lang() -> str:
+    lang = session.get("lang")
+    if lang in LANGS:
+        return lang  # type: ignore[return-value]
+    return request.accept_languages.best_match(LANGS, default="en") or "en"
+
+
+def current_tz() -> str:
+    tz = session.get("tz")
+    return tz if isinstance(tz, str) and valid_zone(tz) else DEFAULT_TZ
+
+
+def tz_chosen() -> bool:
+    return isinstance(session.get("tz"), str)
+
+
+_ZONES: list[str] | None = None
+
+
+def zones() -> list[str]:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/")))
+        _ZONES.insert(0, "UTC")
+    return _ZONES
+
+
+def valid_zone(name: str) -> bool:
+    if len(name) > 64:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

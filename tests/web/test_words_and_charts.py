@@ -1,0 +1,61 @@
+"""The pages' words (every UI string has its Russian) and the SVG charts (titled, escaped, drawn from data)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from domain.catalogue import RESPONSES, WHYS
+from domain.rules import DEFAULT_RULESET
+from interface.web import charts
+from interface.web.i18n import REASONS, RU, WHYS as WHY_TEXTS, why_sentence
+from interface.web.pages_rules import LABELS
+
+WEB = Path(__file__).resolve().parents[2] / "interface" / "web"
+LITERAL = re.compile(r"""_\(\s*(["'])((?:(?!\1).)+)\1""")
+
+
+def ui_strings() -> set[str]:
+    found: set[str] = set()
+    for path in list((WEB / "templates").glob("*.html")) + [p for p in WEB.glob("*.py") if p.name != "i18n.py"]:
+        found |= {m.group(2) for m in LITERAL.finditer(path.read_text(encoding="utf-8"))}
+    # words translated from data: form labels, categories, job states, fold effects
+    return found | set(LABELS.values()) | {"bulk", "trigger", "running", "done", "failed", "set", "counted", "ignored"}
+
+
+def test_every_ui_string_has_its_russian() -> None:
+    strings = ui_strings()
+    assert len(strings) > 150
+    assert sorted(s for s in strings if s not in RU) == []
+
+
+def test_every_why_and_reason_reads_as_words_in_both_languages() -> None:
+    assert set(WHY_TEXTS) == set(WHYS)
+    assert set(REASONS) >= {"will_retry", "unknown_recipient", "mailbox_problem", "spam_reject", "domain_not_found", "ip_reputation", "recipient_blocked", "other"}
+    assert why_sentence("ignored", "final", "unsubscribed", "en") == "Ignored: a final response was already set."
+    assert why_sentence("set", None, "clicked", "ru") == "Установлен отклик «Переход по ссылке»."
+    assert why_sentence("counted", "lower_priority", "clicked", "en").startswith("Counted in the opens or clicks; the response stayed")
+
+
+def test_a_chart_has_a_title_a_description_and_escaped_labels() -> None:
+    svg = str(charts.hbar_chart("c", "Funnel <b>", "desc & more", [("<script>", 3), ("two", 0)]))
+    assert '<title id="c-title">Funnel &lt;b&gt;</title>' in svg and '<desc id="c-desc">desc &amp; more</desc>' in svg
+    assert "<script>" not in svg and 'data-label="&lt;script&gt;" data-value="3"' in svg
+    assert 'role="img" aria-labelledby="c-title c-desc"' in svg
+
+
+def test_axis_maxima_are_round_and_their_steps_whole() -> None:
+    for value in (1, 3, 7, 27, 99, 120, 1234, 98765):
+        top = charts.nice_max(value)
+        assert top >= value and top % 4 == 0 and (top // 4) in {1, 2, 5} | {k * 10**e for k in (1, 2, 5) for e in range(1, 6)}
+
+
+def test_the_state_diagram_follows_the_rules_not_the_catalogue() -> None:
+    rules = DEFAULT_RULESET.patched({"responses": {"soft_bounce": {"final": True}, "unsubscribed": {"final": False, "priority": 70}}}, version="x")
+    svg = str(charts.state_diagram(rules, "en"))
+    finals = re.findall(r'<g class="state final" data-code="([^"]+)"', svg)
+    chain = re.findall(r'<g class="state" data-code="([^"]+)"', svg)
+    assert "soft_bounce" in finals and "unsubscribed" not in finals
+    assert chain == sorted(chain, key=lambda c: rules.responses[c].priority or 0) and chain[-1] == "unsubscribed"
+    assert len(finals) + len(chain) == len(RESPONSES)
+    assert "State diagram of rules version x" in svg
