@@ -1,7 +1,7 @@
 """`make bench`: SPEC §10's targets, measured against raw baselines in the same run.
 
     python -m bench [--quick] [--signals N] [--big N] [--http-recipients N] [--http-batches N] [--crash-recipients N]
-                    [--hot-prior N] [--dispatch N] [--only ingest,pg,hot,dispatch,replay,http,lag,crash] [--json PATH]
+                    [--hot-prior N] [--dispatch N] [--pages-recipients N] [--only ingest,pg,hot,dispatch,replay,pages,http,lag,crash] [--json PATH]
 
 Writes var/bench.json (the machine, the sizes, every figure) beside the table it prints.
 
@@ -64,7 +64,7 @@ def machine_facts() -> dict[str, Any]:
     return facts
 
 
-QUICK = {"signals": 5_000, "big": 100_000, "http_recipients": 5_000, "http_batches": 100, "crash_recipients": 1_000, "hot_prior": 10_000, "dispatch": 5_000}
+QUICK = {"signals": 5_000, "big": 100_000, "http_recipients": 5_000, "http_batches": 100, "crash_recipients": 1_000, "hot_prior": 10_000, "dispatch": 5_000, "pages_recipients": 20_000}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crash-recipients", type=int, default=5_000, help="audience of each crash run (SQLite, PostgreSQL)")
     parser.add_argument("--hot-prior", type=int, default=40_000, help="signals already in the hot recipient's journal")
     parser.add_argument("--dispatch", type=int, default=20_000, help="recipients dispatched (SQLite, PostgreSQL)")
+    parser.add_argument("--pages-recipients", type=int, default=100_000, help="audience of the mailing the marketer's pages are timed on")
     parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK") == "1", help="smaller sizes (QUICK=1): under 5 minutes")
-    parser.add_argument("--only", default="ingest,pg,hot,dispatch,replay,http,lag,crash")
+    parser.add_argument("--only", default="ingest,pg,hot,dispatch,replay,pages,http,lag,crash")
     parser.add_argument("--json", default="var/bench.json", help="where the machine-readable results go")
     args = parser.parse_args(argv)
     shrunk: dict[str, tuple[int, int]] = {}
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
                                "quick": bool(args.quick), "sizes": {k: getattr(args, k) for k in QUICK}}
     print(f"machine: {machine()}")
     from bench.ingest import bench_dispatch, bench_hot_recipient, bench_pg_ingest, bench_sqlite_ingest
+    from bench.pages import bench_pages
     from bench.replay import bench_replay_all
 
     with tempfile.TemporaryDirectory(prefix="responses-bench-") as tmp:
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             ("hot", lambda: bench_hot_recipient(work, report, results, prior=args.hot_prior)),
             ("dispatch", lambda: bench_dispatch(work, args.dispatch, report, results)),
             ("replay", lambda: bench_replay_all(work, args.big, report, results)),
+            ("pages", lambda: bench_pages(work, report, results, recipients=args.pages_recipients)),
         ]
         for name, step in steps:
             if name in only:
