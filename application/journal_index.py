@@ -148,37 +148,33 @@ class JournalIndex:
             stored = self.stored_keys({i: k for i, k in present.items() if k}, c)
         return versions, facts, stored
 
-    def versions(self, ids: Iterable[uuid.UUID], cursor: Any = None) -> dict[uuid.UUID, int]:
-        """The current version of each aggregate that exists."""
-        found: dict[uuid.UUID, int] = {}
+    def _rows_of(self, ids: Iterable[uuid.UUID], select: str, condition: str = "", cursor: Any = None) -> Iterator[Any]:
+        """``SELECT {select} … WHERE originator_id IN (a chunk of ids) {condition}``, chunk by chunk."""
         for chunk in _chunks(list(dict.fromkeys(ids))):
             where, param = self._ids(chunk)
-            rows = self._fetch(
-                f"SELECT originator_id, MAX(originator_version) AS version FROM {self.table} "
-                f"WHERE originator_id {where} GROUP BY originator_id",
+            yield from self._fetch(
+                f"SELECT {select} FROM {self.table} WHERE originator_id {where} {condition}",
                 [param] if self.is_postgres else param,
                 cursor,
             )
-            for row in rows:
-                found[_uuid(row["originator_id"])] = int(row["version"])
-        return found
+
+    def versions(self, ids: Iterable[uuid.UUID], cursor: Any = None) -> dict[uuid.UUID, int]:
+        """The current version of each aggregate that exists."""
+        rows = self._rows_of(ids, "originator_id, MAX(originator_version) AS version", "GROUP BY originator_id", cursor)
+        return {_uuid(row["originator_id"]): int(row["version"]) for row in rows}
 
     def facts(self, ids: Iterable[uuid.UUID], cursor: Any = None) -> dict[uuid.UUID, list[StoredEvent]]:
         """Each aggregate's events that are not signals, in version order."""
         found: dict[uuid.UUID, list[StoredEvent]] = {}
-        for chunk in _chunks(list(dict.fromkeys(ids))):
-            where, param = self._ids(chunk)
-            rows = self._fetch(
-                f"SELECT originator_id, originator_version, topic, state FROM {self.table} "
-                f"WHERE originator_id {where} AND topic NOT IN ({_TOPIC_LIST}) ORDER BY originator_id, originator_version",
-                [param] if self.is_postgres else param,
-                cursor,
+        rows = self._rows_of(
+            ids, "originator_id, originator_version, topic, state",
+            f"AND topic NOT IN ({_TOPIC_LIST}) ORDER BY originator_id, originator_version", cursor,
+        )
+        for row in rows:
+            oid = _uuid(row["originator_id"])
+            found.setdefault(oid, []).append(
+                StoredEvent(originator_id=oid, originator_version=row["originator_version"], topic=row["topic"], state=bytes(row["state"]))
             )
-            for row in rows:
-                oid = _uuid(row["originator_id"])
-                found.setdefault(oid, []).append(
-                    StoredEvent(originator_id=oid, originator_version=row["originator_version"], topic=row["topic"], state=bytes(row["state"]))
-                )
         return found
 
     def signals_of(self, oid: uuid.UUID, page: int = 2000) -> Iterator[tuple[int, dict[str, Any]]]:
