@@ -13,12 +13,13 @@ the active pointer is swapped in one transaction.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import OperationalError, Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 
@@ -266,7 +267,22 @@ class ViewsMixin:
             for statement in self.meta_ddl():
                 c.execute(statement)
 
-    def create_views(self, generation: int) -> None:
+    def create_views(self, generation: int, attempts: int = 20) -> None:
+        """Create a generation's tables if missing (idempotent), retried while another process writes.
+
+        On SQLite, this transaction reads before it writes; when another connection (a running
+        follower) commits in between, SQLite refuses the upgrade at once ("database is locked",
+        without waiting for the busy timeout): the whole transaction is simply run again."""
+        for attempt in range(attempts):
+            try:
+                self._create_views(generation)
+                return
+            except OperationalError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _create_views(self, generation: int) -> None:
         with self.cursor(commit=True) as c:
             fresh = self._position_in(c, generation) == 0
             stats_were_there = self._table_exists(c, self.t(generation, "mailing_stats"))
