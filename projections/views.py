@@ -270,9 +270,10 @@ class ViewsMixin:
     def create_views(self, generation: int, attempts: int = 20) -> None:
         """Create a generation's tables if missing (idempotent), retried while another process writes.
 
-        On SQLite, this transaction reads before it writes; when another connection (a running
-        follower) commits in between, SQLite refuses the upgrade at once ("database is locked",
-        without waiting for the busy timeout): the whole transaction is simply run again."""
+        On SQLite, this transaction reads before it writes; had another connection (a running
+        follower) committed in between, SQLite would refuse the upgrade at once ("database is
+        locked", without waiting for the busy timeout). So it takes the write lock first
+        (``BEGIN IMMEDIATE``, which waits), and is run again whole if it still meets a lock."""
         for attempt in range(attempts):
             try:
                 self._create_views(generation)
@@ -284,6 +285,9 @@ class ViewsMixin:
 
     def _create_views(self, generation: int) -> None:
         with self.cursor(commit=True) as c:
+            if self.placeholder == "?":  # SQLite: take the write lock first (waiting for it), then read
+                c.execute("ROLLBACK")
+                c.execute("BEGIN IMMEDIATE")
             fresh = self._position_in(c, generation) == 0
             stats_were_there = self._table_exists(c, self.t(generation, "mailing_stats"))
             for statement in self.meta_ddl() + self.view_ddl(generation):
