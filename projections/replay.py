@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -18,9 +18,8 @@ from domain.catalogue import response_object
 from domain.fold import RecipientState, fold
 from domain.rules import Ruleset
 from domain.signals import Signal, iso
-from projections.follower import apply_batch, decode, originator_key
+from projections.follower import apply_batch
 from projections.lean_replay import JournalSource, Partial, PartitionTask, combine, merge, run_partitions
-from projections.projector import Projector
 from projections.scope import touched_terms
 from projections.summary import SummaryBuilder
 from projections.views import terms_key
@@ -29,25 +28,6 @@ if TYPE_CHECKING:
     from application.service import ResponsesApp
 
 Progress = Callable[[int, int], None]  # (events read, events in all)
-PAGE = 2000
-
-
-def stream_journal(app: "ResponsesApp", progress: Progress | None = None, page: int = PAGE) -> Iterator[tuple[int, str, str, dict[str, Any]]]:
-    """Every projector event of the journal, in order, decoded; read a page at a time."""
-    end = app.journal_position()
-    topics = Projector.topics()
-    position = 0
-    while position < end:
-        notifications = app.recorder.select_notifications(start=position + 1, limit=page, stop=end, topics=topics)
-        if not notifications:
-            break
-        for n in notifications:
-            yield n.id, originator_key(n.originator_id), n.topic, decode(n)
-        position = notifications[-1].id
-        if progress is not None:
-            progress(position, end)
-    if progress is not None:
-        progress(end, end)
 
 
 # ---- rebuild ------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ SECURITY_HEADERS = {
     # no inline script or style anywhere: every asset is served from here (nothing from a CDN)
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
+    # X-Content-Type-Options: set on every answer by the app factory (interface.http.factory.no_sniffing)
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",

@@ -40,10 +40,6 @@ def mailings() -> Any:
     return page("mailings.html", listing=listing, category=category, search=search or "", categories=CATEGORIES, cursor=cursor)
 
 
-def kpis(summary: dict[str, Any]) -> dict[str, Any]:
-    return {"summary": summary, "rates": summary["rates"]}
-
-
 @bp.get("/mailings/<mailing_id>")
 def mailing(mailing_id: str) -> Any:
     views = fresh_views()
