@@ -81,15 +81,15 @@ class JournalIndex:
 
     def _backfill(self) -> None:
         """Digest the signals stored after the last indexed one (none, unless the journal is older)."""
-        with self.recorder.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT COUNT(*) AS n FROM {self.digests}")
-            indexed = int(_first(c.fetchone()))
-            if indexed:
+        with self.recorder.datastore.transaction(commit=False) as c:  # every start: two probes, never a count
+            c.execute(f"SELECT 1 AS found FROM {self.digests} LIMIT 1")
+            if c.fetchone() is not None:
                 return
-            c.execute(f"SELECT COUNT(*) AS n FROM {self.table} WHERE topic IN ({_TOPIC_LIST})")
+            c.execute(f"SELECT 1 AS found FROM {self.table} WHERE topic IN ({_TOPIC_LIST}) LIMIT 1")
+            if c.fetchone() is None:
+                return
+            c.execute(f"SELECT COUNT(*) AS n FROM {self.table} WHERE topic IN ({_TOPIC_LIST})")  # once, for the progress
             signals = int(_first(c.fetchone()))
-        if not signals:
-            return
         log.warning("indexing the dedup keys of %d stored signals (once, for a journal written before this version)", signals)
         done = 0
         after: tuple[Any, int] | None = None
