@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,6 +16,12 @@ import pytest
 from tests.e2e.conftest import Http, Process, free_port, responses_command, service_env, start
 
 CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking"]
+
+
+def launch(playwright: Any) -> Any:
+    """Debian's Chromium, headless, driven by Playwright (no browser download)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
@@ -39,10 +46,7 @@ def test_docs_render_offline_in_chromium(tmp_path: Path, processes: list[Process
     leaving: list[str] = []
     failed: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking"],
-        )
+        browser = launch(playwright)
         try:
             page = browser.new_page()
 

@@ -23,7 +23,7 @@ import pytest
 from interface.simulate import sign_unione_body
 from interface.web.i18n import why_sentence
 from tests.e2e.conftest import API_TOKEN, UNIONE_KEY, Http, Process, free_port, responses_command, service_env, start
-from tests.e2e.test_docs_browser import CHROMIUM, LOCAL_HOSTS, require_chromium
+from tests.e2e.test_docs_browser import LOCAL_HOSTS, launch, require_chromium
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 MAILING = "sim-browser"
@@ -86,10 +86,7 @@ def test_a_marketer_walks_every_page_in_chromium(served: dict[str, Any]) -> None
     dialogs: list[str] = []
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-background-networking"],
-        )
+        browser = launch(playwright)
         try:
             context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True, timezone_id="Europe/Moscow", locale="en-US")
             page = context.new_page()
