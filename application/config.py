@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from domain.signals import CLOCK_SKEW
 
 DEFAULT_DATABASE_URL = "sqlite:///var/responses.db"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 DEFAULT_READY_MAX_LAG_SECONDS = 30.0
 DEFAULT_WHAT_IF_WAIT_SECONDS = 15.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
+# how far a provider's clock may differ from ours: correlation's allowance, and the latest a provider time is
+# trusted after its receipt (a signal's effective time is min(provider time, receipt + this))
+DEFAULT_MAX_CLOCK_SKEW_SECONDS = CLOCK_SKEW.total_seconds()
+MAX_CLOCK_SKEW_CEILING_SECONDS = 86400.0  # a provider clock a day off is broken, not skewed
 DEFAULT_DISPATCH_SECONDS = 15.0  # well inside gunicorn's 30 s worker timeout, with the wait for the views before it
 
 
@@ -31,6 +38,14 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds") from exc
     if not 0 <= value < float("inf"):
         raise ConfigError(f"{name} must be a finite, non-negative number of seconds")
+    return value
+
+
+def _clock_skew(env: dict[str, str]) -> float:
+    name = "MAX_CLOCK_SKEW_SECONDS"
+    value = _seconds(env, name, DEFAULT_MAX_CLOCK_SKEW_SECONDS)
+    if value > MAX_CLOCK_SKEW_CEILING_SECONDS:
+        raise ConfigError(f"{name} must be at most {MAX_CLOCK_SKEW_CEILING_SECONDS:.0f} seconds (a day)")
     return value
 
 
@@ -54,6 +69,8 @@ class Settings:
     # signs the marketer pages' sessions (RESPONSES_SECRET_KEY); None: a key kept under ./var/ (interface.web.session)
     secret_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # MAX_CLOCK_SKEW_SECONDS: correlation's allowance, and how far past its receipt a provider time is trusted
+    max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -85,7 +102,13 @@ class Settings:
             what_if_wait_seconds=_seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS),
             replay_workers=replay_workers,
             secret_key=env.get("RESPONSES_SECRET_KEY") or None,
+            max_clock_skew_seconds=_clock_skew(env),
         )
+
+    @property
+    def max_clock_skew(self) -> timedelta:
+        """``max_clock_skew_seconds`` as the domain takes it."""
+        return timedelta(seconds=self.max_clock_skew_seconds)
 
     @property
     def is_postgres(self) -> bool:

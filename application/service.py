@@ -206,7 +206,7 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         bucket: UnmatchedBucket | None = uow.get_whole(unmatched_bucket_id(bucket_name))
         if bucket is None:
             return 0
-        signals = bucket.claimable(recipient.mailing_id, provider, sent_at)
+        signals = bucket.claimable(recipient.mailing_id, provider, sent_at, self.settings.max_clock_skew)
         if not signals:
             return 0
         uow.ensure_keys(recipient, [s.key for s in signals])
@@ -368,7 +368,11 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
     # ---- ingestion ----------------------------------------------------------------------------
 
     def record_batch(self, batch: ParsedBatch) -> IngestCounts:
-        """Journal a provider batch in one transaction: correlate, deduplicate, park the unmatched."""
+        """Journal a provider batch in one transaction: correlate, deduplicate, park the unmatched.
+
+        Each signal is stamped first with its effective time (``Signal.stamped``): the provider's time,
+        never later than the receipt plus ``MAX_CLOCK_SKEW_SECONDS``, stored beside it."""
+        batch = self._stamped(batch)
 
         def work(uow: UnitOfWork) -> IngestCounts:
             counts = IngestCounts()
@@ -378,7 +382,7 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
                 c = event.correlation
                 if not c.test and not (c.mailing_id and c.contact_id) and (address := normalise_email(c.email)):
                     index: AddressIndex | None = uow.get(address_id(event.signal.source, address))
-                    match = index.match(c.mailing_id, event.signal.occurred_at) if index is not None else None
+                    match = index.match(c.mailing_id, event.signal.occurred_at, self.settings.max_clock_skew) if index is not None else None
                     if match is not None:
                         lean.setdefault(recipient_id(*match), set()).add(event.signal.key)
             uow.prefetch_lean(lean)
@@ -405,6 +409,14 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
             return counts
 
         return self._in_transaction(work)
+
+    def _stamped(self, batch: ParsedBatch) -> ParsedBatch:
+        """The batch with every signal's effective time fixed under this process's allowance."""
+        if not batch.events:
+            return batch
+        allowance = self.settings.max_clock_skew
+        events = [ProviderEvent(e.signal.stamped(allowance), e.correlation) for e in batch.events]
+        return ParsedBatch(events=events, notices=batch.notices, quarantined=batch.quarantined)
 
     def _batch_ids(self, batch: ParsedBatch) -> tuple[list[uuid.UUID], dict[uuid.UUID, set[str]]]:
         """The aggregates a batch will touch, as far as can be told before correlating: those loaded
@@ -482,7 +494,7 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         if address is None:
             return None, "nowhere"
         index: AddressIndex | None = uow.get(address_id(signal.source, address))
-        match = index.match(mailing_id, signal.occurred_at) if index is not None else None
+        match = index.match(mailing_id, signal.occurred_at, self.settings.max_clock_skew) if index is not None else None
         if match is not None:
             return uow.get(recipient_id(*match)), email_bucket(signal.source, address)
         return None, email_bucket(signal.source, address)
@@ -498,7 +510,7 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         address = normalise_email(recipient.email)
         mailing: Mailing | None = uow.get(mailing_id_of(recipient.mailing_id))
         if address is not None and mailing is not None:
-            self._index_address(uow, mailing.provider, address, recipient, signal.occurred_at or signal.received_at)
+            self._index_address(uow, mailing.provider, address, recipient, signal.effective_time)
 
     # ---- contacts ---------------------------------------------------------------------------------
 

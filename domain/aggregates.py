@@ -14,11 +14,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from domain.signals import PROVIDERS, Signal, parse_iso
+from domain.signals import CLOCK_SKEW, PROVIDERS, Signal, parse_iso
 
 NAMESPACE = uuid5(NAMESPACE_URL, "https://recipient-responses.invalid/")
-# How far a provider's clock may be behind ours: an email-only event may say it happened this long before its sending.
-CLOCK_SKEW = timedelta(minutes=10)
 
 
 @lru_cache(maxsize=65536)
@@ -250,21 +248,24 @@ class AddressIndex(Aggregate):
     def add_recipient(self, mailing_id: str, contact_id: str, sent_at: str | None = None) -> None:
         self.recipients.append((mailing_id, contact_id, sent_at))
 
-    def match(self, mailing_id: str | None = None, occurred_at: datetime | None = None) -> tuple[str, str] | None:
+    def match(
+        self, mailing_id: str | None = None, occurred_at: datetime | None = None, skew: timedelta = CLOCK_SKEW
+    ) -> tuple[str, str] | None:
         """The recipient an email-only event is about: the most recent one sent to this address
         (within ``mailing_id`` when the event names it) that was sent before the event happened,
-        give or take ``CLOCK_SKEW``; None when nobody was (the event stays unmatched)."""
+        give or take ``skew`` (the MAX_CLOCK_SKEW_SECONDS setting); None when nobody was (the event stays unmatched)."""
         candidates = [
-            r for r in self.recipients if (mailing_id is None or r[0] == mailing_id) and sent_before(r[2], occurred_at)
+            r for r in self.recipients if (mailing_id is None or r[0] == mailing_id) and sent_before(r[2], occurred_at, skew)
         ]
         return (candidates[-1][0], candidates[-1][1]) if candidates else None
 
 
-def sent_before(sent_at: str | None, occurred_at: datetime | None) -> bool:
-    """Whether a sending (at ``sent_at``) can be what an event that happened at ``occurred_at`` is about."""
+def sent_before(sent_at: str | None, occurred_at: datetime | None, skew: timedelta = CLOCK_SKEW) -> bool:
+    """Whether a sending (at ``sent_at``) can be what an event that happened at ``occurred_at`` is about,
+    give or take ``skew``."""
     if sent_at is None or occurred_at is None:  # no time to compare: the address decides
         return True
-    return parse_iso(sent_at) - CLOCK_SKEW <= occurred_at  # type: ignore[operator]  # our own time: never out of range
+    return parse_iso(sent_at) - skew <= occurred_at  # type: ignore[operator]  # our own time: never out of range
 
 
 def provider_mismatch(signal: Signal, mailing_provider: str | None) -> bool:
@@ -318,16 +319,18 @@ class UnmatchedBucket(Aggregate):
             raise NotLoaded(self.id)
         return [Signal.from_record(s) for k, s in self.parked.items() if k not in self.claimed]
 
-    def claimable(self, mailing_id: str, provider: str | None, sent_at: str | None = None) -> list[Signal]:
+    def claimable(
+        self, mailing_id: str, provider: str | None, sent_at: str | None = None, skew: timedelta = CLOCK_SKEW
+    ) -> list[Signal]:
         """The parked signals a recipient of ``mailing_id`` (sent through ``provider``, at ``sent_at`` when
         it claims by address) may take: not another provider's, not naming another mailing, not from before
-        its sending."""
+        its sending (give or take ``skew``)."""
         return [
             s
             for s in self.unclaimed()
             if not provider_mismatch(s, provider)
             and self.named_mailing.get(s.key) in (None, mailing_id)
-            and sent_before(sent_at, s.occurred_at)
+            and sent_before(sent_at, s.occurred_at, skew)
         ]
 
     @event("Claimed")

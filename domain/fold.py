@@ -92,9 +92,10 @@ class RecipientState:
     clicked_urls: dict[str, int] = field(default_factory=dict)
     sent: bool = False  # the journal holds a sent_to_provider or any provider signal
     sent_at: datetime | None = None  # when *we* recorded sent_to_provider
-    delivered_at: datetime | None = None  # provider time of the first delivery
-    first_open_at: datetime | None = None  # provider time
-    first_click_at: datetime | None = None  # provider time
+    # effective times (the provider's, never later than the receipt plus the clock-skew allowance)
+    delivered_at: datetime | None = None  # of the first delivery
+    first_open_at: datetime | None = None
+    first_click_at: datetime | None = None
     updated_at: datetime | None = None  # received_at of the last change
     seen: SeenKeys = field(default_factory=SeenKeys)
 
@@ -183,7 +184,7 @@ def _fold_new(s: RecipientState, signal: Signal, rules: Ruleset, mailing_start: 
     if group not in _DISPATCH_GROUPS and _period_closed(s, signal, rules, mailing_start):
         return Step(code, reason, IGNORED, "period_closed", s.response)
 
-    at = signal.occurred_at or signal.received_at  # provider time: signals arrive out of order
+    at = signal.effective_time  # the provider's time (signals arrive out of order), never a future one
     if code == "delivered":
         s.delivered_at = _earliest(s.delivered_at, at)
 
@@ -248,7 +249,7 @@ def _respond(
 def _confirmation_checked(s: RecipientState, signal: Signal, rules: Ruleset) -> Step:
     if RESPONSES[s.response].group != PREPARING or rules.is_final(s.response):
         return Step(None, None, IGNORED, "superseded", s.response)
-    at = signal.occurred_at or signal.received_at
+    at = signal.effective_time
     if s.sent_at is None or at - s.sent_at < timedelta(hours=rules.confirmation_timeout_hours):
         return Step(None, None, IGNORED, "not_due", s.response)
     code = rules.confirmation_timeout_response
@@ -260,13 +261,16 @@ def _period_closed(s: RecipientState, signal: Signal, rules: Ruleset, mailing_st
     if period is None:
         return False
     anchor = s.sent_at or mailing_start
+    # by our clock, not the effective time: a provider time can only be trusted up to the receipt plus the
+    # allowance, and an earlier one would let a late event claim it came inside the period
     return anchor is not None and signal.received_at - anchor > period
 
 
 def _within(delivered_at: datetime | None, signal: Signal, window: int | None) -> bool:
+    """Whether ``signal`` came within ``window`` seconds of the delivery, by effective times."""
     if window is None or delivered_at is None or signal.occurred_at is None:
         return False
-    return (signal.occurred_at - delivered_at).total_seconds() <= window
+    return (signal.effective_time - delivered_at).total_seconds() <= window
 
 
 def _machine_open(s: RecipientState, signal: Signal, rules: Ruleset) -> bool:

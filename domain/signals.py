@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 SYSTEM = "system"  # dispatch outcomes and canonical signals from the sender
@@ -26,6 +26,11 @@ CONFIRMATION_CHECKED = "confirmation_checked"
 # near datetime.max would overflow there, long after it was journaled).
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
+# How far a provider's clock may differ from ours (the default of MAX_CLOCK_SKEW_SECONDS): correlation lets an
+# email-only event say it happened this long before its sending, and no provider time is trusted later than its
+# receipt plus this. Records journaled before the effective time was stored are read with it (the allowance of
+# their time), so a replay on any host, under any setting, folds them alike.
+CLOCK_SKEW = timedelta(minutes=10)
 QUARANTINE_RAW_BYTES = 64 * 1024  # of a quarantined raw text, kept
 QUARANTINE_ERROR_CHARS = 1000
 
@@ -60,6 +65,15 @@ def plausible_time(dt: datetime) -> datetime:
     if not EARLIEST_TIME <= at < LATEST_TIME:
         raise ValueError(f"time out of range: {at.isoformat()}")
     return at
+
+
+def clamped_time(occurred_at: datetime | None, received_at: datetime, allowance: timedelta = CLOCK_SKEW) -> datetime:
+    """A signal's effective time: the provider's time, but never later than its receipt plus ``allowance``
+    (the receipt itself when the provider gave no time)."""
+    latest = received_at + allowance
+    if occurred_at is None:
+        return received_at
+    return occurred_at if occurred_at <= latest else latest
 
 
 def text_digest(data: str | bytes) -> str:
@@ -114,11 +128,34 @@ class Signal:
     user_agent: str | None = None
     machine: bool = False
     raw: Any = None
+    # when it counts as having happened: set at ingest (``stamped``) and stored beside ``occurred_at``;
+    # None in a record stored before it existed (``effective_time`` applies the rule when read)
+    effective_at: datetime | None = None
 
     @cached_property
     def key_digest(self) -> bytes:
         """8 bytes that stand for ``key`` in a folded state (see ``domain.fold.SeenKeys``)."""
         return key_digest(self.key)
+
+    @cached_property
+    def effective_time(self) -> datetime:
+        """The time the fold's windows, first-open times and the timeline use: the stored effective time, or,
+        for a record from before it was stored, the same rule with the allowance of that time."""
+        if self.effective_at is not None:
+            return self.effective_at
+        return clamped_time(self.occurred_at, self.received_at)
+
+    def stamped(self, allowance: timedelta) -> "Signal":
+        """This signal with its effective time fixed at ingest: ``clamped_time`` under ``allowance``."""
+        effective = clamped_time(self.occurred_at, self.received_at, allowance)
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return Signal(**{**fields, "effective_at": effective})
+
+    def skew_seconds(self) -> float:
+        """The seconds by which the provider's time was clamped (0 when it was trusted as given)."""
+        if self.occurred_at is None:
+            return 0.0
+        return max(0.0, (self.occurred_at - self.effective_time).total_seconds())
 
     def to_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -128,6 +165,8 @@ class Signal:
             "received_at": iso(self.received_at),
             "occurred_at": iso(self.occurred_at),
         }
+        if self.effective_at is not None:
+            record["effective_at"] = iso(self.effective_at)
         for name in ("url", "reason", "detail", "user_agent", "raw"):
             value = getattr(self, name)
             if value is not None:
@@ -150,6 +189,7 @@ class Signal:
             user_agent=record.get("user_agent"),
             machine=bool(record.get("machine", False)),
             raw=record.get("raw"),
+            effective_at=parse_iso(record.get("effective_at")),
         )
 
     def with_received_at(self, received_at: datetime) -> "Signal":

@@ -3,7 +3,9 @@
 Creates a mailing, its audience and a dispatch through the API, then plays the
 provider: UniOne-format batches of 100 events, signed with a configured key,
 posted to ``/v1/webhooks/unione`` with the disorder and retries of a real ESP
-(events shuffled within a batch, some batches delivered twice). The same code
+(events shuffled within a batch, some batches delivered twice). The campaign is
+reported as it stands when the batches are posted: an event planned for later
+carries the time of posting, never a time ahead of its receipt. The same code
 drives a remote service (``--url``) or this process's own app (Flask's test
 client), so the simulated traffic always takes the real HTTP path.
 """
@@ -129,8 +131,17 @@ def audience(n: int, rng: random.Random) -> list[dict[str, Any]]:
     return people
 
 
-def recipient_events(mailing_id: str, send: dict[str, Any], start: datetime, rng: random.Random) -> list[dict[str, Any]]:
-    """The provider's events for one sent message: delivery or bounce, then engagement."""
+def recipient_events(
+    mailing_id: str, send: dict[str, Any], start: datetime, rng: random.Random, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The provider's events for one sent message: delivery or bounce, then engagement, planned from ``start``
+    over the next hours; with ``now``, as reported by then (``played_until``: no time later than ``now``)."""
+    events = planned_events(mailing_id, send, start, rng)
+    return events if now is None else played_until(events, now)
+
+
+def planned_events(mailing_id: str, send: dict[str, Any], start: datetime, rng: random.Random) -> list[dict[str, Any]]:
+    """What the provider will say about one message, at the times it will happen."""
     job = f"sim-{mailing_id}-{send['contact_id']}"
     events: list[dict[str, Any]] = []
 
@@ -163,6 +174,23 @@ def recipient_events(mailing_id: str, send: dict[str, Any], start: datetime, rng
     if rng.random() < 0.002:
         event("spam", at + timedelta(hours=rng.uniform(1, 24)), delivery_info={"delivery_status": "ok_fbl"})
     return events
+
+
+def played_until(events: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """One message's events as a provider whose clock agrees with ours reports them at ``now``: a planned time
+    later than ``now`` becomes ``now`` (a provider never reports the future; the service would clamp it to the
+    receipt plus MAX_CLOCK_SKEW_SECONDS and record the skew), and events that thereby become one provider event
+    (the same status, time, link and delivery details) are reported once."""
+    latest = now.strftime(UNIONE_TIME)  # fixed width: the text's order is the time's
+    played: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for event in events:
+        event = {**event, "event_time": min(event["event_time"], latest)}
+        identity = json.dumps([event["status"], event["event_time"], event.get("url"), event.get("delivery_info")], sort_keys=True)
+        if identity not in seen:
+            seen.add(identity)
+            played.append(event)
+    return played
 
 
 def batches(events: list[dict[str, Any]], rng: random.Random) -> Iterator[list[dict[str, Any]]]:
@@ -222,8 +250,8 @@ class Simulator:
             if not answer.get("remaining"):
                 break
         report.sent = len(send)
-        start = datetime.now(timezone.utc)
-        events = [e for s in send for e in recipient_events(mailing_id, s, start, self.rng)]
+        start = datetime.now(timezone.utc)  # after the dispatch, before any batch is posted: no event is in the future
+        events = [e for s in send for e in recipient_events(mailing_id, s, start, self.rng, now=start)]
         report.events = len(events)
         total = -(-len(events) // BATCH_SIZE)
         for n, batch in enumerate(batches(events, self.rng), start=1):

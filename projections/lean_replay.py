@@ -35,7 +35,7 @@ import orjson
 from domain.contacts import ContactState
 from domain.fold import RecipientState
 from domain.rules import Ruleset
-from domain.signals import key_digest
+from domain.signals import clamped_time, key_digest
 from projections.projector import TOPIC_PREFIX, MemoryStore, Projector
 from projections.summary import SummaryBuilder
 
@@ -130,7 +130,10 @@ class LightSignal:
     """A stored signal as the fold reads it: the attributes of ``domain.signals.Signal``, decoded
     once, without a dataclass's construction (``key_digest`` computed up front)."""
 
-    __slots__ = ("key", "source", "fields", "received_at", "occurred_at", "url", "reason", "detail", "user_agent", "machine", "raw", "key_digest")
+    __slots__ = (
+        "key", "source", "fields", "received_at", "occurred_at", "url", "reason", "detail", "user_agent", "machine", "raw",
+        "key_digest", "effective_time",
+    )
 
     def __init__(self, r: dict[str, Any]):
         self.key = r["key"]
@@ -146,6 +149,8 @@ class LightSignal:
         self.machine = bool(r.get("machine", False))
         self.raw = r.get("raw")
         self.key_digest = key_digest(self.key)
+        effective = r.get("effective_at")  # absent in a record from before it was stored: the rule, when read
+        self.effective_time = clamped_time(self.occurred_at, self.received_at) if effective is None else _time(effective)
 
 
 def _time(text: str) -> datetime:

@@ -294,6 +294,8 @@ def explain(
                 "seq": seq,
                 "received_at": iso(signal.received_at),
                 "occurred_at": iso(signal.occurred_at),
+                "effective_at": iso(signal.effective_time),
+                "skew_seconds": signal.skew_seconds(),
                 "source": signal.source,
                 "raw": signal.raw,
                 "maps_to": step.maps_to,

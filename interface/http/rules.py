@@ -115,7 +115,19 @@ class HistoryStepSchema(ma.Schema):
         metadata={"description": "position in the recipient's journal (1 is joining the audience, so signals start at 2)"},
     )
     received_at = ma.fields.String(required=True, metadata={"format": "date-time"})
-    occurred_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
+    occurred_at = ma.fields.String(allow_none=True, metadata={"format": "date-time", "description": "the provider's own time, as it said"})
+    effective_at = ma.fields.String(
+        required=True,
+        metadata={
+            "format": "date-time",
+            "description": "when the signal counts as having happened (windows, first opens, the timeline): the provider's "
+            "time, never later than received_at plus MAX_CLOCK_SKEW_SECONDS",
+        },
+    )
+    skew_seconds = ma.fields.Float(
+        required=True,
+        metadata={"description": "seconds by which the provider's time was ahead of the allowance and clamped (0: trusted as given)"},
+    )
     source = ma.fields.String(required=True)
     raw = ma.fields.Raw(allow_none=True, metadata={"description": "the provider's payload, as received"})
     maps_to = ma.fields.String(allow_none=True)

@@ -128,6 +128,8 @@ RU: dict[str, str] = {
     "Explain": "Объяснить",
     "Received": "Получено",
     "Provider time": "Время провайдера",
+    "Effective time": "Учтённое время",
+    "provider clock ahead by %(seconds)s s beyond the allowance": "часы провайдера спешат на %(seconds)s с сверх допуска",
     "Source": "Источник",
     "What the provider said": "Что сообщил провайдер",
     "Maps to": "Соответствует",
