@@ -16,7 +16,9 @@ HOUR = timedelta(hours=1)
 def provider_event(contact: str, status: str, at: datetime, url: str | None = None) -> ProviderEvent:
     signal = Signal(
         key=dedup_key("unione", contact, status, at.isoformat(), url), source="unione", fields={"status": status},
-        received_at=START + timedelta(minutes=1), occurred_at=at, url=url, raw={"status": status},
+        # received after every provider time here (a provider time later than its receipt plus the clock-skew allowance
+        # would be clamped, issue 14): the hour each falls in is its own
+        received_at=START + 4 * HOUR, occurred_at=at, url=url, raw={"status": status},
     )
     return ProviderEvent(signal, Correlation("tl", contact))
 
