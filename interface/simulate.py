@@ -4,8 +4,9 @@ Creates a mailing, its audience and a dispatch through the API, then plays the
 provider: UniOne-format batches of 100 events, signed with a configured key,
 posted to ``/v1/webhooks/unione`` with the disorder and retries of a real ESP
 (events shuffled within a batch, some batches delivered twice). The campaign is
-reported as it stands when the batches are posted: an event planned for later
-carries the time of posting, never a time ahead of its receipt. The same code
+played back as it stands a moment after the dispatch: an event planned for
+later carries that moment, and no batch is posted before its times have passed
+(a provider's time is never ahead of its receipt). The same code
 drives a remote service (``--url``) or this process's own app (Flask's test
 client), so the simulated traffic always takes the real HTTP path.
 """
@@ -132,12 +133,12 @@ def audience(n: int, rng: random.Random) -> list[dict[str, Any]]:
 
 
 def recipient_events(
-    mailing_id: str, send: dict[str, Any], start: datetime, rng: random.Random, now: datetime | None = None
+    mailing_id: str, send: dict[str, Any], start: datetime, rng: random.Random, played_at: datetime | None = None
 ) -> list[dict[str, Any]]:
     """The provider's events for one sent message: delivery or bounce, then engagement, planned from ``start``
-    over the next hours; with ``now``, as reported by then (``played_until``: no time later than ``now``)."""
+    over the next hours; with ``played_at``, as reported when the campaign is played back then (``played_back``)."""
     events = planned_events(mailing_id, send, start, rng)
-    return events if now is None else played_until(events, now)
+    return events if played_at is None else played_back(events, played_at)
 
 
 def planned_events(mailing_id: str, send: dict[str, Any], start: datetime, rng: random.Random) -> list[dict[str, Any]]:
@@ -176,21 +177,36 @@ def planned_events(mailing_id: str, send: dict[str, Any], start: datetime, rng: 
     return events
 
 
-def played_until(events: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """One message's events as a provider whose clock agrees with ours reports them at ``now``: a planned time
-    later than ``now`` becomes ``now`` (a provider never reports the future; the service would clamp it to the
-    receipt plus MAX_CLOCK_SKEW_SECONDS and record the skew), and events that thereby become one provider event
-    (the same status, time, link and delivery details) are reported once."""
-    latest = now.strftime(UNIONE_TIME)  # fixed width: the text's order is the time's
+def played_back(events: list[dict[str, Any]], played_at: datetime) -> list[dict[str, Any]]:
+    """One message's events as its provider reports them when the campaign is played back at ``played_at``:
+    a time planned later becomes ``played_at`` (a provider never reports the future), and an event that would
+    then repeat another one (the same status, time, link and details: one event to the service) a second
+    later per repeat, so that repeated opens stay repeated opens. The simulator posts a batch only once the
+    latest time in it has passed (``Simulator.post_when_due``)."""
+    latest = played_at.strftime(UNIONE_TIME)  # fixed width: the text's order is the time's
     played: list[dict[str, Any]] = []
     seen: set[str] = set()
     for event in events:
         event = {**event, "event_time": min(event["event_time"], latest)}
-        identity = json.dumps([event["status"], event["event_time"], event.get("url"), event.get("delivery_info")], sort_keys=True)
-        if identity not in seen:
-            seen.add(identity)
-            played.append(event)
+        while (identity := _identity(event)) in seen:
+            at = datetime.strptime(event["event_time"], UNIONE_TIME) + timedelta(seconds=1)
+            event["event_time"] = at.strftime(UNIONE_TIME)
+        seen.add(identity)
+        played.append(event)
     return played
+
+
+def _identity(event: dict[str, Any]) -> str:
+    return json.dumps([event["status"], event["event_time"], event.get("url"), event.get("delivery_info")], sort_keys=True)
+
+
+def event_time(event: dict[str, Any]) -> datetime:
+    return datetime.strptime(event["event_time"], UNIONE_TIME).replace(tzinfo=timezone.utc)
+
+
+def next_second(at: datetime) -> datetime:
+    """The first whole second after ``at``: what UniOne's times (whole seconds) can say of a moment after it."""
+    return at.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def batches(events: list[dict[str, Any]], rng: random.Random) -> Iterator[list[dict[str, Any]]]:
@@ -250,11 +266,14 @@ class Simulator:
             if not answer.get("remaining"):
                 break
         report.sent = len(send)
-        start = datetime.now(timezone.utc)  # after the dispatch, before any batch is posted: no event is in the future
-        events = [e for s in send for e in recipient_events(mailing_id, s, start, self.rng, now=start)]
+        # played back at the first whole second after the dispatch: in the timeline's first hour, and (see
+        # post_when_due) never ahead of the moment a batch is posted
+        start = next_second(datetime.now(timezone.utc))
+        events = [e for s in send for e in recipient_events(mailing_id, s, start, self.rng, played_at=start)]
         report.events = len(events)
         total = -(-len(events) // BATCH_SIZE)
         for n, batch in enumerate(batches(events, self.rng), start=1):
+            self.post_when_due(batch)
             self.post_batch(batch, report)
             if n % RETRY_EVERY == 0:
                 self.post_batch(batch, report)
@@ -276,6 +295,12 @@ class Simulator:
             raise SimulationError(f"mailing {mailing_id!r} exists already: name another with --mailing")
         if status >= 400:
             raise SimulationError(f"POST /v1/mailings answered {status}: {answer}")
+
+    def post_when_due(self, batch: list[dict[str, Any]]) -> None:
+        """Wait until every time in ``batch`` has passed (a second or two at most: see ``played_back``)."""
+        due = max(event_time(e) for e in batch)
+        while (wait := (due - datetime.now(timezone.utc)).total_seconds()) >= 0:
+            time.sleep(wait + 0.001)
 
     def post_batch(self, batch: list[dict[str, Any]], report: Report) -> None:
         body = unione_batch(batch, self.unione_key)

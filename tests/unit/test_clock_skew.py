@@ -5,6 +5,7 @@ record stored before the field existed gets the same rule when read."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,7 +19,7 @@ from domain.aggregates import CLOCK_SKEW, AddressIndex, sent_before
 from domain.fold import RecipientState, fold
 from domain.rules import DEFAULT_RULESET
 from domain.signals import Signal, clamped_time, iso, system_signal
-from interface.simulate import UNIONE_TIME, Simulator
+from interface.simulate import Simulator, event_time
 from projections.lean_replay import LightSignal
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
@@ -178,6 +179,7 @@ class FakeService:
 
     def __init__(self) -> None:
         self.posts: list[tuple[datetime, list[dict[str, Any]]]] = []
+        self.dispatched_at: datetime | None = None
 
     def __call__(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, Any]:
         if path == "/v1/mailings":
@@ -186,6 +188,7 @@ class FakeService:
             return 200, {}
         if path.endswith("/dispatch"):
             send = [{"contact_id": f"c{i}", "email": f"c{i}@example.com", "metadata": {"contact_id": f"c{i}"}} for i in range(300)]
+            self.dispatched_at = datetime.now(timezone.utc)
             return 200, {"send": send, "remaining": 0}
         if path == "/v1/webhooks/unione":
             document = json.loads(body or b"{}")
@@ -201,9 +204,13 @@ def test_the_simulator_reports_no_time_later_than_its_posting() -> None:
     report = Simulator(service, "t", "k", lambda *_: None, seed=7).run(300, "sim")
     events = [(posted, e) for posted, batch in service.posts for e in batch]
     assert report.events > 300 and len(events) >= report.events
-    late = [e for posted, e in events if datetime.strptime(e["event_time"], UNIONE_TIME).replace(tzinfo=timezone.utc) > posted]
+    late = [e for posted, e in events if event_time(e) > posted]
     assert late == []
+    assert service.dispatched_at is not None
+    assert all(event_time(e) > service.dispatched_at for _, e in events)  # in the timeline, which starts at the dispatch
     statuses = {e["status"] for _, e in events}
     assert {"delivered", "opened", "clicked"} <= statuses  # still a campaign: engagement is reported
+    opens = Counter(e["job_id"] for _, e in events if e["status"] == "opened")
+    assert max(opens.values()) > 1  # a recipient opening again is reported again
     keys = [(e["job_id"], e["status"], e["event_time"], e.get("url")) for _, e in events]
     assert len(set(keys)) == report.events  # no two events of a campaign are one provider event
