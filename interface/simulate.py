@@ -132,17 +132,9 @@ def audience(n: int, rng: random.Random) -> list[dict[str, Any]]:
     return people
 
 
-def recipient_events(
-    mailing_id: str, send: dict[str, Any], start: datetime, rng: random.Random, played_at: datetime | None = None
-) -> list[dict[str, Any]]:
-    """The provider's events for one sent message: delivery or bounce, then engagement, planned from ``start``
-    over the next hours; with ``played_at``, as reported when the campaign is played back then (``played_back``)."""
-    events = planned_events(mailing_id, send, start, rng)
-    return events if played_at is None else played_back(events, played_at)
-
-
-def planned_events(mailing_id: str, send: dict[str, Any], start: datetime, rng: random.Random) -> list[dict[str, Any]]:
-    """What the provider will say about one message, at the times it will happen."""
+def recipient_events(mailing_id: str, send: dict[str, Any], start: datetime, rng: random.Random) -> list[dict[str, Any]]:
+    """The provider's events for one sent message: delivery or bounce, then engagement, at the times they will
+    happen over the hours after ``start`` (``played_back`` says them as of a moment)."""
     job = f"sim-{mailing_id}-{send['contact_id']}"
     events: list[dict[str, Any]] = []
 
@@ -178,11 +170,12 @@ def planned_events(mailing_id: str, send: dict[str, Any], start: datetime, rng: 
 
 
 def played_back(events: list[dict[str, Any]], played_at: datetime) -> list[dict[str, Any]]:
-    """One message's events as its provider reports them when the campaign is played back at ``played_at``:
-    a time planned later becomes ``played_at`` (a provider never reports the future), and an event that would
-    then repeat another one (the same status, time, link and details: one event to the service) a second
-    later per repeat, so that repeated opens stay repeated opens. The simulator posts a batch only once the
-    latest time in it has passed (``Simulator.post_when_due``)."""
+    """A campaign's events (in the order they will happen) as its provider reports them when the campaign is
+    played back at ``played_at``, in the same order: a time planned later becomes ``played_at`` (a provider
+    never reports the future), and an event that would then repeat another one (the same message, status,
+    time, link and details: one event to the service) a second later per repeat, so that repeated opens stay
+    repeated opens. The simulator posts a batch only once the latest time in it has passed
+    (``Simulator.post_when_due``)."""
     latest = played_at.strftime(UNIONE_TIME)  # fixed width: the text's order is the time's
     played: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -197,7 +190,9 @@ def played_back(events: list[dict[str, Any]], played_at: datetime) -> list[dict[
 
 
 def _identity(event: dict[str, Any]) -> str:
-    return json.dumps([event["status"], event["event_time"], event.get("url"), event.get("delivery_info")], sort_keys=True)
+    return json.dumps(
+        [event["job_id"], event["email"], event["status"], event["event_time"], event.get("url"), event.get("delivery_info")], sort_keys=True
+    )
 
 
 def event_time(event: dict[str, Any]) -> datetime:
@@ -210,8 +205,7 @@ def next_second(at: datetime) -> datetime:
 
 
 def batches(events: list[dict[str, Any]], rng: random.Random) -> Iterator[list[dict[str, Any]]]:
-    """Roughly in time order, shuffled within each batch (UniOne does not order a batch)."""
-    events.sort(key=lambda e: e["event_time"])
+    """In the order given (the order the events happen), shuffled within each batch (UniOne does not order a batch)."""
     for i in range(0, len(events), BATCH_SIZE):
         batch = events[i : i + BATCH_SIZE]
         rng.shuffle(batch)
@@ -269,7 +263,8 @@ class Simulator:
         # played back at the first whole second after the dispatch: in the timeline's first hour, and (see
         # post_when_due) never ahead of the moment a batch is posted
         start = next_second(datetime.now(timezone.utc))
-        events = [e for s in send for e in recipient_events(mailing_id, s, start, self.rng, played_at=start)]
+        planned = sorted((e for s in send for e in recipient_events(mailing_id, s, start, self.rng)), key=lambda e: e["event_time"])
+        events = played_back(planned, start)
         report.events = len(events)
         total = -(-len(events) // BATCH_SIZE)
         for n, batch in enumerate(batches(events, self.rng), start=1):
