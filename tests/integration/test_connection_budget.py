@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
@@ -136,3 +137,26 @@ def test_a_process_with_a_running_follower_adds_one_listen_connection(settings: 
     assert budget == POOL + 1
     assert counter.peak <= budget, f"{counter.peak} connections held, budget {budget}"
     assert sorted(set(codes)) == [200, 201], codes
+
+
+def test_responses_project_holds_its_pool_a_listen_and_a_lock_connection(settings: Settings, counter: ConnectionCounter, tmp_path: Path) -> None:
+    """The projector's budget, counted on a running ``responses project`` while requests write beside it."""
+    from tests.e2e.conftest import Process, service_env, responses_command
+
+    ResponsesApp(settings).close()  # the schema, before the projector starts
+    env = service_env(settings.database_url, DATABASE_POOL_SIZE=str(POOL))
+    projector = Process("project", responses_command("project", "--report-every", "0.2"), env, tmp_path)
+    try:
+        projector.wait_for_output("following the journal")
+        app = ResponsesApp(settings)  # another process's writes, for the projector to follow (counted apart)
+        try:
+            with counter:
+                writer_budget = settings.connection_budget()
+                codes = burst(app, settings)
+        finally:
+            app.close()
+    finally:
+        assert projector.stop() == 0
+    budget = settings.connection_budget(followers=1, locks=1) + settings.connection_budget()
+    assert counter.peak <= budget, f"{counter.peak} connections held by the projector and the writer, budget {budget} ({writer_budget} the writer's)"
+    assert 500 not in codes and 201 in codes
