@@ -13,6 +13,7 @@ DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 DEFAULT_READY_MAX_LAG_SECONDS = 30.0
 DEFAULT_WHAT_IF_WAIT_SECONDS = 15.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
 DEFAULT_DISPATCH_SECONDS = 15.0  # well inside gunicorn's 30 s worker timeout, with the wait for the views before it
+DEFAULT_DATABASE_POOL_SIZE = 4  # PostgreSQL connections a process keeps (no overflow): at least its request threads
 
 
 class ConfigError(ValueError):
@@ -54,6 +55,8 @@ class Settings:
     # signs the marketer pages' sessions (RESPONSES_SECRET_KEY); None: a key kept under ./var/ (interface.web.session)
     secret_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # PostgreSQL connections of the process's pool (the event store and the views share it), no overflow
+    database_pool_size: int = DEFAULT_DATABASE_POOL_SIZE
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -85,6 +88,7 @@ class Settings:
             what_if_wait_seconds=_seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS),
             replay_workers=replay_workers,
             secret_key=env.get("RESPONSES_SECRET_KEY") or None,
+            database_pool_size=database_pool_size(env),
         )
 
     @property
@@ -93,7 +97,13 @@ class Settings:
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The ``eventsourcing`` library's environment for ``DATABASE_URL``."""
-        return eventsourcing_env(self.database_url)
+        return eventsourcing_env(self.database_url, self.database_pool_size)
+
+    def connection_budget(self, followers: int = 0, locks: int = 0) -> int:
+        """PostgreSQL connections one process of these settings holds at most: its pool, one LISTEN
+        connection a running journal follower and one a projector lock (``responses serve`` and
+        ``responses project`` hold the lock; a gunicorn worker neither: its budget is the pool)."""
+        return self.database_pool_size + followers + locks
 
     def redacted_database_url(self) -> str:
         url = urlparse(self.database_url)
@@ -102,7 +112,29 @@ class Settings:
         return self.database_url
 
 
-def eventsourcing_env(database_url: str) -> dict[str, str]:
+def database_pool_size(env: dict[str, str]) -> int:
+    """``DATABASE_POOL_SIZE``: a whole number of connections, at least 1 (default 4)."""
+    text = env.get("DATABASE_POOL_SIZE") or str(DEFAULT_DATABASE_POOL_SIZE)
+    try:
+        size = int(text)
+    except ValueError as exc:
+        raise ConfigError(f"DATABASE_POOL_SIZE must be a whole number of connections (got {text!r})") from exc
+    if size < 1:
+        raise ConfigError(f"DATABASE_POOL_SIZE must be at least 1 (got {size})")
+    return size
+
+
+def check_pool_covers_threads(pool_size: int, threads: int, where: str) -> None:
+    """Every request thread of a process must be able to hold a connection at once (the pool has no overflow):
+    a ``ConfigError`` naming both numbers and the two ways out when it cannot."""
+    if pool_size < threads:
+        raise ConfigError(
+            f"DATABASE_POOL_SIZE={pool_size} is smaller than the {threads} request threads of {where}: "
+            f"each thread needs a PostgreSQL connection of its own; set DATABASE_POOL_SIZE={threads} or use {pool_size} threads"
+        )
+
+
+def eventsourcing_env(database_url: str, pool_size: int = DEFAULT_DATABASE_POOL_SIZE) -> dict[str, str]:
     url = urlparse(database_url)
     if url.scheme == "sqlite":
         # sqlite:///relative/path.db  or  sqlite:////absolute/path.db
@@ -125,8 +157,8 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "POSTGRES_PORT": str(url.port or 5432),
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
-            "POSTGRES_POOL_SIZE": "5",
-            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_POOL_SIZE": str(pool_size),  # opened at start, never more: the server's budget is countable
+            "POSTGRES_MAX_OVERFLOW": "0",
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
