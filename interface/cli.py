@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -17,7 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -200,6 +201,14 @@ def connection_limit(open_files: int) -> int:
     return max(1, min(MAX_CONNECTIONS, open_files - SPARE_FILE_DESCRIPTORS))
 
 
+def pool_for_threads(settings: Settings, threads: int, environ: Mapping[str, str]) -> Settings:
+    """``responses serve`` on PostgreSQL: without ``DATABASE_POOL_SIZE`` the pool grows to its request threads
+    (each needs a connection at once); a pool set explicitly is kept, and refused when smaller."""
+    if settings.is_postgres and not environ.get("DATABASE_POOL_SIZE"):
+        return replace(settings, database_pool_size=max(settings.database_pool_size, threads))
+    return settings
+
+
 class StopServing(SystemExit):
     """Raised in the main thread by SIGTERM/SIGINT: waitress ends its loop on it."""
 
@@ -213,6 +222,7 @@ def serve(args: argparse.Namespace) -> int:
         print(f"API token (kept in {TOKEN_FILE}, shown once): {new_token}", flush=True)
     elif not configured.api_tokens:
         print(f"API token: the one kept in {TOKEN_FILE}", flush=True)
+    settings = pool_for_threads(settings, args.threads, os.environ)
     if settings.is_postgres:  # a ConfigError: one line and exit 2 (main)
         check_pool_covers_threads(settings.database_pool_size, args.threads, "responses serve (--threads)")
     connections = connection_limit(raise_open_files_limit())

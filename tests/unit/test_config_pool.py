@@ -71,3 +71,13 @@ def test_gunicorn_refuses_to_start_when_a_workers_threads_outnumber_the_pool(mon
         conf["on_starting"](SimpleNamespace(cfg=SimpleNamespace(threads=8)))
     sqlite = gunicorn_conf(monkeypatch, DATABASE_URL="sqlite:///var/r.db", DATABASE_POOL_SIZE="1")
     sqlite["on_starting"](SimpleNamespace(cfg=SimpleNamespace(threads=8)))  # no PostgreSQL pool to run short
+
+
+def test_serve_without_a_pool_size_gets_a_pool_as_large_as_its_threads() -> None:
+    from interface.cli import pool_for_threads
+
+    postgres = Settings(database_url="postgresql://postgres@127.0.0.1:5432/x")
+    assert pool_for_threads(postgres, 8, {}).database_pool_size == 8
+    assert pool_for_threads(postgres, 2, {}).database_pool_size == 4  # never below the default
+    assert pool_for_threads(postgres, 8, {"DATABASE_POOL_SIZE": "4"}).database_pool_size == 4  # set: kept (and refused)
+    assert pool_for_threads(Settings(database_url="sqlite:///var/x.db"), 8, {}).database_pool_size == 4
