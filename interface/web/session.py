@@ -16,7 +16,6 @@ import hmac
 import logging
 import os
 import secrets
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
