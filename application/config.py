@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,9 @@ DEFAULT_READY_MAX_LAG_SECONDS = 30.0
 DEFAULT_WHAT_IF_WAIT_SECONDS = 15.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
 DEFAULT_DISPATCH_SECONDS = 15.0  # well inside gunicorn's 30 s worker timeout, with the wait for the views before it
 DEFAULT_DATABASE_POOL_SIZE = 4  # PostgreSQL connections a process keeps (no overflow): at least its request threads
+DEFAULT_SESSION_MAX_HOURS = 12.0  # a page session ends this long after sign-in, however much it is used
+DEFAULT_FORWARDED_ALLOW_IPS = ("127.0.0.1",)  # as gunicorn.conf.py reads FORWARDED_ALLOW_IPS
+DEFAULT_AUTH_FAILURES_PER_MINUTE = 10  # failed credentials an address may present in a minute before 429
 
 
 class ConfigError(ValueError):
@@ -33,6 +37,40 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     if not 0 <= value < float("inf"):
         raise ConfigError(f"{name} must be a finite, non-negative number of seconds")
     return value
+
+
+def _session_max_hours(env: dict[str, str]) -> float:
+    try:
+        hours = float(env.get("SESSION_MAX_HOURS") or DEFAULT_SESSION_MAX_HOURS)
+    except ValueError as exc:
+        raise ConfigError("SESSION_MAX_HOURS must be a number of hours") from exc
+    if not 0 < hours < float("inf"):
+        raise ConfigError("SESSION_MAX_HOURS must be a finite, positive number of hours")
+    return hours
+
+
+def _forwarded_allow_ips(env: dict[str, str]) -> tuple[str, ...]:
+    """Addresses or networks (``10.0.0.0/8``) of trusted proxies, or ``*``; gunicorn reads the same variable."""
+    value = env.get("FORWARDED_ALLOW_IPS")
+    entries = _split(value) if value is not None else DEFAULT_FORWARDED_ALLOW_IPS
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"FORWARDED_ALLOW_IPS: {entry!r} is not an address, a network or *") from exc
+    return entries
+
+
+def _auth_failures_per_minute(env: dict[str, str]) -> int:
+    try:
+        limit = int(env.get("AUTH_FAILURES_PER_MINUTE") or DEFAULT_AUTH_FAILURES_PER_MINUTE)
+    except ValueError as exc:
+        raise ConfigError("AUTH_FAILURES_PER_MINUTE must be a whole number") from exc
+    if limit < 1:
+        raise ConfigError("AUTH_FAILURES_PER_MINUTE must be at least 1")
+    return limit
 
 
 @dataclass(frozen=True)
@@ -57,6 +95,12 @@ class Settings:
     extra: dict[str, str] = field(default_factory=dict)
     # PostgreSQL connections of the process's pool (the event store and the views share it), no overflow
     database_pool_size: int = DEFAULT_DATABASE_POOL_SIZE
+    # a page session ends this many hours after its sign-in (SESSION_MAX_HOURS); use does not extend it
+    session_max_hours: float = DEFAULT_SESSION_MAX_HOURS
+    # proxies whose X-Forwarded-For names the client (FORWARDED_ALLOW_IPS: addresses or networks, "*": any)
+    forwarded_allow_ips: tuple[str, ...] = DEFAULT_FORWARDED_ALLOW_IPS
+    # failed sign-ins, bearer tokens and webhook credentials an address may present in a minute (AUTH_FAILURES_PER_MINUTE)
+    auth_failures_per_minute: int = DEFAULT_AUTH_FAILURES_PER_MINUTE
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -89,6 +133,9 @@ class Settings:
             replay_workers=replay_workers,
             secret_key=env.get("RESPONSES_SECRET_KEY") or None,
             database_pool_size=database_pool_size(env),
+            session_max_hours=_session_max_hours(env),
+            forwarded_allow_ips=_forwarded_allow_ips(env),
+            auth_failures_per_minute=_auth_failures_per_minute(env),
         )
 
     @property
