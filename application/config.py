@@ -13,6 +13,7 @@ DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 DEFAULT_READY_MAX_LAG_SECONDS = 30.0
 DEFAULT_WHAT_IF_WAIT_SECONDS = 15.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
 DEFAULT_DISPATCH_SECONDS = 15.0  # well inside gunicorn's 30 s worker timeout, with the wait for the views before it
+DEFAULT_HISTORY_FOLDS_MAX = 2  # audit histories folding a whole journal (as_of, other rules) at once, per process
 
 
 class ConfigError(ValueError):
@@ -31,6 +32,17 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds") from exc
     if not 0 <= value < float("inf"):
         raise ConfigError(f"{name} must be a finite, non-negative number of seconds")
+    return value
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    """A whole number of at least 1 from the environment."""
+    try:
+        value = int(env.get(name) or default)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number") from exc
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1")
     return value
 
 
@@ -54,6 +66,9 @@ class Settings:
     # signs the marketer pages' sessions (RESPONSES_SECRET_KEY); None: a key kept under ./var/ (interface.web.session)
     secret_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # audit histories that fold a recipient's whole journal (as_of, another rules version) at once in a
+    # process (HISTORY_FOLDS_MAX); one more is answered 429 with Retry-After
+    history_folds_max: int = DEFAULT_HISTORY_FOLDS_MAX
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -85,6 +100,7 @@ class Settings:
             what_if_wait_seconds=_seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS),
             replay_workers=replay_workers,
             secret_key=env.get("RESPONSES_SECRET_KEY") or None,
+            history_folds_max=_count(env, "HISTORY_FOLDS_MAX", DEFAULT_HISTORY_FOLDS_MAX),
         )
 
     @property
