@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from contextlib import nullcontext
@@ -19,6 +20,9 @@ from domain.signals import Signal, iso, parse_iso
 
 HISTORY_PAGE = 1000  # signals in one page of an audit history (the default and the most)
 JOB_POLL_SECONDS = 0.1  # how often a waiting request reads its what-if job
+HISTORY_VIEWS_WAIT_SECONDS = 2.0  # a history page for now waits this long for the views, then shows what they hold
+
+log = logging.getLogger("responses.rules")
 
 
 class RuleUseCases:
@@ -249,16 +253,17 @@ class RuleUseCases:
         lang: str = "en",
         limit: int = HISTORY_PAGE,
         cursor: str | None = None,
-        bounded: bool = True,
+        for_replay: bool = False,
     ) -> dict[str, Any]:
         """A recipient's signals in journal order, with what each did and why under ``rules``: one page
         of them (``limit`` after ``cursor``, ``next`` for the rest), with its response, opens and clicks.
 
         For now under the active rules (no ``as_of``, ``rules`` None or the active ones), a page is folded
-        from the views' nearest fold checkpoint, and shows the journal as far as the views have applied it:
-        the response, opens and clicks are the views' (the last step's ``response_after`` on the last page).
-        Otherwise the whole journal is folded, streamed: at most ``HISTORY_FOLDS_MAX`` such folds at a time
-        in this process (``bounded``), ``HistoryBusy`` beyond."""
+        from the views' nearest fold checkpoint, after a short wait for the views (read-your-writes, as every
+        read), and shows the journal as far as the views have applied it: the response, opens and clicks are
+        the views' (the last step's ``response_after`` on the last page). Otherwise the whole journal is
+        folded, streamed: at most ``HISTORY_FOLDS_MAX`` such folds at a time in this process, ``HistoryBusy``
+        beyond. A replay's own calls (``for_replay``: the what-if's examples) neither wait nor take a slot."""
         from application.queries import decode_cursor
 
         mailing = self.get_mailing_aggregate(mailing_id)
@@ -267,11 +272,19 @@ class RuleUseCases:
             raise NotFound("recipient", f"{mailing_id}/{contact_id}")
         after, limit = decode_cursor(cursor), min(max(1, limit), HISTORY_PAGE)
         started = parse_iso(mailing.started_at)
-        if as_of is None:
+        if as_of is None and (rules is None or rules == self.active_rules()):
+            if not for_replay:
+                self._views_caught_up_briefly()
             page = self._history_from_checkpoint(oid, rules, started, lang, after, limit)
             if page is not None:
                 return page
-        return self._history_folded_whole(oid, rules or self.active_rules(), started, as_of, lang, after, limit, bounded)
+        return self._history_folded_whole(oid, rules or self.active_rules(), started, as_of, lang, after, limit, not for_replay)
+
+    def _views_caught_up_briefly(self) -> None:
+        try:
+            self.wait_for_views(timeout=HISTORY_VIEWS_WAIT_SECONDS)  # type: ignore[attr-defined]
+        except TimeoutError:
+            log.warning("audit history from views %d events behind the journal", self.journal_position() - self.views_position())  # type: ignore[attr-defined]
 
     def _history_from_checkpoint(
         self, oid: uuid.UUID, rules: Ruleset | None, started: datetime | None, lang: str, after: int, limit: int

@@ -235,7 +235,7 @@ def _answer(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, p: Partia
             "contact_id": contact_id,
             "before": _brief_view(b),
             "after": _brief_view(a),
-            "explanation": app.history(mailing_id, contact_id, rules=candidate, bounded=False)["signals"],
+            "explanation": app.history(mailing_id, contact_id, rules=candidate, for_replay=True)["signals"],
         }
         for _, mailing_id, contact_id, b, a in sorted(rows, key=lambda row: row[0])
     ]

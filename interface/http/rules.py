@@ -15,7 +15,7 @@ from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
 from domain.signals import utc
 from interface.http.auth import caller, require_bearer
 from interface.http.common import TIME_FORMAT, Blueprint, LangArgsSchema, ResponseObjectSchema, Text, UtcTime
-from interface.http.context import fresh_views, service
+from interface.http.context import service
 from interface.http.errors import ApiError, ErrorSchema, error_response
 
 blp = Blueprint("rules", __name__, url_prefix="/v1", description="Versioned rules, what-if replays, activation jobs, audit history")
@@ -276,8 +276,6 @@ def history(args: dict[str, Any], mailing_id: str, contact_id: str) -> Any:
     app = service()
     rules = app.ruleset(args["rules"]) if args["rules"] else None
     as_of = utc(args["as_of"]) if args["as_of"] is not None else None
-    if as_of is None:
-        fresh_views()  # read-your-writes, as every read: a short wait for the views, then what they hold
     try:
         return app.history(
             mailing_id, contact_id, as_of=as_of, rules=rules, lang=args["lang"], limit=args["limit"], cursor=args["cursor"]

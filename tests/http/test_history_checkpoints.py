@@ -15,6 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 import projections.projector as projector_module
+import application.rules as rules_module
 import projections.replay as replay_module
 from application.queries import encode_cursor
 from application.service import ResponsesApp
@@ -145,10 +146,14 @@ def test_every_page_answers_as_the_whole_journal_folded(app: ResponsesApp, api: 
     assert steps[-1]["response_after"] == reference["response"]
 
 
-def test_a_page_for_now_shows_the_journal_up_to_the_views_and_agrees_with_itself(app: ResponsesApp, api: FlaskClient) -> None:
+def test_a_page_for_now_shows_the_journal_up_to_the_views_and_agrees_with_itself(
+    app: ResponsesApp, api: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     journal(app, 120)
     api.get(URL + "?limit=1")  # the views are caught up with these 121 signals
-    journal(app, 60, start=120)  # journaled, not projected yet (the follower here runs on demand only)
+    journal(app, 60, start=120)  # journaled, not projected yet: the projection is stopped
+    monkeypatch.setattr(app, "follower", None)
+    monkeypatch.setattr(rules_module, "HISTORY_VIEWS_WAIT_SECONDS", 0.0, raising=False)
     answer = app.history("long", "c1", limit=1000)
     projected = full_fold(app)["signals"][:121]
     assert answer["signals"] == projected and answer["next"] is None
