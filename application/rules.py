@@ -268,8 +268,6 @@ class RuleUseCases:
 
         mailing = self.get_mailing_aggregate(mailing_id)
         oid = recipient_id(mailing_id, contact_id)
-        if not self.journal_index.versions([oid]):  # type: ignore[attr-defined]
-            raise NotFound("recipient", f"{mailing_id}/{contact_id}")
         after, limit = decode_cursor(cursor), min(max(1, limit), HISTORY_PAGE)
         started = parse_iso(mailing.started_at)
         if as_of is None and (rules is None or rules == self.active_rules()):
@@ -278,6 +276,8 @@ class RuleUseCases:
             page = self._history_from_checkpoint(oid, rules, started, lang, after, limit)
             if page is not None:
                 return page
+        if not self.journal_index.versions([oid]):  # type: ignore[attr-defined]
+            raise NotFound("recipient", f"{mailing_id}/{contact_id}")
         return self._history_folded_whole(oid, rules or self.active_rules(), started, as_of, lang, after, limit, not for_replay)
 
     def _views_caught_up_briefly(self) -> None:
@@ -289,15 +289,17 @@ class RuleUseCases:
     def _history_from_checkpoint(
         self, oid: uuid.UUID, rules: Ruleset | None, started: datetime | None, lang: str, after: int, limit: int
     ) -> dict[str, Any] | None:
-        """A page for now folded from the views' nearest checkpoint; None when ``rules`` are not the views'
-        or the views' row of the recipient predates fold checkpoints."""
+        """A page for now folded from the views' nearest checkpoint; None when ``rules`` are not the views',
+        the views' row of the recipient predates fold checkpoints, or the journal holds no such recipient."""
         from projections.replay import explain_page, history_reads
 
         start = self.views.history_start(oid.hex, after)
         active = self.ruleset(start.rules_version or DEFAULT_VERSION)
         if rules is not None and rules != active:
             return None
-        if start.state is None:  # the views have not applied the recipient's joining yet
+        if start.state is None:  # unknown (None: the caller says so), or the views have not applied its joining yet
+            if not self.journal_index.versions([oid]):  # type: ignore[attr-defined]
+                return None
             return explain_page((), active, started, RecipientState(), RecipientState(), 0, lang, after, limit)
         if start.version is None:
             return None

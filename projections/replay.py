@@ -7,6 +7,7 @@ the recipients and contacts in scope, never with the number of signals read.
 from __future__ import annotations
 
 import random
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from application.service import ResponsesApp
 
 Progress = Callable[[int, int], None]  # (events read, events in all)
+NATIVE = sys.byteorder
 
 
 # ---- rebuild ------------------------------------------------------------------------------------
@@ -265,22 +267,38 @@ def _brief_view(b: tuple[str, str | None, int, int]) -> dict[str, Any]:
 
 
 class FoldSeen(SeenKeys):
-    """A history fold's dedup keys: appended in place, looked up in a set (a ``SeenKeys`` copies its
-    bytes on each append and scans them on each look-up: quadratic over a long journal)."""
+    """A history fold's dedup keys, looked up in a set and appended in place (a ``SeenKeys`` scans its bytes
+    on each look-up and copies them on each append: quadratic over a long journal). ``fold_into`` appends a
+    key with ``seen.blob += digest``: the bytearray grows in place, and the setter indexes what it gained."""
 
-    __slots__ = ("digests", "indexed")
+    __slots__ = ("_keys", "_indexed", "digests")
 
-    def __init__(self, blob: bytes = b"") -> None:
-        super().__init__(bytearray(blob))  # type: ignore[arg-type]  # ``blob += d`` extends it in place
-        self.digests: set[bytes] = set()
-        self.indexed = 0
+    def __init__(self, blob: bytes = b"") -> None:  # noqa: D107  (no super().__init__: ``blob`` is a property here)
+        self._keys = bytearray(blob)
+        self._indexed = 0
+        self.digests: set[int] = set()  # each key's 8 bytes as a number (native order, as ``cast("Q")`` reads them)
+        self._index()
+
+    @property  # type: ignore[override]
+    def blob(self) -> bytearray:
+        return self._keys
+
+    @blob.setter
+    def blob(self, value: bytes | bytearray) -> None:
+        if value is not self._keys:  # replaced, not appended to
+            self._keys, self._indexed, self.digests = bytearray(value), 0, set()
+        self._index()
+
+    def _index(self) -> None:
+        keys, start = self._keys, self._indexed
+        if len(keys) - start == 8:  # the usual: one key appended
+            self.digests.add(int.from_bytes(keys[start:], NATIVE))
+        elif len(keys) > start:  # a checkpoint's keys: read 8 bytes at a time, in C
+            self.digests.update(memoryview(bytes(keys[start:])).cast("Q"))
+        self._indexed = len(keys)
 
     def has_digest(self, d: bytes) -> bool:
-        blob = self.blob
-        if self.indexed < len(blob):  # the keys the fold appended since the last look-up
-            self.digests.update(bytes(blob[i : i + 8]) for i in range(self.indexed, len(blob), 8))
-            self.indexed = len(blob)
-        return d in self.digests
+        return int.from_bytes(d, NATIVE) in self.digests
 
 
 def explain(

@@ -13,6 +13,7 @@ the active pointer is swapped in one transaction.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -68,7 +69,7 @@ class HistoryStart:
 
     generation: int
     rules_version: str | None  # the active views' rules (None: the built-in default)
-    state: RecipientState | None = None  # the recipient's row: None when the views do not hold it (yet)
+    state: RecipientState | None = None  # the row's response, reason, opens, clicks: None when the views do not hold it (yet)
     version: int | None = None  # the recipient's version the row is folded to; None: not counted (older views)
     checkpoint: RecipientState | None = None  # the fold state at the nearest checkpoint (None: from the start)
     checkpoint_version: int = 0
@@ -108,11 +109,21 @@ def recipient_state_fields(s: RecipientState, seen: bool = True) -> dict[str, An
 
 
 def dump_recipient_row_state(r: RecipientRow) -> bytes:
-    """A view row's ``state``: the fold state, and (since fold checkpoints) the version it is folded to."""
-    fields = recipient_state_fields(r.state)
-    if r.version is not None:
-        fields.update(v=r.version, cv=r.checkpointed, ck=r.checkpointed_keys)
-    return orjson.dumps(fields)
+    """A view row's ``state``: the fold state, and (since fold checkpoints) the version it is folded to,
+    first: ``row_version`` reads it from the row's first bytes (a long journal's state is large)."""
+    if r.version is None:
+        return dump_recipient_state(r.state)
+    return orjson.dumps({"v": r.version, "cv": r.checkpointed, "ck": r.checkpointed_keys, **recipient_state_fields(r.state)})
+
+
+VERSION_HEAD = re.compile(rb'^\{"v":(\d+),')
+HEAD_BYTES = 32
+
+
+def row_version(head: bytes) -> int | None:
+    """The version a view row's state is folded to, from its first ``HEAD_BYTES``; None: not counted."""
+    found = VERSION_HEAD.match(head)
+    return int(found.group(1)) if found else None
 
 
 def load_recipient_row_state(raw: bytes | str) -> tuple[RecipientState, int | None, int, int]:
@@ -562,23 +573,26 @@ class ViewsMixin:
 
     def history_start(self, rid: str, after: int) -> "HistoryStart":
         """Where a page of a recipient's audit history starts, from one snapshot of the active views: their
-        generation and rules, the recipient's row (its state and version) and its fold state at the nearest
+        generation and rules, the recipient's row (its response, counters and version) and its fold state at the nearest
         checkpoint at or before version ``after`` (the dedup keys gathered from every earlier checkpoint)."""
         with self.cursor(commit=False) as c:
             if self.placeholder == "%s":  # one snapshot: the generation, the row and the checkpoints agree
                 c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             g = int(self.get_meta("generation", "1", cursor=c) or 1)
             start = HistoryStart(generation=g, rules_version=self.get_meta("rules_version", cursor=c))
-            c.execute(self._q(f"SELECT rid, mailing_id, contact_id, name, email, seq, state FROM {self.t(g, 'recipients')} WHERE rid = ?"), (rid,))
+            c.execute(
+                self._q(f"SELECT response, reason, opens, clicks, substr(state, 1, {HEAD_BYTES}) AS head FROM {self.t(g, 'recipients')} WHERE rid = ?"),
+                (rid,),
+            )
             found = c.fetchone()
             if found is None:
                 return start
-            row = recipient_row(found)
-            start.state, start.version = row.state, row.version
-            if row.version is None:
+            start.state = RecipientState(response=found["response"], reason=found["reason"], opens=found["opens"], clicks=found["clicks"])
+            start.version = row_version(bytes(found["head"]))
+            if start.version is None:
                 return start
             table = self.t(g, "checkpoints")
-            c.execute(self._q(f"SELECT version, seen FROM {table} WHERE rid = ? AND version <= ? ORDER BY version"), (rid, min(after, row.version)))
+            c.execute(self._q(f"SELECT version, seen FROM {table} WHERE rid = ? AND version <= ? ORDER BY version"), (rid, min(after, start.version)))
             keys = c.fetchall()
             if not keys:
                 return start
