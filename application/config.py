@@ -18,6 +18,7 @@ DEFAULT_DATABASE_POOL_SIZE = 4  # PostgreSQL connections a process keeps (no ove
 DEFAULT_SESSION_MAX_HOURS = 12.0  # a page session ends this long after sign-in, however much it is used
 DEFAULT_FORWARDED_ALLOW_IPS = ("127.0.0.1",)  # as gunicorn.conf.py reads FORWARDED_ALLOW_IPS
 DEFAULT_AUTH_FAILURES_PER_MINUTE = 10  # failed credentials an address may present in a minute before 429
+DEFAULT_HISTORY_FOLDS_MAX = 2  # audit histories folding a whole journal (as_of, other rules) at once, per process
 
 
 class ConfigError(ValueError):
@@ -63,14 +64,15 @@ def _forwarded_allow_ips(env: dict[str, str]) -> tuple[str, ...]:
     return entries
 
 
-def _auth_failures_per_minute(env: dict[str, str]) -> int:
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    """A whole number of at least 1 from the environment."""
     try:
-        limit = int(env.get("AUTH_FAILURES_PER_MINUTE") or DEFAULT_AUTH_FAILURES_PER_MINUTE)
+        value = int(env.get(name) or default)
     except ValueError as exc:
-        raise ConfigError("AUTH_FAILURES_PER_MINUTE must be a whole number") from exc
-    if limit < 1:
-        raise ConfigError("AUTH_FAILURES_PER_MINUTE must be at least 1")
-    return limit
+        raise ConfigError(f"{name} must be a whole number") from exc
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1")
+    return value
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,9 @@ class Settings:
     forwarded_allow_ips: tuple[str, ...] = DEFAULT_FORWARDED_ALLOW_IPS
     # failed sign-ins, bearer tokens and webhook credentials an address may present in a minute (AUTH_FAILURES_PER_MINUTE)
     auth_failures_per_minute: int = DEFAULT_AUTH_FAILURES_PER_MINUTE
+    # audit histories that fold a recipient's whole journal (as_of, another rules version) at once in a
+    # process (HISTORY_FOLDS_MAX); one more is answered 429 with Retry-After
+    history_folds_max: int = DEFAULT_HISTORY_FOLDS_MAX
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -135,7 +140,8 @@ class Settings:
             database_pool_size=database_pool_size(env),
             session_max_hours=_session_max_hours(env),
             forwarded_allow_ips=_forwarded_allow_ips(env),
-            auth_failures_per_minute=_auth_failures_per_minute(env),
+            auth_failures_per_minute=_count(env, "AUTH_FAILURES_PER_MINUTE", DEFAULT_AUTH_FAILURES_PER_MINUTE),
+            history_folds_max=_count(env, "HISTORY_FOLDS_MAX", DEFAULT_HISTORY_FOLDS_MAX),
         )
 
     @property

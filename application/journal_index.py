@@ -242,10 +242,10 @@ class JournalIndex:
             )
         return found
 
-    def signals_of(self, oid: uuid.UUID, page: int = 2000) -> Iterator[tuple[int, dict[str, Any]]]:
-        """One recipient's signals in journal order, (version, signal record), read a page at a time."""
+    def signals_of(self, oid: uuid.UUID, page: int = 2000, after: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+        """One recipient's signals in journal order after version ``after``, (version, signal record), read
+        a page at a time."""
         mark = "%s" if self.is_postgres else "?"
-        after = 0
         while True:
             rows = self._fetch(
                 f"SELECT originator_version, state FROM {self.table} WHERE originator_id = {mark} "

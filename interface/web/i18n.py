@@ -121,6 +121,8 @@ RU: dict[str, str] = {
     "Unsubscribe links are not clicks (rules: unsubscribe_url_patterns).":
         "Ссылки отписки — не переходы (правила: unsubscribe_url_patterns).",
     # history
+    "Too many histories are being folded right now; try again in a few seconds.":
+        "Сейчас строится слишком много историй; повторите через несколько секунд.",
     "Recipient": "Получатель",
     "Audit history": "История отклика",
     "As of": "На момент",

@@ -6,8 +6,9 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, request
+from flask import Response, make_response, request
 
+from application.history_folds import HistoryBusy
 from application.service import CATEGORIES
 from domain.catalogue import CODES, NOT_DELIVERED, NOT_SENT, REASONS
 from interface.http.audience_csv import audience_csv_response
@@ -168,12 +169,22 @@ def recipient(mailing_id: str, contact_id: str) -> Any:
     as_of_text = (request.args.get("as_of") or "").strip()
     as_of = parse_as_of(as_of_text) if as_of_text else None
     cursor = request.args.get("cursor") or None
-    history = app.history(mailing_id, contact_id, as_of=as_of, rules=rules, lang=current_lang(), limit=HISTORY_PAGE, cursor=cursor)
+    try:
+        history = app.history(mailing_id, contact_id, as_of=as_of, rules=rules, lang=current_lang(), limit=HISTORY_PAGE, cursor=cursor)
+    except HistoryBusy as busy:  # as_of or other rules: every whole-journal fold slot of this process is taken
+        return busy_page(busy)
     local_as_of = to_local(as_of).strftime("%Y-%m-%dT%H:%M:%S") if as_of else ""
     return page(
         "recipient.html", m=fields, contact_id=contact_id, history=history, versions=versions, version=version,
         as_of=as_of, as_of_value=local_as_of, cursor=cursor, next_cursor=history.get("next"),
     )
+
+
+def busy_page(busy: HistoryBusy) -> Response:
+    message = _("Too many histories are being folded right now; try again in a few seconds.")
+    response = make_response(page("error.html", status=429, message=message, title=message))
+    response.headers["Retry-After"] = str(busy.retry_after)
+    return response
 
 
 def parse_as_of(text: str) -> datetime:
