@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -17,6 +19,39 @@ DEFAULT_DISPATCH_SECONDS = 15.0  # well inside gunicorn's 30 s worker timeout, w
 
 class ConfigError(ValueError):
     pass
+
+
+# The eventsourcing library reads these from the process environment itself (bare or with the application's
+# name in front). With its database functions on, its PostgreSQL recorder inserts through them: no table lock
+# (the follower could skip ids) and no dedup digests (provider retries stored twice). Refused, whatever the store.
+REFUSED_LIBRARY_SETTINGS = ("POSTGRES_ENABLE_DB_FUNCTIONS", "RESPONSES_POSTGRES_ENABLE_DB_FUNCTIONS")
+
+
+def refuse_library_settings(env: Mapping[str, str]) -> None:
+    """ConfigError naming the first refused library setting present in ``env`` (set to any value)."""
+    for name in REFUSED_LIBRARY_SETTINGS:
+        if name in env:
+            raise ConfigError(
+                f"{name} is set: the service does not run with the library's database functions "
+                "(they skip the table lock and the dedup digests); unset it"
+            )
+
+
+def refuse_missing_sqlite_folder(database_url: str) -> None:
+    if urlparse(database_url).scheme == "sqlite":
+        sqlite_path(database_url)
+
+
+def sqlite_path(database_url: str) -> str:
+    """The file of a ``sqlite:///`` URL; ConfigError unless its folder exists (the default's ./var/ aside,
+    created by ``eventsourcing_env``): a typo would otherwise serve a new, empty database."""
+    path = database_url[len("sqlite:///") :]
+    if not path:
+        raise ConfigError("DATABASE_URL sqlite:/// needs a file path")
+    folder = Path(path).parent
+    if path != ":memory:" and database_url != DEFAULT_DATABASE_URL and not folder.is_dir():
+        raise ConfigError(f"DATABASE_URL: the folder {folder} does not exist (create it first: mkdir -p {shlex.quote(str(folder))})")
+    return path
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -58,6 +93,8 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if environ is None else environ)
+        refuse_library_settings(env)
+        refuse_missing_sqlite_folder(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
         try:
             max_body = int(env.get("MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES)
         except ValueError as exc:
@@ -92,7 +129,9 @@ class Settings:
         return self.database_url.startswith(("postgresql://", "postgres://"))
 
     def eventsourcing_env(self) -> dict[str, str]:
-        """The ``eventsourcing`` library's environment for ``DATABASE_URL``."""
+        """The ``eventsourcing`` library's environment for ``DATABASE_URL`` (ConfigError if the process
+        environment holds a setting of the library's that the service refuses)."""
+        refuse_library_settings(os.environ)
         return eventsourcing_env(self.database_url)
 
     def redacted_database_url(self) -> str:
@@ -106,10 +145,8 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
     url = urlparse(database_url)
     if url.scheme == "sqlite":
         # sqlite:///relative/path.db  or  sqlite:////absolute/path.db
-        path = database_url[len("sqlite:///") :]
-        if not path:
-            raise ConfigError("DATABASE_URL sqlite:/// needs a file path")
-        if path != ":memory:":
+        path = sqlite_path(database_url)
+        if database_url == DEFAULT_DATABASE_URL:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
