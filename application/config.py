@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shlex
 from collections.abc import Mapping
@@ -15,6 +16,10 @@ DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 DEFAULT_READY_MAX_LAG_SECONDS = 30.0
 DEFAULT_WHAT_IF_WAIT_SECONDS = 15.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
 DEFAULT_DISPATCH_SECONDS = 15.0  # well inside gunicorn's 30 s worker timeout, with the wait for the views before it
+DEFAULT_DATABASE_POOL_SIZE = 4  # PostgreSQL connections a process keeps (no overflow): at least its request threads
+DEFAULT_SESSION_MAX_HOURS = 12.0  # a page session ends this long after sign-in, however much it is used
+DEFAULT_FORWARDED_ALLOW_IPS = ("127.0.0.1",)  # as gunicorn.conf.py reads FORWARDED_ALLOW_IPS
+DEFAULT_AUTH_FAILURES_PER_MINUTE = 10  # failed credentials an address may present in a minute before 429
 
 
 class ConfigError(ValueError):
@@ -69,6 +74,40 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+def _session_max_hours(env: dict[str, str]) -> float:
+    try:
+        hours = float(env.get("SESSION_MAX_HOURS") or DEFAULT_SESSION_MAX_HOURS)
+    except ValueError as exc:
+        raise ConfigError("SESSION_MAX_HOURS must be a number of hours") from exc
+    if not 0 < hours < float("inf"):
+        raise ConfigError("SESSION_MAX_HOURS must be a finite, positive number of hours")
+    return hours
+
+
+def _forwarded_allow_ips(env: dict[str, str]) -> tuple[str, ...]:
+    """Addresses or networks (``10.0.0.0/8``) of trusted proxies, or ``*``; gunicorn reads the same variable."""
+    value = env.get("FORWARDED_ALLOW_IPS")
+    entries = _split(value) if value is not None else DEFAULT_FORWARDED_ALLOW_IPS
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"FORWARDED_ALLOW_IPS: {entry!r} is not an address, a network or *") from exc
+    return entries
+
+
+def _auth_failures_per_minute(env: dict[str, str]) -> int:
+    try:
+        limit = int(env.get("AUTH_FAILURES_PER_MINUTE") or DEFAULT_AUTH_FAILURES_PER_MINUTE)
+    except ValueError as exc:
+        raise ConfigError("AUTH_FAILURES_PER_MINUTE must be a whole number") from exc
+    if limit < 1:
+        raise ConfigError("AUTH_FAILURES_PER_MINUTE must be at least 1")
+    return limit
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -89,6 +128,14 @@ class Settings:
     # signs the marketer pages' sessions (RESPONSES_SECRET_KEY); None: a key kept under ./var/ (interface.web.session)
     secret_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # PostgreSQL connections of the process's pool (the event store and the views share it), no overflow
+    database_pool_size: int = DEFAULT_DATABASE_POOL_SIZE
+    # a page session ends this many hours after its sign-in (SESSION_MAX_HOURS); use does not extend it
+    session_max_hours: float = DEFAULT_SESSION_MAX_HOURS
+    # proxies whose X-Forwarded-For names the client (FORWARDED_ALLOW_IPS: addresses or networks, "*": any)
+    forwarded_allow_ips: tuple[str, ...] = DEFAULT_FORWARDED_ALLOW_IPS
+    # failed sign-ins, bearer tokens and webhook credentials an address may present in a minute (AUTH_FAILURES_PER_MINUTE)
+    auth_failures_per_minute: int = DEFAULT_AUTH_FAILURES_PER_MINUTE
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -122,6 +169,10 @@ class Settings:
             what_if_wait_seconds=_seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS),
             replay_workers=replay_workers,
             secret_key=env.get("RESPONSES_SECRET_KEY") or None,
+            database_pool_size=database_pool_size(env),
+            session_max_hours=_session_max_hours(env),
+            forwarded_allow_ips=_forwarded_allow_ips(env),
+            auth_failures_per_minute=_auth_failures_per_minute(env),
         )
 
     @property
@@ -132,7 +183,13 @@ class Settings:
         """The ``eventsourcing`` library's environment for ``DATABASE_URL`` (ConfigError if the process
         environment holds a setting of the library's that the service refuses)."""
         refuse_library_settings(os.environ)
-        return eventsourcing_env(self.database_url)
+        return eventsourcing_env(self.database_url, self.database_pool_size)
+
+    def connection_budget(self, followers: int = 0, locks: int = 0) -> int:
+        """PostgreSQL connections one process of these settings holds at most: its pool, one LISTEN
+        connection a running journal follower and one a projector lock (``responses serve`` and
+        ``responses project`` hold the lock; a gunicorn worker neither: its budget is the pool)."""
+        return self.database_pool_size + followers + locks
 
     def redacted_database_url(self) -> str:
         url = urlparse(self.database_url)
@@ -141,7 +198,29 @@ class Settings:
         return self.database_url
 
 
-def eventsourcing_env(database_url: str) -> dict[str, str]:
+def database_pool_size(env: dict[str, str]) -> int:
+    """``DATABASE_POOL_SIZE``: a whole number of connections, at least 1 (default 4)."""
+    text = env.get("DATABASE_POOL_SIZE") or str(DEFAULT_DATABASE_POOL_SIZE)
+    try:
+        size = int(text)
+    except ValueError as exc:
+        raise ConfigError(f"DATABASE_POOL_SIZE must be a whole number of connections (got {text!r})") from exc
+    if size < 1:
+        raise ConfigError(f"DATABASE_POOL_SIZE must be at least 1 (got {size})")
+    return size
+
+
+def check_pool_covers_threads(pool_size: int, threads: int, where: str) -> None:
+    """Every request thread of a process must be able to hold a connection at once (the pool has no overflow):
+    a ``ConfigError`` naming both numbers and the two ways out when it cannot."""
+    if pool_size < threads:
+        raise ConfigError(
+            f"DATABASE_POOL_SIZE={pool_size} is smaller than the {threads} request threads of {where}: "
+            f"each thread needs a PostgreSQL connection of its own; set DATABASE_POOL_SIZE={threads} or use {pool_size} threads"
+        )
+
+
+def eventsourcing_env(database_url: str, pool_size: int = DEFAULT_DATABASE_POOL_SIZE) -> dict[str, str]:
     url = urlparse(database_url)
     if url.scheme == "sqlite":
         # sqlite:///relative/path.db  or  sqlite:////absolute/path.db
@@ -162,8 +241,8 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "POSTGRES_PORT": str(url.port or 5432),
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
-            "POSTGRES_POOL_SIZE": "5",
-            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_POOL_SIZE": str(pool_size),  # opened at start, never more: the server's budget is countable
+            "POSTGRES_MAX_OVERFLOW": "0",
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
