@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 DEFAULT_DATABASE_URL = "sqlite:///var/responses.db"
+DEFAULT_SQLITE_FOLDER = Path("var")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 DEFAULT_READY_MAX_LAG_SECONDS = 30.0
@@ -48,13 +49,13 @@ def refuse_missing_sqlite_folder(database_url: str) -> None:
 
 
 def sqlite_path(database_url: str) -> str:
-    """The file of a ``sqlite:///`` URL; ConfigError unless its folder exists (the default's ./var/ aside,
-    created by ``eventsourcing_env``): a typo would otherwise serve a new, empty database."""
+    """The file of a ``sqlite:///`` URL; ConfigError unless its folder exists (./var/, the default's, aside:
+    ``eventsourcing_env`` creates it): a typo in a folder would otherwise serve a new, empty database."""
     path = database_url[len("sqlite:///") :]
     if not path:
         raise ConfigError("DATABASE_URL sqlite:/// needs a file path")
     folder = Path(path).parent
-    if path != ":memory:" and database_url != DEFAULT_DATABASE_URL and not folder.is_dir():
+    if path != ":memory:" and folder != DEFAULT_SQLITE_FOLDER and not folder.is_dir():
         raise ConfigError(f"DATABASE_URL: the folder {folder} does not exist (create it first: mkdir -p {shlex.quote(str(folder))})")
     return path
 
@@ -225,8 +226,8 @@ def eventsourcing_env(database_url: str, pool_size: int = DEFAULT_DATABASE_POOL_
     if url.scheme == "sqlite":
         # sqlite:///relative/path.db  or  sqlite:////absolute/path.db
         path = sqlite_path(database_url)
-        if database_url == DEFAULT_DATABASE_URL:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if Path(path).parent == DEFAULT_SQLITE_FOLDER:  # ./var/, the service's own folder, is made when missing
+            DEFAULT_SQLITE_FOLDER.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,

@@ -56,11 +56,14 @@ def test_a_relative_sqlite_path_names_its_folder_in_the_hint(tmp_path: Path, mon
     assert not (tmp_path / "data").exists()
 
 
-def test_the_default_database_still_gets_its_var_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_database_and_others_in_var_still_get_the_var_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     settings = Settings.from_env({})
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.eventsourcing_env()["SQLITE_DBNAME"] == "var/responses.db"
+    assert (tmp_path / "var").is_dir()
+    (tmp_path / "var").rmdir()
+    assert Settings.from_env({"DATABASE_URL": "sqlite:///var/other.db"}).eventsourcing_env()["SQLITE_DBNAME"] == "var/other.db"
     assert (tmp_path / "var").is_dir()
 
 
