@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 DEFAULT_DATABASE_URL = "sqlite:///var/responses.db"
+DEFAULT_SQLITE_FOLDER = Path("var")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 DEFAULT_READY_MAX_LAG_SECONDS = 30.0
@@ -23,6 +26,39 @@ DEFAULT_HISTORY_FOLDS_MAX = 2  # audit histories folding a whole journal (as_of,
 
 class ConfigError(ValueError):
     pass
+
+
+# The eventsourcing library reads these from the process environment itself (bare or with the application's
+# name in front). With its database functions on, its PostgreSQL recorder inserts through them: no table lock
+# (the follower could skip ids) and no dedup digests (provider retries stored twice). Refused, whatever the store.
+REFUSED_LIBRARY_SETTINGS = ("POSTGRES_ENABLE_DB_FUNCTIONS", "RESPONSES_POSTGRES_ENABLE_DB_FUNCTIONS")
+
+
+def refuse_library_settings(env: Mapping[str, str]) -> None:
+    """ConfigError naming the first refused library setting present in ``env`` (set to any value)."""
+    for name in REFUSED_LIBRARY_SETTINGS:
+        if name in env:
+            raise ConfigError(
+                f"{name} is set: the service does not run with the library's database functions "
+                "(they skip the table lock and the dedup digests); unset it"
+            )
+
+
+def refuse_missing_sqlite_folder(database_url: str) -> None:
+    if urlparse(database_url).scheme == "sqlite":
+        sqlite_path(database_url)
+
+
+def sqlite_path(database_url: str) -> str:
+    """The file of a ``sqlite:///`` URL; ConfigError unless its folder exists (./var/, the default's, aside:
+    ``eventsourcing_env`` creates it): a typo in a folder would otherwise serve a new, empty database."""
+    path = database_url[len("sqlite:///") :]
+    if not path:
+        raise ConfigError("DATABASE_URL sqlite:/// needs a file path")
+    folder = Path(path).parent
+    if path != ":memory:" and folder != DEFAULT_SQLITE_FOLDER and not folder.is_dir():
+        raise ConfigError(f"DATABASE_URL: the folder {folder} does not exist (create it first: mkdir -p {shlex.quote(str(folder))})")
+    return path
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -110,6 +146,8 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if environ is None else environ)
+        refuse_library_settings(env)
+        refuse_missing_sqlite_folder(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
         try:
             max_body = int(env.get("MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES)
         except ValueError as exc:
@@ -149,7 +187,9 @@ class Settings:
         return self.database_url.startswith(("postgresql://", "postgres://"))
 
     def eventsourcing_env(self) -> dict[str, str]:
-        """The ``eventsourcing`` library's environment for ``DATABASE_URL``."""
+        """The ``eventsourcing`` library's environment for ``DATABASE_URL`` (ConfigError if the process
+        environment holds a setting of the library's that the service refuses)."""
+        refuse_library_settings(os.environ)
         return eventsourcing_env(self.database_url, self.database_pool_size)
 
     def connection_budget(self, followers: int = 0, locks: int = 0) -> int:
@@ -191,11 +231,9 @@ def eventsourcing_env(database_url: str, pool_size: int = DEFAULT_DATABASE_POOL_
     url = urlparse(database_url)
     if url.scheme == "sqlite":
         # sqlite:///relative/path.db  or  sqlite:////absolute/path.db
-        path = database_url[len("sqlite:///") :]
-        if not path:
-            raise ConfigError("DATABASE_URL sqlite:/// needs a file path")
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(database_url)
+        if Path(path).parent == DEFAULT_SQLITE_FOLDER:  # ./var/, the service's own folder, is made when missing
+            DEFAULT_SQLITE_FOLDER.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,

@@ -20,6 +20,7 @@ from interface.web.session import current_lang, current_tz
 
 PAGE = 50
 HISTORY_PAGE = 100
+LINKS_PAGE = 100  # the links tab: the top links, a page at a time
 TABS = ("audience", "results", "engagement", "links")
 MAX_HOURS = 24 * 31
 HOUR_CHOICES = (24, 48, 72, 168, 336, 720)
@@ -62,7 +63,8 @@ def mailing(mailing_id: str) -> Any:
     elif tab == "engagement":
         values.update(engagement(views, mailing_id))
     else:
-        values.update(click_map(views.links(mailing_id), summary))
+        cursor = request.args.get("cursor") or None
+        values.update(click_map(views.links(mailing_id, LINKS_PAGE, cursor), views.link_clickers(mailing_id)), cursor=cursor)
     return page("mailing.html", **values)
 
 
@@ -148,11 +150,10 @@ def engagement(views: Any, mailing_id: str) -> dict[str, Any]:
 # ---- links ------------------------------------------------------------------------------------------------
 
 
-def click_map(links: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    rows = links["links"]
-    unique_total = sum(r["unique_clicks"] for r in rows)
-    out = [{**r, "share": (r["unique_clicks"] / unique_total) if unique_total else None} for r in rows]
-    return {"links": out, "unique_link_clicks": unique_total}
+def click_map(links: dict[str, Any], unique_total: int) -> dict[str, Any]:
+    """A page of the click map; each link's share is of the unique clickers of every link (all pages)."""
+    out = [{**r, "share": (r["unique_clicks"] / unique_total) if unique_total else None} for r in links["links"]]
+    return {"links": out, "unique_link_clicks": unique_total, "links_next": links["next"]}
 
 
 # ---- a recipient's audit history -----------------------------------------------------------------------------
