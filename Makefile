@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# free PostgreSQL connections `make test` wants (a test's pool, follower and admin connection)
+PG_TEST_CONNECTIONS ?= 10
 
 .PHONY: run test bench postgres chromium fuzz mutation clean
 
@@ -26,6 +28,22 @@ postgres:
 	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	else \
 	  echo "PostgreSQL is not installed: the PostgreSQL tests will fail" >&2; \
+	fi
+	@# up is not enough: a server short of connections fails every test with a pool timeout; say so first
+	@if command -v psql >/dev/null; then \
+	  out=$$(PGCONNECT_TIMEOUT=5 psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atc \
+	    "SELECT current_setting('max_connections') || ' ' || (SELECT count(*) FROM pg_stat_activity)" 2>&1); \
+	  case "$$out" in \
+	    *"too many"*|*"remaining connection slots"*) \
+	      echo "PostgreSQL refuses: too many connections (max_connections ?, in use: all): $$out" >&2; \
+	      echo "end the idle sessions, stop other test runs, or raise max_connections" >&2; exit 1;; \
+	    [0-9]*) set -- $$out; \
+	      if [ $$2 -ge $$(($$1 - $(PG_TEST_CONNECTIONS))) ]; then \
+	        echo "PostgreSQL refuses: too many connections (max_connections $$1, in use $$2; a test needs about $(PG_TEST_CONNECTIONS))" >&2; \
+	        echo "end the idle sessions, stop other test runs, or raise max_connections" >&2; exit 1; \
+	      fi;; \
+	    *timeout*) echo "PostgreSQL is slow: no connection within 5 s ($$out)" >&2;; \
+	  esac; \
 	fi
 
 # Debian's Chromium for the browser tests (/docs offline): installed when missing, quietly

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +14,7 @@ from urllib.parse import unquote, urlparse
 from domain.signals import CLOCK_SKEW
 
 DEFAULT_DATABASE_URL = "sqlite:///var/responses.db"
+DEFAULT_SQLITE_FOLDER = Path("var")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 DEFAULT_READY_MAX_LAG_SECONDS = 30.0
@@ -20,10 +24,48 @@ DEFAULT_WHAT_IF_WAIT_SECONDS = 15.0  # POST /v1/what-if answers 200 within this,
 DEFAULT_MAX_CLOCK_SKEW_SECONDS = CLOCK_SKEW.total_seconds()
 MAX_CLOCK_SKEW_CEILING_SECONDS = 86400.0  # a provider clock a day off is broken, not skewed
 DEFAULT_DISPATCH_SECONDS = 15.0  # well inside gunicorn's 30 s worker timeout, with the wait for the views before it
+DEFAULT_DATABASE_POOL_SIZE = 4  # PostgreSQL connections a process keeps (no overflow): at least its request threads
+DEFAULT_SESSION_MAX_HOURS = 12.0  # a page session ends this long after sign-in, however much it is used
+DEFAULT_FORWARDED_ALLOW_IPS = ("127.0.0.1",)  # as gunicorn.conf.py reads FORWARDED_ALLOW_IPS
+DEFAULT_AUTH_FAILURES_PER_MINUTE = 10  # failed credentials an address may present in a minute before 429
+DEFAULT_HISTORY_FOLDS_MAX = 2  # audit histories folding a whole journal (as_of, other rules) at once, per process
 
 
 class ConfigError(ValueError):
     pass
+
+
+# The eventsourcing library reads these from the process environment itself (bare or with the application's
+# name in front). With its database functions on, its PostgreSQL recorder inserts through them: no table lock
+# (the follower could skip ids) and no dedup digests (provider retries stored twice). Refused, whatever the store.
+REFUSED_LIBRARY_SETTINGS = ("POSTGRES_ENABLE_DB_FUNCTIONS", "RESPONSES_POSTGRES_ENABLE_DB_FUNCTIONS")
+
+
+def refuse_library_settings(env: Mapping[str, str]) -> None:
+    """ConfigError naming the first refused library setting present in ``env`` (set to any value)."""
+    for name in REFUSED_LIBRARY_SETTINGS:
+        if name in env:
+            raise ConfigError(
+                f"{name} is set: the service does not run with the library's database functions "
+                "(they skip the table lock and the dedup digests); unset it"
+            )
+
+
+def refuse_missing_sqlite_folder(database_url: str) -> None:
+    if urlparse(database_url).scheme == "sqlite":
+        sqlite_path(database_url)
+
+
+def sqlite_path(database_url: str) -> str:
+    """The file of a ``sqlite:///`` URL; ConfigError unless its folder exists (./var/, the default's, aside:
+    ``eventsourcing_env`` creates it): a typo in a folder would otherwise serve a new, empty database."""
+    path = database_url[len("sqlite:///") :]
+    if not path:
+        raise ConfigError("DATABASE_URL sqlite:/// needs a file path")
+    folder = Path(path).parent
+    if path != ":memory:" and folder != DEFAULT_SQLITE_FOLDER and not folder.is_dir():
+        raise ConfigError(f"DATABASE_URL: the folder {folder} does not exist (create it first: mkdir -p {shlex.quote(str(folder))})")
+    return path
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -38,6 +80,41 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds") from exc
     if not 0 <= value < float("inf"):
         raise ConfigError(f"{name} must be a finite, non-negative number of seconds")
+    return value
+
+
+def _session_max_hours(env: dict[str, str]) -> float:
+    try:
+        hours = float(env.get("SESSION_MAX_HOURS") or DEFAULT_SESSION_MAX_HOURS)
+    except ValueError as exc:
+        raise ConfigError("SESSION_MAX_HOURS must be a number of hours") from exc
+    if not 0 < hours < float("inf"):
+        raise ConfigError("SESSION_MAX_HOURS must be a finite, positive number of hours")
+    return hours
+
+
+def _forwarded_allow_ips(env: dict[str, str]) -> tuple[str, ...]:
+    """Addresses or networks (``10.0.0.0/8``) of trusted proxies, or ``*``; gunicorn reads the same variable."""
+    value = env.get("FORWARDED_ALLOW_IPS")
+    entries = _split(value) if value is not None else DEFAULT_FORWARDED_ALLOW_IPS
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"FORWARDED_ALLOW_IPS: {entry!r} is not an address, a network or *") from exc
+    return entries
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    """A whole number of at least 1 from the environment."""
+    try:
+        value = int(env.get(name) or default)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number") from exc
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1")
     return value
 
 
@@ -69,12 +146,25 @@ class Settings:
     # signs the marketer pages' sessions (RESPONSES_SECRET_KEY); None: a key kept under ./var/ (interface.web.session)
     secret_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # PostgreSQL connections of the process's pool (the event store and the views share it), no overflow
+    database_pool_size: int = DEFAULT_DATABASE_POOL_SIZE
+    # a page session ends this many hours after its sign-in (SESSION_MAX_HOURS); use does not extend it
+    session_max_hours: float = DEFAULT_SESSION_MAX_HOURS
+    # proxies whose X-Forwarded-For names the client (FORWARDED_ALLOW_IPS: addresses or networks, "*": any)
+    forwarded_allow_ips: tuple[str, ...] = DEFAULT_FORWARDED_ALLOW_IPS
+    # failed sign-ins, bearer tokens and webhook credentials an address may present in a minute (AUTH_FAILURES_PER_MINUTE)
+    auth_failures_per_minute: int = DEFAULT_AUTH_FAILURES_PER_MINUTE
+    # audit histories that fold a recipient's whole journal (as_of, another rules version) at once in a
+    # process (HISTORY_FOLDS_MAX); one more is answered 429 with Retry-After
+    history_folds_max: int = DEFAULT_HISTORY_FOLDS_MAX
     # MAX_CLOCK_SKEW_SECONDS: correlation's allowance, and how far past its receipt a provider time is trusted
     max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
         env = dict(os.environ if environ is None else environ)
+        refuse_library_settings(env)
+        refuse_missing_sqlite_folder(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
         try:
             max_body = int(env.get("MAX_BODY_BYTES") or DEFAULT_MAX_BODY_BYTES)
         except ValueError as exc:
@@ -102,6 +192,11 @@ class Settings:
             what_if_wait_seconds=_seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS),
             replay_workers=replay_workers,
             secret_key=env.get("RESPONSES_SECRET_KEY") or None,
+            database_pool_size=database_pool_size(env),
+            session_max_hours=_session_max_hours(env),
+            forwarded_allow_ips=_forwarded_allow_ips(env),
+            auth_failures_per_minute=_count(env, "AUTH_FAILURES_PER_MINUTE", DEFAULT_AUTH_FAILURES_PER_MINUTE),
+            history_folds_max=_count(env, "HISTORY_FOLDS_MAX", DEFAULT_HISTORY_FOLDS_MAX),
             max_clock_skew_seconds=_clock_skew(env),
         )
 
@@ -115,8 +210,16 @@ class Settings:
         return self.database_url.startswith(("postgresql://", "postgres://"))
 
     def eventsourcing_env(self) -> dict[str, str]:
-        """The ``eventsourcing`` library's environment for ``DATABASE_URL``."""
-        return eventsourcing_env(self.database_url)
+        """The ``eventsourcing`` library's environment for ``DATABASE_URL`` (ConfigError if the process
+        environment holds a setting of the library's that the service refuses)."""
+        refuse_library_settings(os.environ)
+        return eventsourcing_env(self.database_url, self.database_pool_size)
+
+    def connection_budget(self, followers: int = 0, locks: int = 0) -> int:
+        """PostgreSQL connections one process of these settings holds at most: its pool, one LISTEN
+        connection a running journal follower and one a projector lock (``responses serve`` and
+        ``responses project`` hold the lock; a gunicorn worker neither: its budget is the pool)."""
+        return self.database_pool_size + followers + locks
 
     def redacted_database_url(self) -> str:
         url = urlparse(self.database_url)
@@ -125,15 +228,35 @@ class Settings:
         return self.database_url
 
 
-def eventsourcing_env(database_url: str) -> dict[str, str]:
+def database_pool_size(env: dict[str, str]) -> int:
+    """``DATABASE_POOL_SIZE``: a whole number of connections, at least 1 (default 4)."""
+    text = env.get("DATABASE_POOL_SIZE") or str(DEFAULT_DATABASE_POOL_SIZE)
+    try:
+        size = int(text)
+    except ValueError as exc:
+        raise ConfigError(f"DATABASE_POOL_SIZE must be a whole number of connections (got {text!r})") from exc
+    if size < 1:
+        raise ConfigError(f"DATABASE_POOL_SIZE must be at least 1 (got {size})")
+    return size
+
+
+def check_pool_covers_threads(pool_size: int, threads: int, where: str) -> None:
+    """Every request thread of a process must be able to hold a connection at once (the pool has no overflow):
+    a ``ConfigError`` naming both numbers and the two ways out when it cannot."""
+    if pool_size < threads:
+        raise ConfigError(
+            f"DATABASE_POOL_SIZE={pool_size} is smaller than the {threads} request threads of {where}: "
+            f"each thread needs a PostgreSQL connection of its own; set DATABASE_POOL_SIZE={threads} or use {pool_size} threads"
+        )
+
+
+def eventsourcing_env(database_url: str, pool_size: int = DEFAULT_DATABASE_POOL_SIZE) -> dict[str, str]:
     url = urlparse(database_url)
     if url.scheme == "sqlite":
         # sqlite:///relative/path.db  or  sqlite:////absolute/path.db
-        path = database_url[len("sqlite:///") :]
-        if not path:
-            raise ConfigError("DATABASE_URL sqlite:/// needs a file path")
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = sqlite_path(database_url)
+        if Path(path).parent == DEFAULT_SQLITE_FOLDER:  # ./var/, the service's own folder, is made when missing
+            DEFAULT_SQLITE_FOLDER.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "SQLITE_DBNAME": path,
@@ -148,8 +271,8 @@ def eventsourcing_env(database_url: str) -> dict[str, str]:
             "POSTGRES_PORT": str(url.port or 5432),
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
-            "POSTGRES_POOL_SIZE": "5",
-            "POSTGRES_MAX_OVERFLOW": "10",
+            "POSTGRES_POOL_SIZE": str(pool_size),  # opened at start, never more: the server's budget is countable
+            "POSTGRES_MAX_OVERFLOW": "0",
             "POSTGRES_CONNECT_TIMEOUT": "10",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,28 @@ def decode_cursor(cursor: str | None) -> int:
             raise ValueError
         return seq
     except (ValueError, UnicodeDecodeError):
+        raise BadCursor("cursor is not one this API gave out") from None
+
+
+LINK_CURSOR = re.compile(r"l(\d{1,19}):([0-9a-f]{32})")
+
+
+def encode_link_cursor(clicks: int, key: str) -> str:
+    """The click map's cursor: the last link's clicks and URL digest (a URL may be too long for a cursor)."""
+    return base64.urlsafe_b64encode(f"l{clicks}:{key}".encode()).decode().rstrip("=")
+
+
+def decode_link_cursor(cursor: str | None) -> tuple[int, str] | None:
+    if not cursor:
+        return None
+    try:
+        if len(cursor) > 80:
+            raise ValueError
+        matched = LINK_CURSOR.fullmatch(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii"))
+        if matched is None or int(matched.group(1)) > MAX_SEQ:
+            raise ValueError
+        return int(matched.group(1)), matched.group(2)
+    except (ValueError, UnicodeError):  # binascii.Error is a ValueError
         raise BadCursor("cursor is not one this API gave out") from None
 
 
@@ -217,14 +240,43 @@ class Queries:
                 counts[hour] += int(r["n"])
         return counts
 
-    def links(self, mailing_id: str) -> dict[str, Any]:
+    def links(self, mailing_id: str, limit: int = MAX_PAGE, cursor: str | None = None) -> dict[str, Any]:
+        """The click map, a page at a time: links by clicks (most first), then URL (binary order on both
+        stores), ``next`` the cursor of the following page (None on the last). SQL totals each URL's
+        rows (the table's key: mailing, URL digest, contact) and answers only the page's links."""
         self.require_mailing(mailing_id)
-        rows = self._fetch(
-            f"SELECT MIN(url) AS url, SUM(clicks) AS clicks, COUNT(*) AS unique_clicks FROM {self._t('link_clicks')} "
-            "WHERE mailing_id = ? GROUP BY url_key ORDER BY SUM(clicks) DESC, MIN(url)",
-            (mailing_id,),
+        after = decode_link_cursor(cursor)
+        url = 'url COLLATE "C"' if self.app.settings.is_postgres else "url"
+        totals = (
+            f"SELECT url_key, MIN(url) AS url, SUM(clicks) AS clicks, COUNT(*) AS unique_clicks FROM {self._t('link_clicks')} "
+            "WHERE mailing_id = ? GROUP BY url_key"
         )
-        return {"links": [{"url": r["url"], "clicks": int(r["clicks"]), "unique_clicks": int(r["unique_clicks"])} for r in rows]}
+        params: tuple[Any, ...] = (mailing_id,)
+        where = ""
+        if after is not None:
+            clicks, key = after
+            where = f" WHERE clicks < ? OR (clicks = ? AND {url} > ?)"
+            params += (clicks, clicks, self._link_url(mailing_id, key))
+        rows = self._fetch(f"SELECT url_key, url, clicks, unique_clicks FROM ({totals}) AS totals{where} ORDER BY clicks DESC, {url} LIMIT ?",
+                           params + (limit + 1,))
+        page = rows[:limit]
+        more = len(rows) > limit and limit > 0
+        return {
+            "links": [{"url": r["url"], "clicks": int(r["clicks"]), "unique_clicks": int(r["unique_clicks"])} for r in page],
+            "next": encode_link_cursor(int(page[-1]["clicks"]), page[-1]["url_key"]) if more else None,
+        }
+
+    def _link_url(self, mailing_id: str, key: str) -> str:
+        """The URL a cursor's digest stands for: BadCursor when this mailing counts no clicks on it."""
+        rows = self._fetch(f"SELECT url FROM {self._t('link_clicks')} WHERE mailing_id = ? AND url_key = ? LIMIT 1", (mailing_id, key))
+        if not rows:
+            raise BadCursor("cursor is not one this API gave out for this mailing")
+        return str(rows[0]["url"])
+
+    def link_clickers(self, mailing_id: str) -> int:
+        """Unique clickers summed over every link of the mailing (the click map's shares are of this)."""
+        rows = self._fetch(f"SELECT COUNT(*) AS n FROM {self._t('link_clicks')} WHERE mailing_id = ?", (mailing_id,))
+        return int(rows[0]["n"]) if rows else 0
 
     # ---- contacts ------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from contextlib import nullcontext
@@ -13,11 +14,15 @@ from eventsourcing.application import AggregateNotFoundError
 from application.errors import Conflict, NotFound
 from application.unit_of_work import UnitOfWork, now_utc
 from domain.aggregates import Job, Recipient, RulesBook, job_id, recipient_id, rules_book_id
+from domain.fold import RecipientState
 from domain.rules import DEFAULT_RULESET, DEFAULT_VERSION, InvalidRuleset, Ruleset, check_new_version, is_number_version
 from domain.signals import Signal, iso, parse_iso
 
 HISTORY_PAGE = 1000  # signals in one page of an audit history (the default and the most)
 JOB_POLL_SECONDS = 0.1  # how often a waiting request reads its what-if job
+HISTORY_VIEWS_WAIT_SECONDS = 2.0  # a history page for now waits this long for the views, then shows what they hold
+
+log = logging.getLogger("responses.rules")
 
 
 class RuleUseCases:
@@ -248,19 +253,67 @@ class RuleUseCases:
         lang: str = "en",
         limit: int = HISTORY_PAGE,
         cursor: str | None = None,
+        for_replay: bool = False,
     ) -> dict[str, Any]:
         """A recipient's signals in journal order, with what each did and why under ``rules``: one page
-        of them (``limit`` after ``cursor``, ``next`` for the rest), and the response, opens and clicks of
-        the whole journal (folded as it streams past, a page at a time, never all in memory)."""
+        of them (``limit`` after ``cursor``, ``next`` for the rest), with its response, opens and clicks.
+
+        For now under the active rules (no ``as_of``, ``rules`` None or the active ones), a page is folded
+        from the views' nearest fold checkpoint, after a short wait for the views (read-your-writes, as every
+        read), and shows the journal as far as the views have applied it: the response, opens and clicks are
+        the views' (the last step's ``response_after`` on the last page). Otherwise the whole journal is
+        folded, streamed: at most ``HISTORY_FOLDS_MAX`` such folds at a time in this process, ``HistoryBusy``
+        beyond. A replay's own calls (``for_replay``: the what-if's examples) neither wait nor take a slot."""
         from application.queries import decode_cursor
-        from projections.replay import explain
 
         mailing = self.get_mailing_aggregate(mailing_id)
         oid = recipient_id(mailing_id, contact_id)
+        after, limit = decode_cursor(cursor), min(max(1, limit), HISTORY_PAGE)
+        started = parse_iso(mailing.started_at)
+        if as_of is None and (rules is None or rules == self.active_rules()):
+            if not for_replay:
+                self._views_caught_up_briefly()
+            page = self._history_from_checkpoint(oid, rules, started, lang, after, limit)
+            if page is not None:
+                return page
         if not self.journal_index.versions([oid]):  # type: ignore[attr-defined]
             raise NotFound("recipient", f"{mailing_id}/{contact_id}")
-        signals = ((seq, Signal.from_record(record)) for seq, record in self.journal_index.signals_of(oid))  # type: ignore[attr-defined]
-        return explain(
-            signals, rules or self.active_rules(), parse_iso(mailing.started_at), as_of, lang,
-            after=decode_cursor(cursor), limit=min(max(1, limit), HISTORY_PAGE),
-        )
+        return self._history_folded_whole(oid, rules or self.active_rules(), started, as_of, lang, after, limit, not for_replay)
+
+    def _views_caught_up_briefly(self) -> None:
+        try:
+            self.wait_for_views(timeout=HISTORY_VIEWS_WAIT_SECONDS)  # type: ignore[attr-defined]
+        except TimeoutError:
+            log.warning("audit history from views %d events behind the journal", self.journal_position() - self.views_position())  # type: ignore[attr-defined]
+
+    def _history_from_checkpoint(
+        self, oid: uuid.UUID, rules: Ruleset | None, started: datetime | None, lang: str, after: int, limit: int
+    ) -> dict[str, Any] | None:
+        """A page for now folded from the views' nearest checkpoint; None when ``rules`` are not the views',
+        the views' row of the recipient predates fold checkpoints, or the journal holds no such recipient."""
+        from projections.replay import explain_page, history_reads
+
+        start = self.views.history_start(oid.hex, after)
+        active = self.ruleset(start.rules_version or DEFAULT_VERSION)
+        if rules is not None and rules != active:
+            return None
+        if start.state is None:  # unknown (None: the caller says so), or the views have not applied its joining yet
+            if not self.journal_index.versions([oid]):  # type: ignore[attr-defined]
+                return None
+            return explain_page((), active, started, RecipientState(), RecipientState(), 0, lang, after, limit)
+        if start.version is None:
+            return None
+        records = self.journal_index.signals_of(oid, page=history_reads(start.checkpoint_version, after, limit), after=start.checkpoint_version)  # type: ignore[attr-defined]
+        signals = ((seq, Signal.from_record(record)) for seq, record in records)
+        return explain_page(signals, active, started, start.checkpoint or RecipientState(), start.state, start.version, lang, after, limit)
+
+    def _history_folded_whole(
+        self, oid: uuid.UUID, rules: Ruleset, started: datetime | None, as_of: datetime | None, lang: str, after: int, limit: int, bounded: bool
+    ) -> dict[str, Any]:
+        from application.history_folds import fold_slots
+        from projections.replay import explain
+
+        with fold_slots(self).held() if bounded else nullcontext():
+            records = self.journal_index.signals_of(oid)  # type: ignore[attr-defined]
+            signals = ((seq, Signal.from_record(record)) for seq, record in records)
+            return explain(signals, rules, started, as_of, lang, after=after, limit=limit)

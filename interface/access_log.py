@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import unquote
 
 from domain.signals import mask_email
 
@@ -22,18 +23,54 @@ ACCESS_LOG = logging.getLogger("responses.access")
 
 EMAIL = re.compile(r"[^/@\s?&=]+@[^/@\s?&=]+")
 SECRET_PARAM = re.compile(r"((?:token|auth|key|password)=)[^&\s'\"]*", re.IGNORECASE)
+# A path may be percent-encoded more than once (%2540 is an encoded %40, an encoded @): it is decoded
+# and masked this many times over; what still decodes after that is not shown.
+MAX_DECODINGS = 5
+ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+UNPRINTABLE = re.compile(r"[\x00-\x20\x7f-\xa0]")  # a line break in a path would forge a log line
+HIDDEN = "***"
 
 StartResponse = Callable[..., Any]
 
 
 def safe_path(path: str) -> str:
-    """A request path as it may be logged: no query string, addresses masked."""
-    return EMAIL.sub(lambda m: mask_email(m.group(0)), path.split("?", 1)[0])
+    """A request path as it may be logged: no query string, addresses masked however often encoded."""
+    return _unprintable_escaped(_decoded_and_masked(path, _path_masked))
 
 
 def redact(text: str) -> str:
-    """Free text (an error line quoting a request): secrets in parameters hidden, addresses masked."""
+    """Free text (an error line quoting a request): secrets in parameters hidden, addresses masked
+    however often the text was percent-encoded."""
+    return _decoded_and_masked(text, _text_masked)
+
+
+def _path_masked(path: str) -> str:
+    return _text_masked(path.split("?", 1)[0])
+
+
+def _text_masked(text: str) -> str:
     return EMAIL.sub(lambda m: mask_email(m.group(0)), SECRET_PARAM.sub(r"\1***", text))
+
+
+def _decoded_and_masked(text: str, masked: Callable[[str], str]) -> str:
+    """``text`` masked, then percent-decoded and masked again, layer after layer until decoding changes
+    nothing (at most ``MAX_DECODINGS`` times); any part that would still decode is hidden."""
+    text = masked(text)
+    for _ in range(MAX_DECODINGS):
+        decoded = unquote(text, encoding="latin-1")
+        if decoded == text:
+            return text
+        text = masked(decoded)
+    return _still_encoded_hidden(text)
+
+
+def _still_encoded_hidden(text: str) -> str:
+    """Each segment (between ``/`` or spaces) that holds a percent escape yet, as ``***``."""
+    return re.sub(r"[^/\s]+", lambda m: HIDDEN if ESCAPE.search(m.group(0)) else m.group(0), text)
+
+
+def _unprintable_escaped(path: str) -> str:
+    return UNPRINTABLE.sub(lambda m: f"%{ord(m.group(0)):02X}", path)
 
 
 class AccessLog:

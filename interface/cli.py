@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -17,13 +18,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from application.config import DEFAULT_DATABASE_URL, ConfigError, Settings
+from application.config import DEFAULT_DATABASE_URL, ConfigError, Settings, check_pool_covers_threads
 from application.service import ResponsesApp
 from interface.access_log import AccessLog
 from interface.http import create_app
@@ -47,6 +48,7 @@ ENVIRONMENT: dict[str, str] = {
     "REPLAY_WORKERS": "processes a what-if replay is partitioned over, by contact (default: the CPU count)",
     "WHAT_IF_WAIT_SECONDS": "POST /v1/what-if answers 200 within this, else 202 {\"job\"} (default: 15)",
     "RESPONSES_SECRET_KEY": "signs the sessions of the marketer pages (/login); every worker needs the same (default: one kept in ./var/secret-key)",
+    "DATABASE_POOL_SIZE": "PostgreSQL connections of the process, no overflow; at least its request threads (default: 4)",
 }
 SERVICE_ENV = tuple(ENVIRONMENT)
 
@@ -170,6 +172,43 @@ def add_serve(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.set_defaults(func=serve)
 
 
+# waitress keeps an idle keep-alive socket (a channel) this long, and holds at most this many channels: the
+# rest of the file descriptors stay for the database, logs and the follower (its default, 100 channels kept
+# 120 s, let 101 idle sockets take the service off the air)
+CHANNEL_TIMEOUT_SECONDS = 30
+MAX_CONNECTIONS = 1000
+SPARE_FILE_DESCRIPTORS = 100
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files (RLIMIT_NOFILE) to its hard limit; the soft limit now."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return soft if soft != resource.RLIM_INFINITY else wanted
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    except (ValueError, OSError) as exc:  # refused (a container's cap): keep what there is
+        log.warning("cannot raise the open files limit from %d to %d: %s", soft, wanted, exc)
+        return soft
+    return wanted
+
+
+def connection_limit(open_files: int) -> int:
+    """Connections waitress holds at once: min(1000, the open files limit − 100), at least 1."""
+    return max(1, min(MAX_CONNECTIONS, open_files - SPARE_FILE_DESCRIPTORS))
+
+
+def pool_for_threads(settings: Settings, threads: int, environ: Mapping[str, str]) -> Settings:
+    """``responses serve`` on PostgreSQL: without ``DATABASE_POOL_SIZE`` the pool grows to its request threads
+    (each needs a connection at once); a pool set explicitly is kept, and refused when smaller."""
+    if settings.is_postgres and not environ.get("DATABASE_POOL_SIZE"):
+        return replace(settings, database_pool_size=max(settings.database_pool_size, threads))
+    return settings
+
+
 class StopServing(SystemExit):
     """Raised in the main thread by SIGTERM/SIGINT: waitress ends its loop on it."""
 
@@ -183,9 +222,16 @@ def serve(args: argparse.Namespace) -> int:
         print(f"API token (kept in {TOKEN_FILE}, shown once): {new_token}", flush=True)
     elif not configured.api_tokens:
         print(f"API token: the one kept in {TOKEN_FILE}", flush=True)
+    settings = pool_for_threads(settings, args.threads, os.environ)
+    if settings.is_postgres:  # a ConfigError: one line and exit 2 (main)
+        check_pool_covers_threads(settings.database_pool_size, args.threads, "responses serve (--threads)")
+    connections = connection_limit(raise_open_files_limit())
     app = open_app(settings)
     try:
-        server: Any = create_server(AccessLog(create_app(app, settings)), host=args.host, port=args.port, threads=args.threads, ident="responses")
+        server: Any = create_server(
+            AccessLog(create_app(app, settings)), host=args.host, port=args.port, threads=args.threads, ident="responses",
+            connection_limit=connections, channel_timeout=CHANNEL_TIMEOUT_SECONDS,
+        )
     except OSError as exc:
         app.close()
         print(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
@@ -195,7 +241,8 @@ def serve(args: argparse.Namespace) -> int:
         sweeper = PeriodicSweep(app, settings.sweep_interval_seconds).start() if follower is not None else None
         on_stop_signal(lambda: _raise_stop())
         port = getattr(server, "effective_port", args.port)
-        log.info("serving on http://%s:%s (docs at /docs) with %d threads", args.host, port, args.threads)
+        log.info("serving on http://%s:%s (docs at /docs) with %d threads, up to %d connections (idle ones closed after %d s)",
+                 args.host, port, args.threads, connections, CHANNEL_TIMEOUT_SECONDS)
         try:
             server.run()  # returns once a stop signal ended its loop (in-flight requests are finished)
         except StopServing:
@@ -233,7 +280,7 @@ def add_project(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
         "Keeps the views current, runs rule activations (rebuilds) and the sweep every\n"
         "SWEEP_INTERVAL_SECONDS. One process per database follows; a second one stands by and\n"
         "takes over when the first goes away. Stops cleanly on SIGTERM or Ctrl-C.",
-        ("DATABASE_URL", "SWEEP_INTERVAL_SECONDS", "REPLAY_WORKERS"),
+        ("DATABASE_URL", "SWEEP_INTERVAL_SECONDS", "REPLAY_WORKERS", "DATABASE_POOL_SIZE"),
     )
     p.add_argument("--report-every", type=float, default=10.0, metavar="SECONDS", help="log the position and lag this often (when they moved)")
     p.set_defaults(func=project)

@@ -21,6 +21,11 @@ from domain.signals import SYSTEM, Signal, dedup_key, parse_iso
 
 TOPIC_PREFIX = "domain.aggregates:"
 
+# The views keep a recipient's fold state (a checkpoint) every this many of its journal events, so a page
+# of its audit history folds at most this many signals before the page (``projections.replay.explain_page``).
+# Read when a checkpoint is due: tests lower it with monkeypatch.
+CHECKPOINT_SIGNALS = 1000
+
 
 @dataclass
 class MailingRow:
@@ -44,6 +49,23 @@ class RecipientRow:
     email: str | None
     seq: int
     state: RecipientState = field(default_factory=RecipientState)
+    # The recipient aggregate's version the state is folded to (a history cursor is a version); None for
+    # a row projected before versions were counted (its history folds the whole journal).
+    version: int | None = None
+    checkpointed: int = 0  # the version of its last fold checkpoint (0: none yet)
+    checkpointed_keys: int = 0  # how many dedup keys its state held then (each checkpoint keeps only the new ones)
+
+
+@dataclass(frozen=True, slots=True)
+class FoldCheckpoint:
+    """A recipient's fold state after its journal event ``version`` (journal position ``seq``) under the
+    generation's rules; ``keys_before``: the dedup keys the previous checkpoint already holds."""
+
+    rid: str
+    version: int
+    seq: int
+    state: RecipientState
+    keys_before: int
 
 
 @dataclass
@@ -92,6 +114,7 @@ class ProjectionStore(Protocol):
     def put_wave_send(self, row: WaveSendRow) -> None: ...
     def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None: ...
     def add_stats(self, key: StatsKey, recipients: int, opens: int, clicks: int) -> None: ...
+    def put_checkpoint(self, checkpoint: FoldCheckpoint) -> None: ...
 
 
 # Observers see each folded recipient signal (what-if diffs and history use them).
@@ -119,6 +142,7 @@ class Projector:
         self.store = store
         self.observer = observer
         self.keeps_stats = bool(getattr(store, "keeps_stats", False))  # only the view tables keep mailing_stats
+        self.keeps_checkpoints = bool(getattr(store, "keeps_checkpoints", False))  # and fold checkpoints
         self._handlers: dict[str, Callable[[int, str, dict[str, Any]], None]] = {
             event: getattr(self, method) for event, method in HANDLED.items()
         }
@@ -158,7 +182,9 @@ class Projector:
     # ---- recipients -----------------------------------------------------------------
 
     def _recipient_joined(self, seq: int, oid: str, d: dict[str, Any]) -> None:
-        row = RecipientRow(rid=oid, mailing_id=d["mailing_id"], contact_id=d["contact_id"], name=d.get("name"), email=d.get("email"), seq=seq)
+        row = RecipientRow(
+            rid=oid, mailing_id=d["mailing_id"], contact_id=d["contact_id"], name=d.get("name"), email=d.get("email"), seq=seq, version=1
+        )
         self.store.put_recipient(row)
         if self.keeps_stats:
             self.store.add_stats(stats_key(row.mailing_id, row.state), 1, 0, 0)
@@ -167,6 +193,8 @@ class Projector:
         row = self.store.recipient(oid)
         if row is not None:
             row.name, row.email = d.get("name"), d.get("email")
+            if row.version is not None:
+                row.version += 1
             self.store.put_recipient(row)
 
     def _signal_recorded(self, seq: int, oid: str, d: dict[str, Any]) -> None:
@@ -190,6 +218,10 @@ class Projector:
             if key_after != key_before or state.opens != opens_before or state.clicks != clicks_before:
                 self.store.add_stats(key_before, -1, -opens_before, -clicks_before)
                 self.store.add_stats(key_after, 1, state.opens, state.clicks)
+        if row.version is not None:
+            row.version += 1
+            if self.keeps_checkpoints and row.version - row.checkpointed >= CHECKPOINT_SIGNALS:
+                self._checkpoint(row, seq)
         if step.maps_to is not None and step.why != "duplicate":
             contact = self.store.contact(row.contact_id) or ContactState(email=row.email)
             after = apply_signal_effect(contact, step, mailing.email_type if mailing else None, self.rules)
@@ -201,6 +233,11 @@ class Projector:
         self.store.put_term(signal.source, signal.fields, row.contact_id)
         if self.observer is not None:
             self.observer(row, signal, step)
+
+    def _checkpoint(self, row: RecipientRow, seq: int) -> None:
+        """Keep the row's fold state at this version: a history page folds from the nearest one."""
+        self.store.put_checkpoint(FoldCheckpoint(row.rid, row.version or 0, seq, row.state, row.checkpointed_keys))
+        row.checkpointed, row.checkpointed_keys = row.version or 0, len(row.state.seen)
 
     # ---- contacts -------------------------------------------------------------------
 
@@ -316,6 +353,9 @@ class MemoryStore:
 
     def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None:
         """The scope index (``signal_term`` → contacts) is kept by the view tables only."""
+
+    def put_checkpoint(self, checkpoint: FoldCheckpoint) -> None:
+        """Fold checkpoints are kept by the view tables only (a what-if folds whole journals)."""
 
     def add_stats(self, key: StatsKey, recipients: int, opens: int, clicks: int) -> None:
         totals = self.stats.get(key)

@@ -7,6 +7,7 @@ the recipients and contacts in scope, never with the number of signals read.
 from __future__ import annotations
 
 import random
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from domain.aggregates import contact_id_of, mailing_id_of
 from domain.catalogue import response_object
-from domain.fold import RecipientState, fold
+from domain.fold import RecipientState, SeenKeys, Step, fold_into
 from domain.rules import Ruleset
 from domain.signals import Signal, iso
 from projections.follower import apply_batch
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from application.service import ResponsesApp
 
 Progress = Callable[[int, int], None]  # (events read, events in all)
+NATIVE = sys.byteorder
 
 
 # ---- rebuild ------------------------------------------------------------------------------------
@@ -235,7 +237,7 @@ def _answer(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, p: Partia
             "contact_id": contact_id,
             "before": _brief_view(b),
             "after": _brief_view(a),
-            "explanation": app.history(mailing_id, contact_id, rules=candidate)["signals"],
+            "explanation": app.history(mailing_id, contact_id, rules=candidate, for_replay=True)["signals"],
         }
         for _, mailing_id, contact_id, b, a in sorted(rows, key=lambda row: row[0])
     ]
@@ -264,6 +266,41 @@ def _brief_view(b: tuple[str, str | None, int, int]) -> dict[str, Any]:
 # ---- audit history -------------------------------------------------------------------------------
 
 
+class FoldSeen(SeenKeys):
+    """A history fold's dedup keys, looked up in a set and appended in place (a ``SeenKeys`` scans its bytes
+    on each look-up and copies them on each append: quadratic over a long journal). ``fold_into`` appends a
+    key with ``seen.blob += digest``: the bytearray grows in place, and the setter indexes what it gained."""
+
+    __slots__ = ("_keys", "_indexed", "digests")
+
+    def __init__(self, blob: bytes = b"") -> None:  # noqa: D107  (no super().__init__: ``blob`` is a property here)
+        self._keys = bytearray(blob)
+        self._indexed = 0
+        self.digests: set[int] = set()  # each key's 8 bytes as a number (native order, as ``cast("Q")`` reads them)
+        self._index()
+
+    @property  # type: ignore[override]
+    def blob(self) -> bytearray:
+        return self._keys
+
+    @blob.setter
+    def blob(self, value: bytes | bytearray) -> None:
+        if value is not self._keys:  # replaced, not appended to
+            self._keys, self._indexed, self.digests = bytearray(value), 0, set()
+        self._index()
+
+    def _index(self) -> None:
+        keys, start = self._keys, self._indexed
+        if len(keys) - start == 8:  # the usual: one key appended
+            self.digests.add(int.from_bytes(keys[start:], NATIVE))
+        elif len(keys) > start:  # a checkpoint's keys: read 8 bytes at a time, in C
+            self.digests.update(memoryview(bytes(keys[start:])).cast("Q"))
+        self._indexed = len(keys)
+
+    def has_digest(self, d: bytes) -> bool:
+        return int.from_bytes(d, NATIVE) in self.digests
+
+
 def explain(
     signals: Iterable[tuple[int, Signal]],
     rules: Ruleset,
@@ -273,37 +310,88 @@ def explain(
     after: int = 0,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    """Fold one recipient's journal step by step, saying for each signal what it did and why.
+    """Fold one recipient's whole journal step by step, saying for each signal what it did and why.
 
-    Paged: the steps of signals after ``after`` (a journal position), at most ``limit`` of them, and
-    ``next`` (a cursor, or None on the last page); the state is always the whole journal's."""
-    state = RecipientState()
-    steps = []
+    Paged: the steps of signals after ``after`` (a version of the recipient), at most ``limit`` of them,
+    and ``next`` (a cursor, or None on the last page); the state is always the whole journal's (as of
+    ``as_of``). Streams: the state is all it keeps, besides the page."""
+    state = fresh_state(RecipientState())
+    steps: list[dict[str, Any]] = []
     more = False
     for seq, signal in signals:
         if as_of is not None and signal.received_at > as_of:
             continue
-        state, step = fold(state, signal, rules, mailing_start)
+        step = fold_into(state, signal, rules, mailing_start)
         if seq <= after:
             continue
         if limit is not None and len(steps) >= limit:
             more = True
             continue
-        steps.append(
-            {
-                "seq": seq,
-                "received_at": iso(signal.received_at),
-                "occurred_at": iso(signal.occurred_at),
-                "effective_at": iso(signal.effective_time),
-                "skew_seconds": signal.skew_seconds(),
-                "source": signal.source,
-                "raw": signal.raw,
-                "maps_to": step.maps_to,
-                "effect": step.effect,
-                "why": step.why,
-                "response_after": response_object(step.response_after, state.reason if step.response_after == state.response else None, lang),
-            }
-        )
+        steps.append(history_step(seq, signal, step, state, lang))
+    return history_answer(state, rules, steps, more, lang)
+
+
+def explain_page(
+    signals: Iterable[tuple[int, Signal]],
+    rules: Ruleset,
+    mailing_start: datetime | None,
+    start: RecipientState,
+    views: RecipientState,
+    until: int,
+    lang: str = "en",
+    after: int = 0,
+    limit: int = 1000,
+) -> dict[str, Any]:
+    """A page of the history under the views' rules, from a checkpoint: ``signals`` follow the version the
+    ``start`` state was folded to; the signals up to ``after`` are folded without a step, then at most
+    ``limit`` steps, never past ``until`` (the version the views hold). ``response``, ``opens`` and
+    ``clicks`` are the views' (``views``): on the last page, the last step's ``response_after``."""
+    state = fresh_state(start)
+    steps: list[dict[str, Any]] = []
+    more = False
+    for seq, signal in signals:
+        if seq > until:
+            break
+        if len(steps) >= limit:
+            more = True
+            break
+        step = fold_into(state, signal, rules, mailing_start)
+        if seq > after:
+            steps.append(history_step(seq, signal, step, state, lang))
+    return history_answer(views, rules, steps, more, lang)
+
+
+def history_reads(checkpoint_version: int, after: int, limit: int) -> int:
+    """Signals a page from a checkpoint reads from the journal at once: the ones between the checkpoint and
+    the page, the page, and one more (is there a next page?)."""
+    return max(1, min(2000, max(0, after - checkpoint_version) + limit + 1))
+
+
+def fresh_state(start: RecipientState) -> RecipientState:
+    """A copy of ``start`` a history fold owns (folded in place), its keys in a ``FoldSeen``."""
+    state = start.copy()
+    state.seen = FoldSeen(start.seen.blob)
+    return state
+
+
+def history_step(seq: int, signal: Signal, step: Step, state: RecipientState, lang: str) -> dict[str, Any]:
+    """One signal of the audit history: what it is, what it did and why, and the response after it."""
+    return {
+        "seq": seq,
+        "received_at": iso(signal.received_at),
+        "occurred_at": iso(signal.occurred_at),
+        "effective_at": iso(signal.effective_time),
+        "skew_seconds": signal.skew_seconds(),
+        "source": signal.source,
+        "raw": signal.raw,
+        "maps_to": step.maps_to,
+        "effect": step.effect,
+        "why": step.why,
+        "response_after": response_object(step.response_after, state.reason if step.response_after == state.response else None, lang),
+    }
+
+
+def history_answer(state: RecipientState, rules: Ruleset, steps: list[dict[str, Any]], more: bool, lang: str) -> dict[str, Any]:
     from application.queries import encode_cursor
 
     return {

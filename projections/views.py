@@ -13,9 +13,11 @@ the active pointer is swapped in one transaction.
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -26,9 +28,9 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from domain.contacts import ContactState
 from domain.fold import RecipientState, SeenKeys
 from domain.signals import iso, parse_iso
-from projections.projector import MailingRow, MemoryStore, RecipientRow, SideRow, WaveSendRow, signal_term
+from projections.projector import FoldCheckpoint, MailingRow, MemoryStore, RecipientRow, SideRow, WaveSendRow, signal_term
 
-_TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side", "wave_sends", "signal_terms", "mailing_stats")
+_TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side", "wave_sends", "signal_terms", "mailing_stats", "checkpoints")
 
 
 def terms_key(generation: int) -> str:
@@ -53,8 +55,24 @@ MAILING_STATS_DDL = (
     "sent INTEGER NOT NULL, unique_open INTEGER NOT NULL, clicked INTEGER NOT NULL, recipients BIGINT NOT NULL, "
     "opens BIGINT NOT NULL, clicks BIGINT NOT NULL, PRIMARY KEY (mailing_id, response, reason, sent, unique_open, clicked))"
 )
+# A recipient's fold state every ``projections.projector.CHECKPOINT_SIGNALS`` of its journal events (its audit
+# history pages fold from the nearest one): ``state`` without the dedup keys, ``seen`` only the keys added
+# since the previous checkpoint (all of them: the concatenation of every earlier row's, in version order).
+CHECKPOINT_COLUMNS = ("rid", "version", "seq", "state", "seen")
 SIDE_COLUMNS = ("id", "kind", "source", "mailing_id", "received_at", "seq", "claimed", "payload")
 WAVE_SEND_COLUMNS = ("mailing_id", "wave", "seq", "contact_id", "email")
+
+
+@dataclass
+class HistoryStart:
+    """Where a page of one recipient's audit history starts (``ViewsMixin.history_start``)."""
+
+    generation: int
+    rules_version: str | None  # the active views' rules (None: the built-in default)
+    state: RecipientState | None = None  # the row's response, reason, opens, clicks: None when the views do not hold it (yet)
+    version: int | None = None  # the recipient's version the row is folded to; None: not counted (older views)
+    checkpoint: RecipientState | None = None  # the fold state at the nearest checkpoint (None: from the start)
+    checkpoint_version: int = 0
 
 
 class StaleBatch(RuntimeError):
@@ -69,27 +87,62 @@ def tracking_name(generation: int) -> str:
 
 
 def dump_recipient_state(s: RecipientState) -> bytes:
-    return orjson.dumps(
-        {
-            "response": s.response,
-            "reason": s.reason,
-            "detail": s.detail,
-            "opens": s.opens,
-            "clicks": s.clicks,
-            "clicked_urls": s.clicked_urls,
-            "sent": s.sent,
-            "sent_at": iso(s.sent_at),
-            "delivered_at": iso(s.delivered_at),
-            "first_open_at": iso(s.first_open_at),
-            "first_click_at": iso(s.first_click_at),
-            "updated_at": iso(s.updated_at),
-            "seen": s.seen.hex(),
-        }
-    )
+    return orjson.dumps(recipient_state_fields(s))
+
+
+def recipient_state_fields(s: RecipientState, seen: bool = True) -> dict[str, Any]:
+    return {
+        "response": s.response,
+        "reason": s.reason,
+        "detail": s.detail,
+        "opens": s.opens,
+        "clicks": s.clicks,
+        "clicked_urls": s.clicked_urls,
+        "sent": s.sent,
+        "sent_at": iso(s.sent_at),
+        "delivered_at": iso(s.delivered_at),
+        "first_open_at": iso(s.first_open_at),
+        "first_click_at": iso(s.first_click_at),
+        "updated_at": iso(s.updated_at),
+        "seen": s.seen.hex() if seen else "",
+    }
+
+
+def dump_recipient_row_state(r: RecipientRow) -> bytes:
+    """A view row's ``state``: the fold state, and (since fold checkpoints) the version it is folded to,
+    first: ``row_version`` reads it from the row's first bytes (a long journal's state is large)."""
+    if r.version is None:
+        return dump_recipient_state(r.state)
+    return orjson.dumps({"v": r.version, "cv": r.checkpointed, "ck": r.checkpointed_keys, **recipient_state_fields(r.state)})
+
+
+VERSION_HEAD = re.compile(rb'^\{"v":(\d+),')
+HEAD_BYTES = 32
+
+
+def row_version(head: bytes) -> int | None:
+    """The version a view row's state is folded to, from its first ``HEAD_BYTES``; None: not counted."""
+    found = VERSION_HEAD.match(head)
+    return int(found.group(1)) if found else None
+
+
+def load_recipient_row_state(raw: bytes | str) -> tuple[RecipientState, int | None, int, int]:
+    """(state, version or None, version of the last checkpoint, its dedup keys) of a view row's ``state``."""
+    d = orjson.loads(raw)
+    return recipient_state_of(d), d.get("v"), d.get("cv", 0), d.get("ck", 0)
+
+
+def dump_checkpoint(c: FoldCheckpoint) -> tuple[Any, ...]:
+    """A checkpoint's row: the state without its dedup keys, and the keys added since the previous one."""
+    fields = recipient_state_fields(c.state, seen=False)
+    return (c.rid, c.version, c.seq, orjson.dumps(fields), c.state.seen.blob[8 * c.keys_before :])
 
 
 def load_recipient_state(raw: bytes | str) -> RecipientState:
-    d = orjson.loads(raw)
+    return recipient_state_of(orjson.loads(raw))
+
+
+def recipient_state_of(d: dict[str, Any]) -> RecipientState:
     return RecipientState(
         response=d["response"],
         reason=d["reason"],
@@ -130,6 +183,7 @@ class BatchStore(MemoryStore):
     """The write-back cache of one live batch: loads rows on first use, remembers what changed."""
 
     keeps_stats = True  # the batch adds the projector's mailing_stats changes to the view table
+    keeps_checkpoints = True  # and keeps the recipients' fold checkpoints
 
     def __init__(self, recorder: "ViewsMixin", cursor: Any, generation: int):
         super().__init__()
@@ -142,6 +196,7 @@ class BatchStore(MemoryStore):
         self.dirty_sides: set[str] = set()
         self.wave_sends: list[WaveSendRow] = []
         self.terms: set[tuple[str, str]] = set()
+        self.checkpoints: list[tuple[Any, ...]] = []
         self._missing: set[tuple[str, str]] = set()
 
     def preload(self, rids: Iterable[str], contact_ids: Iterable[str]) -> None:
@@ -201,6 +256,9 @@ class BatchStore(MemoryStore):
     def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None:
         self.terms.add((signal_term(source, fields), contact_id))
 
+    def put_checkpoint(self, checkpoint: FoldCheckpoint) -> None:
+        self.checkpoints.append(dump_checkpoint(checkpoint))  # now: the state folds on in this batch
+
 
 class ViewsMixin:
     """View SQL shared by both stores; ``?`` placeholders become ``%s`` on PostgreSQL."""
@@ -255,6 +313,8 @@ class ViewsMixin:
             f"CREATE TABLE IF NOT EXISTS {t('signal_terms')} (term TEXT NOT NULL, contact_id TEXT NOT NULL, "
             "PRIMARY KEY (term, contact_id))",
             MAILING_STATS_DDL.format(table=t("mailing_stats")),
+            f"CREATE TABLE IF NOT EXISTS {t('checkpoints')} (rid TEXT NOT NULL, version INTEGER NOT NULL, seq BIGINT NOT NULL, "
+            "state " + blob + " NOT NULL, seen " + blob + " NOT NULL, PRIMARY KEY (rid, version))",
         ]
 
     def meta_ddl(self) -> list[str]:
@@ -407,6 +467,7 @@ class ViewsMixin:
             (w.mailing_id, w.wave, w.seq, w.contact_id, w.email) for w in store.wave_sends
         ], update=False)
         self._upsert(c, g, "signal_terms", ("term", "contact_id"), ("term", "contact_id"), sorted(store.terms), update=False)
+        self._upsert(c, g, "checkpoints", CHECKPOINT_COLUMNS, ("rid", "version"), store.checkpoints, update=False)
         if store.claimed:
             c.executemany(self._q(f"UPDATE {self.t(g, 'side')} SET claimed = 1 WHERE id = ?"), [(i,) for i in store.claimed])
         self._add_stats(c, g, store.stats)
@@ -473,7 +534,7 @@ class ViewsMixin:
             iso(s.first_open_at),
             iso(s.first_click_at),
             iso(s.updated_at),
-            dump_recipient_state(s),
+            dump_recipient_row_state(r),
         )
 
     # ---- batch reads -------------------------------------------------------------------
@@ -488,10 +549,7 @@ class ViewsMixin:
                 ),
                 chunk,
             )
-            out.extend(
-                RecipientRow(r["rid"], r["mailing_id"], r["contact_id"], r["name"], r["email"], r["seq"], load_recipient_state(r["state"]))
-                for r in c.fetchall()
-            )
+            out.extend(recipient_row(r) for r in c.fetchall())
         return out
 
     def _select_mailings(self, c: Any, g: int, ids: list[str]) -> list[MailingRow]:
@@ -513,10 +571,47 @@ class ViewsMixin:
 
     # ---- queries for the API -------------------------------------------------------------
 
+    def history_start(self, rid: str, after: int) -> "HistoryStart":
+        """Where a page of a recipient's audit history starts, from one snapshot of the active views: their
+        generation and rules, the recipient's row (its response, counters and version) and its fold state at the nearest
+        checkpoint at or before version ``after`` (the dedup keys gathered from every earlier checkpoint)."""
+        with self.cursor(commit=False) as c:
+            if self.placeholder == "%s":  # one snapshot: the generation, the row and the checkpoints agree
+                c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            g = int(self.get_meta("generation", "1", cursor=c) or 1)
+            start = HistoryStart(generation=g, rules_version=self.get_meta("rules_version", cursor=c))
+            c.execute(
+                self._q(f"SELECT response, reason, opens, clicks, substr(state, 1, {HEAD_BYTES}) AS head FROM {self.t(g, 'recipients')} WHERE rid = ?"),
+                (rid,),
+            )
+            found = c.fetchone()
+            if found is None:
+                return start
+            start.state = RecipientState(response=found["response"], reason=found["reason"], opens=found["opens"], clicks=found["clicks"])
+            start.version = row_version(bytes(found["head"]))
+            if start.version is None:
+                return start
+            table = self.t(g, "checkpoints")
+            c.execute(self._q(f"SELECT version, seen FROM {table} WHERE rid = ? AND version <= ? ORDER BY version"), (rid, min(after, start.version)))
+            keys = c.fetchall()
+            if not keys:
+                return start
+            start.checkpoint_version = int(keys[-1]["version"])
+            c.execute(self._q(f"SELECT state FROM {table} WHERE rid = ? AND version = ?"), (rid, start.checkpoint_version))
+            start.checkpoint = load_recipient_state(c.fetchone()["state"])
+        start.checkpoint.seen = SeenKeys(b"".join(bytes(r["seen"]) for r in keys))
+        return start
+
+
     def fetch(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         with self.cursor(commit=False) as c:
             c.execute(self._q(sql), tuple(params))
             return list(c.fetchall())
+
+
+def recipient_row(r: Any) -> RecipientRow:
+    state, version, checkpointed, keys = load_recipient_row_state(r["state"])
+    return RecipientRow(r["rid"], r["mailing_id"], r["contact_id"], r["name"], r["email"], r["seq"], state, version, checkpointed, keys)
 
 
 def mailing_row(r: Any) -> MailingRow:

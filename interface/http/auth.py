@@ -9,23 +9,32 @@ import secrets
 from dataclasses import replace
 from pathlib import Path
 
-from flask import request
+from flask import Response, request
 
 from application.config import Settings
 from interface.http import context
 from interface.http.errors import ApiError
+from interface.http.guard import count_failure, refuse_if_throttled
 
 TOKEN_FILE = Path("var") / "api-token"
 
 
-def require_bearer() -> None:
-    """``before_request`` of the protected blueprints: 401 unless a configured token is presented."""
+def require_bearer() -> Response | None:
+    """``before_request`` of the protected blueprints: 401 unless a configured token is presented.
+
+    A wrong token counts against the client's address (``interface.http.guard``); while the address is
+    throttled every call answers 429, whatever token it carries."""
+    throttled = refuse_if_throttled()
+    if throttled is not None:
+        return throttled  # type: ignore[no-any-return]
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         raise ApiError(401, "missing bearer token (Authorization: Bearer <token>)")
     if not token_matches(given.strip(), context.settings().api_tokens):
+        count_failure("bearer token")
         raise ApiError(401, "invalid bearer token")
+    return None
 
 
 def caller() -> str | None:

@@ -16,6 +16,7 @@ from interface.http import contacts, inbox, mailings, ops, rules, webhooks
 from interface.http.common import MAX_ID_LENGTH
 from interface.http.context import EXTENSION, Services
 from interface.http.errors import ApiError, ErrorSchema, http_error, register_error_handlers
+from interface.http.guard import install_guard
 from interface.web import register_web
 
 log = logging.getLogger("responses.http")
@@ -71,6 +72,7 @@ def create_app(app: ResponsesApp | None = None, settings: Settings | None = None
     flask_app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Russian names as text
     flask_app.json.sort_keys = False  # type: ignore[attr-defined]
     flask_app.extensions[EXTENSION] = Services(responses_app, Queries(responses_app), settings)
+    install_guard(flask_app, responses_app, settings)  # page sessions and the count of failed credentials
 
     api = ResponsesApi(flask_app)
     for blueprint in BLUEPRINTS:

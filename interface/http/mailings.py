@@ -8,6 +8,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from application.errors import Conflict, NotFound
+from application.queries import MAX_PAGE
 from application.service import CATEGORIES
 from domain.catalogue import CODES
 from domain.signals import PROVIDERS
@@ -188,8 +189,15 @@ class LinkSchema(ma.Schema):
     unique_clicks = ma.fields.Integer(required=True)
 
 
+class LinksArgsSchema(ma.Schema):
+    limit = ma.fields.Integer(load_default=MAX_PAGE, validate=validate.Range(min=1, max=MAX_PAGE),
+                              metadata={"description": f"links on the page (default and maximum {MAX_PAGE})"})
+    cursor = Text(load_default=None, metadata={"description": "opaque: the `next` of the previous page"})
+
+
 class LinksSchema(ma.Schema):
-    links = ma.fields.List(ma.fields.Nested(LinkSchema), required=True)
+    links = ma.fields.List(ma.fields.Nested(LinkSchema), required=True, metadata={"description": "by clicks (most first), then URL"})
+    next = ma.fields.String(allow_none=True, required=True, metadata={"description": "the cursor of the next page; null on the last"})
 
 
 
@@ -335,8 +343,10 @@ def timeline(args: dict[str, Any], mailing_id: str) -> dict[str, Any]:
 
 
 @blp.route("/<mailing_id>/links", methods=["GET"])
-@blp.doc(summary="Click map: clicks and unique clickers per URL")
+@blp.doc(summary="Click map: clicks and unique clickers per URL, by clicks then URL (paged)")
+@blp.arguments(LinksArgsSchema, location="query")
 @blp.response(200, LinksSchema)
 @blp.alt_response(404, schema=ErrorSchema)
-def links(mailing_id: str) -> dict[str, Any]:
-    return fresh_views().links(mailing_id)
+@blp.alt_response(422, schema=ErrorSchema, description=f"`limit` is not a whole number from 1 to {MAX_PAGE}, or `cursor` is not one this API gave out")
+def links(args: dict[str, Any], mailing_id: str) -> dict[str, Any]:
+    return fresh_views().links(mailing_id, args["limit"], args["cursor"])

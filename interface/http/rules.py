@@ -9,13 +9,14 @@ import marshmallow as ma
 from flask import Response, jsonify, request
 from marshmallow import validate
 
+from application.history_folds import HistoryBusy
 from application.rules import HISTORY_PAGE
 from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
 from domain.signals import utc
 from interface.http.auth import caller, require_bearer
 from interface.http.common import TIME_FORMAT, Blueprint, LangArgsSchema, ResponseObjectSchema, Text, UtcTime
 from interface.http.context import service
-from interface.http.errors import ApiError, ErrorSchema
+from interface.http.errors import ApiError, ErrorSchema, error_response
 
 blp = Blueprint("rules", __name__, url_prefix="/v1", description="Versioned rules, what-if replays, activation jobs, audit history")
 blp.before_request(require_bearer)
@@ -272,14 +273,26 @@ def what_if(body: dict[str, Any]) -> Any:
 
 
 @blp.route("/mailings/<mailing_id>/recipients/<contact_id>/history", methods=["GET"])
-@blp.doc(summary="Audit history: every signal of a recipient, what it did and why")
+@blp.doc(
+    summary="Audit history: every signal of a recipient, what it did and why",
+    description="For now under the active rules, a page is folded from the views' nearest checkpoint and shows the "
+    "journal as far as the views have applied it (after a short wait for them): `response`, `opens` and `clicks` are "
+    "the views', the last step's `response_after` on the last page. `as_of` or another `rules` version fold the "
+    "whole journal: at most HISTORY_FOLDS_MAX at a time per process, others 429 with Retry-After.",
+)
 @blp.arguments(HistoryArgsSchema, location="query")
 @blp.response(200, HistorySchema)
 @blp.alt_response(404, schema=ErrorSchema)
-def history(args: dict[str, Any], mailing_id: str, contact_id: str) -> dict[str, Any]:
+@blp.alt_response(429, schema=ErrorSchema, description="as_of or another rules version: every whole-journal fold slot is taken")
+def history(args: dict[str, Any], mailing_id: str, contact_id: str) -> Any:
     app = service()
     rules = app.ruleset(args["rules"]) if args["rules"] else None
     as_of = utc(args["as_of"]) if args["as_of"] is not None else None
-    return app.history(
-        mailing_id, contact_id, as_of=as_of, rules=rules, lang=args["lang"], limit=args["limit"], cursor=args["cursor"]
-    )
+    try:
+        return app.history(
+            mailing_id, contact_id, as_of=as_of, rules=rules, lang=args["lang"], limit=args["limit"], cursor=args["cursor"]
+        )
+    except HistoryBusy as busy:
+        refused, status = error_response(429, str(busy), "too_many_requests")
+        refused.headers["Retry-After"] = str(busy.retry_after)
+        return refused, status

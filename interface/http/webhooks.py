@@ -30,6 +30,7 @@ from interface.http.body import read_decoded, read_limited
 from interface.http.common import Blueprint, IngestAnswerSchema
 from interface.http.context import service, settings
 from interface.http.errors import ApiError, ErrorSchema
+from interface.http.guard import count_failure, refuse_if_throttled
 from interface.providers import canonical, elasticemail, sendgrid, unione
 from interface.providers.common import load_json, read_body
 
@@ -38,6 +39,7 @@ log = logging.getLogger("responses.webhooks")
 blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Provider webhooks (no bearer token: each provider authenticates its own way)")
 signals_blp = Blueprint("signals", __name__, url_prefix="/v1", description="Canonical signals from the sender")
 signals_blp.before_request(require_bearer)
+blp.before_request(refuse_if_throttled)  # an address with too many failed credentials: 429, whatever it presents
 
 NO_BEARER: list[dict[str, list[str]]] = []
 SECRET_PARAM = re.compile(rb"(token=)[^&]*")  # never keep Elastic Email's secret with a quarantined body
@@ -141,6 +143,7 @@ def answer(source: str, counts: IngestCounts) -> dict[str, int]:
 
 def unauthorized(source: str, message: str) -> ApiError:
     log.warning("%s: rejected unauthenticated call from %s", source, request.remote_addr)
+    count_failure(source)  # counted against the client's address (interface.http.guard)
     return ApiError(401, message)
 
 

@@ -29,6 +29,8 @@ RU: dict[str, str] = {
     "Sign in with an API token of this service (RESPONSES_API_TOKENS; `responses serve` keeps one in ./var/api-token).":
         "Войдите с API-токеном этого сервиса (RESPONSES_API_TOKENS; `responses serve` хранит его в ./var/api-token).",
     "That token is not one this service accepts.": "Этот токен сервис не принимает.",
+    "Too many failed sign-ins from your address. Try again in %(seconds)d s.":
+        "Слишком много неудачных входов с вашего адреса. Повторите через %(seconds)d с.",
     "No API token is configured: set RESPONSES_API_TOKENS, or start `responses serve` once to create ./var/api-token.":
         "API-токен не настроен: задайте RESPONSES_API_TOKENS или запустите `responses serve`, чтобы создать ./var/api-token.",
     "Please sign in.": "Пожалуйста, войдите.",
@@ -119,6 +121,8 @@ RU: dict[str, str] = {
     "Unsubscribe links are not clicks (rules: unsubscribe_url_patterns).":
         "Ссылки отписки — не переходы (правила: unsubscribe_url_patterns).",
     # history
+    "Too many histories are being folded right now; try again in a few seconds.":
+        "Сейчас строится слишком много историй; повторите через несколько секунд.",
     "Recipient": "Получатель",
     "Audit history": "История отклика",
     "As of": "На момент",

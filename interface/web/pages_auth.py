@@ -8,6 +8,7 @@ from typing import Any
 from flask import flash, redirect, request, url_for
 
 from interface.http import context
+from interface.http.guard import count_failure, retry_after
 from interface.web.blueprint import _, bp, page, safe_next
 from interface.web.session import sign_in, sign_out, signed_in_as
 
@@ -29,11 +30,18 @@ def login() -> Any:
 @bp.post("/login")
 def login_submit() -> Any:
     next_path = safe_next(request.form.get("next"))
+    configured = bool(context.settings().api_tokens)
+    wait = retry_after()
+    if wait is not None:  # too many failures from this address: not even the right token is tried
+        html, status = page("login.html", status=429, next_path=next_path, configured=configured,
+                            error=_("Too many failed sign-ins from your address. Try again in %(seconds)d s.", seconds=wait))
+        return html, status, {"Retry-After": str(wait)}
     if sign_in(request.form.get("token", "")):
         return redirect(next_path or url_for("web.mailings"))
     log.warning("sign-in refused: not a configured token")  # never the token itself
+    count_failure("sign-in")
     return page("login.html", status=401, error=_("That token is not one this service accepts."), next_path=next_path,
-                configured=bool(context.settings().api_tokens))
+                configured=configured)
 
 
 @bp.post("/logout")

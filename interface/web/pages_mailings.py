@@ -6,8 +6,9 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, request
+from flask import Response, make_response, request
 
+from application.history_folds import HistoryBusy
 from application.service import CATEGORIES
 from domain.catalogue import CODES, NOT_DELIVERED, NOT_SENT, REASONS
 from interface.http.audience_csv import audience_csv_response
@@ -19,6 +20,7 @@ from interface.web.session import current_lang, current_tz
 
 PAGE = 50
 HISTORY_PAGE = 100
+LINKS_PAGE = 100  # the links tab: the top links, a page at a time
 TABS = ("audience", "results", "engagement", "links")
 MAX_HOURS = 24 * 31
 HOUR_CHOICES = (24, 48, 72, 168, 336, 720)
@@ -61,7 +63,8 @@ def mailing(mailing_id: str) -> Any:
     elif tab == "engagement":
         values.update(engagement(views, mailing_id))
     else:
-        values.update(click_map(views.links(mailing_id), summary))
+        cursor = request.args.get("cursor") or None
+        values.update(click_map(views.links(mailing_id, LINKS_PAGE, cursor), views.link_clickers(mailing_id)), cursor=cursor)
     return page("mailing.html", **values)
 
 
@@ -147,11 +150,10 @@ def engagement(views: Any, mailing_id: str) -> dict[str, Any]:
 # ---- links ------------------------------------------------------------------------------------------------
 
 
-def click_map(links: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    rows = links["links"]
-    unique_total = sum(r["unique_clicks"] for r in rows)
-    out = [{**r, "share": (r["unique_clicks"] / unique_total) if unique_total else None} for r in rows]
-    return {"links": out, "unique_link_clicks": unique_total}
+def click_map(links: dict[str, Any], unique_total: int) -> dict[str, Any]:
+    """A page of the click map; each link's share is of the unique clickers of every link (all pages)."""
+    out = [{**r, "share": (r["unique_clicks"] / unique_total) if unique_total else None} for r in links["links"]]
+    return {"links": out, "unique_link_clicks": unique_total, "links_next": links["next"]}
 
 
 # ---- a recipient's audit history -----------------------------------------------------------------------------
@@ -168,12 +170,22 @@ def recipient(mailing_id: str, contact_id: str) -> Any:
     as_of_text = (request.args.get("as_of") or "").strip()
     as_of = parse_as_of(as_of_text) if as_of_text else None
     cursor = request.args.get("cursor") or None
-    history = app.history(mailing_id, contact_id, as_of=as_of, rules=rules, lang=current_lang(), limit=HISTORY_PAGE, cursor=cursor)
+    try:
+        history = app.history(mailing_id, contact_id, as_of=as_of, rules=rules, lang=current_lang(), limit=HISTORY_PAGE, cursor=cursor)
+    except HistoryBusy as busy:  # as_of or other rules: every whole-journal fold slot of this process is taken
+        return busy_page(busy)
     local_as_of = to_local(as_of).strftime("%Y-%m-%dT%H:%M:%S") if as_of else ""
     return page(
         "recipient.html", m=fields, contact_id=contact_id, history=history, versions=versions, version=version,
         as_of=as_of, as_of_value=local_as_of, cursor=cursor, next_cursor=history.get("next"),
     )
+
+
+def busy_page(busy: HistoryBusy) -> Response:
+    message = _("Too many histories are being folded right now; try again in a few seconds.")
+    response = make_response(page("error.html", status=429, message=message, title=message))
+    response.headers["Retry-After"] = str(busy.retry_after)
+    return response
 
 
 def parse_as_of(text: str) -> datetime:

@@ -2,7 +2,10 @@
 
 The cookie is signed with ``RESPONSES_SECRET_KEY`` (else a key kept in ``./var/secret-key``, made once
 and shared by every worker that runs in the same directory). It holds an HMAC fingerprint of the token
-the marketer signed in with, never the token: a session ends when its token is no longer configured.
+the marketer signed in with, never the token, and the session's id. A signed-in session is one whose
+id is still recorded in the database (``projections.auth_store``, shared by every worker), begun less
+than ``SESSION_MAX_HOURS`` ago (use does not extend it), whose token is still configured: signing out
+deletes the record, so a cookie kept from before opens nothing.
 HttpOnly, SameSite=Lax, and Secure whenever the request came over HTTPS.
 """
 
@@ -13,24 +16,26 @@ import hmac
 import logging
 import os
 import secrets
-import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from flask import Flask, request, session
+from flask import Flask, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
 from interface.http import context
 from interface.http.auth import read_token_file
+from interface.http.context import EXTENSION
+from interface.http.guard import guard
 
 log = logging.getLogger("responses.web")
 
 SECRET_FILE = Path("var") / "secret-key"
 COOKIE_NAME = "responses_session"
-SESSION_HOURS = 12
+SESSION_HOURS = 12  # when the app's settings are not at hand; else SESSION_MAX_HOURS
+SESSION_ID = "sid"
 LANGS = ("en", "ru")
 DEFAULT_TZ = "UTC"
 CSRF_FIELD = "csrf_token"
@@ -90,15 +95,25 @@ class WebSessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(request.is_secure)
 
+    def get_expiration_time(self, app: Flask, session: Any) -> datetime | None:
+        """A signed-in session's cookie expires when the session does (its sign-in plus the lifetime),
+        however often it is sent back."""
+        began = session.get("at") if session.permanent else None
+        if isinstance(began, int):
+            return datetime.fromtimestamp(began, timezone.utc) + app.permanent_session_lifetime
+        return super().get_expiration_time(app, session)
+
 
 def configure_sessions(app: Flask, secret_key: str | None) -> WebSessionInterface:
     interface = WebSessionInterface((lambda: secret_key) if secret_key else ensure_secret_file)
     app.session_interface = interface
+    services = app.extensions.get(EXTENSION)
+    hours = services.settings.session_max_hours if services is not None else SESSION_HOURS
     app.config.update(
         SESSION_COOKIE_NAME=COOKIE_NAME,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=hours),
     )
     return interface
 
@@ -122,6 +137,15 @@ def who_of(token: str) -> str:
     return f"token:{hashlib.sha256(token.encode()).hexdigest()[:10]}"
 
 
+def session_key(session_id: str) -> str:
+    """What the database keeps of a session id: a digest (a copy of the table opens no session)."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def max_age_seconds() -> float:
+    return context.settings().session_max_hours * 3600
+
+
 def sign_in(token: str) -> bool:
     """Open a session for ``token`` when it is a configured API token (constant-time comparison)."""
     given = token.strip().encode("utf-8")
@@ -131,31 +155,58 @@ def sign_in(token: str) -> bool:
             matched = configured
     if matched is None:
         return False
+    previous = session.get(SESSION_ID)
+    if isinstance(previous, str):  # signing in again: the session it replaces ends
+        guard().store.end_session(session_key(previous))
+    now = guard().now()
+    session_id = secrets.token_urlsafe(32)
+    guard().store.open_session(session_key(session_id), who_of(matched), now, forget_before=now - max_age_seconds())
     keep = {k: session[k] for k in ("lang", "tz") if k in session}
     session.clear()
     session.update(keep)
     session.permanent = True
     session["fp"] = token_fingerprint(matched)
-    session["at"] = int(time.time())
+    session["at"] = int(now)
+    session[SESSION_ID] = session_id
     session[CSRF_FIELD] = secrets.token_urlsafe(32)  # a new one once signed in
+    g._signed_in_as = who_of(matched)
     return True
 
 
 def signed_in_as() -> str | None:
-    """Who the session belongs to (a token fingerprint), or None: not signed in, or its token was revoked."""
+    """Who the session belongs to (a token fingerprint), or None: not signed in, signed out, past its
+    lifetime, or its token was removed. Read once a request."""
+    if "_signed_in_as" not in g:
+        g._signed_in_as = _session_owner()
+    return g._signed_in_as  # type: ignore[no-any-return]
+
+
+def _session_owner() -> str | None:
     fingerprint = session.get("fp")
-    if not isinstance(fingerprint, str):
+    session_id = session.get(SESSION_ID)
+    if not isinstance(fingerprint, str) or not isinstance(session_id, str):
         return None
+    owner = None
     for configured in context.settings().api_tokens:
         if hmac.compare_digest(fingerprint, token_fingerprint(configured)):
-            return who_of(configured)
-    return None
+            owner = who_of(configured)
+    if owner is None:
+        return None  # its token is no longer configured
+    began = guard().store.session_started(session_key(session_id))
+    if began is None or guard().now() - began >= max_age_seconds():
+        return None  # signed out (or pruned), or past its lifetime
+    return owner
 
 
 def sign_out() -> None:
+    """End the session for good: its record goes, so the cookie (or a copy of it) opens nothing."""
+    session_id = session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        guard().store.end_session(session_key(session_id))
     keep = {k: session[k] for k in ("lang", "tz") if k in session}
     session.clear()
     session.update(keep)
+    g._signed_in_as = None
 
 
 # ---- CSRF -------------------------------------------------------------------------------------------

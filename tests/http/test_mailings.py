@@ -356,8 +356,8 @@ def test_invalid_hours_are_422(api: FlaskClient, spring: dict[str, Any], hours: 
 
 
 def test_links(api: FlaskClient, client: FlaskClient, spring: dict[str, Any]) -> None:
-    assert api.get(f"/v1/mailings/{SPRING}/links").json == {"links": []}
+    assert api.get(f"/v1/mailings/{SPRING}/links").json == {"links": [], "next": None}
     seed_events(client)
     assert api.get(f"/v1/mailings/{SPRING}/links").json == {
-        "links": [{"url": "https://shop.example.com/sale?utm_campaign=spring", "clicks": 1, "unique_clicks": 1}]
+        "links": [{"url": "https://shop.example.com/sale?utm_campaign=spring", "clicks": 1, "unique_clicks": 1}], "next": None
     }
