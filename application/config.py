@@ -11,7 +11,9 @@ DEFAULT_DATABASE_URL = "sqlite:///var/responses.db"
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 DEFAULT_READY_MAX_LAG_SECONDS = 30.0
-DEFAULT_WHAT_IF_WAIT_SECONDS = 15.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
+DEFAULT_WHAT_IF_WAIT_SECONDS = 1.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
+MAX_WHAT_IF_WAIT_SECONDS = 2.0  # a web worker is never held longer by a what-if (refused at start above it)
+DEFAULT_WHAT_IF_MAX_PENDING = 4  # what-if jobs queued or running, across processes; more: 429
 DEFAULT_DISPATCH_SECONDS = 15.0  # well inside gunicorn's 30 s worker timeout, with the wait for the views before it
 
 
@@ -31,6 +33,27 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds") from exc
     if not 0 <= value < float("inf"):
         raise ConfigError(f"{name} must be a finite, non-negative number of seconds")
+    return value
+
+
+def _what_if_wait_seconds(env: dict[str, str]) -> float:
+    """How long a web worker waits for a what-if's answer: at most ``MAX_WHAT_IF_WAIT_SECONDS`` (refused above)."""
+    value = _seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS)
+    if value > MAX_WHAT_IF_WAIT_SECONDS:
+        raise ConfigError(
+            f"WHAT_IF_WAIT_SECONDS is {value:g}: at most {MAX_WHAT_IF_WAIT_SECONDS:g} seconds (a web worker is never "
+            "held longer; a longer what-if is answered 202 {\"job\"} and followed at GET /v1/jobs/{id})"
+        )
+    return value
+
+
+def _what_if_max_pending(env: dict[str, str]) -> int:
+    try:
+        value = int(env.get("WHAT_IF_MAX_PENDING") or DEFAULT_WHAT_IF_MAX_PENDING)
+    except ValueError as exc:
+        raise ConfigError("WHAT_IF_MAX_PENDING must be a whole number of jobs") from exc
+    if value < 1:
+        raise ConfigError("WHAT_IF_MAX_PENDING must be at least 1")
     return value
 
 
@@ -54,6 +77,8 @@ class Settings:
     # signs the marketer pages' sessions (RESPONSES_SECRET_KEY); None: a key kept under ./var/ (interface.web.session)
     secret_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # what-if jobs queued plus running (in the database, so across processes) before a new one is refused (429)
+    what_if_max_pending: int = DEFAULT_WHAT_IF_MAX_PENDING
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -82,9 +107,10 @@ class Settings:
             max_body_bytes=max_body,
             sweep_interval_seconds=max(0.0, sweep_interval),
             ready_max_lag_seconds=ready_max_lag,
-            what_if_wait_seconds=_seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS),
+            what_if_wait_seconds=_what_if_wait_seconds(env),
             replay_workers=replay_workers,
             secret_key=env.get("RESPONSES_SECRET_KEY") or None,
+            what_if_max_pending=_what_if_max_pending(env),
         )
 
     @property
