@@ -24,6 +24,7 @@ JOB_POLL_SECONDS = 0.1  # how often a waiting request reads its what-if job
 WHAT_IF_RETRY_AFTER_SECONDS = 5  # told to a what-if refused for a full queue (about one small replay)
 WHAT_IF_NAMESPACE = uuid.UUID("6f1d2c3e-9a8b-4c7d-8e5f-0a1b2c3d4e5f")  # ids of what-if jobs, from their identity
 JOB_REQUESTED = "domain.aggregates:Job.Requested"
+REFUSED = "refused:"  # the error of a what-if journaled past the bound by workers that counted at once
 
 
 class WhatIfQueueFull(Exception):
@@ -285,7 +286,7 @@ class RuleUseCases:
         queue = self.pending_what_ifs()
         ahead = next((i for i, (_, job) in enumerate(queue) if job.job == name), None)
         if ahead is not None and ahead >= limit:
-            self.update_job(name, status="failed", error=f"refused: {ahead} what-ifs were queued or running (WHAT_IF_MAX_PENDING={limit})")
+            self.update_job(name, status="failed", error=f"{REFUSED} {ahead} what-ifs were queued or running (WHAT_IF_MAX_PENDING={limit})")
             raise WhatIfQueueFull(ahead, limit)
 
     def start_what_if(
@@ -307,6 +308,8 @@ class RuleUseCases:
             state = self.job(job)
             if state["status"] == "done":
                 return state.get("result"), None
+            if state["status"] == "failed" and str(state.get("error") or "").startswith(REFUSED):  # joined at its refusal
+                raise WhatIfQueueFull(self.settings.what_if_max_pending, self.settings.what_if_max_pending)  # type: ignore[attr-defined]
             if state["status"] == "failed" or time.monotonic() >= deadline:
                 return None, job
             time.sleep(min(JOB_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
