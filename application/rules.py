@@ -301,7 +301,9 @@ class RuleUseCases:
         so) runs the jobs in a thread of its own, and the caller waits for that thread to end."""
         job = self.request_what_if(rules, mailings, sample)
         follower = self.follower
-        if follower is not None and not follower.running:
+        if follower is not None and follower.running:
+            follower.jobs_requested()
+        elif follower is not None:
             follower.run_jobs_aside()
         deadline = time.monotonic() + wait_seconds
         while True:
