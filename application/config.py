@@ -15,7 +15,9 @@ DEFAULT_SQLITE_FOLDER = Path("var")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 DEFAULT_READY_MAX_LAG_SECONDS = 30.0
-DEFAULT_WHAT_IF_WAIT_SECONDS = 15.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
+DEFAULT_WHAT_IF_WAIT_SECONDS = 1.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
+MAX_WHAT_IF_WAIT_SECONDS = 2.0  # a web worker is never held longer by a what-if (refused at start above it)
+DEFAULT_WHAT_IF_MAX_PENDING = 4  # what-if jobs queued or running, across processes; more: 429
 DEFAULT_DISPATCH_SECONDS = 15.0  # well inside gunicorn's 30 s worker timeout, with the wait for the views before it
 DEFAULT_DATABASE_POOL_SIZE = 4  # PostgreSQL connections a process keeps (no overflow): at least its request threads
 DEFAULT_SESSION_MAX_HOURS = 12.0  # a page session ends this long after sign-in, however much it is used
@@ -111,6 +113,17 @@ def _count(env: dict[str, str], name: str, default: int) -> int:
     return value
 
 
+def _what_if_wait_seconds(env: dict[str, str]) -> float:
+    """How long a web worker waits for a what-if's answer: at most ``MAX_WHAT_IF_WAIT_SECONDS`` (refused above)."""
+    value = _seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS)
+    if value > MAX_WHAT_IF_WAIT_SECONDS:
+        raise ConfigError(
+            f"WHAT_IF_WAIT_SECONDS is {value:g}: at most {MAX_WHAT_IF_WAIT_SECONDS:g} seconds (a web worker is never "
+            "held longer; a longer what-if is answered 202 {\"job\"} and followed at GET /v1/jobs/{id})"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -142,6 +155,8 @@ class Settings:
     # audit histories that fold a recipient's whole journal (as_of, another rules version) at once in a
     # process (HISTORY_FOLDS_MAX); one more is answered 429 with Retry-After
     history_folds_max: int = DEFAULT_HISTORY_FOLDS_MAX
+    # what-if jobs queued plus running (in the database, so across processes) before a new one is refused (429)
+    what_if_max_pending: int = DEFAULT_WHAT_IF_MAX_PENDING
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -172,7 +187,7 @@ class Settings:
             max_body_bytes=max_body,
             sweep_interval_seconds=max(0.0, sweep_interval),
             ready_max_lag_seconds=ready_max_lag,
-            what_if_wait_seconds=_seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS),
+            what_if_wait_seconds=_what_if_wait_seconds(env),
             replay_workers=replay_workers,
             secret_key=env.get("RESPONSES_SECRET_KEY") or None,
             database_pool_size=database_pool_size(env),
@@ -180,6 +195,7 @@ class Settings:
             forwarded_allow_ips=_forwarded_allow_ips(env),
             auth_failures_per_minute=_count(env, "AUTH_FAILURES_PER_MINUTE", DEFAULT_AUTH_FAILURES_PER_MINUTE),
             history_folds_max=_count(env, "HISTORY_FOLDS_MAX", DEFAULT_HISTORY_FOLDS_MAX),
+            what_if_max_pending=_count(env, "WHAT_IF_MAX_PENDING", DEFAULT_WHAT_IF_MAX_PENDING),
         )
 
     @property
