@@ -18,7 +18,9 @@ DEFAULT_SQLITE_FOLDER = Path("var")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_SWEEP_INTERVAL_SECONDS = 300.0
 DEFAULT_READY_MAX_LAG_SECONDS = 30.0
-DEFAULT_WHAT_IF_WAIT_SECONDS = 15.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
+DEFAULT_WHAT_IF_WAIT_SECONDS = 1.0  # POST /v1/what-if answers 200 within this, else 202 {"job"}
+MAX_WHAT_IF_WAIT_SECONDS = 2.0  # a web worker is never held longer by a what-if (refused at start above it)
+DEFAULT_WHAT_IF_MAX_PENDING = 4  # what-if jobs queued or running, across processes; more: 429
 # how far a provider's clock may differ from ours: correlation's allowance, and the latest a provider time is
 # trusted after its receipt (a signal's effective time is min(provider time, receipt + this))
 DEFAULT_MAX_CLOCK_SKEW_SECONDS = CLOCK_SKEW.total_seconds()
@@ -118,11 +120,22 @@ def _count(env: dict[str, str], name: str, default: int) -> int:
     return value
 
 
-def _clock_skew(env: dict[str, str]) -> float:
-    name = "MAX_CLOCK_SKEW_SECONDS"
-    value = _seconds(env, name, DEFAULT_MAX_CLOCK_SKEW_SECONDS)
-    if value > MAX_CLOCK_SKEW_CEILING_SECONDS:
-        raise ConfigError(f"{name} must be at most {MAX_CLOCK_SKEW_CEILING_SECONDS:.0f} seconds (a day)")
+def _what_if_wait_seconds(env: dict[str, str]) -> float:
+    """How long a web worker waits for a what-if's answer: at most ``MAX_WHAT_IF_WAIT_SECONDS`` (refused above)."""
+    value = _seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS)
+    if value > MAX_WHAT_IF_WAIT_SECONDS:
+        raise ConfigError(
+            f"WHAT_IF_WAIT_SECONDS is {value:g}: at most {MAX_WHAT_IF_WAIT_SECONDS:g} seconds (a web worker is never "
+            "held longer; a longer what-if is answered 202 {\"job\"} and followed at GET /v1/jobs/{id})"
+        )
+    return value
+
+
+def _seconds_at_most(env: dict[str, str], name: str, default: float, ceiling: float, why: str) -> float:
+    """``_seconds``, refused above ``ceiling`` (``why`` says what it would mean)."""
+    value = _seconds(env, name, default)
+    if value > ceiling:
+        raise ConfigError(f"{name} is {value:g}: at most {ceiling:g} seconds ({why})")
     return value
 
 
@@ -157,6 +170,8 @@ class Settings:
     # audit histories that fold a recipient's whole journal (as_of, another rules version) at once in a
     # process (HISTORY_FOLDS_MAX); one more is answered 429 with Retry-After
     history_folds_max: int = DEFAULT_HISTORY_FOLDS_MAX
+    # what-if jobs queued plus running (in the database, so across processes) before a new one is refused (429)
+    what_if_max_pending: int = DEFAULT_WHAT_IF_MAX_PENDING
     # MAX_CLOCK_SKEW_SECONDS: correlation's allowance, and how far past its receipt a provider time is trusted
     max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
 
@@ -189,7 +204,7 @@ class Settings:
             max_body_bytes=max_body,
             sweep_interval_seconds=max(0.0, sweep_interval),
             ready_max_lag_seconds=ready_max_lag,
-            what_if_wait_seconds=_seconds(env, "WHAT_IF_WAIT_SECONDS", DEFAULT_WHAT_IF_WAIT_SECONDS),
+            what_if_wait_seconds=_what_if_wait_seconds(env),
             replay_workers=replay_workers,
             secret_key=env.get("RESPONSES_SECRET_KEY") or None,
             database_pool_size=database_pool_size(env),
@@ -197,7 +212,11 @@ class Settings:
             forwarded_allow_ips=_forwarded_allow_ips(env),
             auth_failures_per_minute=_count(env, "AUTH_FAILURES_PER_MINUTE", DEFAULT_AUTH_FAILURES_PER_MINUTE),
             history_folds_max=_count(env, "HISTORY_FOLDS_MAX", DEFAULT_HISTORY_FOLDS_MAX),
-            max_clock_skew_seconds=_clock_skew(env),
+            what_if_max_pending=_count(env, "WHAT_IF_MAX_PENDING", DEFAULT_WHAT_IF_MAX_PENDING),
+            max_clock_skew_seconds=_seconds_at_most(
+                env, "MAX_CLOCK_SKEW_SECONDS", DEFAULT_MAX_CLOCK_SKEW_SECONDS, MAX_CLOCK_SKEW_CEILING_SECONDS,
+                "a provider clock a day off is broken, not skewed",
+            ),
         )
 
     @property

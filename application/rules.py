@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -9,7 +10,9 @@ from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
+import orjson
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import RecordConflictError
 
 from application.errors import Conflict, NotFound
 from application.unit_of_work import UnitOfWork, now_utc
@@ -23,6 +26,34 @@ JOB_POLL_SECONDS = 0.1  # how often a waiting request reads its what-if job
 HISTORY_VIEWS_WAIT_SECONDS = 2.0  # a history page for now waits this long for the views, then shows what they hold
 
 log = logging.getLogger("responses.rules")
+WHAT_IF_RETRY_AFTER_SECONDS = 5  # told to a what-if refused for a full queue (about one small replay)
+WHAT_IF_NAMESPACE = uuid.UUID("6f1d2c3e-9a8b-4c7d-8e5f-0a1b2c3d4e5f")  # ids of what-if jobs, from their identity
+JOB_REQUESTED = "domain.aggregates:Job.Requested"
+REFUSED = "refused:"  # the error of a what-if journaled past the bound by workers that counted at once
+
+
+class WhatIfQueueFull(Exception):
+    """Too many what-ifs queued or running (``WHAT_IF_MAX_PENDING``, counted in the database): ask again later."""
+
+    def __init__(self, pending: int, limit: int, retry_after: int = WHAT_IF_RETRY_AFTER_SECONDS):
+        super().__init__(
+            f"{pending} what-ifs are queued or running, the most there may be (WHAT_IF_MAX_PENDING={limit}); "
+            f"ask again in about {retry_after} s"
+        )
+        self.pending, self.limit, self.retry_after = pending, limit, retry_after
+
+
+def what_if_identity(candidate: Ruleset, mailings: list[str] | None, sample: int) -> str:
+    """What makes two what-ifs the same question: the full candidate ruleset, the sorted mailings, the sample."""
+    scope = sorted(set(mailings)) if mailings else None
+    question = {"rules": candidate.to_document(), "mailings": scope, "sample": sample}
+    return hashlib.sha256(orjson.dumps(question, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def what_if_job_name(identity: str, current_version: str, position: int, attempt: int) -> str:
+    """A what-if job's id: the same question, under the same active rules, at the same journal position
+    (and the same attempt: one that failed is asked anew) is the same job, whichever process asks."""
+    return uuid.uuid5(WHAT_IF_NAMESPACE, f"{identity}:{current_version}:{position}:{attempt}").hex
 
 
 class RuleUseCases:
@@ -135,22 +166,46 @@ class RuleUseCases:
         They survive restarts: the journal holds the requests, and the scan
         position (``jobs_position``) only moves once they have finished.
         """
+        found, position = self._running_jobs()
+        return [job for _, job in found], position
+
+    def _running_jobs(self) -> tuple[list[tuple[int, Job]], int]:
+        """``pending_jobs``, each with the journal position of its request (the queue's order)."""
         start = int(self.views.get_meta("jobs_position", "0") or 0)
-        topic = "domain.aggregates:Job.Requested"
-        found: list[Job] = []
+        found: list[tuple[int, Job]] = []
         while True:
-            notes = self.recorder.select_notifications(start=start + 1, limit=500, topics=[topic])
+            notes = self.recorder.select_notifications(start=start + 1, limit=500, topics=[JOB_REQUESTED])
             if not notes:
                 break
             for n in notes:
                 job: Job = self.repository.get(n.originator_id)  # type: ignore[assignment]
                 if job.status == "running":
-                    found.append(job)
+                    found.append((n.id, job))
             start = notes[-1].id
         return found, start
 
+    def pending_what_ifs(self) -> list[tuple[int, Job]]:
+        """What-if jobs queued or running (not activations), in the order they were asked, from the
+        database: every process counts the same ones."""
+        return [(position, job) for position, job in self._running_jobs()[0] if job.kind == "what-if"]
+
     def jobs_done_up_to(self, position: int) -> None:
         self.views.set_meta({"jobs_position": str(position)})
+
+    def start_job(self, job: str) -> None:
+        """A projection process begins running ``job`` (counted: one found started at a restart was interrupted)."""
+
+        def work(uow: UnitOfWork) -> None:
+            j: Job = uow.get(job_id(job))
+            j.started(started_at=iso(now_utc()))
+
+        self._in_transaction(work)
+
+    def _job_or_none(self, job: str) -> Job | None:
+        try:
+            return self.repository.get(job_id(job))  # type: ignore[return-value]
+        except AggregateNotFoundError:
+            return None
 
     def update_job(self, job: str, *, progress: float | None = None, status: str | None = None, error: str | None = None) -> None:
         def work(uow: UnitOfWork) -> None:
@@ -192,37 +247,76 @@ class RuleUseCases:
         return what_if(self, current, candidate, mailing_ids, sample, progress, workers=self.settings.replay_workers, follow=follow)  # type: ignore[attr-defined]
 
     def request_what_if(self, rules: dict[str, Any] | str, mailings: list[str] | None = None, sample: int = 20) -> str:
-        """Journal a what-if job (the projection process runs it); invalid rules and unknown mailings
-        are refused here, before anything is journaled."""
+        """The what-if job answering this request: an identical one (same candidate ruleset, mailings and
+        sample, under the same active rules, at the same journal position) still queued, running or
+        answered, else a new one journaled for the projection process to run.
+
+        Invalid rules and unknown mailings are refused here, before anything is journaled; a new job
+        beyond ``WHAT_IF_MAX_PENDING`` what-ifs queued or running raises ``WhatIfQueueFull``."""
+        from projections.lean_replay import last_folded_position
+
         current = self.active_rules()
-        self.candidate_rules(rules, current)
+        candidate = self.candidate_rules(rules, current)
         for mailing_id in mailings or []:
             self.get_mailing_aggregate(mailing_id)
-        request = {"rules": rules, "mailings": mailings, "sample": sample, "current": current.version}
+        identity = what_if_identity(candidate, mailings, sample)
+        position = last_folded_position(self)
+        attempt = 0
+        while (existing := self._job_or_none(name := what_if_job_name(identity, current.version, position, attempt))) is not None:
+            if existing.status != "failed":
+                return name  # queued or running: joined; answered: its answer is this one's
+            attempt += 1
+        limit = self.settings.what_if_max_pending  # type: ignore[attr-defined]
+        pending = len(self.pending_what_ifs())
+        if pending >= limit:
+            raise WhatIfQueueFull(pending, limit)
+        request = {
+            "rules": rules, "mailings": mailings, "sample": sample, "current": current.version,
+            "identity": identity, "position": position,
+        }
         job = Job(
-            job=uuid.uuid4().hex, kind="what-if", rules_version=rules if isinstance(rules, str) else "what-if",
+            job=name, kind="what-if", rules_version=rules if isinstance(rules, str) else "what-if",
             requested_at=iso(now_utc()), request=request,
         )
-        self.save(job)
-        return job.job
+        try:
+            self.save(job)
+        except RecordConflictError:  # the identical request of another worker journaled it first: joined
+            return name
+        self._refuse_past_the_bound(name, limit)
+        return name
+
+    def _refuse_past_the_bound(self, name: str, limit: int) -> None:
+        """Workers that counted at once may each have journaled one: those past the bound, in the
+        journal's order, are finished as refused, so the bound holds across processes."""
+        queue = self.pending_what_ifs()
+        ahead = next((i for i, (_, job) in enumerate(queue) if job.job == name), None)
+        if ahead is not None and ahead >= limit:
+            self.update_job(name, status="failed", error=f"{REFUSED} {ahead} what-ifs were queued or running (WHAT_IF_MAX_PENDING={limit})")
+            raise WhatIfQueueFull(ahead, limit)
 
     def start_what_if(
-        self, rules: dict[str, Any] | str, mailings: list[str] | None = None, sample: int = 20, wait_seconds: float = 15.0
+        self, rules: dict[str, Any] | str, mailings: list[str] | None = None, sample: int = 20, wait_seconds: float = 1.0
     ) -> tuple[dict[str, Any] | None, str | None]:
-        """A what-if as a journaled job, waited for up to ``wait_seconds``: (result, None) when it finished
-        in time, else (None, job id) to follow at ``GET /v1/jobs/{id}`` (a failed job too: its error is there).
+        """A what-if as a journaled job, waited for up to ``wait_seconds``: (result, None) when it is
+        answered in time, else (None, job id) to follow at ``GET /v1/jobs/{id}`` (a failed job too: its
+        error is there). Raises ``WhatIfQueueFull`` when too many are queued or running.
 
-        The projection process runs the job (never an HTTP worker); an application whose follower is only
-        caught up on demand (tests, one-shot commands) runs it itself, here."""
+        The calling thread never runs the replay: the projection process or a follower thread does
+        (``responses serve``). A follower caught up on demand (tests, one-shot commands: no server runs
+        so) runs the jobs in a thread of its own, and the caller waits for that thread to end."""
         job = self.request_what_if(rules, mailings, sample)
+        follower = self.follower
+        if follower is not None and follower.running:
+            follower.jobs_requested()
+        elif follower is not None:
+            follower.run_jobs_aside()
         deadline = time.monotonic() + wait_seconds
         while True:
-            follower = self.follower
-            if follower is not None and not follower.running:
-                follower.run_jobs()
             state = self.job(job)
             if state["status"] == "done":
                 return state.get("result"), None
+            if state["status"] == "failed" and str(state.get("error") or "").startswith(REFUSED):  # joined at its refusal
+                raise WhatIfQueueFull(self.settings.what_if_max_pending, self.settings.what_if_max_pending)  # type: ignore[attr-defined]
             if state["status"] == "failed" or time.monotonic() >= deadline:
                 return None, job
             time.sleep(min(JOB_POLL_SECONDS, max(0.0, deadline - time.monotonic())))

@@ -390,7 +390,8 @@ class RulesBook(Aggregate):
 class Job(Aggregate):
     """A long job, executed by the projection process: a rebuild under a ruleset version (kind
     "activate"), or a what-if replay (kind "what-if": ``request`` holds what was asked, and the
-    answer is kept as ``result``)."""
+    answer is kept as ``result``; identical what-ifs share a job: ``job`` is then derived from the
+    request's identity, see ``application.rules``)."""
 
     @staticmethod
     def create_id(job: str, kind: str, rules_version: str, requested_at: str, request: dict[str, Any] | None = None) -> UUID:
@@ -407,6 +408,12 @@ class Job(Aggregate):
         self.progress = 0.0
         self.error: str | None = None
         self.result: dict[str, Any] | None = None
+        self.starts = 0  # times a projection process began running it (more than one: it was interrupted)
+
+    @event("Started")
+    def started(self, started_at: str) -> None:
+        """A projection process begins running it (a restart that finds it still running knows it was interrupted)."""
+        self.starts = getattr(self, "starts", 0) + 1
 
     @event("Progressed")
     def progressed(self, progress: float) -> None:

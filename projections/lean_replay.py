@@ -15,16 +15,20 @@
 from __future__ import annotations
 
 import atexit
+import ctypes
 import multiprocessing
+import os
+import signal
 import sqlite3
 import sys
+import threading
 import types
 import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -69,6 +73,26 @@ class JournalSource:
             table = f'"{schema}"."{recorder.events_table_name}"' if schema else f'"{recorder.events_table_name}"'
             return cls("postgres", settings.database_url, table)
         return cls("sqlite", settings.eventsourcing_env()["SQLITE_DBNAME"], recorder.events_table_name)
+
+
+def last_folded_position(app: Any) -> int:
+    """The journal position of the last event a fold reads (the views' or a what-if's): jobs, their
+    progress and rules versions journaled since leave it where it is. Read backwards from the end,
+    so it costs the events after that one, not the journal."""
+    source = JournalSource.of(app)
+    topics = sorted(set(REPLAY_TOPICS) | set(Projector.topics()))
+    if source.kind == "sqlite":
+        sql = f"SELECT rowid FROM {source.table} WHERE topic IN ({','.join('?' * len(topics))}) ORDER BY rowid DESC LIMIT 1"
+        params: Any = topics
+    else:
+        sql = f"SELECT notification_id FROM {source.table} WHERE topic = ANY(%s) ORDER BY notification_id DESC LIMIT 1"
+        params = (topics,)
+    with app.recorder.datastore.transaction(commit=False) as c:
+        c.execute(sql, params)
+        row = c.fetchone()
+    if row is None:
+        return 0
+    return int(row[0] if not isinstance(row, dict) else next(iter(row.values())))
 
 
 class JournalReader:
@@ -391,8 +415,7 @@ def run_partitions(
     pool = worker_pool(len(tasks))
     results: list[Partial | None] = [None] * len(tasks)
     try:
-        with _main_unseen():  # workers start here, on the first submit
-            futures = {pool.submit(fold_partition, task): i for i, task in enumerate(tasks)}
+        futures = _submit_all(pool, tasks)
     except BrokenProcessPool:
         _POOLS.pop(len(tasks), None)
         raise
@@ -416,6 +439,41 @@ def run_partitions(
 
 
 _POOLS: dict[int, ProcessPoolExecutor] = {}
+# Every submit to the pools happens in this one thread, which lives as long as the process: the
+# workers start there, on the first submits, and a worker's parent-death signal (Linux) follows the
+# thread that started it, so it must be one that never ends before the process does.
+_SUBMITTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-pool")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PARENT_WATCH_SECONDS = 0.2
+
+
+def _submit_all(pool: ProcessPoolExecutor, tasks: list[PartitionTask]) -> dict[Any, int]:
+    def submit() -> dict[Any, int]:
+        with _main_unseen():  # workers start here, on the first submit
+            return {pool.submit(fold_partition, task): i for i, task in enumerate(tasks)}
+
+    return _SUBMITTER.submit(submit).result()
+
+
+def die_with_parent(parent: int) -> None:
+    """A replay worker's initializer: it ends when the process that started it ends, however that one
+    ended (kill -9 included). Linux: the kernel sends SIGKILL (``PR_SET_PDEATHSIG``); anywhere: a
+    thread sees the parent change (re-parented to init or a subreaper) and exits. The multiprocessing
+    resource tracker then sees every end of its pipe closed and exits too."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was asked for
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_WATCH_SECONDS)
+    os._exit(1)
 
 
 @contextmanager
@@ -436,7 +494,9 @@ def worker_pool(size: int) -> ProcessPoolExecutor:
     process forked) and kept for the next what-if; shut down at exit."""
     pool = _POOLS.get(size)
     if pool is None:
-        pool = _POOLS[size] = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+        pool = _POOLS[size] = ProcessPoolExecutor(
+            max_workers=size, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
+        )
     return pool
 
 

@@ -10,7 +10,7 @@ from flask import Response, jsonify, request
 from marshmallow import validate
 
 from application.history_folds import HistoryBusy
-from application.rules import HISTORY_PAGE
+from application.rules import HISTORY_PAGE, WhatIfQueueFull
 from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
 from domain.signals import utc
 from interface.http.auth import caller, require_bearer
@@ -246,14 +246,21 @@ def get_job(job: str) -> dict[str, Any]:
 @blp.route("/what-if", methods=["POST"])
 @blp.doc(
     summary="Preview a rule change against all history (the views do not move)",
-    description="Answered 200 when the replay finishes within about 15 s (WHAT_IF_WAIT_SECONDS); otherwise 202 "
-    '{"job": id}: the projection process goes on with it, and GET /v1/jobs/{id} carries the `result` once done.',
+    description="The projection process runs the replay, never the web worker: answered 200 when it is done within "
+    'WHAT_IF_WAIT_SECONDS (1 s by default, at most 2); otherwise 202 {"job": id}, and GET /v1/jobs/{id} carries the '
+    "`result` once done. Identical requests (same candidate rules, mailings and sample, under the same active rules, "
+    "at the same journal position) share one job and its answer. Beyond WHAT_IF_MAX_PENDING what-ifs queued or "
+    "running (4 by default, counted across processes): 429 with Retry-After.",
 )
 @blp.arguments(WhatIfRequestSchema)
 @blp.response(200, WhatIfSchema)
 @blp.alt_response(202, schema=JobAcceptedSchema, description="still running: follow GET /v1/jobs/{job}")
 @blp.alt_response(404, schema=ErrorSchema, description="an unknown ruleset version or mailing")
 @blp.alt_response(422, schema=ErrorSchema)
+@blp.alt_response(
+    429, schema=ErrorSchema, description="too many what-ifs queued or running: ask again after Retry-After seconds",
+    headers={"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
+)
 def what_if(body: dict[str, Any]) -> Any:
     rules = body["rules"]
     if not isinstance(rules, (dict, str)):
@@ -265,11 +272,22 @@ def what_if(body: dict[str, Any]) -> Any:
         )
     except InvalidRuleset as exc:
         raise _invalid(exc) from None
+    except WhatIfQueueFull as exc:
+        return _queue_full(exc)
     if result is not None:
         return result
     accepted: Response = jsonify(JobAcceptedSchema().dump({"job": job}))
     accepted.status_code = 202
     return accepted
+
+
+def _queue_full(exc: WhatIfQueueFull) -> Response:
+    refused, status = error_response(
+        429, str(exc), code="too_many_what_ifs", details={"pending": exc.pending, "limit": exc.limit, "retry_after": exc.retry_after}
+    )
+    refused.status_code = status
+    refused.headers["Retry-After"] = str(exc.retry_after)
+    return refused
 
 
 @blp.route("/mailings/<mailing_id>/recipients/<contact_id>/history", methods=["GET"])

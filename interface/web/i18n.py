@@ -227,6 +227,8 @@ RU: dict[str, str] = {
     "Examples": "Примеры",
     "Run what-if": "Запустить",
     "The ruleset is not valid.": "Правила некорректны.",
+    "Too many what-ifs are queued or running (%(pending)s of %(limit)s). Try again in %(seconds)s s.":
+        "Слишком много проверок в очереди или в работе (%(pending)s из %(limit)s). Повторите через %(seconds)s с.",
     "Transitions": "Переходы откликов",
     "No recipient changes response.": "Ни один отклик не меняется.",
     "Before": "До",

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import redirect, request, session, url_for
 
+from application.rules import WhatIfQueueFull
 from domain.catalogue import RESPONSES
 from domain.rules import InvalidRuleset, Ruleset
 from interface.http.context import fresh_views, service
@@ -17,7 +18,6 @@ from interface.web.session import current_lang, signed_in_as
 
 log = logging.getLogger("responses.web")
 
-WHAT_IF_WAIT_SECONDS = 5.0  # then the page shows the job's progress instead of waiting
 MAX_SAMPLE = 100
 SESSION_DOC_CHARS = 2500  # a what-if's document kept for its Adopt button (the cookie stays small)
 MAILING_CHOICES = 200
@@ -179,7 +179,8 @@ def field_of(error_key: str) -> str:
 
 
 def what_if_page(values: dict[str, str], errors: dict[str, str] | None = None, result: dict[str, Any] | None = None,
-                 document: dict[str, Any] | None = None, status: int = 200, selected: list[str] | None = None) -> Any:
+                 document: dict[str, Any] | None = None, status: int = 200, selected: list[str] | None = None,
+                 refused: WhatIfQueueFull | None = None) -> Any:
     app = service()
     active = app.active_rules()
     finals = [code for code, rule in active.responses.items() if rule.final]
@@ -188,6 +189,7 @@ def what_if_page(values: dict[str, str], errors: dict[str, str] | None = None, r
         "what_if.html", status=status, values=values, errors=errors or {}, result=result, document=document,
         active=active, finals=finals, option_fields=OPTION_FIELDS, labels=LABELS, mailing_choices=choices,
         selected=selected or [], document_json=json.dumps(document, ensure_ascii=False) if document is not None else "",
+        refused=refused,
     )
 
 
@@ -216,13 +218,14 @@ def what_if_run() -> Any:
         sample = 20
     if errors:
         return what_if_page(values, errors, status=422, selected=selected)
-    try:
-        if hasattr(app, "start_what_if"):
-            result, job_id = app.start_what_if(document, mailings=selected or None, sample=sample, wait_seconds=WHAT_IF_WAIT_SECONDS)
-        else:
-            result, job_id = app.what_if(document, mailing_ids=selected or None, sample=sample), None
+    try:  # the projection process runs it; the page waits as the API does, then follows the job
+        wait = app.settings.what_if_wait_seconds
+        result, job_id = app.start_what_if(document, mailings=selected or None, sample=sample, wait_seconds=wait)
     except InvalidRuleset as exc:
         return what_if_page(values, {field_of(k): v for k, v in exc.errors.items()}, status=422, selected=selected)
+    except WhatIfQueueFull as exc:
+        html, status = what_if_page(values, status=429, selected=selected, refused=exc)
+        return html, status, {"Retry-After": str(exc.retry_after)}
     if job_id is not None:
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         session["what_if"] = {"job": job_id, "doc": text if len(text) <= SESSION_DOC_CHARS else None}
