@@ -54,7 +54,7 @@ chromium:
 test: $(STAMP) postgres chromium
 	$(BIN)/python -m pytest -q
 
-# The benchmark: SPEC §10's targets; writes var/bench.json. QUICK=1: smaller sizes, under 5 minutes
+# The benchmark: CONTRACT §10's targets; writes var/bench.json. QUICK=1: smaller sizes, under 5 minutes
 QUICK ?=
 bench: $(STAMP) postgres
 	QUICK=$(QUICK) $(BIN)/python -m bench

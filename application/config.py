@@ -1,4 +1,4 @@
-"""Configuration from the environment (SPEC §9)."""
+"""Configuration from the environment (CONTRACT §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Queries the API serves, read from the active views (SPEC §5, §7)."""
+"""Queries the API serves, read from the active views (CONTRACT §5, §7)."""
 
 from __future__ import annotations
 

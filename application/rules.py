@@ -1,4 +1,4 @@
-"""Use cases of rules: versions, activation jobs, what-if replays and the audit history (SPEC §4, §7)."""
+"""Use cases of rules: versions, activation jobs, what-if replays and the audit history (CONTRACT §4, §7)."""
 
 from __future__ import annotations
 

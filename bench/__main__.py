@@ -1,4 +1,4 @@
-"""`make bench`: SPEC §10's targets, measured against raw baselines in the same run.
+"""`make bench`: CONTRACT §10's targets, measured against raw baselines in the same run.
 
     python -m bench [--quick] [--signals N] [--big N] [--http-recipients N] [--http-batches N] [--crash-recipients N]
                     [--hot-prior N] [--dispatch N] [--pages-recipients N] [--only ingest,pg,hot,dispatch,replay,pages,http,lag,crash] [--json PATH]

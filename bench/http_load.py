@@ -1,4 +1,4 @@
-"""HTTP load for `make bench` (SPEC §10) and the crash test: the service as real processes.
+"""HTTP load for `make bench` (CONTRACT §10) and the crash test: the service as real processes.
 
 Everything talks to 127.0.0.1 only; every loop is bounded (batch counts,
 deadlines); every process started here is ended by its own id (its process

@@ -5,7 +5,7 @@
 A journal of ``recipients`` recipients (about four signals each: sent, delivered, opens and clicks)
 is written straight into a SQLite event store (``bench.journal.build_journal``), projected by the
 follower, then every page is asked a few times by a signed-in session and the median kept. Target:
-under 300 ms each (SPEC's issue "the marketer's pages"); /what-if is a replay of everything and shows
+under 300 ms each (issue "the marketer's pages"); /what-if is a replay of everything and shows
 a job's progress instead, so it is not measured here.
 """
 

@@ -1,4 +1,4 @@
-"""The response catalogue (SPEC §3): codes, names, groups, default finality and priority."""
+"""The response catalogue (CONTRACT §3): codes, names, groups, default finality and priority."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ REASONS: tuple[str, ...] = (
     "other",
 )
 
-# Effects and whys of a fold step (SPEC §4).
+# Effects and whys of a fold step (CONTRACT §4).
 SET, COUNTED, IGNORED = "set", "counted", "ignored"
 WHYS: tuple[str, ...] = (
     "duplicate",

@@ -1,4 +1,4 @@
-"""Contact effects (SPEC §5, §7 Details "Contacts").
+"""Contact effects (CONTRACT §5, §7 Details "Contacts").
 
 A contact's flags are a projection: the recipient signals of all its mailings
 and its own journaled manual commands, applied in journal order (the later wins).

@@ -1,4 +1,4 @@
-"""Pre-send outcomes (SPEC §6 "Dispatch"): what happens to a planned recipient when its mailing is sent."""
+"""Pre-send outcomes (CONTRACT §6 "Dispatch"): what happens to a planned recipient when its mailing is sent."""
 
 from __future__ import annotations
 

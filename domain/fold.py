@@ -1,4 +1,4 @@
-"""The fold (SPEC §4): one signal, one recipient state, one ruleset → new state and an explanation.
+"""The fold (CONTRACT §4): one signal, one recipient state, one ruleset → new state and an explanation.
 
 This is the only place the response rules live. The live projection, the
 rebuild, the audit history and the what-if replay all call ``fold``.

@@ -1,4 +1,4 @@
-"""Rulesets: versioned data that turns signals into responses (SPEC §4, §6, §7).
+"""Rulesets: versioned data that turns signals into responses (CONTRACT §4, §6, §7).
 
 A ``Ruleset`` is an immutable value. ``Ruleset.patched(document)`` applies a
 ruleset document (every field optional) over it and validates the result; a
@@ -224,7 +224,7 @@ class Ruleset:
         return self.responses[code].priority or 0
 
     def map(self, source: str, fields: Mapping[str, str]) -> Target:
-        """The response a signal's status fields map to (SPEC §6, §7 Details)."""
+        """The response a signal's status fields map to (CONTRACT §6, §7 Details)."""
         if source == SYSTEM:
             return _SYSTEM_TARGETS.get(fields.get("kind"), _INFORMATIONAL)  # type: ignore[arg-type]
         index = self._mapping_index.get(source)

@@ -1,4 +1,4 @@
-"""The ``responses`` command (SPEC §9).
+"""The ``responses`` command (CONTRACT §9).
 
 One function per subcommand, each registered by an ``add_*`` function that
 describes every argument and lists the environment variables the command

@@ -1,4 +1,4 @@
-"""``responses simulate``: a realistic campaign's signals, for demos and load (SPEC §9).
+"""``responses simulate``: a realistic campaign's signals, for demos and load (CONTRACT §9).
 
 Creates a mailing, its audience and a dispatch through the API, then plays the
 provider: UniOne-format batches of 100 events, signed with a configured key,

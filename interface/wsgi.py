@@ -1,7 +1,7 @@
 """WSGI entry point for production: ``gunicorn -c gunicorn.conf.py 'interface.wsgi:app'`` beside ``responses project``.
 
 Starts no projection follower (``responses project`` runs it, and the sweep).
-Configuration comes from the environment (SPEC §9); without ``RESPONSES_API_TOKENS``
+Configuration comes from the environment (CONTRACT §9); without ``RESPONSES_API_TOKENS``
 the token ``responses serve`` keeps under ``./var/`` is used, if there is one. A
 database that cannot be reached is one line in the log and the worker exits with
 gunicorn's "worker failed to boot" code, so the master stops instead of

@@ -91,7 +91,7 @@ class WaveSendRow:
     email: str | None
 
 
-# A group of a mailing's recipients alike for its analytics (SPEC §5): the key of one row of the
+# A group of a mailing's recipients alike for its analytics (CONTRACT §5): the key of one row of the
 # ``mailing_stats`` view. (mailing, response, reason or "", sent, unique open, clicked)
 StatsKey = tuple[str, str, str, int, int, int]
 

@@ -1,4 +1,4 @@
-"""Mailing analytics (SPEC §5): one implementation for the live views and the what-if.
+"""Mailing analytics (CONTRACT §5): one implementation for the live views and the what-if.
 
 Rows come grouped (``count`` recipients alike) from SQL, or one by one from
 an in-memory replay; the arithmetic is the same.

@@ -47,7 +47,7 @@ RECIPIENT_COLUMNS = (
     "rid", "mailing_id", "contact_id", "name", "email", "seq", "response", "reason", "sent", "opens", "clicks",
     "unique_open", "sent_at", "first_open_at", "first_click_at", "updated_at", "state",
 )
-# Each mailing's recipients in groups alike (SPEC §5 analytics without reading the audience): kept by the
+# Each mailing's recipients in groups alike (CONTRACT §5 analytics without reading the audience): kept by the
 # projector, batch by batch, with the other views; a row's ``reason`` is "" when the group has none.
 MAILING_STATS_COLUMNS = ("mailing_id", "response", "reason", "sent", "unique_open", "clicked", "recipients", "opens", "clicks")
 MAILING_STATS_DDL = (

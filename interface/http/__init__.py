@@ -1,4 +1,4 @@
-"""HTTP interface (SPEC §7): ``create_app`` builds the Flask service."""
+"""HTTP interface (CONTRACT §7): ``create_app`` builds the Flask service."""
 
 from interface.http.factory import create_app
 

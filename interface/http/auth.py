@@ -1,4 +1,4 @@
-"""Bearer tokens for every ``/v1`` route except provider webhooks (SPEC §7, §9)."""
+"""Bearer tokens for every ``/v1`` route except provider webhooks (CONTRACT §7, §9)."""
 
 from __future__ import annotations
 

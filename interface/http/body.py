@@ -1,4 +1,4 @@
-"""Reading a request body under the configured limit (SPEC §7: 413 over ``MAX_BODY_BYTES``), and what it may hold.
+"""Reading a request body under the configured limit (CONTRACT §7: 413 over ``MAX_BODY_BYTES``), and what it may hold.
 
 What a provider event may hold is checked per event by its adapter (``interface.providers.common.unstorable``):
 one bad event is quarantined alone, never its batch.

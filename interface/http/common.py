@@ -115,7 +115,7 @@ class PageArgsSchema(ma.Schema):
 
 
 class IngestAnswerSchema(ma.Schema):
-    """What a webhook call did; the counters are disjoint (SPEC §7)."""
+    """What a webhook call did; the counters are disjoint (CONTRACT §7)."""
 
     accepted = ma.fields.Integer(required=True, metadata={"description": "stored for a recipient, or as a test send, notice or informational signal"})
     duplicates = ma.fields.Integer(required=True, metadata={"description": "already stored (provider retries)"})

@@ -1,4 +1,4 @@
-"""Contacts: flags, subscriptions, and their responses across mailings (SPEC §5, §7)."""
+"""Contacts: flags, subscriptions, and their responses across mailings (CONTRACT §5, §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One error format everywhere (SPEC §7): ``{"error": {"code", "message", "details"}}``.
+"""One error format everywhere (CONTRACT §7): ``{"error": {"code", "message", "details"}}``.
 
 Every failure of the HTTP layer ends here: Flask's and werkzeug's HTTP errors
 (404, 405, 413...), flask-smorest/webargs validation errors (422, malformed

@@ -27,7 +27,7 @@ BLUEPRINTS = (ops.blp, webhooks.blp, webhooks.signals_blp, mailings.blp, contact
 
 
 class ResponsesApi(Api):  # type: ignore[misc]
-    """flask-smorest, answering its errors (404, 405, 422, malformed JSON...) in the SPEC's format."""
+    """flask-smorest, answering its errors (404, 405, 422, malformed JSON...) in the contract's format."""
 
     ERROR_SCHEMA = ErrorSchema
 
@@ -46,7 +46,7 @@ def openapi_config(max_body_bytes: int) -> dict[str, Any]:
         # vendored, pinned assets (interface/http/static/swagger-ui/VERSION.md): /docs works offline
         "OPENAPI_SWAGGER_UI_URL": SWAGGER_UI_URL,
         "API_SPEC_OPTIONS": {
-            "info": {"description": "Event-sourced recipient responses for email campaigns (SPEC §7)."},
+            "info": {"description": "Event-sourced recipient responses for email campaigns (CONTRACT §7)."},
             "security": [{"bearer": []}],
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         },

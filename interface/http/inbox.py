@@ -1,4 +1,4 @@
-"""Inputs kept aside (SPEC §6, §7): unmatched signals, quarantined input, provider notices, test sends."""
+"""Inputs kept aside (CONTRACT §6, §7): unmatched signals, quarantined input, provider notices, test sends."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Mailings: create, audience, dispatch, stop, and their analytics (SPEC §5, §7)."""
+"""Mailings: create, audience, dispatch, stop, and their analytics (CONTRACT §5, §7)."""
 
 from __future__ import annotations
 

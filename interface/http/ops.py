@@ -1,4 +1,4 @@
-"""Liveness and readiness (SPEC §7, §8): ``/healthz``, ``/readyz`` with the projection lag."""
+"""Liveness and readiness (CONTRACT §7, §8): ``/healthz``, ``/readyz`` with the projection lag."""
 
 from __future__ import annotations
 

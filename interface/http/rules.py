@@ -1,4 +1,4 @@
-"""Rules, what-if, activation jobs and the audit history (SPEC §4, §7 rules rows)."""
+"""Rules, what-if, activation jobs and the audit history (CONTRACT §4, §7 rules rows)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Provider webhooks and canonical signals (SPEC §6, §7).
+"""Provider webhooks and canonical signals (CONTRACT §6, §7).
 
 Every call: read the body under the limit (also after gunzip), check
 authenticity on the raw bytes *before* parsing (401, nothing stored), then

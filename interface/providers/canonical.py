@@ -1,4 +1,4 @@
-"""Canonical signals from the sender (``POST /v1/signals``, SPEC §6).
+"""Canonical signals from the sender (``POST /v1/signals``, CONTRACT §6).
 
 ``{"signals":[{"event_id","mailing_id","contact_id","kind","occurred_at",
 "url"?,"reason"?,"detail"?}]}`` where ``kind`` is a response code or

@@ -1,4 +1,4 @@
-"""Elastic Email HTTP notifications: token check and parsing (SPEC §6).
+"""Elastic Email HTTP notifications: token check and parsing (CONTRACT §6).
 
 One notification per request, as query (or form) parameters ``transaction,
 messageid, to, from, subject, date, status, category, target, channel,

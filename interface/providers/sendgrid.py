@@ -1,4 +1,4 @@
-"""SendGrid Event Webhook: signature check and parsing (SPEC §6).
+"""SendGrid Event Webhook: signature check and parsing (CONTRACT §6).
 
 The body is a JSON array of events. The signature is ECDSA P-256 / SHA-256
 (base64 DER) over the timestamp header followed by the raw body, verified with

@@ -1,4 +1,4 @@
-"""UniOne (Unisender Go) webhooks: authentication and parsing (SPEC §6).
+"""UniOne (Unisender Go) webhooks: authentication and parsing (CONTRACT §6).
 
 Authenticity: ``auth`` is the MD5 hex of the raw body in which the ``auth``
 value is replaced by the API key. We hash the raw bytes, never re-serialised

@@ -1,4 +1,4 @@
-"""``/contacts`` (search by id or email, or browse) and ``/contacts/<id>`` with the manual flag changes of SPEC §5."""
+"""``/contacts`` (search by id or email, or browse) and ``/contacts/<id>`` with the manual flag changes of CONTRACT §5."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""kill -9 under load, restart (SPEC §10, the crash target, small): nothing acknowledged is lost, counters hold each signal once.
+"""kill -9 under load, restart (CONTRACT §10, the crash target, small): nothing acknowledged is lost, counters hold each signal once.
 
 SQLite: ``responses serve`` (HTTP and its follower in one process) is killed.
 PostgreSQL: ``responses project`` is killed alone and restarted while the load

@@ -140,7 +140,7 @@ def spring_sendgrid(api: FlaskClient) -> dict[str, Any]:
 
 
 def error_of(response: Any) -> dict[str, Any]:
-    """The SPEC's error envelope, checked: returns its inner object."""
+    """The contract's error envelope, checked: returns its inner object."""
     body = response.get_json()
     assert set(body) == {"error"}, body
     assert set(body["error"]) == {"code", "message", "details"}, body

@@ -1,4 +1,4 @@
-"""Rules, what-if, activation jobs and audit history over HTTP (SPEC §7), on both stores."""
+"""Rules, what-if, activation jobs and audit history over HTTP (CONTRACT §7), on both stores."""
 
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ def test_openapi_documents_the_rules_routes(client: FlaskClient) -> None:
 
 # ---- hostile rules: patterns, versions, bodies, nulls (issue 7, failures 6-8) -------------------------
 
-SPEC_EXAMPLE_RULESET = {  # SPEC §7 "Ruleset document", verbatim
+SPEC_EXAMPLE_RULESET = {  # CONTRACT §7 "Ruleset document", verbatim
     "responses": {"soft_bounce": {"final": True}, "opened_machine": {"final": False, "priority": 45}},
     "statistics_period_days": 30,
     "count_machine_opens": False,

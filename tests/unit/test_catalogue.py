@@ -1,4 +1,4 @@
-"""The response catalogue (SPEC §3), row by row."""
+"""The response catalogue (CONTRACT §3), row by row."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from domain.catalogue import CODES, GROUPS, REASONS, RESPONSES, WHYS, group_of, response_object
 from domain.rules import DEFAULT_RULESET
 
-# code, English name, Russian name, group, final, default priority, in seed — copied from SPEC §3.
+# code, English name, Russian name, group, final, default priority, in seed — copied from CONTRACT §3.
 SPEC_CATALOGUE = [
     ("planned", "Planned", "В планах", "preparing", False, 10, True),
     ("ready_to_send", "Ready to send", "Готово к отправке", "preparing", False, 20, False),

@@ -1,4 +1,4 @@
-"""Contact effects (SPEC §5 "Contact effects", §7 "Contacts"): the flags folded from signals and commands."""
+"""Contact effects (CONTRACT §5 "Contact effects", §7 "Contacts"): the flags folded from signals and commands."""
 
 from __future__ import annotations
 

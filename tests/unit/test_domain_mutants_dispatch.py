@@ -1,4 +1,4 @@
-"""Dispatch outcomes (SPEC §6 "Dispatch"): every rule, in the order the SPEC gives, and its edges.
+"""Dispatch outcomes (CONTRACT §6 "Dispatch"): every rule, in the order the contract gives, and its edges.
 
 ``dispatch_outcome`` decides what a planned recipient becomes when its mailing is sent; the
 first rule that applies wins, so each test also shows which rules it beats.

@@ -1,4 +1,4 @@
-"""Ruleset documents (SPEC §7): what mutation testing found unguarded (issue 7).
+"""Ruleset documents (CONTRACT §7): what mutation testing found unguarded (issue 7).
 
 A refused document answers 422 with one message per offending field, every field at once, so the
 operator fixes the document in one go; the messages are what the API shows, pinned here.

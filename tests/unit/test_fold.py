@@ -1,4 +1,4 @@
-"""The fold (SPEC §4 and §7 "Journal and fold"): one test per rule, with the audit's effect and why."""
+"""The fold (CONTRACT §4 and §7 "Journal and fold"): one test per rule, with the audit's effect and why."""
 
 from __future__ import annotations
 

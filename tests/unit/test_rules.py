@@ -1,4 +1,4 @@
-"""Rulesets: provider status mappings (SPEC §6) and ruleset documents (SPEC §7)."""
+"""Rulesets: provider status mappings (CONTRACT §6) and ruleset documents (CONTRACT §7)."""
 
 from __future__ import annotations
 
