@@ -1,7 +1,8 @@
 """`make bench`: CONTRACT §10's targets, measured against raw baselines in the same run.
 
     python -m bench [--quick] [--signals N] [--big N] [--http-recipients N] [--http-batches N] [--crash-recipients N]
-                    [--hot-prior N] [--dispatch N] [--pages-recipients N] [--only ingest,pg,hot,dispatch,replay,pages,http,lag,crash] [--json PATH]
+                    [--hot-prior N] [--dispatch N] [--pages-recipients N] [--history-signals N] [--flood-recipients N]
+                    [--only ingest,pg,hot,dispatch,replay,retry,history,pages,flood,http,lag,crash] [--json PATH]
 
 Writes var/bench.json (the machine, the sizes, every figure) beside the table it prints.
 
@@ -64,7 +65,8 @@ def machine_facts() -> dict[str, Any]:
     return facts
 
 
-QUICK = {"signals": 5_000, "big": 100_000, "http_recipients": 5_000, "http_batches": 100, "crash_recipients": 1_000, "hot_prior": 10_000, "dispatch": 5_000, "pages_recipients": 20_000}
+QUICK = {"signals": 5_000, "big": 100_000, "http_recipients": 5_000, "http_batches": 100, "crash_recipients": 1_000, "hot_prior": 10_000,
+         "dispatch": 5_000, "pages_recipients": 20_000, "history_signals": 10_000, "flood_recipients": 1_000}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,8 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hot-prior", type=int, default=40_000, help="signals already in the hot recipient's journal")
     parser.add_argument("--dispatch", type=int, default=20_000, help="recipients dispatched (SQLite, PostgreSQL)")
     parser.add_argument("--pages-recipients", type=int, default=100_000, help="audience of the mailing the marketer's pages are timed on")
+    parser.add_argument("--history-signals", type=int, default=40_000, help="signals of the recipient whose history is paged")
+    parser.add_argument("--flood-recipients", type=int, default=5_000, help="audience of the journal 40 concurrent what-ifs replay")
     parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK") == "1", help="smaller sizes (QUICK=1): under 5 minutes")
-    parser.add_argument("--only", default="ingest,pg,hot,dispatch,replay,pages,http,lag,crash")
+    parser.add_argument("--only", default="ingest,pg,hot,dispatch,replay,retry,history,pages,flood,http,lag,crash")
     parser.add_argument("--json", default="var/bench.json", help="where the machine-readable results go")
     args = parser.parse_args(argv)
     shrunk: dict[str, tuple[int, int]] = {}
@@ -96,6 +100,9 @@ def main(argv: list[str] | None = None) -> None:
     from bench.ingest import bench_dispatch, bench_hot_recipient, bench_pg_ingest, bench_sqlite_ingest
     from bench.pages import bench_pages
     from bench.replay import bench_replay_all
+    from bench.retry import bench_retry
+    from bench.whatif_flood import run as bench_whatif_flood
+    from bench.history import bench_history
 
     with tempfile.TemporaryDirectory(prefix="responses-bench-") as tmp:
         work = Path(tmp)
@@ -105,7 +112,10 @@ def main(argv: list[str] | None = None) -> None:
             ("hot", lambda: bench_hot_recipient(work, report, results, prior=args.hot_prior)),
             ("dispatch", lambda: bench_dispatch(work, args.dispatch, report, results)),
             ("replay", lambda: bench_replay_all(work, args.big, report, results)),
+            ("retry", lambda: bench_retry(work, report, results, replayed="replay" in only)),
+            ("history", lambda: bench_history(work, report, results, signals=args.history_signals)),
             ("pages", lambda: bench_pages(work, report, results, recipients=args.pages_recipients)),
+            ("flood", lambda: bench_whatif_flood(work, report, results, recipients=args.flood_recipients)),
         ]
         for name, step in steps:
             if name in only:
