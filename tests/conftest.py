@@ -1,15 +1,12 @@
 """Shared fixtures: an application on a fresh SQLite file and on a fresh PostgreSQL database.
 
 PostgreSQL tests never skip: if the server cannot be reached they fail, loudly
-(``make test`` starts the server when it is installed but down).
-"""
+(``make test`` starts the server when it is installed but down)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
-from typing import NoReturn
 from pathlib import Path
 
 import psycopg
@@ -19,55 +16,11 @@ from eventsourcing.persistence import OperationalError
 from application.config import Settings
 from application.service import ResponsesApp
 from projections.follower import ViewFollower
-
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-TOO_MANY = ("too many clients", "too many connections", "remaining connection slots are reserved")
-
-
-def postgres_unavailable_message(url: str, error: str, max_connections: int | None = None, in_use: int | None = None) -> str:
-    """Why a PostgreSQL test cannot run, told apart: the server refuses for lack of connections (its own
-    words, or a wait for a connection while it is full), it is slow (a wait while it has room), or it is
-    not reachable at all. ``max_connections`` and ``in_use``: what the server said, when it could be asked."""
-    counts = f"max_connections {max_connections if max_connections is not None else '?'}, in use {in_use if in_use is not None else '?'}"
-    said = " ".join(error.split())
-    full = max_connections is not None and in_use is not None and in_use >= max_connections - 3  # superuser_reserved_connections
-    if any(words in said.lower() for words in TOO_MANY) or full:
-        return (
-            f"PostgreSQL refuses: too many connections ({counts}) at {url}: {said}. "
-            "End the idle sessions (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle' AND pid <> pg_backend_pid()), "
-            "stop other test runs, or raise max_connections."
-        )
-    if "timeout" in said.lower() or "couldn't get a connection" in said.lower():
-        return f"PostgreSQL at {url} is slow: no connection in time ({counts}): {said}. The server has room; is the machine overloaded?"
-    return (
-        f"PostgreSQL is not reachable at {url} ({said}). "
-        "Start it (make test does: pg_ctlcluster --skip-systemctl-redirect 15 main start)."
-    )
-
-
-def server_connections(url: str = PG_ADMIN_URL) -> tuple[int | None, int | None]:
-    """(max_connections, connections in use) as the server tells them (a superuser may use its reserved
-    slots), or (None, None) when it cannot be asked."""
-    try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            row = conn.execute("SELECT current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_activity)").fetchone()
-            return (int(row[0]), int(row[1])) if row else (None, None)
-    except psycopg.Error:
-        return None, None
-
-
-def fail_unavailable(url: str, exc: BaseException) -> NoReturn:
-    pytest.fail(postgres_unavailable_message(url, str(exc), *server_connections()), pytrace=False)
-
-
-def _admin_connection() -> psycopg.Connection:
-    try:
-        return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:  # pragma: no cover - the environment is broken
-        fail_unavailable(PG_ADMIN_URL, exc)
+from tests.helpers.stores import (
+    PG_ADMIN_URL,
+    _admin_connection,
+    fail_unavailable,
+)
 
 
 @pytest.fixture
@@ -109,3 +62,4 @@ def app(database_url: str) -> Iterator[ResponsesApp]:
         yield application
     finally:
         application.close()
+

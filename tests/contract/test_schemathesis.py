@@ -42,7 +42,7 @@ from schemathesis.specs.openapi.checks import (
 
 from application.service import ResponsesApp
 from interface.http import create_app
-from tests.http.conftest import (
+from tests.helpers.http import (
     EE_TOKEN,
     SPRING,
     SPRING_AUDIENCE,

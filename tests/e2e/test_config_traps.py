@@ -12,7 +12,7 @@ import pytest
 
 from application.config import DEFAULT_DATABASE_URL, ConfigError, Settings
 from application.service import ResponsesApp
-from tests.e2e.conftest import responses_command, service_env
+from tests.helpers.e2e import responses_command, service_env
 
 DB_FUNCTIONS = "POSTGRES_ENABLE_DB_FUNCTIONS"
 

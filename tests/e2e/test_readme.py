@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import BIN, Http, Process, free_port, responses_command, start
+from tests.helpers.e2e import BIN, Http, Process, free_port, responses_command, start
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
-from tests.e2e.conftest import API_TOKEN, EE_TOKEN, UNIONE_KEY, Http, Process, free_port, responses_command, service_env, start
-from tests.http.conftest import SPRING, SPRING_AUDIENCE
+from tests.helpers.stores import FIXTURES
+from tests.helpers.e2e import API_TOKEN, EE_TOKEN, UNIONE_KEY, Http, Process, free_port, responses_command, service_env, start
+from tests.helpers.http import SPRING, SPRING_AUDIENCE
 
 NOTHING = {"accepted": 0, "duplicates": 0, "unmatched": 0, "quarantined": 0}
 
@@ -97,7 +97,7 @@ def test_a_second_server_on_the_same_database_stands_by_without_a_warning(tmp_pa
 
 
 def gunicorn_settings(env: dict[str, str]) -> dict[str, str]:
-    from tests.e2e.conftest import BIN
+    from tests.helpers.e2e import BIN
 
     done = subprocess.run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--print-config", "interface.wsgi:app"],
                           env=env, capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
@@ -170,7 +170,7 @@ def test_project_sweeps_every_interval(tmp_path: Path, processes: list[Process])
     app.create_mailing({"id": "m", "name": "M", "category": "bulk", "provider": "unione"})
     app.add_audience("m", [{"contact_id": "a", "email": "a@example.com"}, {"contact_id": "b", "email": "b@example.com"}])
     app.close()
-    from tests.e2e.conftest import service_env
+    from tests.helpers.e2e import service_env
 
     env = service_env(url, SWEEP_INTERVAL_SECONDS="0.2")
     projector = start(processes, "project", responses_command("project"), env, tmp_path)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from interface.cli import CHANNEL_TIMEOUT_SECONDS, connection_limit, raise_open_files_limit
-from tests.e2e.conftest import Http, Process, free_port, responses_command, service_env, start
+from tests.helpers.e2e import Http, Process, free_port, responses_command, service_env, start
 
 IDLE_SOCKETS = 150
 LOW_SOFT_LIMIT = 200
@@ -113,7 +113,7 @@ IDLE_FOR_GUNICORN = 8  # twice a worker's threads: with sync workers, one idle s
 def gunicorn_command(*args: str) -> list[str]:
     import gunicorn.config
 
-    from tests.e2e.conftest import BIN
+    from tests.helpers.e2e import BIN
 
     quiet = ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in gunicorn.config.KNOWN_SETTINGS) else []
     return [str(BIN / "gunicorn"), *quiet, "-c", str(REPO / "gunicorn.conf.py"), *args]

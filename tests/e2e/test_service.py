@@ -10,10 +10,10 @@ from typing import Any
 
 import gunicorn.config
 
-from tests.conftest import FIXTURES
-from tests.http.conftest import SPRING
-from tests.http.conftest import SPRING_AUDIENCE as AUDIENCE
-from tests.e2e.conftest import (
+from tests.helpers.stores import FIXTURES
+from tests.helpers.http import SPRING
+from tests.helpers.http import SPRING_AUDIENCE as AUDIENCE
+from tests.helpers.e2e import (
     API_TOKEN,
     BIN,
     EE_TOKEN,

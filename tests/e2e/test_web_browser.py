@@ -22,7 +22,7 @@ import pytest
 
 from interface.simulate import sign_unione_body
 from interface.web.i18n import why_sentence
-from tests.e2e.conftest import API_TOKEN, UNIONE_KEY, Http, Process, free_port, responses_command, service_env, start
+from tests.helpers.e2e import API_TOKEN, UNIONE_KEY, Http, Process, free_port, responses_command, service_env, start
 from tests.e2e.test_docs_browser import LOCAL_HOSTS, launch, require_chromium
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"

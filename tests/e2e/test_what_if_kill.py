@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from application.service import ResponsesApp
-from tests.e2e.conftest import BIN, Process, service_env
+from tests.helpers.e2e import BIN, Process, service_env
 from tests.integration.test_replay_lean import campaign
 
 SITECUSTOMIZE = '''

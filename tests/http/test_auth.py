@@ -9,7 +9,7 @@ from application.service import ResponsesApp
 from application.config import Settings
 from interface.http.auth import ensure_token_file, read_token_file, settings_with_token, token_matches
 from interface.http import create_app
-from tests.http.conftest import TOKEN, error_of, http_settings, sqlite_only
+from tests.helpers.http import TOKEN, error_of, http_settings, sqlite_only
 
 PROTECTED = [
     ("get", "/v1/mailings"),

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.http.conftest import SPRING, error_of, fixture_bytes, sign_unione, sqlite_only
+from tests.helpers.http import SPRING, error_of, fixture_bytes, sign_unione, sqlite_only
 
 
 def test_unknown_contact_is_404(api: FlaskClient) -> None:

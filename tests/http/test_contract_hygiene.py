@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.http.conftest import SPRING, error_of, sqlite_only
+from tests.helpers.http import SPRING, error_of, sqlite_only
 
 HUGE_CURSOR = base64.urlsafe_b64encode(b"s" + b"9" * 40).decode().rstrip("=")
 PAGED = [

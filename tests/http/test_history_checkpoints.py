@@ -24,7 +24,7 @@ from domain.rules import Ruleset
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key, key_digest, parse_iso
 from projections.replay import explain
 from projections.views import dump_recipient_state, load_recipient_state
-from tests.http.conftest import TOKEN, error_of
+from tests.helpers.http import TOKEN, error_of
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 K = 50  # checkpoints every 50 signals here (1,000 in production)

@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
 from interface.providers import unione
-from tests.http.conftest import (
+from tests.helpers.http import (
     SPRING,
     SPRING_AUDIENCE,
     UNIONE_TEST_KEY,
@@ -222,7 +222,7 @@ def test_a_retried_unparsable_body_leaves_one_quarantine_entry(client: FlaskClie
 
 
 def test_elastic_email_retried_bad_notification_is_one_entry(client: FlaskClient, api: FlaskClient) -> None:
-    from tests.http.conftest import EE_TOKEN
+    from tests.helpers.http import EE_TOKEN
 
     url = f"/v1/webhooks/elasticemail?token={EE_TOKEN}&status=Sent&to=a%40example.com&date=yesterday"
     assert client.get(url).json == answer(quarantined=1)

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.http.conftest import EE_TOKEN, SPRING, elastic_lines, error_of, sign_unione, sqlite_only
+from tests.helpers.http import EE_TOKEN, SPRING, elastic_lines, error_of, sign_unione, sqlite_only
 
 
 def unione(*events: dict[str, Any]) -> bytes:

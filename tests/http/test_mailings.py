@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 import application.service as service_module
-from tests.http.conftest import SPRING, SPRING_AUDIENCE, error_of, fixture_bytes, sign_unione, sqlite_only
+from tests.helpers.http import SPRING, SPRING_AUDIENCE, error_of, fixture_bytes, sign_unione, sqlite_only
 
 MAILING = {"id": "m-1", "name": "Weekly digest", "category": "bulk", "email_type": "news", "provider": "unione"}
 

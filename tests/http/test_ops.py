@@ -14,7 +14,7 @@ from application.service import ResponsesApp
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal
 from interface.http import context
 from projections.follower import ViewFollower
-from tests.http.conftest import error_of, sqlite_only
+from tests.helpers.http import error_of, sqlite_only
 
 CONTRACT_PATHS = {
     "/healthz": {"get"},

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from application.service import ResponsesApp
-from tests.http.conftest import TOKEN, sqlite_only
+from tests.helpers.http import TOKEN, sqlite_only
 
 OURS = ("ops.", "webhooks.", "signals.", "mailings.", "contacts.", "inbox.", "rules.")
 BODIES: list[tuple[bytes, str]] = [

@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from tests.http.conftest import SPRING, error_of, fixture_bytes, sign_unione, sqlite_only
+from tests.helpers.http import SPRING, error_of, fixture_bytes, sign_unione, sqlite_only
 from tests.integration.test_rules_replay import campaign, say
 
 

@@ -15,8 +15,8 @@ from application.config import ConfigError, Settings
 from application.service import ResponsesApp
 from interface.http import create_app
 from interface.http.guard import EXTENSION as GUARD
-from tests.http.conftest import EE_TOKEN, TOKEN, error_of, http_settings, sqlite_only
-from tests.web.conftest import csrf_of
+from tests.helpers.http import EE_TOKEN, TOKEN, error_of, http_settings, sqlite_only
+from tests.helpers.web import csrf_of
 
 T0 = 1_800_000_000.0
 LIMIT = 10

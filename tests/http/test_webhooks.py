@@ -12,7 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from tests.http.conftest import (
+from tests.helpers.http import (
     EE_TOKEN,
     MAX_BODY,
     SPRING,

@@ -25,7 +25,7 @@ from application.config import ConfigError, Settings
 from application.service import ResponsesApp
 from interface.http import create_app
 from projections.follower import ViewFollower
-from tests.http.conftest import TOKEN, error_of, fixture_bytes, http_settings, sign_unione, start_spring
+from tests.helpers.http import TOKEN, error_of, fixture_bytes, http_settings, sign_unione, start_spring
 
 SOFT_FINAL: dict[str, Any] = {"responses": {"soft_bounce": {"final": True}}}
 LIMIT = 4

@@ -21,7 +21,7 @@ from interface.http import create_app
 from interface.simulate import UNIONE_TIME, unione_batch
 from projections.follower import ViewFollower
 from projections.replay import rebuild, what_if
-from tests.http.conftest import TOKEN, UNIONE_KEY, http_settings
+from tests.helpers.http import TOKEN, UNIONE_KEY, http_settings
 
 ALLOWANCE = timedelta(seconds=600)
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)

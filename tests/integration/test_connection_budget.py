@@ -21,7 +21,7 @@ from application.config import Settings
 from application.service import ResponsesApp
 from interface.http import create_app
 from projections.follower import ViewFollower
-from tests.conftest import PG_ADMIN_URL
+from tests.helpers.stores import PG_ADMIN_URL
 
 TOKEN = "budget-token"
 POOL = 3
@@ -141,7 +141,7 @@ def test_a_process_with_a_running_follower_adds_one_listen_connection(settings: 
 
 def test_responses_project_holds_its_pool_a_listen_and_a_lock_connection(settings: Settings, counter: ConnectionCounter, tmp_path: Path) -> None:
     """The projector's budget, counted on a running ``responses project`` while requests write beside it."""
-    from tests.e2e.conftest import Process, service_env, responses_command
+    from tests.helpers.e2e import Process, service_env, responses_command
 
     ResponsesApp(settings).close()  # the schema, before the projector starts
     env = service_env(settings.database_url, DATABASE_POOL_SIZE=str(POOL))

@@ -12,7 +12,7 @@ from domain.contacts import ContactState
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
 from interface.providers import elasticemail, unione
 from projections.replay import rebuild
-from tests.conftest import FIXTURES
+from tests.helpers.stores import FIXTURES
 
 T0 = datetime(2026, 3, 14, 9, 0, tzinfo=timezone.utc)
 KEY = "test-key"

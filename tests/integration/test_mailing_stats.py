@@ -14,7 +14,7 @@ from application.service import ResponsesApp
 from interface.http import create_app
 from projections.replay import rebuild
 from tests.campaign import simulate_campaign
-from tests.http.conftest import UNIONE_KEY, TOKEN, http_settings
+from tests.helpers.http import UNIONE_KEY, TOKEN, http_settings
 
 
 def stats_rows(app: ResponsesApp, generation: int) -> list[tuple[Any, ...]]:

@@ -12,7 +12,7 @@ from application.service import ResponsesApp
 from domain.rules import InvalidRuleset
 from interface.http import create_app
 from projections.follower import ViewFollower
-from tests.http.conftest import TOKEN, http_settings
+from tests.helpers.http import TOKEN, http_settings
 from tests.integration.test_replay_lean import campaign
 
 SOFT_FINAL: dict[str, Any] = {"responses": {"soft_bounce": {"final": True}}}

@@ -70,7 +70,7 @@ def two_stores(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[
 
 
 def _another_postgres(request: pytest.FixtureRequest) -> str:
-    from tests.conftest import PG_ADMIN_URL, _admin_connection
+    from tests.helpers.stores import PG_ADMIN_URL, _admin_connection
 
     name = f"responses_test_{uuid.uuid4().hex[:12]}"
     with _admin_connection() as admin:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import postgres_unavailable_message
+from tests.helpers.stores import postgres_unavailable_message
 
 URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -3,9 +3,6 @@ browser-like client, and a simulated campaign (``tests/campaign.py``)."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -14,11 +11,8 @@ from application.service import ResponsesApp
 from interface.http import create_app
 from interface.simulate import Report
 from tests.campaign import simulate_campaign
-from tests.http.conftest import TOKEN, UNIONE_KEY, http_settings
-
-SECRET = "web-test-secret-key"
-MAILING = "sim-spring"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+from tests.helpers.http import TOKEN, UNIONE_KEY, http_settings
+from tests.helpers.web import MAILING, SECRET, sign_in
 
 
 @pytest.fixture
@@ -44,17 +38,6 @@ def anonymous(web: Flask) -> FlaskClient:
     return web.test_client()
 
 
-def csrf_of(html: str) -> str:
-    match = CSRF.search(html)
-    assert match, "the page has a form with a CSRF token"
-    return match.group(1)
-
-
-def sign_in(client: FlaskClient, token: str = TOKEN) -> Any:
-    form = client.get("/login").get_data(as_text=True)
-    return client.post("/login", data={"token": token, "csrf_token": csrf_of(form)})
-
-
 @pytest.fixture
 def browser(web: Flask) -> FlaskClient:
     """A signed-in session (cookies kept, no bearer header: only the session lets it in)."""
@@ -63,13 +46,8 @@ def browser(web: Flask) -> FlaskClient:
     return client
 
 
-def post_form(client: FlaskClient, page: str, action: str, data: dict[str, Any]) -> Any:
-    """Submit a form as a browser does: the CSRF token read from the page it is on."""
-    html = client.get(page).get_data(as_text=True)
-    return client.post(action, data={**data, "csrf_token": csrf_of(html)})
-
-
 @pytest.fixture
 def campaign(app: ResponsesApp, api: FlaskClient) -> Report:
     """A simulated campaign of 60 recipients through the UniOne webhook (repeatable: seeded)."""
     return simulate_campaign(app, api, TOKEN, UNIONE_KEY, recipients=60, mailing_id=MAILING, seed=1)
+

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from flask.testing import FlaskClient
 
 from interface.simulate import UNIONE_TIME, unione_batch
-from tests.http.conftest import UNIONE_KEY
+from tests.helpers.http import UNIONE_KEY
 
 IN_2027 = datetime(2027, 6, 1, 12, 0, tzinfo=timezone.utc)
 SKEW = re.compile(r'<div class="skew" data-skew-seconds="([0-9.]+)">')

@@ -15,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from tests.http.conftest import error_of, sign_unione
+from tests.helpers.http import error_of, sign_unione
 
 MAILING = "many-links"
 CONTACTS = [f"c-{n}" for n in range(1, 6)]

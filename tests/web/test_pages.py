@@ -16,8 +16,8 @@ from flask.testing import FlaskClient
 from application.service import ResponsesApp
 from interface.simulate import Report
 from interface.web.i18n import why_sentence
-from tests.http.conftest import sign_unione
-from tests.web.conftest import MAILING, csrf_of, post_form
+from tests.helpers.http import sign_unione
+from tests.helpers.web import MAILING, csrf_of, post_form
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 SCRIPT = "<script>alert(1)</script>"

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from application.service import ResponsesApp
 from interface.http import create_app
 from interface.web.session import COOKIE_NAME, ensure_secret_file
-from tests.http.conftest import TOKEN, http_settings
-from tests.web.conftest import SECRET, csrf_of, sign_in
+from tests.helpers.http import TOKEN, http_settings
+from tests.helpers.web import SECRET, csrf_of, sign_in
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 

@@ -14,8 +14,8 @@ from application.service import ResponsesApp
 from interface.http import create_app
 from interface.http.guard import EXTENSION as GUARD
 from interface.web.session import COOKIE_NAME
-from tests.http.conftest import TOKEN, http_settings
-from tests.web.conftest import SECRET, csrf_of, sign_in
+from tests.helpers.http import TOKEN, http_settings
+from tests.helpers.web import SECRET, csrf_of, sign_in
 
 HOUR = 3600.0
 T0 = 1_800_000_000.0

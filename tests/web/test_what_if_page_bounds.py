@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 import projections.replay
 from application.service import ResponsesApp
-from tests.web.conftest import csrf_of
+from tests.helpers.web import csrf_of
 
 LIMIT = 2
 
