@@ -16,11 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+from flask import Flask
 
 from application.config import Settings
 from application.service import ResponsesApp
 from interface.http import create_app
 from projections.follower import ViewFollower
+from tests.helpers.e2e import Process, responses_command, service_env
 from tests.helpers.stores import PG_ADMIN_URL
 
 TOKEN = "budget-token"
@@ -83,10 +85,10 @@ def counter(settings: Settings) -> Iterator[ConnectionCounter]:
         counting.close()
 
 
-def burst(app: ResponsesApp, settings: Settings) -> list[int]:
+def burst(flask_app: Flask) -> list[int]:
     """``REQUEST_THREADS`` threads at once, each creating a mailing (a write that waits for the views),
-    listing the mailings and asking /readyz: every status code."""
-    flask_app = create_app(app, settings)
+    listing the mailings and asking /readyz: every status code. The app is made before: its start (the
+    schema lock's moment) is not the burst."""
     start = threading.Barrier(REQUEST_THREADS)
 
     def requests_of(n: int) -> list[int]:
@@ -109,11 +111,12 @@ def test_a_web_worker_holds_no_more_than_its_pool_under_a_burst(settings: Settin
     """A gunicorn worker's shape: no follower in the process (another one projects; here one caught up on demand)."""
     app = ResponsesApp(settings)
     app.follower = ViewFollower(app)  # caught up in the requests' own threads, through the same pool
+    flask_app = create_app(app, settings)
     try:
         budget = settings.connection_budget()
         counter.settle(budget)
         with counter:
-            codes = burst(app, settings)
+            codes = burst(flask_app)
     finally:
         app.close()
     assert budget == POOL
@@ -126,11 +129,12 @@ def test_a_process_with_a_running_follower_adds_one_listen_connection(settings: 
     """``responses serve``'s shape: the pool, and the follower thread's LISTEN connection."""
     app = ResponsesApp(settings)
     follower = ViewFollower(app).start()
+    flask_app = create_app(app, settings)
     try:
         budget = settings.connection_budget(followers=1)
         counter.settle(budget)
         with counter:
-            codes = burst(app, settings)
+            codes = burst(flask_app)
     finally:
         follower.stop()
         app.close()
@@ -141,7 +145,6 @@ def test_a_process_with_a_running_follower_adds_one_listen_connection(settings: 
 
 def test_responses_project_holds_its_pool_a_listen_and_a_lock_connection(settings: Settings, counter: ConnectionCounter, tmp_path: Path) -> None:
     """The projector's budget, counted on a running ``responses project`` while requests write beside it."""
-    from tests.helpers.e2e import Process, service_env, responses_command
 
     ResponsesApp(settings).close()  # the schema, before the projector starts
     env = service_env(settings.database_url, DATABASE_POOL_SIZE=str(POOL))
@@ -149,10 +152,11 @@ def test_responses_project_holds_its_pool_a_listen_and_a_lock_connection(setting
     try:
         projector.wait_for_output("following the journal")
         app = ResponsesApp(settings)  # another process's writes, for the projector to follow (counted apart)
+        flask_app = create_app(app, settings)
         try:
             with counter:
                 writer_budget = settings.connection_budget()
-                codes = burst(app, settings)
+                codes = burst(flask_app)
         finally:
             app.close()
     finally:
