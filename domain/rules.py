@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 import re2
 
@@ -249,10 +249,10 @@ class Ruleset:
         return None if self.statistics_period_days is None else timedelta(days=self.statistics_period_days)
 
     def is_unsubscribe_link(self, url: str | None) -> bool:
-        return bool(url) and any(p.search(url) for p in self._unsubscribe_patterns)  # type: ignore[arg-type]
+        return bool(url) and any(p.search(url) for p in self._unsubscribe_patterns)
 
     def is_machine_user_agent(self, user_agent: str | None) -> bool:
-        return bool(user_agent) and any(p.search(user_agent) for p in self._machine_agents)  # type: ignore[arg-type]
+        return bool(user_agent) and any(p.search(user_agent) for p in self._machine_agents)
 
     def refused_patterns(self) -> dict[str, str]:
         """The patterns RE2 cannot compile, by field and index (a stored version from before RE2 may hold some)."""
@@ -406,17 +406,17 @@ class _Patch:
 
     def _bool(self, doc: Mapping[str, Any], name: str) -> bool:
         if name not in doc:
-            return getattr(self.base, name)
+            return cast(bool, getattr(self.base, name))
         if not isinstance(doc[name], bool):
             self.errors[name] = "must be true or false"
-            return getattr(self.base, name)
-        return doc[name]
+            return cast(bool, getattr(self.base, name))
+        return cast(bool, doc[name])
 
     def _count(
         self, doc: Mapping[str, Any], name: str, *, nullable: bool, minimum: int = 0, maximum: int | None = None
     ) -> int | None:
         if name not in doc:
-            return getattr(self.base, name)
+            return cast("int | None", getattr(self.base, name))
         value = doc[name]
         if value is None and nullable:
             return None
@@ -429,7 +429,7 @@ class _Patch:
             self.errors[name] = f"must be a whole number ≥ {minimum}" + (
                 f" and ≤ {maximum}" if maximum is not None else ""
             ) + (" or null" if nullable else "")
-            return getattr(self.base, name)
+            return cast("int | None", getattr(self.base, name))
         return value
 
     def _hours(self, doc: Mapping[str, Any]) -> float:
@@ -454,15 +454,15 @@ class _Patch:
         if not isinstance(doc[name], str) or doc[name] not in RESPONSES:
             self.errors[name] = f"unknown response code {doc[name]!r}"
             return self.base.confirmation_timeout_response
-        return doc[name]
+        return cast(str, doc[name])
 
     def _patterns(self, doc: Mapping[str, Any], name: str) -> tuple[str, ...]:
         if name not in doc:
-            return getattr(self.base, name)
+            return cast("tuple[str, ...]", getattr(self.base, name))
         value = doc[name]
         if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
             self.errors[name] = "must be a list of regular expressions"
-            return getattr(self.base, name)
+            return cast("tuple[str, ...]", getattr(self.base, name))
         if self.check_patterns:
             for i, pattern in enumerate(value):
                 error = pattern_error(pattern)
