@@ -396,6 +396,14 @@ class ViewsMixin:
             for name in _TABLES:
                 c.execute(f"DROP TABLE IF EXISTS {self.t(generation, name)}")
 
+    def active_generation(self) -> int:
+        """The generation of views the API reads (swapped in by an activation)."""
+        return int(self.get_meta("generation", "1") or 1)
+
+    def active_rules_version(self) -> str | None:
+        """The rules version the active generation was folded under (None: the built-in default)."""
+        return self.get_meta("rules_version")
+
     def get_meta(self, key: str, default: str | None = None, cursor: Any = None) -> str | None:
         if cursor is not None:
             cursor.execute(self._q("SELECT value FROM rv_meta WHERE key = ?"), (key,))
