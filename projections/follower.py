@@ -21,9 +21,10 @@ import orjson
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from domain.rules import Ruleset
+from domain.rules import DEFAULT_VERSION, Ruleset
 from domain.signals import iso, parse_iso
 from projections.lag import LagHistogram, lag_key
+from projections.lean_replay import JournalSource
 from projections.ports import ProjectionSource
 from projections.projector import Projector, SideRow
 from projections.views import StaleBatch
@@ -44,28 +45,68 @@ def apply_batch(
 ) -> int:
     """Apply the next batch of journal events to one generation of views, atomically with its tracking record.
 
-    The live follower and the rebuild both call this: one path from journal to views.
-    """
-    position = app.views.position(generation)
-    notifications = app.recorder.select_notifications(start=position + 1, limit=limit, stop=stop)
-    if not notifications:
-        return 0
-    decoded = [(n.id, originator_key(n.originator_id), n.topic, decode(n)) for n in notifications]
-    rids = [oid for _, oid, topic, _ in decoded if ":Recipient." in topic]
-    cids = [d["command"]["contact_id"] for _, _, topic, d in decoded if topic.endswith("Contact.CommandRecorded")]
-    with app.views.batch(generation, position, notifications[-1].id) as store:
-        store.preload(rids, cids)
+    The live follower and the rebuild both call this: one path from journal to views. A batch's round
+    trips do not grow with its events: the tracking row locked and read (with the lag histogram), the
+    journal read, one read each of the recipients, mailings and contacts it touches, one statement per
+    view table written, the meta and the tracking record."""
+    with app.views.next_batch(generation, lag_key(generation)) as store:
+        decoded = read_journal(JournalSource.of(app), store.cursor, store.position, limit, stop)
+        if not decoded:
+            return 0
+        store.preload(*touched(decoded))
         projector = Projector(rules, store)
         for seq, oid, topic, data in decoded:
             projector.apply(seq, oid, topic, data)
-        mark_moved(app, generation, store.cursor)
+        store.meta[moved_key(generation)] = iso(datetime.now(timezone.utc)) or ""
         if measure:  # a rebuild replays history: its "lag" is the journal's age, not the projection's
-            record_lag(app, generation, [d for _, _, _, d in decoded], store.cursor)
-    return len(notifications)
+            store.meta[lag_key(generation)] = measured_lag(store.meta_read, [d for _, _, _, d in decoded])
+        store.last_notification_id = decoded[-1][0]
+    return len(decoded)
 
 
-def record_lag(app: ProjectionSource, generation: int, events: list[dict[str, Any]], cursor: Any) -> None:
-    """Add this batch's lags (now minus each event's stored time) to the generation's histogram."""
+Decoded = tuple[int, str, str, dict[str, Any]]
+
+
+def read_journal(source: JournalSource, cursor: Any, after: int, limit: int, stop: int | None = None) -> list[Decoded]:
+    """The journal events after ``after`` (at most ``limit``, none past ``stop``), decoded, read through the
+    batch's own connection and transaction (a batch never holds a second connection of the pool)."""
+    if source.kind == "sqlite":
+        position, originator = "rowid", "originator_id"
+    else:
+        position, originator = "notification_id", "originator_id"
+    until = f" AND {position} <= {int(stop)}" if stop is not None else ""
+    mark = "?" if source.kind == "sqlite" else "%s"
+    cursor.execute(
+        f"SELECT {position} AS id, {originator} AS originator_id, topic, state FROM {source.table} "
+        f"WHERE {position} > {mark}{until} ORDER BY {position} LIMIT {mark}",
+        (after, limit),
+    )
+    return [(int(r["id"]), originator_key(r["originator_id"]), r["topic"], orjson.loads(r["state"])) for r in cursor.fetchall()]
+
+
+def touched(decoded: list[Decoded]) -> tuple[list[str], list[str], list[str]]:
+    """The recipients, contacts and mailings a batch's events name (read before it is applied, at once)."""
+    rids: list[str] = []
+    contacts: set[str] = set()
+    mailings: set[str] = set()
+    for _, oid, topic, data in decoded:
+        if ":Recipient." in topic:
+            rids.append(oid)
+            if topic.endswith("Recipient.Joined"):  # its contact and mailing too
+                contacts.add(data["contact_id"])
+                mailings.add(data["mailing_id"])
+        elif ":Contact." in topic:
+            command = data.get("command")
+            contact = command.get("contact_id") if isinstance(command, dict) else data.get("contact_id")
+            if contact is not None:
+                contacts.add(contact)
+        elif topic.endswith("Mailing.DispatchWaveStarted") and "mailing_id" in data:
+            mailings.add(data["mailing_id"])
+    return rids, sorted(contacts), sorted(mailings)
+
+
+def measured_lag(histogram: str | None, events: list[dict[str, Any]]) -> str:
+    """The generation's lag histogram with this batch's lags added (now minus each event's stored time)."""
     now = datetime.now(timezone.utc)
     lags = []
     for data in events:
@@ -73,9 +114,9 @@ def record_lag(app: ProjectionSource, generation: int, events: list[dict[str, An
             lags.append(max(0.0, (now - datetime.fromisoformat(data["timestamp"]["_data_"])).total_seconds() * 1000))
         except (KeyError, TypeError, ValueError):
             continue
-    histogram = LagHistogram.loads(app.views.get_meta(lag_key(generation), cursor=cursor))
-    histogram.add_batch(lags, now)
-    app.views.set_meta({lag_key(generation): histogram.dumps()}, cursor=cursor)
+    lag = LagHistogram.loads(histogram)
+    lag.add_batch(lags, now)
+    return lag.dumps()
 
 
 def applied_lag(app: ProjectionSource) -> LagHistogram:
@@ -229,7 +270,8 @@ class ViewFollower:
         reason to set anything aside: that error is raised, and retried later.
         """
         with self.lock:
-            generation, rules = self.app.generation(), self.app.active_rules()
+            generation, version = self.app.views.active()  # one read: the generation and its rules
+            rules = self.app.ruleset(version or DEFAULT_VERSION)
             for attempt in range(1, POISON_AFTER_FAILURES + 1):
                 try:
                     return apply_batch(self.app, generation, rules, self.batch_size)
