@@ -19,8 +19,8 @@ from application.config import Settings
 from application.encoding import OrjsonTranscoder
 from application.errors import Conflict, NotFound
 from application.jobs import JobRunner
-from application.rules import HISTORY_PAGE, RulesService
 from application.journal_index import JournalIndex
+from application.rules import HISTORY_PAGE, RulesService
 from application.unit_of_work import UnitOfWork, chunks, in_transaction, load_many, now_utc, schema_lock
 from domain.aggregates import (
     AddressIndex,
