@@ -4,25 +4,34 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 import uuid
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, Repository
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
+from application.config import Settings
 from application.errors import Conflict, NotFound
+from application.history_folds import fold_slots
+from application.journal_index import JournalIndex
 from application.unit_of_work import UnitOfWork, now_utc
-from domain.aggregates import Job, Recipient, RulesBook, job_id, recipient_id, rules_book_id
+from domain.aggregates import Job, Mailing, RulesBook, job_id, recipient_id, rules_book_id
 from domain.fold import RecipientState
 from domain.rules import DEFAULT_RULESET, DEFAULT_VERSION, InvalidRuleset, Ruleset, check_new_version, is_number_version
 from domain.signals import Signal, iso, parse_iso
+from projections import replay
+from projections.cursors import decode_cursor
+from projections.lean_replay import last_folded_position
+from projections.ports import Progress, ReplaySource
+from projections.replay import explain, explain_page, history_reads
+from projections.views import ViewsMixin
 
 HISTORY_PAGE = 1000  # signals in one page of an audit history (the default and the most)
-JOB_POLL_SECONDS = 0.1  # how often a waiting request reads its what-if job
 HISTORY_VIEWS_WAIT_SECONDS = 2.0  # a history page for now waits this long for the views, then shows what they hold
 
 log = logging.getLogger("responses.rules")
@@ -56,23 +65,54 @@ def what_if_job_name(identity: str, current_version: str, position: int, attempt
     return uuid.uuid5(WHAT_IF_NAMESPACE, f"{identity}:{current_version}:{position}:{attempt}").hex
 
 
-class RuleUseCases:
-    """Mixed into ``ResponsesApp``: rules are versioned data, adopted by a rebuild, previewed by a replay.
+class RulesHost(ReplaySource, Protocol):
+    """What the rules use of the application: the journal (its repository, saves, units of work and
+    index), the views and their follower, and the mailings (a what-if's scope is checked against them)."""
 
-    Uses the application's ``views``, ``repository``, ``recorder``, ``follower`` and unit of work.
-    """
+    @property
+    def settings(self) -> Settings: ...
 
-    views: Any
-    follower: Any
-    _rulesets: dict[str, Ruleset]
+    @property
+    def repository(self) -> Repository: ...
+
+    @property
+    def journal_index(self) -> JournalIndex: ...
+
+    def save(self, *objs: Aggregate) -> Any: ...
+
+    def get_mailing_aggregate(self, mailing_id: str) -> Mailing: ...
+
+    def wait_for_views(self, timeout: float | None = None) -> None: ...
+
+
+class RulesService:
+    """Rules are versioned data, adopted by a rebuild (an activation job), previewed by a replay
+    (a what-if), and explained signal by signal (the audit history). Held as ``app.rules``."""
+
+    def __init__(self, host: RulesHost, in_transaction: Callable[[Callable[[UnitOfWork], Any]], Any]):
+        self.host = host
+        self._in_transaction = in_transaction
+        self._rulesets: dict[str, Ruleset] = {}
+
+    @property
+    def settings(self) -> Settings:
+        return self.host.settings
+
+    @property
+    def views(self) -> ViewsMixin:
+        return self.host.views
+
+    @property
+    def repository(self) -> Repository:
+        return self.host.repository
 
     # ---- rules and generations -----------------------------------------------------------
 
     def generation(self) -> int:
-        return int(self.views.get_meta("generation", "1") or 1)
+        return int(self.views.active_generation())
 
     def active_version(self) -> str:
-        return self.views.get_meta("rules_version", DEFAULT_VERSION) or DEFAULT_VERSION
+        return self.views.active_rules_version() or DEFAULT_VERSION
 
     def active_rules(self) -> Ruleset:
         return self.ruleset(self.active_version())
@@ -139,7 +179,8 @@ class RuleUseCases:
 
     def swap_generation(self, generation: int, version: str) -> None:
         """Make a rebuilt generation of views (and the rules it was built under) the active one."""
-        lock = self.follower.lock if self.follower is not None else nullcontext()
+        follower = self.host.follower
+        lock = getattr(follower, "lock", None) or nullcontext()
         with lock, self.views.cursor(commit=True) as c:
             self.views.set_meta({"generation": str(generation), "rules_version": version}, cursor=c)
 
@@ -151,12 +192,13 @@ class RuleUseCases:
         if refused:  # stored before patterns ran on RE2: readable for history, never the live rules
             raise InvalidRuleset(refused)
         job = Job(job=uuid.uuid4().hex, kind="activate", rules_version=version, requested_at=iso(now_utc()))
-        self.save(job)
+        self.host.save(job)
         return job.as_dict()
 
     def job(self, job: str) -> dict[str, Any]:
         try:
-            return self.repository.get(job_id(job)).as_dict()  # type: ignore[attr-defined]
+            found: Job = self.repository.get(job_id(job))  # type: ignore[assignment]  # the repository answers an Aggregate
+            return found.as_dict()
         except AggregateNotFoundError:
             raise NotFound("job", job) from None
 
@@ -174,7 +216,7 @@ class RuleUseCases:
         start = int(self.views.get_meta("jobs_position", "0") or 0)
         found: list[tuple[int, Job]] = []
         while True:
-            notes = self.recorder.select_notifications(start=start + 1, limit=500, topics=[JOB_REQUESTED])
+            notes = self.host.recorder.select_notifications(start=start + 1, limit=500, topics=[JOB_REQUESTED])
             if not notes:
                 break
             for n in notes:
@@ -228,23 +270,21 @@ class RuleUseCases:
         rules: dict[str, Any] | str,
         mailing_ids: list[str] | None = None,
         sample: int = 20,
-        progress: Any = None,
+        progress: Progress | None = None,
         current_version: str | None = None,
-        follow: Any = None,
+        follow: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         """Fold the journal under candidate rules (a patch over the active set, or a version) and diff.
 
         Runs here, in this process (the CLI, the projection process): over ``REPLAY_WORKERS`` processes,
         and only over the recipients the change can touch when the projection's index says which."""
-        from projections.replay import what_if
-
         current = self.ruleset(current_version) if current_version else self.active_rules()
         candidate = self.candidate_rules(rules, current)
         for mailing_id in mailing_ids or []:
-            self.get_mailing_aggregate(mailing_id)
-        if self.follower is not None:  # a scoped what-if reads the views beside the journal: caught up here
-            self.wait_for_views()  # type: ignore[attr-defined]
-        return what_if(self, current, candidate, mailing_ids, sample, progress, workers=self.settings.replay_workers, follow=follow)  # type: ignore[attr-defined]
+            self.host.get_mailing_aggregate(mailing_id)
+        if self.host.follower is not None:  # a scoped what-if reads the views beside the journal: caught up here
+            self.host.wait_for_views()
+        return replay.what_if(self.host, current, candidate, mailing_ids, sample, progress, workers=self.settings.replay_workers, follow=follow)
 
     def request_what_if(self, rules: dict[str, Any] | str, mailings: list[str] | None = None, sample: int = 20) -> str:
         """The what-if job answering this request: an identical one (same candidate ruleset, mailings and
@@ -253,20 +293,18 @@ class RuleUseCases:
 
         Invalid rules and unknown mailings are refused here, before anything is journaled; a new job
         beyond ``WHAT_IF_MAX_PENDING`` what-ifs queued or running raises ``WhatIfQueueFull``."""
-        from projections.lean_replay import last_folded_position
-
         current = self.active_rules()
         candidate = self.candidate_rules(rules, current)
         for mailing_id in mailings or []:
-            self.get_mailing_aggregate(mailing_id)
+            self.host.get_mailing_aggregate(mailing_id)
         identity = what_if_identity(candidate, mailings, sample)
-        position = last_folded_position(self)
+        position = last_folded_position(self.host)
         attempt = 0
         while (existing := self._job_or_none(name := what_if_job_name(identity, current.version, position, attempt))) is not None:
             if existing.status != "failed":
                 return name  # queued or running: joined; answered: its answer is this one's
             attempt += 1
-        limit = self.settings.what_if_max_pending  # type: ignore[attr-defined]
+        limit = self.settings.what_if_max_pending
         pending = len(self.pending_what_ifs())
         if pending >= limit:
             raise WhatIfQueueFull(pending, limit)
@@ -279,7 +317,7 @@ class RuleUseCases:
             requested_at=iso(now_utc()), request=request,
         )
         try:
-            self.save(job)
+            self.host.save(job)
         except RecordConflictError:  # the identical request of another worker journaled it first: joined
             return name
         self._refuse_past_the_bound(name, limit)
@@ -294,34 +332,7 @@ class RuleUseCases:
             self.update_job(name, status="failed", error=f"{REFUSED} {ahead} what-ifs were queued or running (WHAT_IF_MAX_PENDING={limit})")
             raise WhatIfQueueFull(ahead, limit)
 
-    def start_what_if(
-        self, rules: dict[str, Any] | str, mailings: list[str] | None = None, sample: int = 20, wait_seconds: float = 1.0
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        """A what-if as a journaled job, waited for up to ``wait_seconds``: (result, None) when it is
-        answered in time, else (None, job id) to follow at ``GET /v1/jobs/{id}`` (a failed job too: its
-        error is there). Raises ``WhatIfQueueFull`` when too many are queued or running.
-
-        The calling thread never runs the replay: the projection process or a follower thread does
-        (``responses serve``). A follower caught up on demand (tests, one-shot commands: no server runs
-        so) runs the jobs in a thread of its own, and the caller waits for that thread to end."""
-        job = self.request_what_if(rules, mailings, sample)
-        follower = self.follower
-        if follower is not None and follower.running:
-            follower.jobs_requested()
-        elif follower is not None:
-            follower.run_jobs_aside()
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            state = self.job(job)
-            if state["status"] == "done":
-                return state.get("result"), None
-            if state["status"] == "failed" and str(state.get("error") or "").startswith(REFUSED):  # joined at its refusal
-                raise WhatIfQueueFull(self.settings.what_if_max_pending, self.settings.what_if_max_pending)  # type: ignore[attr-defined]
-            if state["status"] == "failed" or time.monotonic() >= deadline:
-                return None, job
-            time.sleep(min(JOB_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-
-    def run_what_if_job(self, job: Job, progress: Any = None, follow: Any = None) -> dict[str, Any]:
+    def run_what_if_job(self, job: Job, progress: Progress | None = None, follow: Callable[[], None] | None = None) -> dict[str, Any]:
         """Execute a journaled what-if job's request (the projection process calls this)."""
         request = job.request or {}
         return self.what_if(
@@ -358,9 +369,7 @@ class RuleUseCases:
         the views' (the last step's ``response_after`` on the last page). Otherwise the whole journal is
         folded, streamed: at most ``HISTORY_FOLDS_MAX`` such folds at a time in this process, ``HistoryBusy``
         beyond. A replay's own calls (``for_replay``: the what-if's examples) neither wait nor take a slot."""
-        from application.queries import decode_cursor
-
-        mailing = self.get_mailing_aggregate(mailing_id)
+        mailing = self.host.get_mailing_aggregate(mailing_id)
         oid = recipient_id(mailing_id, contact_id)
         after, limit = decode_cursor(cursor), min(max(1, limit), HISTORY_PAGE)
         started = parse_iso(mailing.started_at)
@@ -370,44 +379,39 @@ class RuleUseCases:
             page = self._history_from_checkpoint(oid, rules, started, lang, after, limit)
             if page is not None:
                 return page
-        if not self.journal_index.versions([oid]):  # type: ignore[attr-defined]
+        if not self.host.journal_index.versions([oid]):
             raise NotFound("recipient", f"{mailing_id}/{contact_id}")
         return self._history_folded_whole(oid, rules or self.active_rules(), started, as_of, lang, after, limit, not for_replay)
 
     def _views_caught_up_briefly(self) -> None:
         try:
-            self.wait_for_views(timeout=HISTORY_VIEWS_WAIT_SECONDS)  # type: ignore[attr-defined]
+            self.host.wait_for_views(timeout=HISTORY_VIEWS_WAIT_SECONDS)
         except TimeoutError:
-            log.warning("audit history from views %d events behind the journal", self.journal_position() - self.views_position())  # type: ignore[attr-defined]
+            log.warning("audit history from views %d events behind the journal", self.host.journal_position() - self.host.views_position())
 
     def _history_from_checkpoint(
         self, oid: uuid.UUID, rules: Ruleset | None, started: datetime | None, lang: str, after: int, limit: int
     ) -> dict[str, Any] | None:
         """A page for now folded from the views' nearest checkpoint; None when ``rules`` are not the views',
         the views' row of the recipient predates fold checkpoints, or the journal holds no such recipient."""
-        from projections.replay import explain_page, history_reads
-
         start = self.views.history_start(oid.hex, after)
         active = self.ruleset(start.rules_version or DEFAULT_VERSION)
         if rules is not None and rules != active:
             return None
         if start.state is None:  # unknown (None: the caller says so), or the views have not applied its joining yet
-            if not self.journal_index.versions([oid]):  # type: ignore[attr-defined]
+            if not self.host.journal_index.versions([oid]):
                 return None
             return explain_page((), active, started, RecipientState(), RecipientState(), 0, lang, after, limit)
         if start.version is None:
             return None
-        records = self.journal_index.signals_of(oid, page=history_reads(start.checkpoint_version, after, limit), after=start.checkpoint_version)  # type: ignore[attr-defined]
+        records = self.host.journal_index.signals_of(oid, page=history_reads(start.checkpoint_version, after, limit), after=start.checkpoint_version)
         signals = ((seq, Signal.from_record(record)) for seq, record in records)
         return explain_page(signals, active, started, start.checkpoint or RecipientState(), start.state, start.version, lang, after, limit)
 
     def _history_folded_whole(
         self, oid: uuid.UUID, rules: Ruleset, started: datetime | None, as_of: datetime | None, lang: str, after: int, limit: int, bounded: bool
     ) -> dict[str, Any]:
-        from application.history_folds import fold_slots
-        from projections.replay import explain
-
         with fold_slots(self).held() if bounded else nullcontext():
-            records = self.journal_index.signals_of(oid)  # type: ignore[attr-defined]
+            records = self.host.journal_index.signals_of(oid)
             signals = ((seq, Signal.from_record(record)) for seq, record in records)
             return explain(signals, rules, started, as_of, lang, after=after, limit=limit)

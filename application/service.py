@@ -16,14 +16,16 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Transcoder
 
 from application.config import Settings
-from application.errors import Conflict, NotFound
-from application.rules import RuleUseCases
 from application.encoding import OrjsonTranscoder
+from application.errors import Conflict, NotFound
+from application.jobs import JobRunner
 from application.journal_index import JournalIndex
+from application.rules import HISTORY_PAGE, RulesService
 from application.unit_of_work import UnitOfWork, chunks, in_transaction, load_many, now_utc, schema_lock
 from domain.aggregates import (
     AddressIndex,
     Contact,
+    Job,
     Mailing,
     Recipient,
     SideRecord,
@@ -38,8 +40,6 @@ from domain.aggregates import (
     side_record_id,
     unmatched_bucket_id,
 )
-from domain.catalogue import PREPARING, RESPONSES
-from domain.contacts import ContactState
 from domain.dispatch import MailingTerms, dispatch_outcome
 from domain.rules import Ruleset
 from domain.signals import (
@@ -56,6 +56,9 @@ from domain.signals import (
     parse_iso,
     system_signal,
 )
+from projections.follower import ViewFollower
+from projections.ports import Progress
+from projections.reads import PlannedRecipient, ViewReads
 from projections.views import PostgresViewRecorder, SQLiteViewRecorder, ViewsMixin
 
 log = logging.getLogger("responses.app")
@@ -82,7 +85,7 @@ class IngestCounts:
         return dict(self.__dict__)
 
 
-class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
+class ResponsesApp(Application[uuid.UUID]):
     """Recipient responses: every signal journaled per recipient; responses folded under versioned rules."""
 
     name = "responses"
@@ -96,11 +99,11 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
             super().__init__(env=self.settings.eventsourcing_env())
             recorder_class = PostgresViewRecorder if self.settings.is_postgres else SQLiteViewRecorder
             self.views: ViewsMixin = self.factory.tracking_recorder(recorder_class)  # type: ignore[arg-type]
-            self.views.create_views(self.generation())
+            self.views.create_views(self.views.active_generation())
             self.journal_index = JournalIndex(self.recorder, self.settings.is_postgres)
             self.journal_index.create_indexes()
-        self._rulesets: dict[str, Ruleset] = {}
-        self.follower: Any = None  # set by projections.follower.ViewFollower when it runs in-process
+        self.reads, self.rules = ViewReads(self.views), RulesService(self, self._in_transaction)
+        self.jobs, self.follower = JobRunner(self), None  # the follower: set when one follows in this process
 
     # ---- reading and writing the journal ---------------------------------------------------
 
@@ -233,20 +236,8 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         deadline = started + (self.settings.dispatch_seconds if deadline_seconds is None else deadline_seconds)
         mailing = self.get_mailing_aggregate(mailing_id)
         self.wait_for_views()
-        g = self.generation()
-        t = self.views.t
-        planned = self.views.fetch(
-            f"SELECT r.contact_id, r.name, r.email, c.state AS contact_state FROM {t(g, 'recipients')} r "
-            f"LEFT JOIN {t(g, 'contacts')} c ON c.contact_id = r.contact_id "
-            "WHERE r.mailing_id = ? AND r.response = 'planned' ORDER BY r.seq",
-            (mailing_id,),
-        )
-        taken = {
-            normalise_email(r["email"])
-            for r in self.views.fetch(
-                f"SELECT email FROM {t(g, 'recipients')} WHERE mailing_id = ? AND sent_at IS NOT NULL", (mailing_id,)
-            )
-        }
+        planned = self.reads.planned_recipients(mailing_id)
+        taken = {normalise_email(email) for email in self.reads.sent_addresses(mailing_id)}
         taken.discard(None)
         wave: int = self._in_transaction(lambda uow: uow.get(mailing.id).start_dispatch_wave(iso(now)))
         terms = MailingTerms(mailing.email_type, mailing.prevent_duplicates, parse_iso(mailing.expires_at))
@@ -277,30 +268,27 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         wave: int,
         terms: MailingTerms,
         taken: set[str | None],
-        chunk: list[Any],
+        chunk: list[PlannedRecipient],
         now: datetime,
     ) -> list[tuple[str, str, str | None]]:
         """One chunk of a wave, decided and journaled in one transaction (re-run whole on a conflict)."""
-        from projections.views import load_contact  # local: views own the serialisation
-
         mailing_id = mailing.mailing_id
         decided: list[tuple[str, str, str | None]] = []
         chunk_taken = set(taken)
-        contacts = [load_contact(row["contact_state"]) if row["contact_state"] else ContactState() for row in chunk]
-        addresses = [normalise_email(contact.email or row["email"]) for contact, row in zip(contacts, chunk)]
-        uow.prefetch_lean({recipient_id(mailing_id, row["contact_id"]): {dedup_key("dispatch", mailing_id, row["contact_id"])} for row in chunk})
+        addresses = [normalise_email(row.contact.email or row.email) for row in chunk]
+        uow.prefetch_lean({recipient_id(mailing_id, row.contact_id): {dedup_key("dispatch", mailing_id, row.contact_id)} for row in chunk})
         uow.prefetch(
             [address_id(mailing.provider, a) for a in addresses if a]
             + [unmatched_bucket_id(email_bucket(mailing.provider, a)) for a in addresses if a]
         )
         raw = {"decided_by": "dispatch", "provider": mailing.provider, "wave": wave}
-        for row, contact in zip(chunk, contacts):
-            cid = row["contact_id"]
+        for row in chunk:
+            cid, contact = row.contact_id, row.contact
             key = dedup_key("dispatch", mailing_id, cid)
             recipient: Recipient = uow.get(recipient_id(mailing_id, cid))
             if recipient is None or recipient.has_signal(key):  # decided meanwhile by another call
                 continue
-            email = contact.email or row["email"]
+            email = contact.email or row.email
             # a stopped mailing sends nobody, not even recipients added after the stop
             code = "stopped_manually" if mailing.stopped_at else dispatch_outcome(email, contact, terms, chunk_taken, now)  # type: ignore[arg-type]
             if email and email != recipient.email:
@@ -332,13 +320,9 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         """Stop a mailing: planned, ready-to-send and queued recipients become ``stopped_manually``."""
         self.get_mailing_aggregate(mailing_id)
         self.wait_for_views()
-        rows = self.views.fetch(
-            f"SELECT mailing_id, contact_id FROM {self.views.t(self.generation(), 'recipients')} "
-            "WHERE mailing_id = ? AND response IN ('planned', 'ready_to_send', 'queued') ORDER BY seq",
-            (mailing_id,),
-        )
+        targets = self.reads.stoppable_recipients(mailing_id)
         now = now or now_utc()
-        stopped = self._record_system([(r["mailing_id"], r["contact_id"]) for r in rows], "stopped_manually", "stop", now)
+        stopped = self._record_system(targets, "stopped_manually", "stop", now)
         self._in_transaction(lambda uow: uow.get(mailing_id_of(mailing_id)).stop(at=iso(now), recipients=stopped))
         return stopped
 
@@ -346,24 +330,12 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
         """Expire planned recipients of expired mailings; record a confirmation check for those still waiting."""
         now = now or now_utc()
         self.wait_for_views()
-        g, t = self.generation(), self.views.t
-        expired = self.views.fetch(
-            f"SELECT r.mailing_id, r.contact_id FROM {t(g, 'recipients')} r JOIN {t(g, 'mailings')} m ON m.id = r.mailing_id "
-            "WHERE r.response = 'planned' AND m.expires_at IS NOT NULL AND m.expires_at < ? ORDER BY r.seq",
-            (iso(now),),
-        )
-        preparing = tuple(code for code, r in RESPONSES.items() if r.group == PREPARING)
-        waiting = self.views.fetch(
-            f"SELECT mailing_id, contact_id FROM {t(g, 'recipients')} WHERE sent_at IS NOT NULL "
-            f"AND response IN ({','.join('?' * len(preparing))}) ORDER BY seq",
-            preparing,
-        )
+        expired = self.reads.expired_planned(iso(now) or "")
+        waiting = self.reads.awaiting_confirmation()
         return {
-            "expired": self._record_system([(r["mailing_id"], r["contact_id"]) for r in expired], "stopped_expired", "expired", now),
-            "checked": self._record_system(
-                [(r["mailing_id"], r["contact_id"]) for r in waiting], CONFIRMATION_CHECKED, "confirmation", now, (iso(now) or "")[:13]
-            ),  # keyed by the UTC hour (YYYY-MM-DDTHH): sweeps every few minutes record one check per recipient an hour
-        }
+            "expired": self._record_system(expired, "stopped_expired", "expired", now),
+            "checked": self._record_system(waiting, CONFIRMATION_CHECKED, "confirmation", now, (iso(now) or "")[:13]),
+        }  # checks keyed by the UTC hour (YYYY-MM-DDTHH): sweeps every few minutes record one check per recipient an hour
 
     # ---- ingestion ----------------------------------------------------------------------------
 
@@ -530,6 +502,18 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
 
     # ---- views ------------------------------------------------------------------------------------
 
+    @property
+    def follower(self) -> ViewFollower | None:
+        """The follower of this process, if one follows here: waits for the views catch up through it,
+        and its thread (when it runs one) runs the journaled jobs between its batches."""
+        return self._follower
+
+    @follower.setter
+    def follower(self, follower: ViewFollower | None) -> None:
+        self._follower = follower
+        if follower is not None:
+            self.jobs.attach(follower)
+
     def journal_position(self) -> int:
         return self.recorder.max_notification_id() or 0  # type: ignore[attr-defined]
 
@@ -551,3 +535,73 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
             if time.monotonic() > deadline:
                 raise TimeoutError("the projection is behind; is `responses project` running?")
             time.sleep(0.02)
+
+    # ---- rules, jobs and what-ifs: ``self.rules`` and ``self.jobs`` (kept for callers of the old mixin) ----
+
+    def generation(self) -> int:
+        return self.rules.generation()
+
+    def active_version(self) -> str:
+        return self.rules.active_version()
+
+    def active_rules(self) -> Ruleset:
+        return self.rules.active_rules()
+
+    def ruleset(self, version: str) -> Ruleset:
+        return self.rules.ruleset(version)
+
+    def rules_versions(self) -> dict[str, Any]:
+        return self.rules.rules_versions()
+
+    def define_rules(self, document: dict[str, Any], created_by: str | None = None) -> Ruleset:
+        return self.rules.define_rules(document, created_by)
+
+    def swap_generation(self, generation: int, version: str) -> None:
+        self.rules.swap_generation(generation, version)
+
+    def request_activation(self, version: str) -> dict[str, Any]:
+        return self.rules.request_activation(version)
+
+    def job(self, job: str) -> dict[str, Any]:
+        return self.rules.job(job)
+
+    def pending_jobs(self) -> tuple[list[Job], int]:
+        return self.rules.pending_jobs()
+
+    def pending_what_ifs(self) -> list[tuple[int, Job]]:
+        return self.rules.pending_what_ifs()
+
+    def start_job(self, job: str) -> None:
+        self.rules.start_job(job)
+
+    def what_if(
+        self,
+        rules: dict[str, Any] | str,
+        mailing_ids: list[str] | None = None,
+        sample: int = 20,
+        progress: Progress | None = None,
+        current_version: str | None = None,
+        follow: Callable[[], None] | None = None,
+    ) -> dict[str, Any]:
+        return self.rules.what_if(rules, mailing_ids, sample, progress, current_version, follow)
+
+    def request_what_if(self, rules: dict[str, Any] | str, mailings: list[str] | None = None, sample: int = 20) -> str:
+        return self.rules.request_what_if(rules, mailings, sample)
+
+    def start_what_if(
+        self, rules: dict[str, Any] | str, mailings: list[str] | None = None, sample: int = 20, wait_seconds: float = 1.0
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        return self.jobs.start_what_if(rules, mailings, sample, wait_seconds)
+
+    def history(
+        self,
+        mailing_id: str,
+        contact_id: str,
+        as_of: datetime | None = None,
+        rules: Ruleset | None = None,
+        lang: str = "en",
+        limit: int = HISTORY_PAGE,
+        cursor: str | None = None,
+        for_replay: bool = False,
+    ) -> dict[str, Any]:
+        return self.rules.history(mailing_id, contact_id, as_of, rules, lang, limit, cursor, for_replay)

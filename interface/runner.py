@@ -87,17 +87,35 @@ class ProjectorLock:
         self.release()
 
 
+class CommandFollower(ViewFollower):
+    """The follower of a one-shot command, caught up on demand; the application's job runner runs
+    the journaled jobs beside it (``app.jobs``, attached when it becomes ``app.follower``).
+
+    ``execute`` is kept for the CLI's ``rebuild`` (``app.follower.execute``): it is ``app.jobs.execute``
+    with this follower; call that instead."""
+
+    def __init__(self, app: ResponsesApp):
+        super().__init__(app)
+        self.responses = app
+
+    def execute(self, job: str, version: str, progress: Callable[[int, int], None] | None = None) -> None:
+        self.responses.jobs.execute(job, version, progress, follower=self)
+
+
 def on_demand_follower(app: ResponsesApp, lock: ProjectorLock) -> bool:
-    """Let ``app.wait_for_views`` catch up in-process when nobody else projects; else it polls."""
+    """Let ``app.wait_for_views`` catch up in-process when nobody else projects (the application's
+    jobs run beside it, in a thread of their own, when one is asked for here); else it polls."""
     if lock.try_acquire():
-        app.follower = ViewFollower(app)
+        app.follower = CommandFollower(app)
         return True
     log.info("another process follows the journal; waiting for it instead")
     return False
 
 
 def background_follower(app: ResponsesApp, lock: ProjectorLock) -> ViewFollower | None:
-    """Follow the journal in a thread of this process, unless another process already does."""
+    """Follow the journal in a thread of this process, unless another process already does; that
+    thread runs the journaled jobs between its batches (``app.jobs``: activations and what-ifs),
+    at once when one is asked for in this process."""
     if not lock.try_acquire():  # expected with a `responses project` beside: not a warning
         log.info("another process follows this database's journal; not starting an in-process follower")
         return None

@@ -15,20 +15,19 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from domain.rules import Ruleset
+from domain.rules import DEFAULT_VERSION, Ruleset
 from domain.signals import iso, parse_iso
 from projections.lag import LagHistogram, lag_key
+from projections.lean_replay import JournalSource
+from projections.ports import ProjectionSource
 from projections.projector import Projector, SideRow
 from projections.views import StaleBatch
-
-if TYPE_CHECKING:
-    from application.service import ResponsesApp
 
 log = logging.getLogger("responses.follower")
 
@@ -42,32 +41,72 @@ def originator_key(originator_id: Any) -> str:
 
 
 def apply_batch(
-    app: "ResponsesApp", generation: int, rules: Ruleset, limit: int, stop: int | None = None, measure: bool = True
+    app: ProjectionSource, generation: int, rules: Ruleset, limit: int, stop: int | None = None, measure: bool = True
 ) -> int:
     """Apply the next batch of journal events to one generation of views, atomically with its tracking record.
 
-    The live follower and the rebuild both call this: one path from journal to views.
-    """
-    position = app.views.position(generation)
-    notifications = app.recorder.select_notifications(start=position + 1, limit=limit, stop=stop)
-    if not notifications:
-        return 0
-    decoded = [(n.id, originator_key(n.originator_id), n.topic, decode(n)) for n in notifications]
-    rids = [oid for _, oid, topic, _ in decoded if ":Recipient." in topic]
-    cids = [d["command"]["contact_id"] for _, _, topic, d in decoded if topic.endswith("Contact.CommandRecorded")]
-    with app.views.batch(generation, position, notifications[-1].id) as store:
-        store.preload(rids, cids)
+    The live follower and the rebuild both call this: one path from journal to views. A batch's round
+    trips do not grow with its events: the tracking row locked and read (with the lag histogram), the
+    journal read, one read each of the recipients, mailings and contacts it touches, one statement per
+    view table written, the meta and the tracking record."""
+    with app.views.next_batch(generation, lag_key(generation)) as store:
+        decoded = read_journal(JournalSource.of(app), store.cursor, store.position, limit, stop)
+        if not decoded:
+            return 0
+        store.preload(*touched(decoded))
         projector = Projector(rules, store)
         for seq, oid, topic, data in decoded:
             projector.apply(seq, oid, topic, data)
-        mark_moved(app, generation, store.cursor)
+        store.meta[moved_key(generation)] = iso(datetime.now(timezone.utc)) or ""
         if measure:  # a rebuild replays history: its "lag" is the journal's age, not the projection's
-            record_lag(app, generation, [d for _, _, _, d in decoded], store.cursor)
-    return len(notifications)
+            store.meta[lag_key(generation)] = measured_lag(store.meta_read, [d for _, _, _, d in decoded])
+        store.last_notification_id = decoded[-1][0]
+    return len(decoded)
 
 
-def record_lag(app: "ResponsesApp", generation: int, events: list[dict[str, Any]], cursor: Any) -> None:
-    """Add this batch's lags (now minus each event's stored time) to the generation's histogram."""
+Decoded = tuple[int, str, str, dict[str, Any]]
+
+
+def read_journal(source: JournalSource, cursor: Any, after: int, limit: int, stop: int | None = None) -> list[Decoded]:
+    """The journal events after ``after`` (at most ``limit``, none past ``stop``), decoded, read through the
+    batch's own connection and transaction (a batch never holds a second connection of the pool)."""
+    if source.kind == "sqlite":
+        position, originator = "rowid", "originator_id"
+    else:
+        position, originator = "notification_id", "originator_id"
+    until = f" AND {position} <= {int(stop)}" if stop is not None else ""
+    mark = "?" if source.kind == "sqlite" else "%s"
+    cursor.execute(
+        f"SELECT {position} AS id, {originator} AS originator_id, topic, state FROM {source.table} "
+        f"WHERE {position} > {mark}{until} ORDER BY {position} LIMIT {mark}",
+        (after, limit),
+    )
+    return [(int(r["id"]), originator_key(r["originator_id"]), r["topic"], orjson.loads(r["state"])) for r in cursor.fetchall()]
+
+
+def touched(decoded: list[Decoded]) -> tuple[list[str], list[str], list[str]]:
+    """The recipients, contacts and mailings a batch's events name (read before it is applied, at once)."""
+    rids: list[str] = []
+    contacts: set[str] = set()
+    mailings: set[str] = set()
+    for _, oid, topic, data in decoded:
+        if ":Recipient." in topic:
+            rids.append(oid)
+            if topic.endswith("Recipient.Joined"):  # its contact and mailing too
+                contacts.add(data["contact_id"])
+                mailings.add(data["mailing_id"])
+        elif ":Contact." in topic:
+            command = data.get("command")
+            contact = command.get("contact_id") if isinstance(command, dict) else data.get("contact_id")
+            if contact is not None:
+                contacts.add(contact)
+        elif topic.endswith("Mailing.DispatchWaveStarted") and "mailing_id" in data:
+            mailings.add(data["mailing_id"])
+    return rids, sorted(contacts), sorted(mailings)
+
+
+def measured_lag(histogram: str | None, events: list[dict[str, Any]]) -> str:
+    """The generation's lag histogram with this batch's lags added (now minus each event's stored time)."""
     now = datetime.now(timezone.utc)
     lags = []
     for data in events:
@@ -75,12 +114,12 @@ def record_lag(app: "ResponsesApp", generation: int, events: list[dict[str, Any]
             lags.append(max(0.0, (now - datetime.fromisoformat(data["timestamp"]["_data_"])).total_seconds() * 1000))
         except (KeyError, TypeError, ValueError):
             continue
-    histogram = LagHistogram.loads(app.views.get_meta(lag_key(generation), cursor=cursor))
-    histogram.add_batch(lags, now)
-    app.views.set_meta({lag_key(generation): histogram.dumps()}, cursor=cursor)
+    lag = LagHistogram.loads(histogram)
+    lag.add_batch(lags, now)
+    return lag.dumps()
 
 
-def applied_lag(app: "ResponsesApp") -> LagHistogram:
+def applied_lag(app: ProjectionSource) -> LagHistogram:
     """What the follower measured for the active views: every applied event's lag, and the last batch's."""
     return LagHistogram.loads(app.views.get_meta(lag_key(app.generation())))
 
@@ -92,7 +131,7 @@ def moved_key(generation: int) -> str:
     return f"views-g{generation}-moved-at"
 
 
-def mark_moved(app: "ResponsesApp", generation: int, cursor: Any) -> None:
+def mark_moved(app: ProjectionSource, generation: int, cursor: Any) -> None:
     """Remember when the views last moved, in the batch's transaction (``/readyz`` of any process reads it)."""
     app.views.set_meta({moved_key(generation): iso(datetime.now(timezone.utc)) or ""}, cursor=cursor)
 
@@ -118,7 +157,7 @@ class Lag:
         return self.events > 0 and self.seconds > limit_seconds and not_moving
 
 
-def measure_lag(app: "ResponsesApp", now: datetime | None = None) -> Lag:
+def measure_lag(app: ProjectionSource, now: datetime | None = None) -> Lag:
     """The active views' lag, measured from the journal (any process can: no follower needed)."""
     now = now or datetime.now(timezone.utc)
     generation = app.generation()
@@ -141,7 +180,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
-def set_aside(app: "ResponsesApp", generation: int, error: Exception) -> None:
+def set_aside(app: ProjectionSource, generation: int, error: Exception) -> None:
     """Move a generation past the next event, keeping the event and the error in the quarantine."""
     position = app.views.position(generation)
     [n] = app.recorder.select_notifications(start=position + 1, limit=1)
@@ -168,7 +207,7 @@ class JournalWakeUp:
     NOTIFYs in every insert, so the follower wakes as soon as a writer commits; SQLite (and a
     connection lost): sleep ``poll_interval``. Either way it waits at most ``poll_interval``."""
 
-    def __init__(self, app: "ResponsesApp", poll_interval: float):
+    def __init__(self, app: ProjectionSource, poll_interval: float):
         self.app = app
         self.poll_interval = poll_interval
         self.conn: Any = None
@@ -201,19 +240,23 @@ class JournalWakeUp:
 # Issue 8's measurement (8 UniOne senders, gunicorn on PostgreSQL): batches of 2,000 instead of 500
 # cut lag p99 from 2.2 s to 1.5 s. LISTEN/NOTIFY takes out the poll's wait (0.05 s on average).
 FOLLOWER_BATCH = 2000
-WHAT_IF_MAX_STARTS = 2  # a what-if interrupted this often is failed, not run again
-JOBS_CHECK_SECONDS = 0.2  # how often the follower looks for jobs other processes journaled (one small query)
+TURN_SECONDS = 0.2  # how often a running follower gives its ``on_turn`` chore a turn (one small query: the jobs)
 
 
 class ViewFollower:
-    def __init__(self, app: "ResponsesApp", batch_size: int = FOLLOWER_BATCH, poll_interval: float = 0.1):
+    """Follows the journal into the active views: batch by batch on demand (``catch_up``), or in a
+    thread of its own (``start``). It only follows: whoever runs it may give it a chore, ``on_turn``,
+    which its thread runs between batches every ``TURN_SECONDS`` and at once when ``nudge``d (the
+    application's job runner: activations and what-ifs, ``application.jobs``)."""
+
+    def __init__(self, app: ProjectionSource, batch_size: int = FOLLOWER_BATCH, poll_interval: float = 0.1):
         self.app = app
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.wake_up = JournalWakeUp(app, poll_interval)
         self.lock = threading.RLock()
-        self.jobs_lock = threading.Lock()  # one thread of this process runs the journaled jobs at a time
-        self._jobs_due = threading.Event()  # a job was requested in this process: look now, not at the next check
+        self.on_turn: Callable[[], object] | None = None
+        self._turn_due = threading.Event()  # nudged: the chore's turn now, not at the next interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -227,7 +270,8 @@ class ViewFollower:
         reason to set anything aside: that error is raised, and retried later.
         """
         with self.lock:
-            generation, rules = self.app.generation(), self.app.active_rules()
+            generation, version = self.app.views.active()  # one read: the generation and its rules
+            rules = self.app.ruleset(version or DEFAULT_VERSION)
             for attempt in range(1, POISON_AFTER_FAILURES + 1):
                 try:
                     return apply_batch(self.app, generation, rules, self.batch_size)
@@ -268,137 +312,20 @@ class ViewFollower:
         """Following in a thread of its own (else it is caught up on demand by whoever waits)."""
         return self._thread is not None and self._thread.is_alive()
 
-    def run_jobs(self) -> int:
-        """Run the journaled jobs still pending (rule activations: a rebuild, then the swap; what-ifs).
-
-        Jobs a stopped process left running are run again (an activation always; a what-if once:
-        interrupted a second time, it is finished as failed, with the reason)."""
-        with self.jobs_lock:
-            jobs, position = self.app.pending_jobs()
-            for job in jobs:
-                if job.kind == "what-if":
-                    self.execute_what_if(job)
-                else:
-                    self.execute(job.job, job.rules_version)
-            if jobs or position:
-                self.app.jobs_done_up_to(position)
-            return len(jobs)
-
-    def jobs_requested(self) -> None:
-        """A job was journaled by this process: the follower thread looks for it at its next turn."""
-        self._jobs_due.set()
-
-    def run_jobs_aside(self) -> None:
-        """Run the pending jobs in a thread of this follower and wait for it: a follower caught up on
-        demand (tests, one-shot commands) never runs a replay in the thread that asked for it."""
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                self.run_jobs()
-            except BaseException as exc:  # raised in the caller's thread below
-                failure.append(exc)
-
-        thread = threading.Thread(target=run, name="view-follower-jobs", daemon=True)
-        thread.start()
-        thread.join()
-        if failure:
-            raise failure[0]
-
-    def execute(self, job: str, version: str, progress: Callable[[int, int], None] | None = None) -> None:
-        from projections.replay import rebuild
-
-        app = self.app
-        last = [0.0]
-
-        def report(done: int, end: int) -> None:
-            if progress is not None:
-                progress(done, end)
-            now = time.monotonic()
-            if end and now - last[0] >= 1.0:
-                last[0] = now
-                app.update_job(job, progress=min(done / end, 0.99))
-                log.info("job %s: rebuild under rules %s, %d/%d events", job, version, done, end)
-
-        try:
-            rebuild(app, app.ruleset(version), report, between_batches=self._follow_during_rebuild(job))
-        except Exception as exc:  # the old generation and rules stay active
-            log.exception("job %s failed", job)
-            app.update_job(job, status="failed", error=f"{type(exc).__name__}: {exc}")
-        else:
-            app.update_job(job, status="done")
-            log.info("job %s: rules %s active", job, version)
-
-    def execute_what_if(self, job: Any) -> None:
-        """A what-if job: the replay (over ``REPLAY_WORKERS`` processes), its answer kept in the job.
-
-        A job found already started was interrupted (its process killed, out of memory): run again
-        once; started ``WHAT_IF_MAX_STARTS`` times, it fails with the reason instead, so no job can
-        stop the projection process again and again, nor stay queued for ever."""
-        app = self.app
-        starts = getattr(job, "starts", 0)
-        if starts >= WHAT_IF_MAX_STARTS:
-            reason = (
-                f"interrupted {starts} times: the projection process stopped while it ran this what-if "
-                "(killed, or out of memory); ask again"
-            )
-            log.warning("job %s (what-if): %s", job.job, reason)
-            app.update_job(job.job, status="failed", error=reason)
-            return
-        if starts:
-            log.warning("job %s (what-if): interrupted while it ran; running it again", job.job)
-        app.start_job(job.job)
-        last = [time.monotonic()]
-
-        def report(done: int, end: int) -> None:
-            now = time.monotonic()
-            if end and now - last[0] >= 1.0:
-                last[0] = now
-                app.update_job(job.job, progress=min(done / end, 0.99))
-
-        try:
-            result = app.run_what_if_job(job, progress=report, follow=self._follow_during_rebuild(job.job))
-        except Exception as exc:
-            log.exception("job %s (what-if) failed", job.job)
-            app.update_job(job.job, status="failed", error=f"{type(exc).__name__}: {exc}")
-        else:
-            app.answer_job(job.job, result)
-            log.info("job %s: what-if answered", job.job)
-
-    def _follow_during_rebuild(self, job: str) -> Callable[[], None]:
-        """Between rebuild batches, one batch of the generation being replaced, so it keeps serving.
-
-        The rebuild never depends on it: a generation that cannot apply its next event (the
-        reason to activate other rules) is logged once and left behind until the swap.
-        """
-        stuck = [False]
-
-        def follow() -> None:
-            if stuck[0]:
-                return
-            try:
-                self.run_once()
-            except (StaleBatch, *TRANSIENT):  # contention: try again after the next rebuild batch
-                pass
-            except Exception as exc:
-                stuck[0] = True
-                log.warning(
-                    "job %s: the active views cannot follow (%s: %s); the rebuild goes on and replaces them",
-                    job, type(exc).__name__, exc,
-                )
-
-        return follow
+    def nudge(self) -> None:
+        """Give the chore its turn at the thread's next look, not at the next interval."""
+        self._turn_due.set()
 
     def run_forever(self) -> None:
-        next_jobs_check = 0.0
+        next_turn = 0.0
         postponed_since: float | None = None  # a database busy or away since then
         warned = False  # that it is away, once
         while not self._stop.is_set():
             try:
-                if time.monotonic() >= next_jobs_check or self._jobs_due.is_set():
-                    self._jobs_due.clear()
-                    self.run_jobs()
-                    next_jobs_check = time.monotonic() + JOBS_CHECK_SECONDS
+                if self.on_turn is not None and (time.monotonic() >= next_turn or self._turn_due.is_set()):
+                    self._turn_due.clear()
+                    self.on_turn()
+                    next_turn = time.monotonic() + TURN_SECONDS
                 if self.run_once() == 0:
                     self.wake_up.wait(self._stop)
                 if warned:

@@ -35,11 +35,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
+import psycopg
 
 from domain.contacts import ContactState
 from domain.fold import RecipientState
 from domain.rules import Ruleset
 from domain.signals import clamped_time, key_digest
+from projections.ports import ProjectionSource
 from projections.projector import TOPIC_PREFIX, MemoryStore, Projector
 from projections.summary import SummaryBuilder
 
@@ -65,17 +67,17 @@ class JournalSource:
     table: str
 
     @classmethod
-    def of(cls, app: Any) -> "JournalSource":
+    def of(cls, app: ProjectionSource) -> "JournalSource":
         settings = app.settings
-        recorder = app.recorder
+        events_table: str = getattr(app.recorder, "events_table_name")  # the library's recorders of both stores
         if settings.is_postgres:
-            schema = recorder.datastore.schema
-            table = f'"{schema}"."{recorder.events_table_name}"' if schema else f'"{recorder.events_table_name}"'
+            schema = getattr(app.recorder, "datastore").schema
+            table = f'"{schema}"."{events_table}"' if schema else f'"{events_table}"'
             return cls("postgres", settings.database_url, table)
-        return cls("sqlite", settings.eventsourcing_env()["SQLITE_DBNAME"], recorder.events_table_name)
+        return cls("sqlite", settings.eventsourcing_env()["SQLITE_DBNAME"], events_table)
 
 
-def last_folded_position(app: Any) -> int:
+def last_folded_position(app: ProjectionSource) -> int:
     """The journal position of the last event a fold reads (the views' or a what-if's): jobs, their
     progress and rules versions journaled since leave it where it is. Read backwards from the end,
     so it costs the events after that one, not the journal."""
@@ -87,7 +89,7 @@ def last_folded_position(app: Any) -> int:
     else:
         sql = f"SELECT notification_id FROM {source.table} WHERE topic = ANY(%s) ORDER BY notification_id DESC LIMIT 1"
         params = (topics,)
-    with app.recorder.datastore.transaction(commit=False) as c:
+    with getattr(app.recorder, "datastore").transaction(commit=False) as c:
         c.execute(sql, params)
         row = c.fetchone()
     if row is None:
@@ -104,8 +106,6 @@ class JournalReader:
             self.conn: Any = sqlite3.connect(f"file:{source.target}?mode=ro", uri=True, timeout=30)
             self.sql = f"SELECT rowid, originator_id, topic, state FROM {source.table} WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?"
         else:
-            import psycopg
-
             self.conn = psycopg.connect(source.target, autocommit=True)
             self.sql = (
                 f"SELECT notification_id, originator_id::text, topic, state FROM {source.table} "

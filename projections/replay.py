@@ -12,23 +12,20 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from domain.aggregates import contact_id_of, mailing_id_of
 from domain.catalogue import response_object
 from domain.fold import RecipientState, SeenKeys, Step, fold_into
 from domain.rules import Ruleset
 from domain.signals import Signal, iso
+from projections.cursors import encode_cursor
 from projections.follower import apply_batch
 from projections.lean_replay import JournalSource, Partial, PartitionTask, combine, merge, run_partitions
+from projections.ports import Progress, ReplaySource
 from projections.scope import touched_terms
 from projections.summary import SummaryBuilder
 from projections.views import terms_key
-
-if TYPE_CHECKING:
-    from application.service import ResponsesApp
-
-Progress = Callable[[int, int], None]  # (events read, events in all)
 NATIVE = sys.byteorder
 
 
@@ -36,7 +33,7 @@ NATIVE = sys.byteorder
 
 
 def rebuild(
-    app: "ResponsesApp",
+    app: ReplaySource,
     rules: Ruleset,
     progress: Progress | None = None,
     between_batches: Callable[[], None] | None = None,
@@ -93,7 +90,7 @@ class ScopePlan:
 
 
 def what_if(
-    app: "ResponsesApp",
+    app: ReplaySource,
     current: Ruleset,
     candidate: Ruleset,
     mailing_ids: list[str] | None = None,
@@ -135,13 +132,13 @@ def what_if(
     return _answer(app, current, candidate, partial, sample)
 
 
-def scope_plan(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, mailing_ids: tuple[str, ...] | None) -> ScopePlan | None:
+def scope_plan(app: ReplaySource, current: Ruleset, candidate: Ruleset, mailing_ids: tuple[str, ...] | None) -> ScopePlan | None:
     """The scoped plan, or None when the change can touch anyone (or the views cannot say whom)."""
     plan = contact_plan(app, current, candidate, mailing_ids)
     return plan if plan is not None and plan.summaries is not None else None
 
 
-def contact_plan(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, mailing_ids: tuple[str, ...] | None) -> ScopePlan | None:
+def contact_plan(app: ReplaySource, current: Ruleset, candidate: Ruleset, mailing_ids: tuple[str, ...] | None) -> ScopePlan | None:
     """Which contacts to fold, from the active views: the ones the change can touch (their scope
     index, views of the current rules), else all of them; None when the views are behind the journal."""
     views = app.views
@@ -228,7 +225,7 @@ def _with_views(plan: ScopePlan, affected: Partial) -> Partial:
     return whole
 
 
-def _answer(app: "ResponsesApp", current: Ruleset, candidate: Ruleset, p: Partial, sample: int) -> dict[str, Any]:
+def _answer(app: ReplaySource, current: Ruleset, candidate: Ruleset, p: Partial, sample: int) -> dict[str, Any]:
     rng = random.Random(0)
     rows = p.changed if len(p.changed) <= sample else rng.sample(p.changed, sample)
     examples = [
@@ -392,8 +389,6 @@ def history_step(seq: int, signal: Signal, step: Step, state: RecipientState, la
 
 
 def history_answer(state: RecipientState, rules: Ruleset, steps: list[dict[str, Any]], more: bool, lang: str) -> dict[str, Any]:
-    from application.queries import encode_cursor
-
     return {
         "response": response_object(state.response, state.reason, lang),
         "opens": state.opens,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -198,17 +198,28 @@ class BatchStore(MemoryStore):
         self.terms: set[tuple[str, str]] = set()
         self.checkpoints: list[tuple[Any, ...]] = []
         self._missing: set[tuple[str, str]] = set()
+        self.position = 0  # where the batch starts (``ViewsMixin.next_batch``)
+        self.meta_read: str | None = None  # the meta value read with the position
+        self.meta: dict[str, str] = {}  # meta values written with the batch
+        self.last_notification_id: int | None = None  # the last journal event the batch applies
 
-    def preload(self, rids: Iterable[str], contact_ids: Iterable[str]) -> None:
-        rec = self.recorder
-        for row in rec._select_recipients(self.cursor, self.generation, list(rids)):
+    def preload(self, rids: Iterable[str], contact_ids: Iterable[str], mailing_ids: Iterable[str] = ()) -> None:
+        """Read every row the batch may touch at once: the recipients ``rids``, the mailings and contacts
+        named, and those of the recipients (their ids read by the same statement, in the database).
+        What is asked for and not found is remembered as missing: it is not looked for again."""
+        rec, c, g = self.recorder, self.cursor, self.generation
+        rid_list, cids, mids = sorted(set(rids)), sorted(set(contact_ids)), sorted(set(mailing_ids))
+        for row in rec._select_recipients(c, g, rid_list):
             self.recipients[row.rid] = row
-        mailing_ids = {r.mailing_id for r in self.recipients.values()}
-        for m in rec._select_mailings(self.cursor, self.generation, list(mailing_ids)):
+        for m in rec._select_mailings(c, g, mids, of_recipients=rid_list):
             self.mailings[m.id] = m
-        cids = set(contact_ids) | {r.contact_id for r in self.recipients.values()}
-        for cid, state in rec._select_contacts(self.cursor, self.generation, list(cids)):
+        for cid, state in rec._select_contacts(c, g, cids, of_recipients=rid_list):
             self.contacts[cid] = state
+        self._missing.update(("r", rid) for rid in rid_list if rid not in self.recipients)
+        self._missing.update(("m", mid) for mid in mids if mid not in self.mailings)
+        self._missing.update(("c", cid) for cid in cids if cid not in self.contacts)
+        self._missing.update(("c", r.contact_id) for r in self.recipients.values() if r.contact_id not in self.contacts)
+        self._missing.update(("m", r.mailing_id) for r in self.recipients.values() if r.mailing_id not in self.mailings)
 
     def _load_once(self, kind: str, key: str) -> bool:
         if (kind, key) in self._missing:
@@ -396,6 +407,21 @@ class ViewsMixin:
             for name in _TABLES:
                 c.execute(f"DROP TABLE IF EXISTS {self.t(generation, name)}")
 
+    def active(self) -> tuple[int, str | None]:
+        """The active generation and the rules version it was folded under (None: the built-in default), in one read."""
+        with self.cursor(commit=False) as c:
+            c.execute("SELECT key, value FROM rv_meta WHERE key IN ('generation', 'rules_version')")
+            values = {r["key"]: r["value"] for r in c.fetchall()}
+        return int(values.get("generation") or 1), values.get("rules_version")
+
+    def active_generation(self) -> int:
+        """The generation of views the API reads (swapped in by an activation)."""
+        return int(self.get_meta("generation", "1") or 1)
+
+    def active_rules_version(self) -> str | None:
+        """The rules version the active generation was folded under (None: the built-in default)."""
+        return self.get_meta("rules_version")
+
     def get_meta(self, key: str, default: str | None = None, cursor: Any = None) -> str | None:
         if cursor is not None:
             cursor.execute(self._q("SELECT value FROM rv_meta WHERE key = ?"), (key,))
@@ -442,6 +468,43 @@ class ViewsMixin:
             yield store
             self._flush(c, store, generation)
             self._insert_tracking(c, Tracking(tracking_name(generation), last_notification_id))  # type: ignore[attr-defined]
+
+    @contextmanager
+    def next_batch(self, generation: int, meta_key: str) -> Iterator[BatchStore]:
+        """The generation's next batch, from its position, locked for this transaction: the tracking row
+        and the meta value ``meta_key`` are read by one statement (``store.position``, ``store.meta_read``).
+        The caller reads the journal from there and sets ``store.last_notification_id``; the changes,
+        ``store.meta`` and the tracking record then commit together (one statement a table). With no
+        ``last_notification_id`` (nothing new), nothing is written."""
+        with self.cursor(commit=True) as c:
+            lock = " FOR UPDATE OF t" if self.placeholder == "%s" else ""
+            c.execute(
+                self._q(
+                    f"SELECT t.notification_id, (SELECT value FROM rv_meta WHERE key = ?) AS meta FROM {self.tracking_table()} t "
+                    f"WHERE t.application_name = ?{lock}"
+                ),
+                (meta_key, tracking_name(generation)),
+            )
+            row = c.fetchone()
+            store = BatchStore(self, c, generation)
+            store.position = int(row["notification_id"]) if row else 0
+            store.meta_read = row["meta"] if row else None
+            yield store
+            if store.last_notification_id is None:
+                return
+            self._flush(c, store, generation)
+            self._write_meta(c, store.meta)
+            self._insert_tracking(c, Tracking(tracking_name(generation), store.last_notification_id))  # type: ignore[attr-defined]
+
+    def _write_meta(self, c: Any, values: dict[str, str]) -> None:
+        """Meta values in one statement."""
+        if not values:
+            return
+        rows = ", ".join(f"({self.placeholder}, {self.placeholder})" for _ in values)
+        c.execute(
+            f"INSERT INTO rv_meta (key, value) VALUES {rows} ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [part for item in values.items() for part in item],
+        )
 
     def _flush(self, c: Any, store: BatchStore, g: int) -> None:
         mailings = [store.mailings[i] for i in store.dirty_mailings]
@@ -539,35 +602,60 @@ class ViewsMixin:
 
     # ---- batch reads -------------------------------------------------------------------
 
+    def _id_chunks(self, ids: list[str]) -> Iterator[list[str]]:
+        """The ids in as few statements as the store allows: one array on PostgreSQL, 500 a statement on SQLite."""
+        if self.placeholder == "%s":
+            if ids:
+                yield ids
+            return
+        yield from _chunks(ids, 500)
+
+    def _id_in(self, column: str, n: int) -> str:
+        """``column`` among a chunk of ``n`` ids (``_id_chunks``): ``= ANY(%s)`` or ``IN (?, …)``."""
+        return f"{column} = ANY(%s)" if self.placeholder == "%s" else f"{column} IN ({self._in(n)})"
+
+    def _id_params(self, chunk: list[str]) -> list[Any]:
+        return [chunk] if self.placeholder == "%s" else list(chunk)
+
     def _select_recipients(self, c: Any, g: int, rids: list[str]) -> list[RecipientRow]:
         out: list[RecipientRow] = []
-        for chunk in _chunks(rids, 500):
+        for chunk in self._id_chunks(rids):
             c.execute(
                 self._q(
                     f"SELECT rid, mailing_id, contact_id, name, email, seq, state FROM {self.t(g, 'recipients')} "
-                    f"WHERE rid IN ({self._in(len(chunk))})"
+                    f"WHERE {self._id_in('rid', len(chunk))}"
                 ),
-                chunk,
+                self._id_params(chunk),
             )
             out.extend(recipient_row(r) for r in c.fetchall())
         return out
 
-    def _select_mailings(self, c: Any, g: int, ids: list[str]) -> list[MailingRow]:
-        out: list[MailingRow] = []
-        for chunk in _chunks(ids, 500):
-            c.execute(self._q(f"SELECT * FROM {self.t(g, 'mailings')} WHERE id IN ({self._in(len(chunk))})"), chunk)
-            out.extend(mailing_row(r) for r in c.fetchall())
-        return out
+    def _select_of_recipients(
+        self, c: Any, g: int, table: str, key: str, column: str, ids: Sequence[str], rids: Sequence[str], columns: str = "*"
+    ) -> list[Any]:
+        """Rows of ``table`` whose ``key`` is among ``ids`` or is the ``column`` of one of the recipients
+        ``rids`` (looked up in the same statement): one statement on PostgreSQL, one per 500 ids on SQLite."""
+        found: dict[str, Any] = {}
+        id_chunks, rid_chunks = list(self._id_chunks(list(ids))), list(self._id_chunks(list(rids)))
+        for k in range(max(len(id_chunks), len(rid_chunks))):
+            where: list[str] = []
+            params: list[Any] = []
+            if k < len(id_chunks):
+                where.append(self._id_in(key, len(id_chunks[k])))
+                params += self._id_params(id_chunks[k])
+            if k < len(rid_chunks):
+                where.append(f"{key} IN (SELECT {column} FROM {self.t(g, 'recipients')} WHERE {self._id_in('rid', len(rid_chunks[k]))})")
+                params += self._id_params(rid_chunks[k])
+            c.execute(self._q(f"SELECT {columns} FROM {self.t(g, table)} WHERE {' OR '.join(where)}"), params)
+            found.update((r[key], r) for r in c.fetchall())
+        return list(found.values())
 
-    def _select_contacts(self, c: Any, g: int, ids: list[str]) -> list[tuple[str, ContactState]]:
-        out: list[tuple[str, ContactState]] = []
-        for chunk in _chunks(ids, 500):
-            c.execute(
-                self._q(f"SELECT contact_id, state FROM {self.t(g, 'contacts')} WHERE contact_id IN ({self._in(len(chunk))})"),
-                chunk,
-            )
-            out.extend((r["contact_id"], load_contact(r["state"])) for r in c.fetchall())
-        return out
+    def _select_mailings(self, c: Any, g: int, ids: Sequence[str], of_recipients: Sequence[str] = ()) -> list[MailingRow]:
+        return [mailing_row(r) for r in self._select_of_recipients(c, g, "mailings", "id", "mailing_id", ids, of_recipients)]
+
+    def _select_contacts(self, c: Any, g: int, ids: Sequence[str], of_recipients: Sequence[str] = ()) -> list[tuple[str, ContactState]]:
+        rows = self._select_of_recipients(c, g, "contacts", "contact_id", "contact_id", ids, of_recipients, "contact_id, state")
+        return [(r["contact_id"], load_contact(r["state"])) for r in rows]
 
     # ---- queries for the API -------------------------------------------------------------
 

@@ -167,7 +167,7 @@ def test_after_a_rule_activation_the_checkpoints_follow_the_new_rules(app: Respo
     api.get(URL + "?limit=1")
     version = app.define_rules({"count_machine_opens": True, "responses": {"soft_bounce": {"final": True}}}).version
     assert api.post(f"/v1/rules/{version}/activate").status_code == 202
-    app.follower.run_jobs()  # what the projection process does: a rebuild, then the swap
+    app.jobs.run()  # what the projection process does: a rebuild, then the swap
     assert app.active_version() == version
     reference = full_fold(app, app.ruleset(version))
     before = full_fold(app, app.ruleset("1"))

@@ -116,7 +116,7 @@ def test_activation_job_swaps_the_views(api: FlaskClient, client: FlaskClient, s
     assert r.status_code == 202
     job = r.json["job"]
     assert api.get(f"/v1/jobs/{job}").json["status"] == "running"
-    app.follower.run_jobs()  # what the projection process does
+    app.jobs.run()  # what the projection process does
     assert api.get(f"/v1/jobs/{job}").json == {"id": job, "kind": "activate", "version": version, "status": "done", "progress": 1.0, "error": None}
     assert api.get("/v1/rules").json["active"] == version
     items = {i["contact_id"]: i["response"]["code"] for i in api.get(f"/v1/mailings/{SPRING}/audience").json["items"]}
@@ -166,7 +166,7 @@ def journal_version_directly(app: ResponsesApp, version: str, document: dict[str
                     changes={}, based_on="1", created_at="2026-01-01T00:00:00+00:00", created_by=None)
 
     app._in_transaction(work)
-    app._rulesets.clear()
+    app.rules._rulesets.clear()
 
 
 @pytest.mark.timeout(20)
@@ -253,7 +253,7 @@ def test_null_switches_an_option_off(api: FlaskClient, app: ResponsesApp) -> Non
                                      "statistics_period_days": 7})
     assert on.status_code == 201
     assert api.post(f"/v1/rules/{on.json['version']}/activate").status_code == 202
-    app.follower.run_jobs()
+    app.jobs.run()
     off = api.post("/v1/rules", json={"soft_bounce_limit": None, "machine_open_window_seconds": None,
                                       "machine_click_window_seconds": None, "statistics_period_days": None})
     assert off.status_code == 201, off.json

@@ -93,7 +93,7 @@ def test_identical_what_ifs_share_one_job_and_the_queue_is_bounded(worker: tuple
     assert api.post("/v1/what-if", json={"rules": SOFT_FINAL, "sample": 3}).get_json() == {"job": job}
     assert api.post("/v1/what-if", json={"rules": SOFT_FINAL, "sample": 4}).status_code == 429, "another sample: another question"
 
-    assert projection.run_jobs() == LIMIT  # the projection process answers them
+    assert app.jobs.run(projection) == LIMIT  # the projection process answers them
     answered = api.get(f"/v1/jobs/{job}").get_json()
     assert answered["status"] == "done"
     position = app.journal_position()
@@ -104,12 +104,12 @@ def test_identical_what_ifs_share_one_job_and_the_queue_is_bounded(worker: tuple
     post_batch(api)  # the journal moves: the answer is no longer this question's
     moved = api.post("/v1/what-if", json={"rules": SOFT_FINAL, "sample": 3})
     assert moved.status_code == 202 and moved.get_json()["job"] != job
-    projection.run_jobs()
+    app.jobs.run(projection)
     version = app.define_rules({"statistics_period_days": 30}).version  # a rules version defined: no fold reads it
     same = api.post("/v1/what-if", json={"rules": SOFT_FINAL, "sample": 3})
     assert same.status_code == 200
     assert app.request_activation(version)["kind"] == "activate"
-    projection.run_jobs()  # other active rules: the answer is no longer this question's
+    app.jobs.run(projection)  # other active rules: the answer is no longer this question's
     assert api.post("/v1/what-if", json={"rules": SOFT_FINAL, "sample": 3}).status_code == 202
     assert what_if_jobs(app) == {"done": LIMIT + 1, "running": 1}
 

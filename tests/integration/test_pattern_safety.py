@@ -26,7 +26,7 @@ def test_a_crafted_user_agent_does_not_stop_the_projection_under_an_activated_ru
     say(app, "r", "delivered", 1)
     version = app.define_rules({"machine_open_user_agents": [NESTED_QUANTIFIER_AGENT]}).version
     app.request_activation(version)
-    app.follower.run_jobs()
+    app.jobs.run()
     assert app.active_version() == version
 
     open_with_agent(app, "r", CRAFTED_AGENT)
@@ -58,7 +58,7 @@ def test_a_follower_that_cannot_apply_its_generation_is_recovered_by_activating_
     monkeypatch.setattr(follower, "run_once", poisoned)
     version = app.define_rules({"responses": {"opened": {"priority": 5}}}).version
     job = app.request_activation(version)["id"]
-    follower.run_jobs()
+    app.jobs.run(follower)
     assert app.job(job)["status"] == "done", app.job(job)
     assert app.active_version() == version
     monkeypatch.setattr(follower, "run_once", live_run_once)

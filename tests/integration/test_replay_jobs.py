@@ -40,11 +40,11 @@ def test_a_what_if_past_the_bound_is_a_job_the_projection_process_answers(journa
     waiting = app.job(job)
     assert (waiting["kind"], waiting["status"], waiting["version"]) == ("what-if", "running", "what-if")
     assert "result" not in waiting
-    assert projection.run_jobs() == 1  # the projection process's next look at the journal's jobs
+    assert app.jobs.run(projection) == 1  # the projection process's next look at the journal's jobs
     done = app.job(job)
     assert done["status"] == "done" and done["progress"] == 1.0
     assert done["result"] == expected
-    assert projection.run_jobs() == 0  # answered once
+    assert app.jobs.run(projection) == 0  # answered once
 
 
 def test_a_what_if_within_the_bound_is_answered_directly_by_a_follower_thread(journal: ResponsesApp) -> None:
@@ -85,7 +85,7 @@ def test_the_http_answer_is_202_with_a_job_whose_result_comes_once_done(journal:
     job = r.get_json()["job"]
     running = api.get(f"/v1/jobs/{job}").get_json()
     assert running["status"] == "running" and "result" not in running
-    projection.run_jobs()
+    app.jobs.run(projection)
     done = api.get(f"/v1/jobs/{job}")
     assert done.status_code == 200
     assert done.get_json()["status"] == "done" and done.get_json()["result"] == expected

@@ -124,7 +124,7 @@ def test_after_an_activation_the_rebuilt_views_keep_the_scope_index(journal: Res
     app = journal
     version = app.define_rules({"soft_bounce_limit": 2}).version
     job = app.request_activation(version)["id"]
-    app.follower.run_jobs()
+    app.jobs.run()
     assert app.job(job)["status"] == "done" and app.active_version() == version
     app.wait_for_views()  # past the job's own events (a scoped what-if reads views that are current)
     current = app.active_rules()

@@ -185,7 +185,7 @@ def test_activation_rebuilds_then_swaps_and_the_old_version_restores_the_old_vie
     job = app.request_activation("2")
     assert job["status"] == "running"
     assert audience(app) == original  # nothing moves until the job ran
-    assert app.follower.run_jobs() == 1
+    assert app.jobs.run() == 1
     assert app.job(job["id"])["status"] == "done" and app.job(job["id"])["progress"] == 1.0
     assert app.rules_versions()["active"] == "2"
     assert audience(app)["soft-then-delivered"] == ("soft_bounce", 0)
@@ -195,11 +195,11 @@ def test_activation_rebuilds_then_swaps_and_the_old_version_restores_the_old_vie
     assert audience(app)["delivered-then-soft"] == ("soft_bounce", 0)
     # Back to version 1: exactly the old view (plus the new open).
     app.request_activation("1")
-    app.follower.run_jobs()
+    app.jobs.run()
     assert app.rules_versions()["active"] == "1"
     expected = dict(original, **{"delivered-then-soft": ("opened", 1)})
     assert audience(app) == expected
-    assert app.follower.run_jobs() == 0  # finished jobs do not run again
+    assert app.jobs.run() == 0  # finished jobs do not run again
 
 
 def test_rule_versions_are_journaled_and_validated(app: ResponsesApp) -> None:

@@ -40,12 +40,12 @@ def test_an_interrupted_what_if_runs_again_once_then_fails_with_the_reason(app: 
         app.request_what_if(hours(12))
 
     restarted = ViewFollower(app)  # the projection process, started again
-    assert restarted.run_jobs() == 2
+    assert app.jobs.run(restarted) == 2
     assert app.job(once)["status"] == "done" and app.job(once)["result"]["recipients"] == 5
     failed = app.job(twice)
     assert failed["status"] == "failed"
     assert failed["error"].startswith("interrupted 2 times: the projection process stopped while it ran this what-if")
     assert app.pending_what_ifs() == [], "nothing counts against the bound any more"
-    assert restarted.run_jobs() == 0
+    assert app.jobs.run(restarted) == 0
     again = app.request_what_if(hours(11))
     assert again != twice and app.job(again)["status"] == "running"

@@ -293,7 +293,7 @@ def test_what_if_shows_the_apis_result_then_adopt_activates_it(browser: FlaskCli
     assert r.status_code == 302 and r.headers["Location"].startswith("/jobs/")
     job_page = text(browser.get(r.headers["Location"]))
     assert '<meta http-equiv="refresh" content="2">' in job_page and 'data-status="running"' in job_page
-    app.follower.run_jobs()
+    app.jobs.run()
     done = text(browser.get(r.headers["Location"]))
     assert 'data-status="done"' in done and "refresh" not in done
     rules = api.get("/v1/rules").json
@@ -389,7 +389,7 @@ def test_an_older_version_is_adopted_from_the_rules_page(browser: FlaskClient, a
     version = app.define_rules({"statistics_period_days": 7}).version
     r = post_form(browser, "/rules", f"/rules/{version}/activate", {})
     assert r.status_code == 302 and r.headers["Location"].startswith("/jobs/")
-    app.follower.run_jobs()
+    app.jobs.run()
     assert f"Rules version {version} is active." in text(browser.get(r.headers["Location"]))
     assert api.get("/v1/rules").json["active"] == version
     assert re.search(rf'<tr data-version="{version}" class="active-row">', text(browser.get("/rules")))
