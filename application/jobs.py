@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from application.rules import REFUSED, RulesService, WhatIfQueueFull
 from domain.aggregates import Job
 from projections import replay
-from projections.follower import TRANSIENT, ViewFollower
+from projections.follower import RETRYABLE, TRANSIENT, ViewFollower
 from projections.ports import Following, Progress, ReplaySource
 from projections.views import StaleBatch
 
@@ -206,7 +206,7 @@ def following(job: str, follower: Following | None) -> Callable[[], None] | None
             return
         try:
             follower.run_once()
-        except (StaleBatch, *TRANSIENT):  # contention: try again after the next rebuild batch
+        except RETRYABLE:  # contention: try again after the next rebuild batch
             pass
         except Exception as exc:
             stuck[0] = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from typing import Any, Protocol
+from uuid import UUID
 
 import orjson
 from eventsourcing.application import Repository
@@ -43,7 +44,7 @@ class QueriedApp(Protocol):
     """What the queries use of the application: its views' reads, and the journal for what they lack."""
 
     reads: ViewReads
-    repository: Repository
+    repository: Repository[UUID]
 
     def get_mailing_aggregate(self, mailing_id: str) -> Mailing: ...
     def wait_for_views(self, timeout: float | None = None) -> None: ...

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError, Repository
@@ -73,7 +73,7 @@ class RulesHost(ReplaySource, Protocol):
     def settings(self) -> Settings: ...
 
     @property
-    def repository(self) -> Repository: ...
+    def repository(self) -> Repository[uuid.UUID]: ...
 
     @property
     def journal_index(self) -> JournalIndex: ...
@@ -103,7 +103,7 @@ class RulesService:
         return self.host.views
 
     @property
-    def repository(self) -> Repository:
+    def repository(self) -> Repository[uuid.UUID]:
         return self.host.repository
 
     # ---- rules and generations -----------------------------------------------------------
@@ -135,13 +135,13 @@ class RulesService:
 
     def _rules_book(self) -> RulesBook | None:
         try:
-            return self.repository.get(rules_book_id())  # type: ignore[return-value]
+            return self.repository.get(rules_book_id())
         except AggregateNotFoundError:
             return None
 
     def rules_versions(self) -> dict[str, Any]:
         book = self._rules_book()
-        versions = [{"version": DEFAULT_VERSION, "created_at": None, "created_by": None, "changes": {}, "based_on": None}]
+        versions: list[dict[str, Any]] = [{"version": DEFAULT_VERSION, "created_at": None, "created_by": None, "changes": {}, "based_on": None}]
         if book is not None:
             versions += [
                 {"created_by": None, **{k: v for k, v in entry.items() if k != "document"}} for entry in book.versions.values()
@@ -175,7 +175,8 @@ class RulesService:
             )
             return rules
 
-        return self._in_transaction(work)
+        defined: Ruleset = self._in_transaction(work)
+        return defined
 
     def swap_generation(self, generation: int, version: str) -> None:
         """Make a rebuilt generation of views (and the rules it was built under) the active one."""
@@ -197,7 +198,7 @@ class RulesService:
 
     def job(self, job: str) -> dict[str, Any]:
         try:
-            found: Job = self.repository.get(job_id(job))  # type: ignore[assignment]  # the repository answers an Aggregate
+            found: Job = self.repository.get(job_id(job))
             return found.as_dict()
         except AggregateNotFoundError:
             raise NotFound("job", job) from None
@@ -220,7 +221,7 @@ class RulesService:
             if not notes:
                 break
             for n in notes:
-                job: Job = self.repository.get(n.originator_id)  # type: ignore[assignment]
+                job: Job = self.repository.get(cast(uuid.UUID, n.originator_id))
                 if job.status == "running":
                     found.append((n.id, job))
             start = notes[-1].id
@@ -245,7 +246,7 @@ class RulesService:
 
     def _job_or_none(self, job: str) -> Job | None:
         try:
-            return self.repository.get(job_id(job))  # type: ignore[return-value]
+            return self.repository.get(job_id(job))
         except AggregateNotFoundError:
             return None
 

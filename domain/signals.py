@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, overload
 
 SYSTEM = "system"  # dispatch outcomes and canonical signals from the sender
 PROVIDERS = ("unione", "elasticemail", "sendgrid")
@@ -42,6 +42,10 @@ def utc(dt: datetime) -> datetime:
     return dt.astimezone(timezone.utc)
 
 
+@overload
+def iso(dt: datetime) -> str: ...
+@overload
+def iso(dt: None) -> None: ...
 def iso(dt: datetime | None) -> str | None:
     return None if dt is None else utc(dt).isoformat()
 

@@ -33,7 +33,8 @@ log = logging.getLogger("responses.follower")
 
 
 def decode(notification: Any) -> dict[str, Any]:
-    return orjson.loads(notification.state)
+    state: dict[str, Any] = orjson.loads(notification.state)
+    return state
 
 
 def originator_key(originator_id: Any) -> str:
@@ -178,6 +179,7 @@ UNAVAILABLE_WARNING_SECONDS = 30.0  # transient errors for longer than this are 
 TRANSIENT: tuple[type[BaseException], ...] = (
     OperationalError, InterfaceError, sqlite3.OperationalError, psycopg.OperationalError, TimeoutError
 )
+RETRYABLE: tuple[type[BaseException], ...] = (StaleBatch, *TRANSIENT)  # a batch another follower took, or contention
 
 
 def set_aside(app: ProjectionSource, generation: int, error: Exception) -> None:
@@ -275,7 +277,7 @@ class ViewFollower:
             for attempt in range(1, POISON_AFTER_FAILURES + 1):
                 try:
                     return apply_batch(self.app, generation, rules, self.batch_size)
-                except (StaleBatch, *TRANSIENT):
+                except RETRYABLE:
                     raise
                 except Exception:
                     if self.app.generation() != generation:  # swapped by a rebuild meanwhile: read the new one
@@ -289,7 +291,7 @@ class ViewFollower:
         for _ in range(self.batch_size):
             try:
                 n = apply_batch(self.app, generation, rules, 1)
-            except (StaleBatch, *TRANSIENT):
+            except RETRYABLE:
                 raise
             except Exception as exc:
                 set_aside(self.app, generation, exc)
