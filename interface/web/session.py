@@ -25,10 +25,10 @@ from flask import Flask, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
-from interface.http import context
-from interface.http.auth import read_token_file
-from interface.http.context import EXTENSION
-from interface.http.guard import guard
+from interface.shared import context
+from interface.shared.context import EXTENSION
+from interface.shared.guard import guard
+from interface.shared.token_file import read_token_file
 
 log = logging.getLogger("responses.web")
 

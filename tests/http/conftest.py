@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 from application.config import Settings
 from application.service import ResponsesApp
-from interface.http import create_app
+from interface.app import create_app
 from tests.conftest import FIXTURES
 
 TOKEN = "test-api-token"

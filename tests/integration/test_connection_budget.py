@@ -19,7 +19,7 @@ import pytest
 
 from application.config import Settings
 from application.service import ResponsesApp
-from interface.http import create_app
+from interface.app import create_app
 from projections.follower import ViewFollower
 from tests.conftest import PG_ADMIN_URL
 
