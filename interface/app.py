@@ -38,7 +38,7 @@ def create_app(app: ResponsesApp | None = None, settings: Settings | None = None
     if not settings.api_tokens:
         log.warning("no API token configured (RESPONSES_API_TOKENS): every bearer route answers 401")
 
-    flask_app = Flask("interface.http")
+    flask_app = Flask("interface.http")  # its static folder: the vendored Swagger UI of /docs (interface/http/static)
     flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     flask_app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Russian names as text
     flask_app.json.sort_keys = False  # type: ignore[attr-defined]

@@ -42,12 +42,7 @@ def add_simulate(commands: Commands) -> None:
 
 
 def simulate(args: argparse.Namespace) -> int:
-    from interface.simulate import (
-        ClientTransport,
-        HttpTransport,
-        SimulationError,
-        Simulator,
-    )
+    from interface.simulate import ClientTransport, HttpTransport, SimulationError, Simulator  # lazily: start-up time
 
     if args.recipients < 1:
         raise SystemExit("--recipients must be at least 1")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from flask import Flask, g, request, session
+from flask import Flask, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
@@ -122,8 +122,6 @@ def configure_sessions(app: Flask, secret_key: str | None) -> WebSessionInterfac
 
 
 def _interface() -> WebSessionInterface:
-    from flask import current_app
-
     return current_app.session_interface  # type: ignore[return-value]
 
 
