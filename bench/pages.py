@@ -24,7 +24,7 @@ from typing import Any
 from application.config import Settings
 from application.service import ResponsesApp
 from bench.journal import build_journal
-from interface.http import create_app
+from interface.app import create_app
 from projections.follower import ViewFollower
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)

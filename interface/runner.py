@@ -87,26 +87,11 @@ class ProjectorLock:
         self.release()
 
 
-class CommandFollower(ViewFollower):
-    """The follower of a one-shot command, caught up on demand; the application's job runner runs
-    the journaled jobs beside it (``app.jobs``, attached when it becomes ``app.follower``).
-
-    ``execute`` is kept for the CLI's ``rebuild`` (``app.follower.execute``): it is ``app.jobs.execute``
-    with this follower; call that instead."""
-
-    def __init__(self, app: ResponsesApp):
-        super().__init__(app)
-        self.responses = app
-
-    def execute(self, job: str, version: str, progress: Callable[[int, int], None] | None = None) -> None:
-        self.responses.jobs.execute(job, version, progress, follower=self)
-
-
 def on_demand_follower(app: ResponsesApp, lock: ProjectorLock) -> bool:
     """Let ``app.wait_for_views`` catch up in-process when nobody else projects (the application's
     jobs run beside it, in a thread of their own, when one is asked for here); else it polls."""
     if lock.try_acquire():
-        app.follower = CommandFollower(app)
+        app.follower = ViewFollower(app)
         return True
     log.info("another process follows the journal; waiting for it instead")
     return False

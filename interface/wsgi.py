@@ -14,8 +14,8 @@ import logging
 import sys
 
 from application.config import ConfigError, Settings
-from interface.http import create_app
-from interface.http.auth import settings_with_token
+from interface.app import create_app
+from interface.shared.token_file import settings_with_token
 from interface.runner import DATABASE_ERRORS, database_error_message
 
 WORKER_BOOT_ERROR = 3  # gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts

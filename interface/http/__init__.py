@@ -1,5 +1,5 @@
-"""HTTP interface (CONTRACT §7): ``create_app`` builds the Flask service."""
+"""The HTTP API (CONTRACT §7): its blueprints under ``/v1``, registered by ``interface.http.api.register_api``.
 
-from interface.http.factory import create_app
-
-__all__ = ["create_app"]
+The service itself is built by the interface's root, ``interface.app.create_app``, over this package and
+the pages (``interface.web``); the two share only ``interface.shared``.
+"""

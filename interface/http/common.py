@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-from datetime import datetime, timezone
 from typing import Any
 
 import flask
@@ -18,10 +16,10 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from application.queries import MAX_PAGE
 from domain.catalogue import CODES, REASONS
 from interface.http.body import read_limited
-from interface.http.context import settings
+from interface.shared.context import settings
+from interface.shared.fields import Text
 
 LANGS = ("en", "ru")
-MAX_ID_LENGTH = 200  # mailing and contact ids: also indexed keys of the views
 # Ids are path segments of the API (/v1/mailings/{id}/recipients/{contact_id}/...): no "/".
 PATH_SAFE = validate.Regexp(r"^[^/]*$", error="must not contain '/': ids are part of the API's paths")
 
@@ -48,53 +46,6 @@ class Blueprint(flask_smorest.Blueprint):  # type: ignore[misc]
     """Every area's blueprint: flask-smorest's, parsing request bodies with ``JsonParser``."""
 
     ARGUMENTS_PARSER = JsonParser()
-
-
-class Text(ma.fields.String):
-    """A request string: no NUL characters (PostgreSQL text cannot hold them; they would stall the views)."""
-
-    default_error_messages = {"nul": "Must not contain NUL characters."}
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text: str = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in text:
-            raise self.make_error("nul")
-        return text
-
-
-# "2026-03-14T10:00:00 03:00": a "+" sent unescaped in a query string arrives as a space.
-_SPACE_FOR_PLUS = re.compile(r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?) (\d{2}(?::?\d{2})?)$")
-TIME_FORMAT = "ISO 8601, e.g. 2026-03-14T10:00:00+03:00 (in a URL write + as %2B); without an offset it is UTC"
-
-
-class UtcTime(ma.fields.Field):
-    """A request time: ISO 8601 read leniently (a space where ``+`` was meant), naive means UTC,
-    answered as an aware UTC datetime; a time that cannot be held in UTC is invalid, not a 500."""
-
-    default_error_messages = {
-        "invalid": f"Not a valid time: use {TIME_FORMAT}.",
-        "range": "Out of range: the time cannot be expressed in UTC (years 1 to 9999).",
-    }
-
-    def __init__(self, **kwargs: Any):
-        metadata = {"type": "string", "format": "date-time", "description": TIME_FORMAT, **kwargs.pop("metadata", {})}
-        super().__init__(metadata=metadata, **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
-        if not isinstance(value, str) or len(value) > 64:
-            raise self.make_error("invalid")
-        text = _SPACE_FOR_PLUS.sub(r"\1+\2", value.strip())
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            raise self.make_error("invalid") from None
-        try:
-            return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
-        except (OverflowError, ValueError):
-            raise self.make_error("range") from None
-
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        return None if value is None else value.isoformat()
 
 
 class ResponseObjectSchema(ma.Schema):

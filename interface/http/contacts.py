@@ -9,28 +9,14 @@ from marshmallow import validate
 
 from application.queries import MAX_PAGE
 from interface.http.auth import require_bearer
-from interface.http.common import Blueprint, LangArgsSchema, ResponseObjectSchema, Text
-from interface.http.context import caught_up_views, fresh_views, service
-from interface.http.errors import ErrorSchema
+from interface.http.common import Blueprint, LangArgsSchema, ResponseObjectSchema
+from interface.shared.contact_changes import ContactPatchSchema, SubscriptionSchema
+from interface.shared.context import caught_up_views, fresh_views, service
+from interface.shared.errors import ErrorSchema
+from interface.shared.fields import Text
 
 blp = Blueprint("contacts", __name__, url_prefix="/v1/contacts", description="Contacts: flags and responses across mailings")
 blp.before_request(require_bearer)
-
-
-class ContactPatchSchema(ma.Schema):
-    do_not_use_email = ma.fields.Boolean()
-    email_is_actual = ma.fields.Boolean()
-    email = ma.fields.Email(validate=validate.Length(max=320), metadata={"description": "a new email resets email_is_actual and the soft-bounce streak unless this patch sets them"})
-
-    @ma.validates_schema
-    def changes_something(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not data:  # an empty patch would journal nothing and create the contact
-            raise ma.ValidationError("give at least one of do_not_use_email, email_is_actual, email", "_schema")
-
-
-class SubscriptionSchema(ma.Schema):
-    email_type = Text(required=True, validate=validate.Length(min=1, max=200))
-    subscribed = ma.fields.Boolean(required=True)
 
 
 class FlagsSchema(ma.Schema):

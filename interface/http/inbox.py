@@ -7,9 +7,10 @@ from typing import Any
 import marshmallow as ma
 
 from interface.http.auth import require_bearer
-from interface.http.common import Blueprint, PageArgsSchema, Text, page_schema
-from interface.http.context import fresh_views
-from interface.http.errors import ErrorSchema
+from interface.http.common import Blueprint, PageArgsSchema, page_schema
+from interface.shared.context import fresh_views
+from interface.shared.errors import ErrorSchema
+from interface.shared.fields import Text
 
 blp = Blueprint("inbox", __name__, url_prefix="/v1", description="Unmatched signals, quarantine, provider notices, test sends")
 blp.before_request(require_bearer)

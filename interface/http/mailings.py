@@ -12,11 +12,13 @@ from application.queries import MAX_PAGE
 from application.service import CATEGORIES
 from domain.catalogue import CODES
 from domain.signals import PROVIDERS
-from interface.http.audience_csv import COLUMNS as CSV_COLUMNS, audience_csv_response
 from interface.http.auth import require_bearer
-from interface.http.common import MAX_ID_LENGTH, PATH_SAFE, Blueprint, UtcTime, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, Text, page_schema
-from interface.http.context import caught_up_views, fresh_views, queries, service
-from interface.http.errors import ApiError, ErrorSchema
+from interface.http.common import PATH_SAFE, Blueprint, LangArgsSchema, PageArgsSchema, ResponseObjectSchema, page_schema
+from interface.shared.audience_csv import COLUMNS as CSV_COLUMNS
+from interface.shared.audience_csv import audience_csv_response
+from interface.shared.context import caught_up_views, fresh_views, queries, service
+from interface.shared.errors import ApiError, ErrorSchema
+from interface.shared.fields import MAX_ID_LENGTH, Text, UtcTime
 
 blp = Blueprint("mailings", __name__, url_prefix="/v1/mailings", description="Mailings, their audience and analytics")
 blp.before_request(require_bearer)

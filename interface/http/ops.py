@@ -8,9 +8,9 @@ from typing import Any
 
 import marshmallow as ma
 
-from interface.http.common import Blueprint
-from interface.http.context import service, settings
 from domain.signals import parse_iso
+from interface.http.common import Blueprint
+from interface.shared.context import service, settings
 from projections.follower import applied_lag, measure_lag
 from projections.lag import LagHistogram
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timezone
 from typing import Any
 
 import marshmallow as ma
@@ -14,9 +13,10 @@ from application.rules import HISTORY_PAGE, WhatIfQueueFull
 from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
 from domain.signals import utc
 from interface.http.auth import caller, require_bearer
-from interface.http.common import TIME_FORMAT, Blueprint, LangArgsSchema, ResponseObjectSchema, Text, UtcTime
-from interface.http.context import service
-from interface.http.errors import ApiError, ErrorSchema, error_response
+from interface.http.common import Blueprint, LangArgsSchema, ResponseObjectSchema
+from interface.shared.context import service
+from interface.shared.errors import ApiError, ErrorSchema, error_response
+from interface.shared.fields import TIME_FORMAT, Text, UtcTime
 
 blp = Blueprint("rules", __name__, url_prefix="/v1", description="Versioned rules, what-if replays, activation jobs, audit history")
 blp.before_request(require_bearer)

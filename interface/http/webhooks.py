@@ -28,11 +28,11 @@ from domain.signals import ParsedBatch, Quarantined, text_digest
 from interface.http.auth import require_bearer
 from interface.http.body import read_decoded, read_limited
 from interface.http.common import Blueprint, IngestAnswerSchema
-from interface.http.context import service, settings
-from interface.http.errors import ApiError, ErrorSchema
-from interface.http.guard import count_failure, refuse_if_throttled
 from interface.providers import canonical, elasticemail, sendgrid, unione
 from interface.providers.common import load_json, read_body
+from interface.shared.context import service, settings
+from interface.shared.errors import ApiError, ErrorSchema
+from interface.shared.guard import count_failure, refuse_if_throttled
 
 log = logging.getLogger("responses.webhooks")
 

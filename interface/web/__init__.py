@@ -1,17 +1,10 @@
-"""The marketer's pages: server-rendered HTML over the same application queries and use cases as the API."""
+"""The marketer's pages: server-rendered HTML over the same application queries and use cases as the API.
 
-from __future__ import annotations
+One blueprint per page area (``pages_auth``, ``pages_mailings``, ``pages_contacts``, ``pages_rules``,
+``pages_inbox``) under the site's parent blueprint (``site``); the root (``interface.app``) calls
+``register_web``. The pages import what they share with the API from ``interface.shared``, never the API.
+"""
 
-from typing import TYPE_CHECKING
+from interface.web.site import register_web
 
-if TYPE_CHECKING:
-    from flask import Flask
-
-    from application.config import Settings
-
-
-def register_web(app: "Flask", settings: "Settings") -> None:
-    """Register the pages' blueprint on ``app`` (imported here: the pages build on ``interface.http``)."""
-    from interface.web.blueprint import register_web as register
-
-    register(app, settings)
+__all__ = ["register_web"]

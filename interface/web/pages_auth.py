@@ -5,25 +5,28 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 
-from interface.http import context
-from interface.http.guard import count_failure, retry_after
-from interface.web.blueprint import _, bp, page, safe_next
+from interface.shared import context
+from interface.shared.guard import count_failure, retry_after
+from interface.web.rendering import _, page, safe_next
 from interface.web.session import sign_in, sign_out, signed_in_as
 
 log = logging.getLogger("responses.web")
 
+bp = Blueprint("auth", __name__)
+MAILINGS = "web.mailings.mailings"
+
 
 @bp.get("/")
 def home() -> Any:
-    return redirect(url_for("web.mailings"))
+    return redirect(url_for(MAILINGS))
 
 
 @bp.get("/login")
 def login() -> Any:
     if signed_in_as() is not None:
-        return redirect(safe_next(request.args.get("next")) or url_for("web.mailings"))
+        return redirect(safe_next(request.args.get("next")) or url_for(MAILINGS))
     return page("login.html", next_path=safe_next(request.args.get("next")), configured=bool(context.settings().api_tokens))
 
 
@@ -37,7 +40,7 @@ def login_submit() -> Any:
                             error=_("Too many failed sign-ins from your address. Try again in %(seconds)d s.", seconds=wait))
         return html, status, {"Retry-After": str(wait)}
     if sign_in(request.form.get("token", "")):
-        return redirect(next_path or url_for("web.mailings"))
+        return redirect(next_path or url_for(MAILINGS))
     log.warning("sign-in refused: not a configured token")  # never the token itself
     count_failure("sign-in")
     return page("login.html", status=401, error=_("That token is not one this service accepts."), next_path=next_path,
@@ -48,10 +51,10 @@ def login_submit() -> Any:
 def logout() -> Any:
     sign_out()
     flash(_("Signed out."))
-    return redirect(url_for("web.login"))
+    return redirect(url_for("web.auth.login"))
 
 
 @bp.get("/preferences")
 def preferences() -> Any:
     """The language and the time zone pages show times in (kept in the session; ``?lang=`` / ``?tz=`` set them)."""
-    return page("preferences.html", next_path=safe_next(request.args.get("next")) or url_for("web.mailings"))
+    return page("preferences.html", next_path=safe_next(request.args.get("next")) or url_for(MAILINGS))

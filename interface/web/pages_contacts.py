@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 
 from application.errors import NotFound
-from interface.http.contacts import ContactPatchSchema, SubscriptionSchema
-from interface.http.context import caught_up_views, fresh_views, service
-from interface.web.blueprint import _, bp, page
+from interface.shared.contact_changes import ContactPatchSchema, SubscriptionSchema
+from interface.shared.context import caught_up_views, fresh_views, service
+from interface.web.rendering import _, page
 from interface.web.session import current_lang
+
+bp = Blueprint("contacts", __name__)
 
 PAGE = 50
 TRI = {"": None, "yes": True, "no": False}
@@ -32,7 +34,7 @@ def contacts() -> Any:
         except NotFound:
             pass
         if len(found) == 1 and found[0]["contact_id"] == query:
-            return redirect(url_for("web.contact", contact_id=query))
+            return redirect(url_for("web.contacts.contact", contact_id=query))
     else:
         listing = views.contacts_page(request.args.get("after") or None, PAGE)
     return page("contacts.html", query=query, found=found, listing=listing, after=request.args.get("after"))
@@ -69,7 +71,7 @@ def contact_flags(contact_id: str) -> Any:
     service().change_contact(contact_id, changes)
     caught_up_views()
     flash(_("Saved."))
-    return redirect(url_for("web.contact", contact_id=contact_id))
+    return redirect(url_for("web.contacts.contact", contact_id=contact_id))
 
 
 @bp.post("/contacts/<contact_id>/subscriptions")
@@ -81,6 +83,6 @@ def contact_subscription(contact_id: str) -> Any:
     service().set_subscription(contact_id, body["email_type"], body["subscribed"])
     caught_up_views()
     flash(_("Saved."))
-    return redirect(url_for("web.contact", contact_id=contact_id))
+    return redirect(url_for("web.contacts.contact", contact_id=contact_id))
 
 

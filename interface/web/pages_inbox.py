@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import Blueprint, request
 
-from interface.http.context import fresh_views
-from interface.web.blueprint import PageError, bp, page
+from interface.shared.context import fresh_views
+from interface.web.rendering import PageError, page
+
+bp = Blueprint("inbox", __name__)
 
 PAGE = 50
 KINDS = {"unmatched": "unmatched", "quarantine": "quarantine", "notices": "notice"}

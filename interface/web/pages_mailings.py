@@ -6,17 +6,21 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, make_response, request
+from flask import Blueprint, Response, make_response, request
 
 from application.history_folds import HistoryBusy
+from application.queries import Queries
 from application.service import CATEGORIES
 from domain.catalogue import CODES, NOT_DELIVERED, NOT_SENT, REASONS
-from interface.http.audience_csv import audience_csv_response
-from interface.http.common import _SPACE_FOR_PLUS
-from interface.http.context import fresh_views, service
+from interface.shared.audience_csv import audience_csv_response
+from interface.shared.context import fresh_views, service
+from interface.shared.fields import plus_restored
 from interface.web import charts
-from interface.web.blueprint import PageError, _, bp, page, to_local
+from interface.web.i18n import reason_name, response_name
+from interface.web.rendering import PageError, _, page, to_local
 from interface.web.session import current_lang, current_tz
+
+bp = Blueprint("mailings", __name__)
 
 PAGE = 50
 HISTORY_PAGE = 100
@@ -65,7 +69,7 @@ def mailing(mailing_id: str) -> Any:
     else:
         cursor = request.args.get("cursor") or None
         values.update(click_map(views.links(mailing_id, LINKS_PAGE, cursor), views.link_clickers(mailing_id)), cursor=cursor)
-    return page("mailing.html", **values)
+    return page(f"mailing_{tab}.html", **values)
 
 
 @bp.get("/mailings/<mailing_id>/audience.csv")
@@ -78,8 +82,6 @@ def mailing_csv(mailing_id: str) -> Response:
 
 def results_charts(summary: dict[str, Any]) -> dict[str, Any]:
     lang = current_lang()
-    from interface.web.i18n import reason_name, response_name
-
     error_rows = []
     seen_reasons: list[str] = []
     for group in (NOT_SENT, NOT_DELIVERED):
@@ -120,7 +122,7 @@ def results_charts(summary: dict[str, Any]) -> dict[str, Any]:
 # ---- opens and clicks per hour -------------------------------------------------------------------------
 
 
-def engagement(views: Any, mailing_id: str) -> dict[str, Any]:
+def engagement(views: Queries, mailing_id: str) -> dict[str, Any]:
     try:
         hours = int(request.args.get("hours") or 48)
     except ValueError:
@@ -192,7 +194,7 @@ def parse_as_of(text: str) -> datetime:
     """A picked instant: ISO 8601 with an offset, or a local date and time (a ``datetime-local`` field) in the
     viewer's time zone."""
     try:
-        parsed = datetime.fromisoformat(_SPACE_FOR_PLUS.sub(r"\1+\2", text[:64]))
+        parsed = datetime.fromisoformat(plus_restored(text[:64]))
     except ValueError:
         raise PageError(400, "as_of: a date and time, e.g. 2026-03-14T10:00") from None
     if parsed.tzinfo is None:

@@ -6,17 +6,19 @@ import json
 import logging
 from typing import Any
 
-from flask import redirect, request, session, url_for
+from flask import Blueprint, redirect, request, session, url_for
 
 from application.rules import WhatIfQueueFull
 from domain.catalogue import RESPONSES
 from domain.rules import InvalidRuleset, Ruleset
-from interface.http.context import fresh_views, service
+from interface.shared.context import fresh_views, service
 from interface.web import charts
-from interface.web.blueprint import PageError, _, bp, page
+from interface.web.rendering import PageError, _, page
 from interface.web.session import current_lang, signed_in_as
 
 log = logging.getLogger("responses.web")
+
+bp = Blueprint("rules", __name__)
 
 MAX_SAMPLE = 100
 SESSION_DOC_CHARS = 2500  # a what-if's document kept for its Adopt button (the cookie stays small)
@@ -80,7 +82,7 @@ def rules_activate(version: str) -> Any:
         job = service().request_activation(version)
     except InvalidRuleset as exc:
         raise PageError(422, "; ".join(f"{k}: {v}" for k, v in exc.errors.items())) from None
-    return redirect(url_for("web.job", job_id=job["id"]))
+    return redirect(url_for("web.rules.job", job_id=job["id"]))
 
 
 # ---- /what-if ---------------------------------------------------------------------------------------------
@@ -229,7 +231,7 @@ def what_if_run() -> Any:
     if job_id is not None:
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
         session["what_if"] = {"job": job_id, "doc": text if len(text) <= SESSION_DOC_CHARS else None}
-        return redirect(url_for("web.job", job_id=job_id))
+        return redirect(url_for("web.rules.job", job_id=job_id))
     return what_if_page(values, result=result, document=document, selected=selected)
 
 
@@ -249,7 +251,7 @@ def what_if_adopt() -> Any:
         values = form_defaults(app.active_rules())
         values["document"] = json.dumps(document, ensure_ascii=False, indent=2)
         return what_if_page(values, {field_of(k): v for k, v in exc.errors.items()}, status=422)
-    return redirect(url_for("web.job", job_id=job["id"]))
+    return redirect(url_for("web.rules.job", job_id=job["id"]))
 
 
 # ---- /jobs/<id> -----------------------------------------------------------------------------------------------

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from flask import Flask, g, request, session
+from flask import Flask, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
-from interface.http import context
-from interface.http.auth import read_token_file
-from interface.http.context import EXTENSION
-from interface.http.guard import guard
+from interface.shared import context
+from interface.shared.context import EXTENSION
+from interface.shared.guard import guard
+from interface.shared.token_file import read_token_file
 
 log = logging.getLogger("responses.web")
 
@@ -122,8 +122,6 @@ def configure_sessions(app: Flask, secret_key: str | None) -> WebSessionInterfac
 
 
 def _interface() -> WebSessionInterface:
-    from flask import current_app
-
     return current_app.session_interface  # type: ignore[return-value]
 
 

@@ -1,6 +1,6 @@
 """The OpenAPI contract, tried by schemathesis: every operation, on both stores.
 
-The Flask app (``interface.http.create_app``) serves its own ``/openapi.json``; schemathesis
+The Flask app (``interface.app.create_app``) serves its own ``/openapi.json``; schemathesis
 generates requests from it, valid ones and (for every operation that has something to get wrong)
 invalid ones, and each answer must not be a 5xx, must carry a status the operation documents, and
 must match the documented schema and content type.
@@ -41,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from application.service import ResponsesApp
-from interface.http import create_app
+from interface.app import create_app
 from tests.helpers.http import (
     EE_TOKEN,
     SPRING,

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from application.config import Settings
-from interface.cli import build_parser, main, what_if_report
+from interface.cli import build_parser, main
+from interface.cli.rules import what_if_report
 from tests.helpers.e2e import responses_command
 
 COMMAND_ENV = {

@@ -79,7 +79,7 @@ def test_docs_render_offline_in_chromium(tmp_path: Path, processes: list[Process
 
 def test_every_operation_has_a_summary() -> None:
     from application.config import Settings
-    from interface.http import create_app
+    from interface.app import create_app
 
     app = create_app(settings=Settings(database_url="sqlite:///:memory:", api_tokens=("t",)))
     spec = app.test_client().get("/openapi.json").get_json()

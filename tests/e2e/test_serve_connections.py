@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from interface.cli import CHANNEL_TIMEOUT_SECONDS, connection_limit, raise_open_files_limit
+from interface.cli.serve import CHANNEL_TIMEOUT_SECONDS, connection_limit, raise_open_files_limit
 from tests.helpers.e2e import Http, Process, free_port, responses_command, service_env, start
 
 IDLE_SOCKETS = 150

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from interface.http import create_app
+from interface.app import create_app
 from tests.helpers.http import (
     TOKEN,
     http_settings,

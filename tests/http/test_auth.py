@@ -7,8 +7,9 @@ from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
 from application.config import Settings
-from interface.http.auth import ensure_token_file, read_token_file, settings_with_token, token_matches
-from interface.http import create_app
+from interface.http.auth import token_matches
+from interface.shared.token_file import ensure_token_file, read_token_file, settings_with_token
+from interface.app import create_app
 from tests.helpers.http import TOKEN, error_of, http_settings, sqlite_only
 
 PROTECTED = [

@@ -12,7 +12,7 @@ import application.queries as queries_module
 import application.service as service_module
 from application.service import ResponsesApp
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal
-from interface.http import context
+from interface.shared import context
 from projections.follower import ViewFollower
 from tests.helpers.http import error_of, sqlite_only
 

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 
 from application.config import ConfigError, Settings
 from application.service import ResponsesApp
-from interface.http import create_app
-from interface.http.guard import EXTENSION as GUARD
+from interface.app import create_app
+from interface.shared.guard import EXTENSION as GUARD
 from tests.helpers.http import EE_TOKEN, TOKEN, error_of, http_settings, sqlite_only
 from tests.helpers.web import csrf_of
 

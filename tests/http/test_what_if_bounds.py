@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 import projections.replay
 from application.config import ConfigError, Settings
 from application.service import ResponsesApp
-from interface.http import create_app
+from interface.app import create_app
 from projections.follower import ViewFollower
 from tests.helpers.http import TOKEN, error_of, fixture_bytes, http_settings, sign_unione, start_spring
 

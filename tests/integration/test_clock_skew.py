@@ -17,7 +17,7 @@ from application.service import ResponsesApp
 from application.unit_of_work import UnitOfWork
 from domain.aggregates import Recipient, recipient_id
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, parse_iso
-from interface.http import create_app
+from interface.app import create_app
 from interface.simulate import UNIONE_TIME, unione_batch
 from projections.follower import ViewFollower
 from projections.replay import rebuild, what_if

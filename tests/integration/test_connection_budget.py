@@ -20,7 +20,7 @@ from flask import Flask
 
 from application.config import Settings
 from application.service import ResponsesApp
-from interface.http import create_app
+from interface.app import create_app
 from projections.follower import ViewFollower
 from tests.helpers.e2e import Process, responses_command, service_env
 from tests.helpers.stores import PG_ADMIN_URL

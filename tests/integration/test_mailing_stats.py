@@ -11,7 +11,7 @@ from typing import Any
 
 from application.queries import Queries
 from application.service import ResponsesApp
-from interface.http import create_app
+from interface.app import create_app
 from projections.replay import rebuild
 from tests.campaign import simulate_campaign
 from tests.helpers.http import UNIONE_KEY, TOKEN, http_settings

@@ -10,7 +10,7 @@ import pytest
 
 from application.service import ResponsesApp
 from domain.rules import InvalidRuleset
-from interface.http import create_app
+from interface.app import create_app
 from projections.follower import ViewFollower
 from tests.helpers.http import TOKEN, http_settings
 from tests.integration.test_replay_lean import campaign

@@ -74,7 +74,7 @@ def test_gunicorn_refuses_to_start_when_a_workers_threads_outnumber_the_pool(mon
 
 
 def test_serve_without_a_pool_size_gets_a_pool_as_large_as_its_threads() -> None:
-    from interface.cli import pool_for_threads
+    from interface.cli.serve import pool_for_threads
 
     postgres = Settings(database_url="postgresql://postgres@127.0.0.1:5432/x")
     assert pool_for_threads(postgres, 8, {}).database_pool_size == 8

@@ -8,7 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from interface.http import create_app
+from interface.app import create_app
 from interface.simulate import Report
 from tests.campaign import simulate_campaign
 from tests.helpers.http import TOKEN, UNIONE_KEY, http_settings

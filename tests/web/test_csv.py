@@ -7,7 +7,7 @@ import io
 
 from flask.testing import FlaskClient
 
-from interface.http.audience_csv import COLUMNS
+from interface.shared.audience_csv import COLUMNS
 from tests.helpers.http import error_of
 
 HOSTILE = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+2", "-3", "@SUM(A1)", "\tTab", "\rCR", "Anna"]

@@ -11,7 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from interface.http import create_app
+from interface.app import create_app
 from interface.web.session import COOKIE_NAME, ensure_secret_file
 from tests.helpers.http import TOKEN, http_settings
 from tests.helpers.web import SECRET, csrf_of, sign_in

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 
 from application.config import Settings
 from application.service import ResponsesApp
-from interface.http import create_app
-from interface.http.guard import EXTENSION as GUARD
+from interface.app import create_app
+from interface.shared.guard import EXTENSION as GUARD
 from interface.web.session import COOKIE_NAME
 from tests.helpers.http import TOKEN, http_settings
 from tests.helpers.web import SECRET, csrf_of, sign_in

@@ -19,14 +19,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
 from application.config import Settings
 from application.service import ResponsesApp
 from application.unit_of_work import schema_lock
-from interface.http.errors import error_response
+from interface.shared.errors import error_response
 from projections.auth_store import AuthStore
 
 log = logging.getLogger("responses.auth")
@@ -141,7 +140,7 @@ def throttled_answer(seconds: int) -> Response:
     return response
 
 
-def refuse_if_throttled() -> Any:
+def refuse_if_throttled() -> Response | None:
     """``before_request`` of routes that check a credential: 429 while this client is throttled."""
     seconds = retry_after()
     if seconds is None:

@@ -1,57 +1,28 @@
-"""The Flask application: blueprints, OpenAPI (``/openapi.json``, ``/docs``), errors, auth."""
+"""The interface's root: ``create_app`` builds the one Flask service, the API and the pages over the same
+services (CONTRACT §7).
+
+It imports both parts, the API (``interface.http``) and the marketer's pages (``interface.web``), and what
+they share (``interface.shared``); neither part imports the other, nor this module.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from flask import Flask
-from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response
 
 from application.config import Settings
 from application.queries import Queries
 from application.service import ResponsesApp
-from interface.http import contacts, inbox, mailings, ops, rules, webhooks
-from interface.http.common import MAX_ID_LENGTH
-from interface.http.context import EXTENSION, Services
-from interface.http.errors import ApiError, ErrorSchema, http_error, register_error_handlers
-from interface.http.guard import install_guard
+from interface.http.api import register_api
+from interface.shared.context import EXTENSION, Services
+from interface.shared.errors import ApiError, register_error_handlers
+from interface.shared.fields import MAX_ID_LENGTH
+from interface.shared.guard import install_guard
 from interface.web import register_web
 
 log = logging.getLogger("responses.http")
-
-SWAGGER_UI_URL = "static/swagger-ui/"  # relative to /docs, so it also works under a path prefix
-
-BLUEPRINTS = (ops.blp, webhooks.blp, webhooks.signals_blp, mailings.blp, contacts.blp, inbox.blp, rules.blp)
-
-
-class ResponsesApi(Api):  # type: ignore[misc]
-    """flask-smorest, answering its errors (404, 405, 422, malformed JSON...) in the contract's format."""
-
-    ERROR_SCHEMA = ErrorSchema
-
-    def handle_http_exception(self, error: HTTPException) -> Any:
-        return http_error(error)
-
-
-def openapi_config(max_body_bytes: int) -> dict[str, Any]:
-    return {
-        "API_TITLE": "Recipient responses",
-        "API_VERSION": "1",
-        "OPENAPI_VERSION": "3.0.3",
-        "OPENAPI_URL_PREFIX": "/",
-        "OPENAPI_JSON_PATH": "openapi.json",
-        "OPENAPI_SWAGGER_UI_PATH": "docs",
-        # vendored, pinned assets (interface/http/static/swagger-ui/VERSION.md): /docs works offline
-        "OPENAPI_SWAGGER_UI_URL": SWAGGER_UI_URL,
-        "API_SPEC_OPTIONS": {
-            "info": {"description": "Event-sourced recipient responses for email campaigns (CONTRACT §7)."},
-            "security": [{"bearer": []}],
-            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        },
-        "MAX_CONTENT_LENGTH": max_body_bytes,
-    }
 
 
 def create_app(app: ResponsesApp | None = None, settings: Settings | None = None) -> Flask:
@@ -67,16 +38,14 @@ def create_app(app: ResponsesApp | None = None, settings: Settings | None = None
     if not settings.api_tokens:
         log.warning("no API token configured (RESPONSES_API_TOKENS): every bearer route answers 401")
 
-    flask_app = Flask("interface.http")
-    flask_app.config.update(openapi_config(settings.max_body_bytes))
+    flask_app = Flask("interface.http")  # its static folder: the vendored Swagger UI of /docs (interface/http/static)
+    flask_app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     flask_app.json.ensure_ascii = False  # type: ignore[attr-defined]  # Russian names as text
     flask_app.json.sort_keys = False  # type: ignore[attr-defined]
     flask_app.extensions[EXTENSION] = Services(responses_app, Queries(responses_app), settings)
     install_guard(flask_app, responses_app, settings)  # page sessions and the count of failed credentials
 
-    api = ResponsesApi(flask_app)
-    for blueprint in BLUEPRINTS:
-        api.register_blueprint(blueprint)
+    register_api(flask_app)
     register_error_handlers(flask_app)  # after the Api: ours replace flask-smorest's
     register_web(flask_app, settings)  # the marketer's pages (/login, /mailings, ...): HTML over the same queries
     flask_app.url_value_preprocessor(refuse_impossible_ids)
@@ -84,7 +53,7 @@ def create_app(app: ResponsesApp | None = None, settings: Settings | None = None
     return flask_app
 
 
-def no_sniffing(response: Any) -> Any:
+def no_sniffing(response: Response) -> Response:
     """A browser never guesses another type than the one stated (a stored payload served as JSON stays JSON)."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response

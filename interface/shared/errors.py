@@ -15,8 +15,8 @@ import marshmallow as ma
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from application.queries import BadCursor
 from application.errors import Conflict, NotFound
+from application.queries import BadCursor
 from interface.providers.common import BodyTooLarge
 
 log = logging.getLogger("responses.http")
