@@ -1,0 +1,108 @@
+"""Writing rows to the journal: the library's own table, in its stored format, with their dedup digests.
+
+One ``SignalWriter`` per store. Both write a batch of stored-event rows and the ``signal_digests`` rows
+of the signals among them in one transaction, and raise the library's ``IntegrityError`` when another
+writer stored one of the same (aggregate, version) first (the caller plans again from fresh reads).
+
+- SQLite has one writer at a time, so notification ids are in commit order anyway: one ``executemany``
+  for the events (the library's own insert statement) and one for the digests.
+- PostgreSQL: under the library's table lock and with its ``NOTIFY``, exactly as its recorder inserts
+  (so notification ids are given out in commit order and the follower, listening on the recorder's
+  channel, never passes over an id that commits later); the rows go in as plain arrays through
+  ``unnest`` (measured against ``COPY``: see ``bench/ingest.py``), all in one pipelined round trip.
+
+The library's repository, notification log and readers read these rows as if it had written them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
+
+from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.utils import retry
+
+from application.persistence.journal_index import digest_rows
+
+
+class StoredRow(NamedTuple):
+    """One row of the library's stored-events table (its ``StoredEvent``, without building one)."""
+
+    originator_id: uuid.UUID
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+SignalKey = tuple[uuid.UUID, int, str]  # a stored signal's aggregate, version and dedup key
+
+
+class SignalWriter(Protocol):
+    """Stores rows and the digests of the signals among them, in one transaction."""
+
+    def write(self, rows: Sequence[StoredRow], signals: Sequence[SignalKey]) -> None: ...
+
+
+class SQLiteSignalWriter:
+    def __init__(self, recorder: Any):
+        self.datastore = recorder.datastore
+        self.insert_events = recorder.insert_events_statement
+        self.insert_digests = "INSERT INTO signal_digests (digest, originator_version) VALUES (?, ?) ON CONFLICT DO NOTHING"
+
+    def write(self, rows: Sequence[StoredRow], signals: Sequence[SignalKey]) -> None:
+        if not rows:
+            return
+        events = [(oid.hex, version, topic, state) for oid, version, topic, state in rows]
+        digests = digest_rows(signals)
+        with self.datastore.transaction(commit=True) as c:
+            c.executemany(self.insert_events, events)
+            if digests:
+                c.executemany(self.insert_digests, digests)
+
+
+class PostgresSignalWriter:
+    def __init__(self, recorder: Any):
+        self.datastore = recorder.datastore
+        schema, table = recorder.datastore.schema, recorder.events_table_name
+        name = f'"{schema}"."{table}"' if schema else f'"{table}"'
+        self.lock = list(recorder.lock_table_statements)  # the library's: SET LOCAL lock_timeout, LOCK TABLE … EXCLUSIVE
+        self.notify = f'NOTIFY "{recorder.channel_name}"'  # the channel the library's recorder notifies and listens on
+        self.insert_events = (
+            f"INSERT INTO {name} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::bytea[])"
+        )
+        self.insert_digests = (
+            "INSERT INTO signal_digests (digest, originator_version) SELECT * FROM unnest(%s::bigint[], %s::int[]) "
+            "ON CONFLICT (digest) DO NOTHING"
+        )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert_events
+    def write(self, rows: Sequence[StoredRow], signals: Sequence[SignalKey]) -> None:
+        if not rows:
+            return
+        columns: tuple[list[Any], list[Any], list[Any], list[Any]] = ([], [], [], [])
+        for row in rows:
+            for column, value in zip(columns, row):
+                column.append(value)
+        digests = digest_rows(signals)
+        failure: Exception | None = None
+        with self.datastore.get_connection() as conn:  # turns psycopg's errors into the library's
+            with conn.pipeline() as pipeline, conn.transaction(), conn.cursor() as curs:
+                try:
+                    for statement in self.lock:
+                        curs.execute(statement, prepare=True)
+                    curs.execute(self.notify)
+                    curs.execute(self.insert_events, columns, prepare=True)
+                    if digests:
+                        curs.execute(self.insert_digests, ([d for d, _ in digests], [v for _, v in digests]), prepare=True)
+                    pipeline.sync()  # a uniqueness violation is raised here, not at the commit
+                except Exception as exc:  # raised after the pipeline is left, as the library does (no pipeline warning)
+                    failure = exc
+            if failure is not None:
+                raise failure
+
+
+def signal_writer(recorder: Any, is_postgres: bool) -> SignalWriter:
+    """The writer for the application's recorder."""
+    return PostgresSignalWriter(recorder) if is_postgres else SQLiteSignalWriter(recorder)
