@@ -164,42 +164,95 @@ def read(index: JournalIndex, wants: Wants, mailings: MailingCache) -> Reads:
     return Reads(versions, facts, stored, wants, whole)
 
 
-def first_wants(batch: ParsedBatch, mailings: MailingCache) -> Wants:
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Whom an event names, worked out once a batch: a test send's side record; a mailing's recipient;
+    an address (the index it is looked up in, the bucket it parks in); or nowhere."""
+
+    test: bool
+    named: bool
+    loaded: uuid.UUID | None  # the side record, mailing or address index the old path loaded whole first
+    lean: uuid.UUID | None  # the recipient or bucket it loaded lean
+    address: str | None
+
+
+def targets(batch: ParsedBatch) -> list[Target]:
+    """Each event's ``Target``, in the batch's order."""
+    out = []
+    for event in batch.events:
+        c, signal = event.correlation, event.signal
+        if c.test:
+            out.append(Target(True, False, side_record_id(f"test:{signal.key}"), None, None))
+        elif c.mailing_id and c.contact_id:
+            out.append(Target(False, True, mailing_id_of(c.mailing_id), recipient_id(c.mailing_id, c.contact_id), None))
+        elif (address := normalise_email(c.email)) is not None:
+            out.append(Target(False, False, address_id(signal.source, address), unmatched_bucket_id(email_bucket(signal.source, address)), address))
+        else:
+            out.append(Target(False, False, None, unmatched_bucket_id(NOWHERE), None))
+    return out
+
+
+def first_wants(batch: ParsedBatch, aimed: list[Target], mailings: MailingCache) -> Wants:
     """What a batch will read before correlating: its side records, the mailings not cached yet, the
     address indexes of email-only events, and the recipients and buckets with the keys each may hold."""
     wants = Wants()
-    named = {mailing_id_of(e.correlation.mailing_id) for e in batch.events if e.correlation.mailing_id}
-    for oid in _stage_a(batch):
-        if not (oid in named and mailings.get(oid) is not None):
-            wants.add(oid)
-    for event in batch.events:
-        c, key = event.correlation, event.signal.key
-        if c.test:
-            continue
-        if c.mailing_id and c.contact_id:
-            wants.add(recipient_id(c.mailing_id, c.contact_id), [key])
-        elif (address := normalise_email(c.email)) is not None:
-            wants.add(unmatched_bucket_id(email_bucket(event.signal.source, address)), [key])
-        else:
-            wants.add(unmatched_bucket_id(NOWHERE), [key])
+    for oid in stage_a(batch, aimed):
+        if mailings.get(oid) is None:
+            wants.lean.setdefault(oid, set())
+    for event, target in zip(batch.events, aimed):
+        if target.lean is not None:
+            wants.lean.setdefault(target.lean, set()).add(event.signal.key)
     return wants
 
 
-def _stage_a(batch: ParsedBatch) -> list[uuid.UUID]:
+def stage_a(batch: ParsedBatch, aimed: list[Target]) -> list[uuid.UUID]:
     """The aggregates the old write path loaded whole first, in its order: per event its side record,
     mailing or address index; then the notices' and quarantined items' side records."""
-    ids: list[uuid.UUID] = []
-    for event in batch.events:
-        c, key = event.correlation, event.signal.key
-        if c.test:
-            ids.append(side_record_id(f"test:{key}"))
-        elif c.mailing_id and c.contact_id:
-            ids.append(mailing_id_of(c.mailing_id))
-        elif (address := normalise_email(c.email)) is not None:
-            ids.append(address_id(event.signal.source, address))
+    ids = [t.loaded for t in aimed if t.loaded is not None]
     ids.extend(side_record_id(f"notice:{n.key}") for n in batch.notices)
     ids.extend(side_record_id(f"quarantine:{q.key}") for q in batch.quarantined)
     return list(dict.fromkeys(ids))
+
+
+class Records:
+    """``Signal.to_record`` for a batch's signals, with each distinct time written once (a batch's signals
+    share their receipt time, and most an effective time equal to the provider's)."""
+
+    def __init__(self) -> None:
+        self.times: dict[datetime, str | None] = {}
+
+    def iso(self, at: datetime | None) -> str | None:
+        if at is None:
+            return None
+        text = self.times.get(at)
+        if text is None:
+            text = self.times[at] = iso(at)
+        return text
+
+    def of(self, signal: Signal) -> dict[str, Any]:
+        """Exactly ``signal.to_record()``."""
+        record: dict[str, Any] = {
+            "key": signal.key,
+            "source": signal.source,
+            "fields": dict(signal.fields),
+            "received_at": self.iso(signal.received_at),
+            "occurred_at": self.iso(signal.occurred_at),
+        }
+        if signal.effective_at is not None:
+            record["effective_at"] = self.iso(signal.effective_at)
+        if signal.url is not None:
+            record["url"] = signal.url
+        if signal.reason is not None:
+            record["reason"] = signal.reason
+        if signal.detail is not None:
+            record["detail"] = signal.detail
+        if signal.user_agent is not None:
+            record["user_agent"] = signal.user_agent
+        if signal.raw is not None:
+            record["raw"] = signal.raw
+        if signal.machine:
+            record["machine"] = True
+        return record
 
 
 # ---- the plan --------------------------------------------------------------------------------------
@@ -238,6 +291,7 @@ class _Planner:
         self.emails: dict[uuid.UUID, str | None] = {}
         self.buckets: dict[uuid.UUID, _Bucket] = {}
         self.lean_loaded: set[uuid.UUID] = set()  # buckets the old path had loaded lean (a claim reloaded them whole)
+        self.records = Records()
 
     # -- the order the old path first touched aggregates in (the rows' order) --
 
@@ -264,8 +318,8 @@ class _Planner:
         """Whether the aggregate's journal (stored or planned) holds the dedup key."""
         if oid in self.buckets:
             return key in self.buckets[oid].parked
-        known = self.known.setdefault(oid, set())
-        if key in known:
+        known = self.known.get(oid)
+        if known is not None and key in known:
             return True
         if key not in self.reads.wants.lean.get(oid, ()):
             raise NeedMore(Wants(lean={oid: {key}}))
@@ -301,10 +355,16 @@ class _Planner:
 
     def append(self, oid: uuid.UUID, topic: str, state: dict[str, Any], key: str | None = None) -> None:
         self.touch(oid)
-        self.new.setdefault(oid, []).append((topic, {"timestamp": self.timestamp, **state}, key))
+        planned = self.new.get(oid)
+        if planned is None:
+            planned = self.new[oid] = []
+        planned.append((topic, {"timestamp": self.timestamp, **state}, key))
         self.version[oid] = self.version.get(oid, 0) + 1
         if key is not None:
-            self.known.setdefault(oid, set()).add(key)
+            known = self.known.get(oid)
+            if known is None:
+                known = self.known[oid] = set()
+            known.add(key)
 
     def record(self, rid: uuid.UUID, record: dict[str, Any]) -> bool:
         """``Recipient.record``: append unless its journal holds the key."""
@@ -330,7 +390,7 @@ class _Planner:
             self.buckets[oid] = _Bucket()  # new: whole from its start
         if self.holds(oid, signal.key):
             return False
-        record = signal.to_record()
+        record = self.records.of(signal)
         self.append(oid, PARKED, {"signal": record, "correlation": correlation}, signal.key)
         if oid in self.buckets:
             self.buckets[oid].parked[signal.key] = record
@@ -339,15 +399,15 @@ class _Planner:
 
     # -- the use case's steps, as the aggregates decided them --
 
-    def event(self, event: ProviderEvent) -> str:
+    def event(self, event: ProviderEvent, target: Target) -> str:
         signal, corr = event.signal, event.correlation
-        if corr.test:
+        if target.test:
             stored = self.keep_side(f"test:{signal.key}", "test_send", signal.source, iso(signal.received_at),
-                                    {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email, "signal": signal.to_record()})
+                                    {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email, "signal": self.records.of(signal)})
             return "accepted" if stored else "duplicates"
-        rid, bucket = self.correlate(signal, corr.mailing_id, corr.contact_id, corr.email)
+        rid, bucket = self.correlate(signal, corr.mailing_id, corr.contact_id, target)
         if rid is not None:
-            if not self.record(rid, signal.to_record()):
+            if not self.record(rid, self.records.of(signal)):
                 return "duplicates"
             if signal.source == SYSTEM and signal.fields.get("kind") == "sent_to_provider":
                 self.sent_by_sender(rid, signal)
@@ -355,30 +415,30 @@ class _Planner:
         parked = self.park(bucket, signal, {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email})
         return "unmatched" if parked else "duplicates"
 
-    def correlate(self, signal: Signal, mailing_id: str | None, contact_id: str | None, email: str | None) -> tuple[uuid.UUID | None, str]:
+    def correlate(self, signal: Signal, mailing_id: str | None, contact_id: str | None, target: Target) -> tuple[uuid.UUID | None, str]:
         """The recipient (if any) and the bucket a signal parks in otherwise. Metadata first; failing that, the
         address among recipients sent through that provider (of the mailing the event names, if it names one),
         most recent first, sent before the event.
 
         A provider's event about a mailing sent through another provider matches nobody: kept as
         unmatched (``provider_mismatch``), and never claimed by that recipient later."""
-        if mailing_id and contact_id:
+        if target.named:
+            assert mailing_id is not None and contact_id is not None and target.lean is not None
             mailing = self.mailing(mailing_id)
             if mailing is not None and provider_mismatch(signal, mailing.provider):
                 return None, recipient_bucket(mailing_id, contact_id)
-            rid = recipient_id(mailing_id, contact_id)
-            return (rid if self.exists(rid) else None), recipient_bucket(mailing_id, contact_id)
-        address = normalise_email(email)
-        if address is None:
+            return (target.lean if self.exists(target.lean) else None), recipient_bucket(mailing_id, contact_id)
+        if target.address is None:
             return None, NOWHERE
-        index = address_id(signal.source, address)
+        index = target.loaded
+        assert index is not None
         self.touch(index)
         match = match_address(self.index(index), mailing_id, signal.occurred_at, self.skew) if self.exists(index) else None
         if match is not None:
             rid = recipient_id(*match)
             self.touch(rid)
-            return (rid if self.exists(rid) else None), email_bucket(signal.source, address)
-        return None, email_bucket(signal.source, address)
+            return (rid if self.exists(rid) else None), email_bucket(signal.source, target.address)
+        return None, email_bucket(signal.source, target.address)
 
     def sent_by_sender(self, rid: uuid.UUID, signal: Signal) -> None:
         """A sender that dispatches itself reports sent_to_provider: email-only events can match it from now on."""
@@ -416,7 +476,7 @@ class _Planner:
         if missing:
             raise NeedMore(Wants(lean={rid: missing}))
         for signal in sorted(signals, key=lambda s: s.received_at):
-            self.record(rid, signal.to_record())  # keeps its original received_at
+            self.record(rid, self.records.of(signal))  # keeps its original received_at
         keys = [s.key for s in signals]
         self.append(oid, CLAIMED, {"keys": keys, "mailing_id": mailing_id, "contact_id": contact_id})
         bucket.claimed.update(keys)
@@ -464,44 +524,43 @@ class _Planner:
 
 
 def plan_batch(
-    batch: ParsedBatch, reads: Reads, mailings: MailingCache, skew: timedelta, now: datetime, timestamp: datetime, encode: Callable[[Any], bytes]
+    batch: ParsedBatch,
+    reads: Reads,
+    mailings: MailingCache,
+    skew: timedelta,
+    now: datetime,
+    timestamp: datetime,
+    encode: Callable[[Any], bytes],
+    aimed: list[Target] | None = None,
+    loaded: list[uuid.UUID] | None = None,
 ) -> Plan:
     """The rows a (stamped) batch appends and what it counts, decided over ``reads``: what the aggregates'
     methods would have decided (``NeedMore`` when ``reads`` lacks something). ``now``: the receipt time of
-    quarantined items; ``timestamp``: the new events' (the library's ``create_timestamp``)."""
+    quarantined items; ``timestamp``: the new events' (the library's ``create_timestamp``); ``aimed`` and
+    ``loaded``: the batch's ``targets`` and ``stage_a``, when worked out already."""
     planner = _Planner(reads, mailings, skew, {"_type_": "datetime_iso", "_data_": timestamp.isoformat()}, encode)
-    for oid in _stage_a(batch):
+    aimed = aimed if aimed is not None else targets(batch)
+    for oid in loaded if loaded is not None else stage_a(batch, aimed):
         planner.touch(oid)
-    lean: list[uuid.UUID] = []
-    for event in batch.events:  # the old path's lean prefetch: recipients and buckets, then address-index matches
-        c = event.correlation
-        if c.test:
-            continue
-        if c.mailing_id and c.contact_id:
-            lean.append(recipient_id(c.mailing_id, c.contact_id))
-        elif (address := normalise_email(c.email)) is not None:
-            lean.append(unmatched_bucket_id(email_bucket(event.signal.source, address)))
-        else:
-            lean.append(unmatched_bucket_id(NOWHERE))
-    for event in batch.events:
-        c = event.correlation
-        if not c.test and not (c.mailing_id and c.contact_id) and (address := normalise_email(c.email)):
-            index = address_id(event.signal.source, address)
+    lean = [t.lean for t in aimed if t.lean is not None]  # the old path's lean prefetch: recipients and buckets,
+    for event, target in zip(batch.events, aimed):  # then the recipients address indexes point at
+        if target.address is not None and target.loaded is not None:
+            c = event.correlation
+            index = target.loaded
             match = match_address(planner.index(index), c.mailing_id, event.signal.occurred_at, skew) if planner.exists(index) else None
             if match is not None:
                 lean.append(recipient_id(*match))
     for oid in lean:
         planner.exists(oid)
     planner.touch_group(lean)
-    parked: list[uuid.UUID] = []  # the buckets of recipients not (yet) in an audience
-    for event in batch.events:
-        c = event.correlation
-        if not c.test and c.mailing_id and c.contact_id and not planner.exists(recipient_id(c.mailing_id, c.contact_id)):
-            parked.append(unmatched_bucket_id(recipient_bucket(c.mailing_id, c.contact_id)))
+    parked = [  # the buckets of recipients not (yet) in an audience
+        unmatched_bucket_id(recipient_bucket(e.correlation.mailing_id, e.correlation.contact_id))  # type: ignore[arg-type]
+        for e, t in zip(batch.events, aimed) if t.named and not planner.exists(t.lean)  # type: ignore[arg-type]
+    ]
     planner.touch_group(parked)
     counts = IngestCounts()
-    for event in batch.events:
-        outcome = planner.event(event)
+    for event, target in zip(batch.events, aimed):
+        outcome = planner.event(event, target)
         setattr(counts, outcome, getattr(counts, outcome) + 1)
     for notice in batch.notices:
         if planner.keep_side(f"notice:{notice.key}", "notice", notice.provider, iso(notice.received_at), {"kind": notice.kind, "raw": notice.raw}):
@@ -531,23 +590,27 @@ class SignalIngest:
         self.attempts = attempts
         self.mailings = MailingCache()
 
-    def plan(self, batch: ParsedBatch, now: datetime, timestamp: datetime, wants: Wants | None = None) -> Plan:
+    def plan(self, batch: ParsedBatch, now: datetime, timestamp: datetime, aimed: list[Target] | None = None, wants: Wants | None = None) -> Plan:
         """Read what the batch needs and plan it (reading more while the plan asks for more)."""
-        wants = wants or first_wants(batch, self.mailings)
+        aimed = aimed if aimed is not None else targets(batch)
+        loaded = stage_a(batch, aimed)
+        wants = wants or first_wants(batch, aimed, self.mailings)
         while True:
             try:
-                return plan_batch(batch, read(self.index, wants, self.mailings), self.mailings, self.skew, now, timestamp, self.encode)
+                reads = read(self.index, wants, self.mailings)
+                return plan_batch(batch, reads, self.mailings, self.skew, now, timestamp, self.encode, aimed, loaded)
             except NeedMore as more:
-                before = (dict((k, set(v)) for k, v in wants.lean.items()), set(wants.whole), set(wants.first))
+                asked = sum(len(k) + 1 for k in wants.lean.values()) + len(wants.whole) + len(wants.first)
                 wants.merge(more.wants)
-                if (wants.lean, wants.whole, wants.first) == before:  # pragma: no cover - a plan that asks for what it has
+                if sum(len(k) + 1 for k in wants.lean.values()) + len(wants.whole) + len(wants.first) == asked:  # pragma: no cover
                     raise AssertionError(f"the plan asked again for what was read: {more.wants}") from None
 
     def record(self, batch: ParsedBatch, now: datetime, timestamp: Callable[[], datetime]) -> IngestCounts:
         """Plan, write, count; when another writer stored one of the same aggregate versions first, plan again."""
-        wants = first_wants(batch, self.mailings)
+        aimed = targets(batch)
+        wants = first_wants(batch, aimed, self.mailings)
         for attempt in range(self.attempts):
-            plan = self.plan(batch, now, timestamp(), wants)
+            plan = self.plan(batch, now, timestamp(), aimed, wants)
             try:
                 self.writer.write(plan.rows, plan.signals)
                 return plan.counts
