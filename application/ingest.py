@@ -487,7 +487,7 @@ class _Planner:
             return self.buckets[oid]
         if oid in self.order and oid in self.reads.wants.lean and not self.exists(oid):
             return None  # loaded, and not there
-        if oid not in self.reads.whole:
+        if oid not in self.reads.wants.whole:
             if oid in self.new:  # parked into in this batch while loaded lean: the old path loaded it whole first
                 raise NeedMore(Wants(whole={oid}, first={oid}))
             raise NeedMore(Wants(lean={oid: set()}, whole={oid}))
@@ -497,7 +497,7 @@ class _Planner:
         if not self.exists(oid):
             return None
         self.buckets[oid] = bucket = _Bucket()
-        stored = self.reads.whole[oid]
+        stored = self.reads.whole.get(oid, [])
         planned = [(topic, state) for topic, state, _ in self.new.get(oid, [])]
         for topic, state in stored + planned:
             if topic == PARKED:
