@@ -52,7 +52,7 @@ from domain.aggregates import (
     side_record_id,
     unmatched_bucket_id,
 )
-from domain.signals import SYSTEM, ParsedBatch, ProviderEvent, Signal, iso, normalise_email
+from domain.signals import SYSTEM, ParsedBatch, ProviderEvent, Signal, clamped_time, iso, normalise_email
 
 log = logging.getLogger("responses.ingest")
 
@@ -229,8 +229,9 @@ class Records:
             text = self.times[at] = iso(at)
         return text
 
-    def of(self, signal: Signal) -> dict[str, Any]:
-        """Exactly ``signal.to_record()``."""
+    def of(self, signal: Signal, allowance: timedelta | None = None) -> dict[str, Any]:
+        """Exactly ``signal.to_record()``; with an ``allowance``, exactly ``signal.stamped(allowance).to_record()``
+        (a signal as received is stamped with its effective time on the way in, without a copy of it)."""
         record: dict[str, Any] = {
             "key": signal.key,
             "source": signal.source,
@@ -238,8 +239,9 @@ class Records:
             "received_at": self.iso(signal.received_at),
             "occurred_at": self.iso(signal.occurred_at),
         }
-        if signal.effective_at is not None:
-            record["effective_at"] = self.iso(signal.effective_at)
+        effective = signal.effective_at if allowance is None else clamped_time(signal.occurred_at, signal.received_at, allowance)
+        if effective is not None:
+            record["effective_at"] = self.iso(effective)
         if signal.url is not None:
             record["url"] = signal.url
         if signal.reason is not None:
@@ -390,7 +392,7 @@ class _Planner:
             self.buckets[oid] = _Bucket()  # new: whole from its start
         if self.holds(oid, signal.key):
             return False
-        record = self.records.of(signal)
+        record = self.records.of(signal, self.skew)
         self.append(oid, PARKED, {"signal": record, "correlation": correlation}, signal.key)
         if oid in self.buckets:
             self.buckets[oid].parked[signal.key] = record
@@ -403,11 +405,11 @@ class _Planner:
         signal, corr = event.signal, event.correlation
         if target.test:
             stored = self.keep_side(f"test:{signal.key}", "test_send", signal.source, iso(signal.received_at),
-                                    {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email, "signal": self.records.of(signal)})
+                                    {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email, "signal": self.records.of(signal, self.skew)})
             return "accepted" if stored else "duplicates"
         rid, bucket = self.correlate(signal, corr.mailing_id, corr.contact_id, target)
         if rid is not None:
-            if not self.record(rid, self.records.of(signal)):
+            if not self.record(rid, self.records.of(signal, self.skew)):
                 return "duplicates"
             if signal.source == SYSTEM and signal.fields.get("kind") == "sent_to_provider":
                 self.sent_by_sender(rid, signal)
@@ -446,7 +448,7 @@ class _Planner:
         address = normalise_email(self.email_of(rid))
         mailing = self.mailing(mailing_id)
         if address is not None and mailing is not None:
-            self.index_address(mailing.provider, address, mailing_id, contact_id, rid, signal.effective_time)
+            self.index_address(mailing.provider, address, mailing_id, contact_id, rid, clamped_time(signal.occurred_at, signal.received_at, self.skew))
 
     def recipient_names(self, rid: uuid.UUID) -> tuple[str, str]:
         joined = next(s for t, s in self.facts(rid) if t == RECIPIENT_JOINED)

@@ -7,7 +7,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -27,16 +26,13 @@ from domain.aggregates import (
     Contact,
     Mailing,
     Recipient,
-    SideRecord,
     UnmatchedBucket,
     address_id,
     contact_id_of,
     email_bucket,
     mailing_id_of,
-    provider_mismatch,
     recipient_bucket,
     recipient_id,
-    side_record_id,
     unmatched_bucket_id,
 )
 from domain.catalogue import PREPARING, RESPONSES
@@ -46,11 +42,8 @@ from domain.rules import Ruleset
 from domain.signals import (
     CONFIRMATION_CHECKED,
     PROVIDERS,
-    SYSTEM,
     ParsedBatch,
-    ProviderEvent,
     Quarantined,
-    Signal,
     dedup_key,
     iso,
     normalise_email,
@@ -350,18 +343,9 @@ class ResponsesApp(RuleUseCases, Application[uuid.UUID]):
     def record_batch(self, batch: ParsedBatch) -> IngestCounts:
         """Journal a provider batch in one transaction: correlate, deduplicate, park the unmatched.
 
-        Each signal is stamped first with its effective time (``Signal.stamped``): the provider's time,
-        never later than the receipt plus ``MAX_CLOCK_SKEW_SECONDS``, stored beside it. Then plan,
-        write, count (``application.ingest``)."""
-        return self.signals.record(self._stamped(batch), now=now_utc(), timestamp=Recipient.SignalRecorded.create_timestamp)  # type: ignore[attr-defined]
-
-    def _stamped(self, batch: ParsedBatch) -> ParsedBatch:
-        """The batch with every signal's effective time fixed under this process's allowance."""
-        if not batch.events:
-            return batch
-        allowance = self.settings.max_clock_skew
-        events = [ProviderEvent(e.signal.stamped(allowance), e.correlation) for e in batch.events]
-        return ParsedBatch(events=events, notices=batch.notices, quarantined=batch.quarantined)
+        Each signal is stored with its effective time (as ``Signal.stamped`` gives it): the provider's time,
+        never later than the receipt plus ``MAX_CLOCK_SKEW_SECONDS``. Plan, write, count: ``application.ingest``."""
+        return self.signals.record(batch, now=now_utc(), timestamp=Recipient.SignalRecorded.create_timestamp)  # type: ignore[attr-defined]
 
     def quarantine(self, items: Sequence[Quarantined]) -> IngestCounts:
         """Keep input we could not understand (a whole body, or single events), with the error.

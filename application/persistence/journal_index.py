@@ -184,7 +184,10 @@ class JournalIndex:
         versions: dict[uuid.UUID, int] = {}
         facts: dict[uuid.UUID, list[StoredEvent]] = {}
         hits: list[tuple[uuid.UUID, int, str]] = []
-        with self.recorder.datastore.transaction(commit=False) as c:
+        # one statement, so no transaction: on PostgreSQL one round trip (the pool's connections autocommit),
+        # not three; the digest hits' check reads rows that never change
+        datastore = self.recorder.datastore
+        with datastore.cursor() if self.is_postgres else datastore.transaction(commit=False) as c:
             for row in self._fetch(sql, params, c):
                 kind = row["kind"]
                 if kind == "v":

@@ -31,8 +31,8 @@ from domain.signals import SYSTEM, ParsedBatch, ProviderEvent, Quarantined, Sign
 
 def record_batch(app: ResponsesApp, batch: ParsedBatch) -> IngestCounts:
     """Journal a provider batch in one transaction: correlate, deduplicate, park the unmatched."""
-    batch = app._stamped(batch)
     skew = app.settings.max_clock_skew
+    batch = ParsedBatch([ProviderEvent(e.signal.stamped(skew), e.correlation) for e in batch.events], batch.notices, batch.quarantined)
 
     def work(uow: UnitOfWork) -> IngestCounts:
         counts = IngestCounts()
