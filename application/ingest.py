@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from eventsourcing.persistence import IntegrityError
@@ -164,8 +164,7 @@ def read(index: JournalIndex, wants: Wants, mailings: MailingCache) -> Reads:
     return Reads(versions, facts, stored, wants, whole)
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """Whom an event names, worked out once a batch: a test send's side record; a mailing's recipient;
     an address (the index it is looked up in, the bucket it parks in); or nowhere."""
 
@@ -298,8 +297,7 @@ class _Planner:
     # -- the order the old path first touched aggregates in (the rows' order) --
 
     def touch(self, oid: uuid.UUID) -> None:
-        if oid not in self.order:
-            self.order[oid] = None
+        self.order.setdefault(oid)
 
     def touch_group(self, ids: Sequence[uuid.UUID]) -> None:
         """A lean prefetch of the old path: the ids it had learned to load whole first, then the rest."""
@@ -312,13 +310,15 @@ class _Planner:
     # -- reading what was read --
 
     def exists(self, oid: uuid.UUID) -> bool:
+        if self.version.get(oid):
+            return True
         if oid not in self.reads.wants.lean and oid not in self.new:
             raise NeedMore(Wants(lean={oid: set()}))
-        return self.version.get(oid, 0) > 0
+        return False
 
     def holds(self, oid: uuid.UUID, key: str) -> bool:
         """Whether the aggregate's journal (stored or planned) holds the dedup key."""
-        if oid in self.buckets:
+        if self.buckets and oid in self.buckets:
             return key in self.buckets[oid].parked
         known = self.known.get(oid)
         if known is not None and key in known:
@@ -356,11 +356,12 @@ class _Planner:
     # -- appending --
 
     def append(self, oid: uuid.UUID, topic: str, state: dict[str, Any], key: str | None = None) -> None:
-        self.touch(oid)
+        """The next event of the aggregate: ``state`` as the library stores it, after the event's timestamp."""
+        self.order.setdefault(oid)
         planned = self.new.get(oid)
         if planned is None:
             planned = self.new[oid] = []
-        planned.append((topic, {"timestamp": self.timestamp, **state}, key))
+        planned.append((topic, {"timestamp": self.timestamp} | state, key))
         self.version[oid] = self.version.get(oid, 0) + 1
         if key is not None:
             known = self.known.get(oid)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import lru_cache
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -40,6 +41,7 @@ BACKFILL_PAGE = 5000
 _TOPIC_LIST = ", ".join(f"'{t}'" for t in SIGNAL_TOPICS)
 
 
+@lru_cache(maxsize=65536)  # a batch's keys are digested to be looked up, then again to be stored
 def key_digest(originator_id: uuid.UUID, key: str) -> int:
     """A signed 64-bit digest of one aggregate's dedup key (an INTEGER / BIGINT primary key)."""
     return int.from_bytes(hashlib.blake2b(originator_id.bytes + key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big", signed=True)
@@ -170,6 +172,7 @@ class JournalIndex:
                 f"FROM {self.digests} WHERE digest = ANY(%s)"
             )
             params: list[Any] = [ids, ids, digests]
+            known = {}
         else:
             marks, dmarks = ",".join("?" * len(ids)), ",".join("?" * len(digests))
             sql = (
@@ -181,6 +184,7 @@ class JournalIndex:
             )
             hexes = [i.hex for i in ids]
             params = [*hexes, *hexes, *digests]
+            known = dict(zip(hexes, ids))
         versions: dict[uuid.UUID, int] = {}
         facts: dict[uuid.UUID, list[StoredEvent]] = {}
         hits: list[tuple[uuid.UUID, int, str]] = []
@@ -192,9 +196,9 @@ class JournalIndex:
                 kind = row["kind"]
                 if kind == "v":
                     if row["version"] is not None:
-                        versions[_uuid(row["originator_id"])] = int(row["version"])
+                        versions[known.get(row["originator_id"]) or _uuid(row["originator_id"])] = int(row["version"])
                 elif kind == "f":
-                    oid = _uuid(row["originator_id"])
+                    oid = known.get(row["originator_id"]) or _uuid(row["originator_id"])
                     facts.setdefault(oid, []).append(
                         StoredEvent(originator_id=oid, originator_version=row["version"], topic=row["topic"], state=bytes(row["state"]))
                     )
