@@ -276,7 +276,9 @@ class _Bucket:
 
 
 class _Planner:
-    """One batch planned over one ``Reads``: the aggregates' versions and dedup answers as the batch changes them."""
+    """One batch planned over one ``Reads``: the aggregates' versions and dedup answers as the batch changes them.
+
+    Keyed by each id's 128-bit integer, not the ``UUID`` (whose hash is a Python call: a dozen a signal)."""
 
     def __init__(self, reads: Reads, mailings: MailingCache, skew: timedelta, timestamp: dict[str, str], encode: Callable[[Any], bytes]):
         self.reads = reads
@@ -284,89 +286,109 @@ class _Planner:
         self.skew = skew
         self.timestamp = timestamp
         self.encode = encode
-        self.order: dict[uuid.UUID, None] = {}
-        self.new: dict[uuid.UUID, list[tuple[str, dict[str, Any], str | None]]] = {}
-        self.version = dict(reads.versions)
-        self.known = {oid: set(keys) for oid, keys in reads.stored.items()}
-        self.indexes: dict[uuid.UUID, list[tuple[str, str, str | None]]] = {}
-        self.emails: dict[uuid.UUID, str | None] = {}
-        self.buckets: dict[uuid.UUID, _Bucket] = {}
-        self.lean_loaded: set[uuid.UUID] = set()  # buckets the old path had loaded lean (a claim reloaded them whole)
+        self.asked = {oid.int: keys for oid, keys in reads.wants.lean.items()}  # read, with the keys looked up
+        self.first = {oid.int for oid in reads.wants.first}
+        self.read_whole = {oid.int for oid in reads.wants.whole}
+        self.ids: dict[int, uuid.UUID] = {}
+        self.order: dict[int, None] = {}
+        self.new: dict[int, list[tuple[str, dict[str, Any], str | None]]] = {}
+        self.version = {oid.int: v for oid, v in reads.versions.items()}
+        self.known = {oid.int: set(keys) for oid, keys in reads.stored.items()}
+        self.facts_of = {oid.int: events for oid, events in reads.facts.items()}
+        self.whole_of = {oid.int: events for oid, events in reads.whole.items()}
+        self.indexes: dict[int, list[tuple[str, str, str | None]]] = {}
+        self.emails: dict[int, str | None] = {}
+        self.buckets: dict[int, _Bucket] = {}
+        self.lean_loaded: set[int] = set()  # buckets the old path had loaded lean (a claim reloaded them whole)
+        self.mailing_facts: dict[str, MailingFacts | None] = {}
         self.records = Records()
 
     # -- the order the old path first touched aggregates in (the rows' order) --
 
-    def touch(self, oid: uuid.UUID) -> None:
-        self.order.setdefault(oid)
+    def touch(self, oid: uuid.UUID) -> int:
+        i = oid.int
+        if i not in self.order:
+            self.order[i] = None
+            self.ids[i] = oid
+        return i
 
     def touch_group(self, ids: Sequence[uuid.UUID]) -> None:
         """A lean prefetch of the old path: the ids it had learned to load whole first, then the rest."""
-        fresh = [i for i in dict.fromkeys(ids) if i not in self.order]
-        for oid in [i for i in fresh if i in self.reads.wants.first] + [i for i in fresh if i not in self.reads.wants.first]:
-            self.touch(oid)
-            if oid not in self.reads.wants.first:
-                self.lean_loaded.add(oid)
+        fresh = [oid for oid in dict.fromkeys(ids) if oid.int not in self.order]
+        if self.first:
+            fresh = [oid for oid in fresh if oid.int in self.first] + [oid for oid in fresh if oid.int not in self.first]
+        for oid in fresh:
+            i = self.touch(oid)
+            if i not in self.first:
+                self.lean_loaded.add(i)
 
     # -- reading what was read --
 
     def exists(self, oid: uuid.UUID) -> bool:
-        if self.version.get(oid):
+        i = oid.int
+        if self.version.get(i):
             return True
-        if oid not in self.reads.wants.lean and oid not in self.new:
+        if i not in self.asked and i not in self.new:
             raise NeedMore(Wants(lean={oid: set()}))
         return False
 
     def holds(self, oid: uuid.UUID, key: str) -> bool:
         """Whether the aggregate's journal (stored or planned) holds the dedup key."""
-        if self.buckets and oid in self.buckets:
-            return key in self.buckets[oid].parked
-        known = self.known.get(oid)
+        i = oid.int
+        if self.buckets and i in self.buckets:
+            return key in self.buckets[i].parked
+        known = self.known.get(i)
         if known is not None and key in known:
             return True
-        if key not in self.reads.wants.lean.get(oid, ()):
+        if key not in self.asked.get(i, ()):
             raise NeedMore(Wants(lean={oid: {key}}))
         return False
 
     def mailing(self, mailing_id: str) -> MailingFacts | None:
+        if mailing_id in self.mailing_facts:
+            return self.mailing_facts[mailing_id]
         oid = mailing_id_of(mailing_id)
         self.touch(oid)
         facts = self.mailings.get(oid)
-        if facts is None and oid not in self.reads.wants.lean:
+        if facts is None and oid.int not in self.asked:
             raise NeedMore(Wants(lean={oid: set()}))
+        self.mailing_facts[mailing_id] = facts
         return facts
 
     def facts(self, oid: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
-        return self.reads.facts.get(oid, [])
+        return self.facts_of.get(oid.int, [])
 
     def index(self, oid: uuid.UUID) -> list[tuple[str, str, str | None]]:
-        if oid not in self.indexes:
+        i = oid.int
+        if i not in self.indexes:
             self.exists(oid)
-            self.indexes[oid] = [(s["mailing_id"], s["contact_id"], s.get("sent_at")) for t, s in self.facts(oid) if t == RECIPIENT_SENT]
-        return self.indexes[oid]
+            self.indexes[i] = [(s["mailing_id"], s["contact_id"], s.get("sent_at")) for t, s in self.facts(oid) if t == RECIPIENT_SENT]
+        return self.indexes[i]
 
     def email_of(self, oid: uuid.UUID) -> str | None:
-        if oid not in self.emails:
+        i = oid.int
+        if i not in self.emails:
             email = None
             for topic, state in self.facts(oid):
                 if topic in (RECIPIENT_JOINED, DETAILS_CHANGED):
                     email = state["email"]
-            self.emails[oid] = email
-        return self.emails[oid]
+            self.emails[i] = email
+        return self.emails[i]
 
     # -- appending --
 
     def append(self, oid: uuid.UUID, topic: str, state: dict[str, Any], key: str | None = None) -> None:
         """The next event of the aggregate: ``state`` as the library stores it, after the event's timestamp."""
-        self.order.setdefault(oid)
-        planned = self.new.get(oid)
+        i = self.touch(oid)
+        planned = self.new.get(i)
         if planned is None:
-            planned = self.new[oid] = []
+            planned = self.new[i] = []
         planned.append((topic, {"timestamp": self.timestamp} | state, key))
-        self.version[oid] = self.version.get(oid, 0) + 1
+        self.version[i] = self.version.get(i, 0) + 1
         if key is not None:
-            known = self.known.get(oid)
+            known = self.known.get(i)
             if known is None:
-                known = self.known[oid] = set()
+                known = self.known[i] = set()
             known.add(key)
 
     def record(self, rid: uuid.UUID, record: dict[str, Any]) -> bool:
@@ -387,17 +409,17 @@ class _Planner:
 
     def park(self, name: str, signal: Signal, correlation: dict[str, Any]) -> bool:
         oid = unmatched_bucket_id(name)
-        self.touch(oid)
+        i = self.touch(oid)
         if not self.exists(oid):
             self.append(oid, BUCKET_OPENED, {"originator_topic": BUCKET, "bucket": name})
-            self.buckets[oid] = _Bucket()  # new: whole from its start
+            self.buckets[i] = _Bucket()  # new: whole from its start
         if self.holds(oid, signal.key):
             return False
         record = self.records.of(signal, self.skew)
         self.append(oid, PARKED, {"signal": record, "correlation": correlation}, signal.key)
-        if oid in self.buckets:
-            self.buckets[oid].parked[signal.key] = record
-            self.buckets[oid].named_mailing[signal.key] = correlation.get("mailing_id")
+        if i in self.buckets:
+            self.buckets[i].parked[signal.key] = record
+            self.buckets[i].named_mailing[signal.key] = correlation.get("mailing_id")
         return True
 
     # -- the use case's steps, as the aggregates decided them --
@@ -475,7 +497,7 @@ class _Planner:
         signals = claimable_signals(bucket.parked, bucket.named_mailing, bucket.claimed, mailing_id, provider, sent_at, self.skew)
         if not signals:
             return
-        missing = {s.key for s in signals if s.key not in self.known.get(rid, set()) and s.key not in self.reads.wants.lean.get(rid, ())}
+        missing = {s.key for s in signals if s.key not in self.known.get(rid.int, set()) and s.key not in self.asked.get(rid.int, ())}
         if missing:
             raise NeedMore(Wants(lean={rid: missing}))
         for signal in sorted(signals, key=lambda s: s.received_at):
@@ -486,22 +508,23 @@ class _Planner:
 
     def whole_bucket(self, oid: uuid.UUID) -> _Bucket | None:
         """The bucket with every parked signal (the old path's ``get_whole``, with its loading order)."""
-        if oid in self.buckets:
-            return self.buckets[oid]
-        if oid in self.order and oid in self.reads.wants.lean and not self.exists(oid):
+        i = oid.int
+        if i in self.buckets:
+            return self.buckets[i]
+        if i in self.order and i in self.asked and not self.exists(oid):
             return None  # loaded, and not there
-        if oid not in self.reads.wants.whole:
-            if oid in self.new:  # parked into in this batch while loaded lean: the old path loaded it whole first
+        if i not in self.read_whole:
+            if i in self.new:  # parked into in this batch while loaded lean: the old path loaded it whole first
                 raise NeedMore(Wants(whole={oid}, first={oid}))
             raise NeedMore(Wants(lean={oid: set()}, whole={oid}))
-        if oid in self.lean_loaded and oid not in self.new:  # reloaded whole: the old path moved it to the end
-            del self.order[oid]
+        if i in self.lean_loaded and i not in self.new:  # reloaded whole: the old path moved it to the end
+            del self.order[i]
         self.touch(oid)
         if not self.exists(oid):
             return None
-        self.buckets[oid] = bucket = _Bucket()
-        stored = self.reads.whole.get(oid, [])
-        planned = [(topic, state) for topic, state, _ in self.new.get(oid, [])]
+        self.buckets[i] = bucket = _Bucket()
+        stored = self.whole_of.get(i, [])
+        planned = [(topic, state) for topic, state, _ in self.new.get(i, [])]
         for topic, state in stored + planned:
             if topic == PARKED:
                 bucket.parked[state["signal"]["key"]] = state["signal"]
@@ -513,11 +536,12 @@ class _Planner:
     def rows(self) -> tuple[list[StoredRow], list[SignalKey]]:
         rows: list[StoredRow] = []
         signals: list[SignalKey] = []
-        for oid in self.order:
-            events = self.new.get(oid)
+        for i in self.order:
+            events = self.new.get(i)
             if not events:
                 continue
-            version = self.version[oid] - len(events)
+            oid = self.ids[i]
+            version = self.version[i] - len(events)
             for topic, state, key in events:
                 version += 1
                 rows.append(StoredRow(oid, version, topic, self.encode(state)))

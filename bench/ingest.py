@@ -98,7 +98,7 @@ def sqlite_raw(path: Path, rows: list[tuple[str, int, str, bytes]], with_dedup: 
     return elapsed
 
 
-def bench_sqlite_ingest(work: Path, signals: int, report: Report, results: dict[str, Any], rounds: int = 3) -> None:
+def bench_sqlite_ingest(work: Path, signals: int, report: Report, results: dict[str, Any], rounds: int = 5) -> None:
     recipients = max(1, signals // 4)
     events = provider_events("bench", recipients, signals, T0)
     ours, raw, raw_dedup = [], [], []
@@ -117,13 +117,17 @@ def bench_sqlite_ingest(work: Path, signals: int, report: Report, results: dict[
     naive = ingest(naive_app, sample, size=1) * len(events) / len(sample)
     naive_app.close()
     mine, theirs, theirs_dedup = statistics.median(ours), statistics.median(raw), statistics.median(raw_dedup)
+    # each round's ratio, then their median: a machine whose load comes and goes (other processes on 2 cores)
+    # slows a round's three runs alike, where the medians of each side's times can come from different rounds
+    ratio_raw = statistics.median(r / o for r, o in zip(raw, ours))
+    ratio_raw_dedup = statistics.median(r / o for r, o in zip(raw_dedup, ours))
     results["ingest_signals_per_s"] = round(len(events) / mine)
-    results["ingest_ratio_raw"] = round(theirs / mine, 3)
-    results["ingest_ratio_raw_dedup"] = round(theirs_dedup / mine, 3)
+    results["ingest_ratio_raw"] = round(ratio_raw, 3)
+    results["ingest_ratio_raw_dedup"] = round(ratio_raw_dedup, 3)
     results["ingest_ratio_naive"] = round(naive / mine, 1)
     results["ingest_rows_per_signal"] = round(len(rows) / len(events), 3)
-    report.append(("ingest, batches of 100 (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / theirs_dedup:,.0f} rows/s raw executemany with dedup rows", f"{theirs_dedup / mine:.2f} × raw with dedup rows (target ≥ 0.5)"))
-    report.append(("ingest, event rows alone (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / theirs:,.0f} rows/s raw executemany", f"{theirs / mine:.2f} × raw (expected ≥ 0.35)"))
+    report.append(("ingest, batches of 100 (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / theirs_dedup:,.0f} rows/s raw executemany with dedup rows", f"{ratio_raw_dedup:.2f} × raw with dedup rows (target ≥ 0.5)"))
+    report.append(("ingest, event rows alone (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / theirs:,.0f} rows/s raw executemany", f"{ratio_raw:.2f} × raw (expected ≥ 0.35)"))
     report.append(("ingest vs one signal a transaction (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(events) / naive:,.0f} signals/s one by one", f"{naive / mine:.1f} × (target ≥ 20)"))
 
 
@@ -185,7 +189,7 @@ def pg_raw(url: str, rows: list[tuple[str, int, str, bytes]]) -> dict[str, float
     return times
 
 
-def bench_pg_ingest(signals: int, report: Report, results: dict[str, Any], rounds: int = 3) -> None:
+def bench_pg_ingest(signals: int, report: Report, results: dict[str, Any], rounds: int = 5) -> None:
     recipients = max(1, signals // 4)
     events = provider_events("bench", recipients, signals, T0)
     ours, raws = [], []
@@ -208,11 +212,12 @@ def bench_pg_ingest(signals: int, report: Report, results: dict[str, Any], round
     mine = statistics.median(ours)
     per_method = {m: statistics.median(t[m] for t in raws) for m in raws[0]}
     fastest = min(per_method, key=lambda m: per_method[m])
+    ratio = statistics.median(t[fastest] / o for t, o in zip(raws, ours))  # each round's ratio, then their median
     results["pg_ingest_signals_per_s"] = round(len(events) / mine)
-    results["pg_ingest_ratio_raw"] = round(per_method[fastest] / mine, 3)
+    results["pg_ingest_ratio_raw"] = round(ratio, 3)
     results["pg_ingest_raw_method"] = fastest
     results["pg_ingest_ratio_naive"] = round(naive / mine, 1)
-    report.append(("ingest, batches of 100 (PostgreSQL)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / per_method[fastest]:,.0f} rows/s raw {fastest} (fastest raw)", f"{per_method[fastest] / mine:.2f} × raw (target ≥ 0.45)"))
+    report.append(("ingest, batches of 100 (PostgreSQL)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / per_method[fastest]:,.0f} rows/s raw {fastest} (fastest raw)", f"{ratio:.2f} × raw (target ≥ 0.45)"))
     report.append(("ingest vs one signal a transaction (PostgreSQL)", f"{len(events) / mine:,.0f} signals/s", f"{len(events) / naive:,.0f} signals/s one by one", f"{naive / mine:.1f} ×"))
 
 
