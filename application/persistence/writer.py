@@ -74,10 +74,7 @@ class PostgresSignalWriter:
         self.notify = f'NOTIFY "{recorder.channel_name}"'  # the channel the library's recorder notifies and listens on
         self.copy = f"COPY {name} ({', '.join(self.COLUMNS)}) FROM STDIN (FORMAT BINARY)"
         self.types = self._column_types(name)
-        self.insert_digests = (
-            "INSERT INTO signal_digests (digest, originator_version) SELECT * FROM unnest(%s::bigint[], %s::int[]) "
-            "ON CONFLICT (digest) DO NOTHING"
-        )
+        self.opening: str | None = None
 
     def _column_types(self, name: str) -> list[str]:
         """The events table's column types, as binary COPY must name them (read once, from the catalog)."""
@@ -91,20 +88,35 @@ class PostgresSignalWriter:
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library's insert_events
     def write(self, rows: Sequence[StoredRow], signals: Sequence[SignalKey]) -> None:
+        """Three round trips: the transaction's start, the library's lock and NOTIFY and the digests as one
+        simple query; the rows by ``COPY``; the commit."""
         if not rows:
             return
-        digests = digest_rows(signals)
         with self.datastore.get_connection() as conn:  # turns psycopg's errors into the library's
-            with conn.transaction(), conn.cursor() as curs:
-                for statement in self.lock:
-                    curs.execute(statement, prepare=True)
-                curs.execute(self.notify)
-                with curs.copy(self.copy) as copy:
-                    copy.set_types(self.types)
-                    for row in rows:
-                        copy.write_row(row)
-                if digests:
-                    curs.execute(self.insert_digests, ([d for d, _ in digests], [v for _, v in digests]), prepare=True)
+            try:
+                with conn.cursor() as curs:
+                    curs.execute(self._opening(conn, digest_rows(signals)))
+                    with curs.copy(self.copy) as copy:
+                        copy.set_types(self.types)
+                        for row in rows:
+                            copy.write_row(row)
+                    curs.execute("COMMIT")
+            except BaseException:
+                conn.rollback()
+                raise
+
+    def _opening(self, conn: Any, digests: list[tuple[int, int]]) -> str:
+        """``BEGIN``, the library's lock statements, its ``NOTIFY`` and the digests' insert, as one text. The
+        digests are integers this process computed, written as array literals: nothing from outside is in it."""
+        if self.opening is None:
+            self.opening = "; ".join(["BEGIN", *(s.as_string(conn) if hasattr(s, "as_string") else str(s) for s in self.lock), self.notify])
+        if not digests:
+            return self.opening
+        values = "{" + ",".join(str(int(d)) for d, _ in digests) + "}", "{" + ",".join(str(int(v)) for _, v in digests) + "}"
+        return (
+            f"{self.opening}; INSERT INTO signal_digests (digest, originator_version) "
+            f"SELECT * FROM unnest('{values[0]}'::bigint[], '{values[1]}'::int[]) ON CONFLICT (digest) DO NOTHING"
+        )
 
 
 def signal_writer(recorder: Any, is_postgres: bool) -> SignalWriter:
