@@ -120,6 +120,7 @@ class Wants:
     lean: dict[uuid.UUID, set[str]] = field(default_factory=dict)
     whole: set[uuid.UUID] = field(default_factory=set)
     first: set[uuid.UUID] = field(default_factory=set)
+    facts: set[uuid.UUID] = field(default_factory=set)  # whose non-signal events to read (a recipient's only when needed)
 
     def add(self, oid: uuid.UUID, keys: Iterable[str] = ()) -> None:
         self.lean.setdefault(oid, set()).update(keys)
@@ -129,6 +130,7 @@ class Wants:
             self.add(oid, keys)
         self.whole |= other.whole
         self.first |= other.first
+        self.facts |= other.facts
 
 
 class NeedMore(Exception):
@@ -153,7 +155,7 @@ class Reads:
 def read(index: JournalIndex, wants: Wants, mailings: MailingCache) -> Reads:
     """The journal as a plan needs it: one statement (the digest hits checked by one more), plus the
     buckets a claim reads whole, if any. Mailings read are remembered in ``mailings``."""
-    versions, stored_facts, stored = index.lean_read(wants.lean)
+    versions, stored_facts, stored = index.lean_read(wants.lean, wants.facts)
     facts = {oid: [(e.topic, orjson.loads(e.state)) for e in events] for oid, events in stored_facts.items()}
     whole = {}
     if wants.whole:
@@ -198,6 +200,7 @@ def first_wants(batch: ParsedBatch, aimed: list[Target], mailings: MailingCache)
     for oid in stage_a(batch, aimed):
         if mailings.get(oid) is None:
             wants.lean.setdefault(oid, set())
+            wants.facts.add(oid)  # a mailing's fields, an address index's entries, a side record (a few, small)
     for event, target in zip(batch.events, aimed):
         if target.lean is not None:
             wants.lean.setdefault(target.lean, set()).add(event.signal.key)
@@ -350,12 +353,14 @@ class _Planner:
         oid = mailing_id_of(mailing_id)
         self.touch(oid)
         facts = self.mailings.get(oid)
-        if facts is None and oid.int not in self.asked:
-            raise NeedMore(Wants(lean={oid: set()}))
+        if facts is None and oid not in self.reads.wants.facts:
+            raise NeedMore(Wants(lean={oid: set()}, facts={oid}))
         self.mailing_facts[mailing_id] = facts
         return facts
 
     def facts(self, oid: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
+        if oid not in self.reads.wants.facts:
+            raise NeedMore(Wants(lean={oid: set()}, facts={oid}))
         return self.facts_of.get(oid.int, [])
 
     def index(self, oid: uuid.UUID) -> list[tuple[str, str, str | None]]:
@@ -627,9 +632,9 @@ class SignalIngest:
                 reads = read(self.index, wants, self.mailings)
                 return plan_batch(batch, reads, self.mailings, self.skew, now, timestamp, self.encode, aimed, loaded)
             except NeedMore as more:
-                asked = sum(len(k) + 1 for k in wants.lean.values()) + len(wants.whole) + len(wants.first)
+                asked = sum(len(k) + 1 for k in wants.lean.values()) + len(wants.whole) + len(wants.first) + len(wants.facts)
                 wants.merge(more.wants)
-                if sum(len(k) + 1 for k in wants.lean.values()) + len(wants.whole) + len(wants.first) == asked:  # pragma: no cover
+                if sum(len(k) + 1 for k in wants.lean.values()) + len(wants.whole) + len(wants.first) + len(wants.facts) == asked:  # pragma: no cover
                     raise AssertionError(f"the plan asked again for what was read: {more.wants}") from None
 
     def record(self, batch: ParsedBatch, now: datetime, timestamp: Callable[[], datetime]) -> IngestCounts:

@@ -24,7 +24,7 @@ import hashlib
 import logging
 from functools import lru_cache
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -140,9 +140,10 @@ class JournalIndex:
             return list(c.fetchall())
 
     def lean_read(
-        self, scopes: dict[uuid.UUID, set[str]]
+        self, scopes: dict[uuid.UUID, set[str]], facts_of: Collection[uuid.UUID] | None = None
     ) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, list[StoredEvent]], dict[uuid.UUID, set[str]]]:
-        """Versions, facts and stored keys of the aggregates in ``scopes``, read in one transaction.
+        """Versions, facts and stored keys of the aggregates in ``scopes``, read in one transaction
+        (facts only of those in ``facts_of``, when given: a provider batch needs no recipient's).
 
         A command's usual size (up to 500 aggregates and 500 keys) is one statement: the three
         reads as one ``UNION ALL`` (each statement costs a round trip and a plan, which under load
@@ -154,10 +155,12 @@ class JournalIndex:
             with self.recorder.datastore.transaction(commit=False) as c:
                 versions = self.versions(scopes, c)
                 present = {i: k for i, k in scopes.items() if i in versions}
-                facts = self.facts(present, c) if present else {}
+                with_facts = [i for i in present if facts_of is None or i in facts_of]
+                facts = self.facts(with_facts, c) if with_facts else {}
                 stored = self.stored_keys({i: k for i, k in present.items() if k}, c)
             return versions, facts, stored
         ids = list(scopes)
+        fact_ids = ids if facts_of is None else [i for i in ids if i in facts_of] or [uuid.UUID(int=0)]
         digests = list(by_digest) or [0]
         if self.is_postgres:
             sql = (
@@ -171,19 +174,19 @@ class JournalIndex:
                 "UNION ALL SELECT 'd', NULL::uuid, originator_version, NULL::text, NULL::bytea, digest "
                 f"FROM {self.digests} WHERE digest = ANY(%s)"
             )
-            params: list[Any] = [ids, ids, digests]
+            params: list[Any] = [ids, fact_ids, digests]
             known = {}
         else:
-            marks, dmarks = ",".join("?" * len(ids)), ",".join("?" * len(digests))
+            marks, fmarks, dmarks = ",".join("?" * len(ids)), ",".join("?" * len(fact_ids)), ",".join("?" * len(digests))
             sql = (
                 "SELECT 'v' AS kind, originator_id, MAX(originator_version) AS version, NULL AS topic, NULL AS state, NULL AS digest "
                 f"FROM {self.table} WHERE originator_id IN ({marks}) GROUP BY originator_id "
                 "UNION ALL SELECT 'f', originator_id, originator_version, topic, state, NULL "
-                f"FROM {self.table} WHERE originator_id IN ({marks}) AND topic NOT IN ({_TOPIC_LIST}) "
+                f"FROM {self.table} WHERE originator_id IN ({fmarks}) AND topic NOT IN ({_TOPIC_LIST}) "
                 f"UNION ALL SELECT 'd', NULL, originator_version, NULL, NULL, digest FROM {self.digests} WHERE digest IN ({dmarks})"
             )
             hexes = [i.hex for i in ids]
-            params = [*hexes, *hexes, *digests]
+            params = [*hexes, *(hexes if facts_of is None else [i.hex for i in fact_ids]), *digests]
             known = dict(zip(hexes, ids))
         versions: dict[uuid.UUID, int] = {}
         facts: dict[uuid.UUID, list[StoredEvent]] = {}
