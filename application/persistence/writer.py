@@ -8,10 +8,11 @@ writer stored one of the same (aggregate, version) first (the caller plans again
   for the events (the library's own insert statement) and one for the digests.
 - PostgreSQL: under the library's table lock and with its ``NOTIFY``, exactly as its recorder inserts
   (so notification ids are given out in commit order and the follower, listening on the recorder's
-  channel, never passes over an id that commits later); the rows go in by binary ``COPY``, the digests
-  as two arrays. Measured on this machine (2 cores, loaded), a batch of 100 rows with their digests:
-  plain arrays through ``unnest`` in one pipelined round trip 9.2 ms, text ``COPY`` 7.4, binary ``COPY``
-  6.4, ``COPY`` with the digests by ``executemany`` 10.2.
+  channel, never passes over an id that commits later); three round trips: ``BEGIN``, the lock, the
+  ``NOTIFY`` and the digests as one simple query, the rows by binary ``COPY``, the ``COMMIT``. Measured on
+  this machine (2 cores, loaded), a batch of 100 rows with their digests: plain arrays through ``unnest``
+  in one pipelined round trip 9.2 ms, text ``COPY`` 7.4, binary ``COPY`` 6.4, ``COPY`` with the digests
+  by ``executemany`` 10.2. ``POSTGRES_ENABLE_DB_FUNCTIONS`` is never used.
 
 The library's repository, notification log and readers read these rows as if it had written them.
 """
