@@ -7,7 +7,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -18,26 +17,24 @@ from eventsourcing.persistence import Transcoder
 from application.config import Settings
 from application.encoding import OrjsonTranscoder
 from application.errors import Conflict, NotFound
+from application.ingest import IngestCounts, SignalIngest
 from application.jobs import JobRunner
-from application.journal_index import JournalIndex
+from application.persistence import JournalIndex, StoredRow, load_many, schema_lock, signal_writer
 from application.rules import HISTORY_PAGE, RulesService
-from application.unit_of_work import UnitOfWork, chunks, in_transaction, load_many, now_utc, schema_lock
+from application.unit_of_work import UnitOfWork, chunks, in_transaction, now_utc
 from domain.aggregates import (
     AddressIndex,
     Contact,
     Job,
     Mailing,
     Recipient,
-    SideRecord,
     UnmatchedBucket,
     address_id,
     contact_id_of,
     email_bucket,
     mailing_id_of,
-    provider_mismatch,
     recipient_bucket,
     recipient_id,
-    side_record_id,
     unmatched_bucket_id,
 )
 from domain.dispatch import MailingTerms, dispatch_outcome
@@ -45,11 +42,8 @@ from domain.rules import Ruleset
 from domain.signals import (
     CONFIRMATION_CHECKED,
     PROVIDERS,
-    SYSTEM,
     ParsedBatch,
-    ProviderEvent,
     Quarantined,
-    Signal,
     dedup_key,
     iso,
     normalise_email,
@@ -74,17 +68,6 @@ DISPATCH_CHUNK = SAVE_CHUNK  # recipients decided per transaction; the deadline 
 WRITE_WAIT_SECONDS = 10.0  # inside gunicorn's default worker timeout: a stalled projection answers 503
 
 
-@dataclass
-class IngestCounts:
-    accepted: int = 0
-    duplicates: int = 0
-    unmatched: int = 0
-    quarantined: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
-
 class ResponsesApp(Application[uuid.UUID]):
     """Recipient responses: every signal journaled per recipient; responses folded under versioned rules."""
 
@@ -104,6 +87,8 @@ class ResponsesApp(Application[uuid.UUID]):
             self.journal_index.create_indexes()
         self.reads, self.rules = ViewReads(self.views), RulesService(self, self._in_transaction)
         self.jobs, self.follower = JobRunner(self), None  # the follower: set when one follows in this process
+        self.signal_writer = signal_writer(self.recorder, self.settings.is_postgres)
+        self.signals = SignalIngest(self.journal_index, self.signal_writer, self.mapper.transcoder.encode, self.settings.max_clock_skew)
 
     # ---- reading and writing the journal ---------------------------------------------------
 
@@ -113,23 +98,11 @@ class ResponsesApp(Application[uuid.UUID]):
         return transcoder
 
     def write_events(self, events: Sequence[Any]) -> None:
-        """Store a command's new events in one transaction.
-
-        PostgreSQL: through the recorder's insert, which takes the table lock and notifies
-        (notification ids then commit in order: the follower never skips one). SQLite has a
-        single writer, so ids are in commit order anyway: one ``executemany``."""
+        """Store a command's new events in one transaction, through the store's ``SignalWriter`` (the
+        signals among them with their dedup digests)."""
         stored = [self.mapper.to_stored_event(e) for e in events]
         signals = [(e.originator_id, e.originator_version, e.signal["key"]) for e in events if isinstance(e, SIGNAL_EVENTS)]
-        recorder: Any = self.recorder
-        if self.settings.is_postgres:
-            recorder.insert_events(stored, signal_digests=signals)
-            return
-        with recorder.datastore.transaction(commit=True) as c:
-            c.executemany(
-                recorder.insert_events_statement,
-                [(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in stored],
-            )
-            self.journal_index.insert_digests(c, signals)
+        self.signal_writer.write([StoredRow(s.originator_id, s.originator_version, s.topic, s.state) for s in stored], signals)
 
     def load_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Aggregate]:
         """Reconstruct several aggregates from their events, read with one query per 500 ids."""
@@ -342,75 +315,9 @@ class ResponsesApp(Application[uuid.UUID]):
     def record_batch(self, batch: ParsedBatch) -> IngestCounts:
         """Journal a provider batch in one transaction: correlate, deduplicate, park the unmatched.
 
-        Each signal is stamped first with its effective time (``Signal.stamped``): the provider's time,
-        never later than the receipt plus ``MAX_CLOCK_SKEW_SECONDS``, stored beside it."""
-        batch = self._stamped(batch)
-
-        def work(uow: UnitOfWork) -> IngestCounts:
-            counts = IngestCounts()
-            whole, lean = self._batch_ids(batch)
-            uow.prefetch(whole)
-            for event in batch.events:  # email-only events: the recipient the address index points at
-                c = event.correlation
-                if not c.test and not (c.mailing_id and c.contact_id) and (address := normalise_email(c.email)):
-                    index: AddressIndex | None = uow.get(address_id(event.signal.source, address))
-                    match = index.match(c.mailing_id, event.signal.occurred_at, self.settings.max_clock_skew) if index is not None else None
-                    if match is not None:
-                        lean.setdefault(recipient_id(*match), set()).add(event.signal.key)
-            uow.prefetch_lean(lean)
-            parked: dict[uuid.UUID, set[str]] = {}  # the buckets of recipients not (yet) in an audience
-            for event in batch.events:
-                c = event.correlation
-                if not c.test and c.mailing_id and c.contact_id and uow.get(recipient_id(c.mailing_id, c.contact_id)) is None:
-                    parked.setdefault(unmatched_bucket_id(recipient_bucket(c.mailing_id, c.contact_id)), set()).add(event.signal.key)
-            uow.prefetch_lean(parked)
-            for event in batch.events:
-                outcome = self._record_event(uow, event)
-                setattr(counts, outcome, getattr(counts, outcome) + 1)
-            for notice in batch.notices:
-                stored = self._keep_side(uow, f"notice:{notice.key}", "notice", notice.provider, iso(notice.received_at), {"kind": notice.kind, "raw": notice.raw})  # type: ignore[arg-type]
-                if stored:
-                    counts.accepted += 1
-                else:
-                    counts.duplicates += 1
-            for item in batch.quarantined:  # kept once: a retry's malformed events count as duplicates
-                if self._quarantine(uow, item):
-                    counts.quarantined += 1
-                else:
-                    counts.duplicates += 1
-            return counts
-
-        return self._in_transaction(work)
-
-    def _stamped(self, batch: ParsedBatch) -> ParsedBatch:
-        """The batch with every signal's effective time fixed under this process's allowance."""
-        if not batch.events:
-            return batch
-        allowance = self.settings.max_clock_skew
-        events = [ProviderEvent(e.signal.stamped(allowance), e.correlation) for e in batch.events]
-        return ParsedBatch(events=events, notices=batch.notices, quarantined=batch.quarantined)
-
-    def _batch_ids(self, batch: ParsedBatch) -> tuple[list[uuid.UUID], dict[uuid.UUID, set[str]]]:
-        """The aggregates a batch will touch, as far as can be told before correlating: those loaded
-        whole, and the recipients and buckets loaded lean with the dedup keys each may be asked about
-        (a recipient's own bucket is looked up only when the recipient is not there)."""
-        ids: list[uuid.UUID] = []
-        lean: dict[uuid.UUID, set[str]] = {}
-        for event in batch.events:
-            c, key = event.correlation, event.signal.key
-            if c.test:
-                ids.append(side_record_id(f"test:{key}"))
-            elif c.mailing_id and c.contact_id:
-                ids.append(mailing_id_of(c.mailing_id))
-                lean.setdefault(recipient_id(c.mailing_id, c.contact_id), set()).add(key)
-            elif (address := normalise_email(c.email)) is not None:
-                ids.append(address_id(event.signal.source, address))
-                lean.setdefault(unmatched_bucket_id(email_bucket(event.signal.source, address)), set()).add(key)
-            else:
-                lean.setdefault(unmatched_bucket_id("nowhere"), set()).add(key)
-        ids.extend(side_record_id(f"notice:{n.key}") for n in batch.notices)
-        ids.extend(side_record_id(f"quarantine:{q.key}") for q in batch.quarantined)
-        return ids, lean
+        Each signal is stored with its effective time (as ``Signal.stamped`` gives it): the provider's time,
+        never later than the receipt plus ``MAX_CLOCK_SKEW_SECONDS``. Plan, write, count: ``application.ingest``."""
+        return self.signals.record(batch, now=now_utc(), timestamp=Recipient.SignalRecorded.create_timestamp)  # type: ignore[attr-defined]
 
     def quarantine(self, items: Sequence[Quarantined]) -> IngestCounts:
         """Keep input we could not understand (a whole body, or single events), with the error.
@@ -418,71 +325,11 @@ class ResponsesApp(Application[uuid.UUID]):
         Idempotent: an item kept before (same source, same raw input) counts as a duplicate."""
         return self.record_batch(ParsedBatch(quarantined=list(items)))
 
-    def _quarantine(self, uow: UnitOfWork, item: Quarantined) -> bool:
-        """Keep one item once, keyed by its source and a digest of its raw input; True when new."""
-        return self._keep_side(
-            uow, f"quarantine:{item.key}", "quarantine", item.source, iso(now_utc()), item.kept()  # type: ignore[arg-type]
-        )
-
-    def _keep_side(self, uow: UnitOfWork, key: str, kind: str, source: str, received_at: str, payload: dict[str, Any]) -> bool:
-        if uow.get(side_record_id(key)) is not None:
-            return False
-        uow.add(SideRecord(key=key, kind=kind, source=source, received_at=received_at, payload=payload))
-        return True
-
-    def _record_event(self, uow: UnitOfWork, event: ProviderEvent) -> str:
-        signal, corr = event.signal, event.correlation
-        if corr.test:
-            stored = self._keep_side(
-                uow, f"test:{signal.key}", "test_send", signal.source, iso(signal.received_at),  # type: ignore[arg-type]
-                {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email, "signal": signal.to_record()},
-            )
-            return "accepted" if stored else "duplicates"
-        recipient, bucket_name = self._correlate(uow, signal, corr.mailing_id, corr.contact_id, corr.email)
-        if recipient is not None:
-            if not recipient.record(signal):
-                return "duplicates"
-            if signal.source == SYSTEM and signal.fields.get("kind") == "sent_to_provider":
-                self._sent_by_sender(uow, recipient, signal)
-            return "accepted"
-        bucket: UnmatchedBucket = uow.get_or_create(unmatched_bucket_id(bucket_name), lambda: UnmatchedBucket(bucket=bucket_name))
-        parked = bucket.park(signal, {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email})
-        return "unmatched" if parked else "duplicates"
-
-    def _correlate(
-        self, uow: UnitOfWork, signal: Signal, mailing_id: str | None, contact_id: str | None, email: str | None
-    ) -> tuple[Recipient | None, str]:
-        """Metadata first; failing that, the address among recipients sent through that provider
-        (of the mailing the event names, if it names one), most recent first, sent before the event.
-
-        A provider's event about a mailing sent through another provider matches nobody: kept as
-        unmatched (``provider_mismatch``), and never claimed by that recipient later."""
-        if mailing_id and contact_id:
-            mailing: Mailing | None = uow.get(mailing_id_of(mailing_id))
-            if mailing is not None and provider_mismatch(signal, mailing.provider):
-                return None, recipient_bucket(mailing_id, contact_id)
-            return uow.get(recipient_id(mailing_id, contact_id)), recipient_bucket(mailing_id, contact_id)
-        address = normalise_email(email)
-        if address is None:
-            return None, "nowhere"
-        index: AddressIndex | None = uow.get(address_id(signal.source, address))
-        match = index.match(mailing_id, signal.occurred_at, self.settings.max_clock_skew) if index is not None else None
-        if match is not None:
-            return uow.get(recipient_id(*match)), email_bucket(signal.source, address)
-        return None, email_bucket(signal.source, address)
-
     def _index_address(self, uow: UnitOfWork, provider: str, address: str, recipient: Recipient, at: datetime) -> None:
         """Remember who was sent to this address through this provider; claim what was parked for it."""
         index: AddressIndex = uow.get_or_create(address_id(provider, address), lambda: AddressIndex(provider=provider, email=address))
         index.add_recipient(recipient.mailing_id, recipient.contact_id, iso(at))
         self._claim(uow, email_bucket(provider, address), recipient, provider, iso(at))
-
-    def _sent_by_sender(self, uow: UnitOfWork, recipient: Recipient, signal: Signal) -> None:
-        """A sender that dispatches itself reports sent_to_provider: email-only events can match it from now on."""
-        address = normalise_email(recipient.email)
-        mailing: Mailing | None = uow.get(mailing_id_of(recipient.mailing_id))
-        if address is not None and mailing is not None:
-            self._index_address(uow, mailing.provider, address, recipient, signal.effective_time)
 
     # ---- contacts ---------------------------------------------------------------------------------
 

@@ -1,27 +1,28 @@
-"""Loading and saving aggregates for one command: few statements, one transaction, retried on conflict."""
+"""Loading and saving aggregates for one command: few statements, one transaction, retried on conflict.
+
+How rows are read and written lives in ``application.persistence``; ``load_many`` and ``schema_lock`` are
+still importable from here."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import EventStore, IntegrityError, StoredEvent
+from eventsourcing.persistence import EventStore, IntegrityError
 
-from application.config import Settings
-from application.journal_index import JournalIndex
+from application.persistence import JournalIndex, load_many, schema_lock  # load_many, schema_lock: their old home's names
 from domain.aggregates import NotLoaded
 
 log = logging.getLogger("responses.unit_of_work")
+
+__all__ = ["UnitOfWork", "in_transaction", "load_many", "schema_lock", "now_utc", "chunks", "Needs"]
 
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")
@@ -170,71 +171,6 @@ def in_transaction(app: "UnitOfWorkHost", work: Callable[[UnitOfWork], T], attem
             log.debug("conflict with another writer (attempt %d): retrying from fresh state", attempt + 1)
             time.sleep(random.uniform(0, min(0.3, 0.005 * 2**attempt)))
     raise AssertionError("unreachable")
-
-
-def load_many(app: Application[uuid.UUID], ids: Sequence[uuid.UUID], is_postgres: bool) -> dict[uuid.UUID, Aggregate]:
-    """Reconstruct several aggregates from their events, read with one query per 500 ids."""
-    recorder: Any = app.recorder
-    table = recorder.events_table_name
-    by_id: dict[uuid.UUID, list[Any]] = {}
-    for chunk in chunks(list(ids), 500):
-        if is_postgres:
-            schema = recorder.datastore.schema
-            name = f'"{schema}"."{table}"' if schema else f'"{table}"'
-            sql = f"SELECT * FROM {name} WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
-            params: Any = (list(chunk),)
-        else:
-            sql = f"SELECT * FROM {table} WHERE originator_id IN ({','.join('?' * len(chunk))}) ORDER BY originator_id, originator_version"
-            params = [i.hex for i in chunk]
-        with recorder.datastore.transaction(commit=False) as c:
-            c.execute(sql, params)
-            rows = c.fetchall()
-        for row in rows:
-            oid = row["originator_id"]
-            oid = oid if isinstance(oid, uuid.UUID) else uuid.UUID(oid)
-            stored = StoredEvent(originator_id=oid, originator_version=row["originator_version"], topic=row["topic"], state=bytes(row["state"]))
-            by_id.setdefault(oid, []).append(app.mapper.to_domain_event(stored))
-    aggregates: dict[uuid.UUID, Aggregate] = {}
-    for oid, events in by_id.items():
-        aggregate: Any = None
-        for event in events:
-            aggregate = event.mutate(aggregate)
-        aggregates[oid] = aggregate
-    return aggregates
-
-
-SCHEMA_LOCK_KEY = 0x7265_7370_7363_6865  # "respsche": one process creates or migrates tables at a time
-
-
-@contextmanager
-def schema_lock(settings: Settings) -> Iterator[None]:
-    """One process at a time creates tables: gunicorn workers start together.
-
-    PostgreSQL: a session advisory lock (concurrent ``CREATE TABLE IF NOT EXISTS``
-    fails with "tuple concurrently updated"). SQLite: an exclusive ``flock`` beside
-    the file (switching a new file to WAL mode is refused while another connection
-    does it: "database is locked").
-    """
-    if settings.is_postgres:
-        import psycopg
-
-        with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
-            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
-            try:
-                yield
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
-        return
-    path = settings.eventsourcing_env()["SQLITE_DBNAME"]
-    if path == ":memory:" or "mode=memory" in path:
-        yield
-        return
-    with open(f"{path}.schema-lock", "ab") as lock_file:
-        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
 
 
 def now_utc() -> datetime:

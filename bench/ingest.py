@@ -7,11 +7,15 @@ import sqlite3
 import statistics
 import tempfile
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import orjson
+
 from application.config import Settings
+from application.journal_index import SIGNAL_TOPICS, key_digest
 from application.service import ResponsesApp
 from bench.http_load import postgres_database, progress
 from bench.journal import provider_events
@@ -58,19 +62,35 @@ def stored_rows(app: ResponsesApp, after: int) -> list[tuple[str, int, str, byte
 # ---- SQLite -------------------------------------------------------------------------------------
 
 
-def sqlite_raw(path: Path, rows: list[tuple[str, int, str, bytes]]) -> float:
-    """``executemany`` into a table like the library's (same journal mode and synchronous), batches of 100."""
+def dedup_rows(rows: list[tuple[str, int, str, bytes]]) -> list[list[tuple[int, int]]]:
+    """The dedup-index rows (digest, version) the stored signals among ``rows`` carry, per batch of ``BATCH`` rows."""
+    batches = []
+    for i in range(0, len(rows), BATCH):
+        batches.append([
+            (key_digest(uuid.UUID(oid), orjson.loads(state)["signal"]["key"]), version)
+            for oid, version, topic, state in rows[i : i + BATCH] if topic in SIGNAL_TOPICS
+        ])
+    return batches
+
+
+def sqlite_raw(path: Path, rows: list[tuple[str, int, str, bytes]], with_dedup: bool = False) -> float:
+    """``executemany`` into a table like the library's (same journal mode and synchronous), batches of 100;
+    ``with_dedup``: and the same batches' dedup-index rows into a digest table like the service's, same transaction."""
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(
         "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, topic TEXT, state BLOB, "
         "PRIMARY KEY (originator_id, originator_version))"
     )
+    db.execute("CREATE TABLE signal_digests (digest INTEGER PRIMARY KEY, originator_version INTEGER NOT NULL)")
+    digests = dedup_rows(rows) if with_dedup else [[] for _ in range(0, len(rows), BATCH)]
 
     def insert() -> None:
-        for i in range(0, len(rows), BATCH):
+        for n, i in enumerate(range(0, len(rows), BATCH)):
             db.execute("BEGIN")
             db.executemany("INSERT INTO stored_events VALUES (?,?,?,?)", rows[i : i + BATCH])
+            if digests[n]:
+                db.executemany("INSERT INTO signal_digests VALUES (?,?) ON CONFLICT DO NOTHING", digests[n])
             db.execute("COMMIT")
 
     elapsed = timed(insert)
@@ -78,30 +98,37 @@ def sqlite_raw(path: Path, rows: list[tuple[str, int, str, bytes]]) -> float:
     return elapsed
 
 
-def bench_sqlite_ingest(work: Path, signals: int, report: Report, results: dict[str, Any], rounds: int = 3) -> None:
+def bench_sqlite_ingest(work: Path, signals: int, report: Report, results: dict[str, Any], rounds: int = 5) -> None:
     recipients = max(1, signals // 4)
     events = provider_events("bench", recipients, signals, T0)
-    ours, raw = [], []
+    ours, raw, raw_dedup = [], [], []
     rows: list[tuple[str, int, str, bytes]] = []
-    for r in range(rounds):  # interleaved: ours, raw, ours, raw …
+    for r in range(rounds):  # interleaved: ours, raw, raw with dedup rows, ours, raw …
         app = campaign(f"sqlite:///{work / f'ingest{r}.db'}", recipients)
         start = app.journal_position()
         ours.append(ingest(app, events))
         rows = stored_rows(app, start)
         app.close()
         raw.append(sqlite_raw(work / f"raw{r}.db", rows))
-        progress(f"  round {r + 1}: ours {ours[-1]:.2f} s, raw {raw[-1]:.2f} s")
+        raw_dedup.append(sqlite_raw(work / f"raw-dedup{r}.db", rows, with_dedup=True))
+        progress(f"  round {r + 1}: ours {ours[-1]:.2f} s, raw {raw[-1]:.2f} s, raw with dedup rows {raw_dedup[-1]:.2f} s")
     naive_app = campaign(f"sqlite:///{work / 'naive.db'}", recipients)
     sample = events[: min(len(events), 2000)]
     naive = ingest(naive_app, sample, size=1) * len(events) / len(sample)
     naive_app.close()
-    mine, theirs = statistics.median(ours), statistics.median(raw)
+    mine, theirs, theirs_dedup = statistics.median(ours), statistics.median(raw), statistics.median(raw_dedup)
+    # each round's ratio, then their median: a machine whose load comes and goes (other processes on 2 cores)
+    # slows a round's three runs alike, where the medians of each side's times can come from different rounds
+    ratio_raw = statistics.median(r / o for r, o in zip(raw, ours))
+    ratio_raw_dedup = statistics.median(r / o for r, o in zip(raw_dedup, ours))
     results["ingest_signals_per_s"] = round(len(events) / mine)
-    results["ingest_ratio_raw"] = round(theirs / mine, 3)
+    results["ingest_ratio_raw"] = round(ratio_raw, 3)
+    results["ingest_ratio_raw_dedup"] = round(ratio_raw_dedup, 3)
     results["ingest_ratio_naive"] = round(naive / mine, 1)
     results["ingest_rows_per_signal"] = round(len(rows) / len(events), 3)
-    report.append(("ingest, batches of 100 (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / theirs:,.0f} rows/s raw executemany", f"{theirs / mine:.2f} × raw (target ≥ 0.5)"))
-    report.append(("ingest vs one signal a transaction (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(events) / naive:,.0f} signals/s one by one", f"{naive / mine:.1f} × (target ≥ 10)"))
+    report.append(("ingest, batches of 100 (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / theirs_dedup:,.0f} rows/s raw executemany with dedup rows", f"{ratio_raw_dedup:.2f} × raw with dedup rows (target ≥ 0.5)"))
+    report.append(("ingest, event rows alone (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / theirs:,.0f} rows/s raw executemany", f"{ratio_raw:.2f} × raw (expected ≥ 0.35)"))
+    report.append(("ingest vs one signal a transaction (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(events) / naive:,.0f} signals/s one by one", f"{naive / mine:.1f} × (target ≥ 20)"))
 
 
 def bench_hot_recipient(work: Path, report: Report, results: dict[str, Any], prior: int = 40_000) -> None:
@@ -162,7 +189,7 @@ def pg_raw(url: str, rows: list[tuple[str, int, str, bytes]]) -> dict[str, float
     return times
 
 
-def bench_pg_ingest(signals: int, report: Report, results: dict[str, Any], rounds: int = 3) -> None:
+def bench_pg_ingest(signals: int, report: Report, results: dict[str, Any], rounds: int = 5) -> None:
     recipients = max(1, signals // 4)
     events = provider_events("bench", recipients, signals, T0)
     ours, raws = [], []
@@ -185,11 +212,12 @@ def bench_pg_ingest(signals: int, report: Report, results: dict[str, Any], round
     mine = statistics.median(ours)
     per_method = {m: statistics.median(t[m] for t in raws) for m in raws[0]}
     fastest = min(per_method, key=lambda m: per_method[m])
+    ratio = statistics.median(t[fastest] / o for t, o in zip(raws, ours))  # each round's ratio, then their median
     results["pg_ingest_signals_per_s"] = round(len(events) / mine)
-    results["pg_ingest_ratio_raw"] = round(per_method[fastest] / mine, 3)
+    results["pg_ingest_ratio_raw"] = round(ratio, 3)
     results["pg_ingest_raw_method"] = fastest
     results["pg_ingest_ratio_naive"] = round(naive / mine, 1)
-    report.append(("ingest, batches of 100 (PostgreSQL)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / per_method[fastest]:,.0f} rows/s raw {fastest} (fastest raw)", f"{per_method[fastest] / mine:.2f} × raw (target ≥ 0.35)"))
+    report.append(("ingest, batches of 100 (PostgreSQL)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / per_method[fastest]:,.0f} rows/s raw {fastest} (fastest raw)", f"{ratio:.2f} × raw (target ≥ 0.45)"))
     report.append(("ingest vs one signal a transaction (PostgreSQL)", f"{len(events) / mine:,.0f} signals/s", f"{len(events) / naive:,.0f} signals/s one by one", f"{naive / mine:.1f} ×"))
 
 

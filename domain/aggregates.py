@@ -109,7 +109,7 @@ def append_event(aggregate: Aggregate, event_class: Any, **state: Any) -> None:
 class Recipient(Aggregate):
     """One contact in one mailing's audience. Its journal holds the signals.
 
-    Loaded lean for commands (see ``application.journal_index``): its facts, its version and
+    Loaded lean for commands (see ``application.persistence.journal_index``): its facts, its version and
     ``lean`` (the looked-up dedup keys) instead of every signal's key."""
 
     @staticmethod
@@ -254,10 +254,15 @@ class AddressIndex(Aggregate):
         """The recipient an email-only event is about: the most recent one sent to this address
         (within ``mailing_id`` when the event names it) that was sent before the event happened,
         give or take ``skew`` (the MAX_CLOCK_SKEW_SECONDS setting); None when nobody was (the event stays unmatched)."""
-        candidates = [
-            r for r in self.recipients if (mailing_id is None or r[0] == mailing_id) and sent_before(r[2], occurred_at, skew)
-        ]
-        return (candidates[-1][0], candidates[-1][1]) if candidates else None
+        return match_address(self.recipients, mailing_id, occurred_at, skew)
+
+
+def match_address(
+    recipients: list[tuple[str, str, str | None]], mailing_id: str | None, occurred_at: datetime | None, skew: timedelta = CLOCK_SKEW
+) -> tuple[str, str] | None:
+    """``AddressIndex.match`` over an index's (mailing, contact, sent_at) entries, in the order they were sent."""
+    candidates = [r for r in recipients if (mailing_id is None or r[0] == mailing_id) and sent_before(r[2], occurred_at, skew)]
+    return (candidates[-1][0], candidates[-1][1]) if candidates else None
 
 
 def sent_before(sent_at: str | None, occurred_at: datetime | None, skew: timedelta = CLOCK_SKEW) -> bool:
@@ -325,13 +330,9 @@ class UnmatchedBucket(Aggregate):
         """The parked signals a recipient of ``mailing_id`` (sent through ``provider``, at ``sent_at`` when
         it claims by address) may take: not another provider's, not naming another mailing, not from before
         its sending (give or take ``skew``)."""
-        return [
-            s
-            for s in self.unclaimed()
-            if not provider_mismatch(s, provider)
-            and self.named_mailing.get(s.key) in (None, mailing_id)
-            and sent_before(sent_at, s.occurred_at, skew)
-        ]
+        if self.lean is not None:
+            raise NotLoaded(self.id)
+        return claimable_signals(self.parked, self.named_mailing, self.claimed, mailing_id, provider, sent_at, skew)
 
     @event("Claimed")
     def claim(self, keys: list[str], mailing_id: str, contact_id: str) -> None:
@@ -352,6 +353,25 @@ class SideRecord(Aggregate):
         self.source = source
         self.received_at = received_at
         self.payload = payload
+
+
+def claimable_signals(
+    parked: dict[str, dict[str, Any]],
+    named_mailing: dict[str, str | None],
+    claimed: set[str],
+    mailing_id: str,
+    provider: str | None,
+    sent_at: str | None = None,
+    skew: timedelta = CLOCK_SKEW,
+) -> list[Signal]:
+    """``UnmatchedBucket.claimable`` over a bucket's parked records (by key, in the order parked), the mailing
+    each named and the keys claimed already."""
+    unclaimed = [Signal.from_record(s) for k, s in parked.items() if k not in claimed]
+    return [
+        s
+        for s in unclaimed
+        if not provider_mismatch(s, provider) and named_mailing.get(s.key) in (None, mailing_id) and sent_before(sent_at, s.occurred_at, skew)
+    ]
 
 
 def rules_book_id() -> UUID:

@@ -24,20 +24,22 @@ from eventsourcing.persistence import Transcoder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import application.journal_index as journal_index
+import application.persistence.journal_index as journal_index
 from application.config import Settings
 from application.queries import Queries
 from application.service import ResponsesApp
 from domain.aggregates import Recipient, recipient_id
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
 from projections.follower import ViewFollower
+from tests.integration import aggregate_ingest
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
 STATUSES = ("delivered", "opened", "clicked", "soft_bounced", "hard_bounced", "unsubscribed", "spam")
 
 
 class RebuildingApp(ResponsesApp):
-    """The write path as it was: every aggregate rebuilt whole, the library's encoder and insert."""
+    """The write path as it was: every batch through the aggregates (``aggregate_ingest``), each rebuilt
+    whole, stored by the library's encoder and insert."""
 
     lean_loading = False
 
@@ -46,6 +48,9 @@ class RebuildingApp(ResponsesApp):
 
     def write_events(self, events: Any) -> None:
         self.events.put(events)
+
+    def record_batch(self, batch: ParsedBatch) -> Any:
+        return aggregate_ingest.record_batch(self, batch)
 
 
 def open_app(cls: type[ResponsesApp], url: str) -> ResponsesApp:

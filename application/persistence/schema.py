@@ -1,0 +1,42 @@
+"""One process at a time creates or migrates the tables."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from application.config import Settings
+
+SCHEMA_LOCK_KEY = 0x7265_7370_7363_6865  # "respsche": one process creates or migrates tables at a time
+
+
+@contextmanager
+def schema_lock(settings: Settings) -> Iterator[None]:
+    """One process at a time creates tables: gunicorn workers start together.
+
+    PostgreSQL: a session advisory lock (concurrent ``CREATE TABLE IF NOT EXISTS``
+    fails with "tuple concurrently updated"). SQLite: an exclusive ``flock`` beside
+    the file (switching a new file to WAL mode is refused while another connection
+    does it: "database is locked").
+    """
+    if settings.is_postgres:
+        with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
+        return
+    path = settings.eventsourcing_env()["SQLITE_DBNAME"]
+    if path == ":memory:" or "mode=memory" in path:
+        yield
+        return
+    with open(f"{path}.schema-lock", "ab") as lock_file:
+        fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
