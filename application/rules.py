@@ -18,7 +18,7 @@ from eventsourcing.persistence import RecordConflictError
 from application.config import Settings
 from application.errors import Conflict, NotFound
 from application.history_folds import fold_slots
-from application.journal_index import JournalIndex
+from application.persistence import JournalIndex
 from application.unit_of_work import UnitOfWork, now_utc
 from domain.aggregates import Job, Mailing, RulesBook, job_id, recipient_id, rules_book_id
 from domain.fold import RecipientState

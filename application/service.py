@@ -8,7 +8,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
@@ -51,13 +51,13 @@ from domain.signals import (
     system_signal,
 )
 from projections.follower import ViewFollower
-from projections.ports import Progress
+from projections.ports import Following, Progress
 from projections.reads import PlannedRecipient, ViewReads
 from projections.views import PostgresViewRecorder, SQLiteViewRecorder, ViewsMixin
 
 log = logging.getLogger("responses.app")
 
-SIGNAL_EVENTS = (Recipient.SignalRecorded, UnmatchedBucket.Parked)  # indexed by their dedup keys (journal_index)
+SIGNAL_EVENTS = (Recipient.SignalRecorded, UnmatchedBucket.Parked)  # type: ignore[attr-defined]  # the library declares event classes by decorator  # indexed by their dedup keys (journal_index)
 
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")
@@ -81,7 +81,7 @@ class ResponsesApp(Application[uuid.UUID]):
         with schema_lock(self.settings):  # gunicorn workers start together: one creates the tables at a time
             super().__init__(env=self.settings.eventsourcing_env())
             recorder_class = PostgresViewRecorder if self.settings.is_postgres else SQLiteViewRecorder
-            self.views: ViewsMixin = self.factory.tracking_recorder(recorder_class)  # type: ignore[arg-type]
+            self.views: ViewsMixin = self.factory.tracking_recorder(recorder_class)  # type: ignore[assignment]  # the factory answers its base type
             self.views.create_views(self.views.active_generation())
             self.journal_index = JournalIndex(self.recorder, self.settings.is_postgres)
             self.journal_index.create_indexes()
@@ -102,7 +102,7 @@ class ResponsesApp(Application[uuid.UUID]):
         signals among them with their dedup digests)."""
         stored = [self.mapper.to_stored_event(e) for e in events]
         signals = [(e.originator_id, e.originator_version, e.signal["key"]) for e in events if isinstance(e, SIGNAL_EVENTS)]
-        self.signal_writer.write([StoredRow(s.originator_id, s.originator_version, s.topic, s.state) for s in stored], signals)
+        self.signal_writer.write([StoredRow(cast(uuid.UUID, s.originator_id), s.originator_version, s.topic, s.state) for s in stored], signals)
 
     def load_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Aggregate]:
         """Reconstruct several aggregates from their events, read with one query per 500 ids."""
@@ -142,7 +142,7 @@ class ResponsesApp(Application[uuid.UUID]):
 
     def get_mailing_aggregate(self, mailing_id: str) -> Mailing:
         try:
-            return self.repository.get(mailing_id_of(mailing_id))  # type: ignore[return-value]
+            return self.repository.get(mailing_id_of(mailing_id))
         except AggregateNotFoundError:
             raise NotFound("mailing", mailing_id) from None
 
@@ -350,19 +350,19 @@ class ResponsesApp(Application[uuid.UUID]):
     # ---- views ------------------------------------------------------------------------------------
 
     @property
-    def follower(self) -> ViewFollower | None:
+    def follower(self) -> Following | None:
         """The follower of this process, if one follows here: waits for the views catch up through it,
         and its thread (when it runs one) runs the journaled jobs between its batches."""
         return self._follower
 
     @follower.setter
-    def follower(self, follower: ViewFollower | None) -> None:
+    def follower(self, follower: Following | None) -> None:
         self._follower = follower
-        if follower is not None:
+        if isinstance(follower, ViewFollower):  # its thread runs the jobs between its batches
             self.jobs.attach(follower)
 
     def journal_position(self) -> int:
-        return self.recorder.max_notification_id() or 0  # type: ignore[attr-defined]
+        return self.recorder.max_notification_id() or 0
 
     def views_position(self) -> int:
         return self.views.position(self.generation())

@@ -188,8 +188,8 @@ class JournalIndex:
             hexes = [i.hex for i in ids]
             params = [*hexes, *(hexes if facts_of is None else [i.hex for i in fact_ids]), *digests]
             known = dict(zip(hexes, ids))
-        versions: dict[uuid.UUID, int] = {}
-        facts: dict[uuid.UUID, list[StoredEvent]] = {}
+        versions = {}
+        facts = {}
         hits: list[tuple[uuid.UUID, int, str]] = []
         # one statement, so no transaction: on PostgreSQL one round trip (the pool's connections autocommit),
         # not three; the digest hits' check reads rows that never change
@@ -235,8 +235,8 @@ class JournalIndex:
                 )
                 found.update((_uuid(r["originator_id"]), int(r["version"])) for r in rows if r["version"] is not None)
             return found
-        rows = self._rows_of(ids, "originator_id, MAX(originator_version) AS version", "GROUP BY originator_id", cursor)
-        return {_uuid(row["originator_id"]): int(row["version"]) for row in rows}
+        grouped = self._rows_of(ids, "originator_id, MAX(originator_version) AS version", "GROUP BY originator_id", cursor)
+        return {_uuid(row["originator_id"]): int(row["version"]) for row in grouped}
 
     def facts(self, ids: Iterable[uuid.UUID], cursor: Any = None) -> dict[uuid.UUID, list[StoredEvent]]:
         """Each aggregate's events that are not signals, in version order."""
