@@ -523,6 +523,10 @@ class ViewsMixin:
             row = c.fetchone()
         return row["value"] if row else default
 
+    def delete_meta(self, key: str) -> None:
+        with self.cursor(commit=True) as c:
+            c.execute(self._q("DELETE FROM rv_meta WHERE key = ?"), (key,))
+
     def set_meta(self, values: dict[str, str], cursor: Any = None) -> None:
         sql = self._q("INSERT INTO rv_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
         if cursor is not None:
