@@ -132,7 +132,7 @@ class JobRunner:
             if status != "failed":
                 return name
             attempt += 1
-        job = Job(job=name, kind=UPGRADE, rules_version=self.rules.active_version(), requested_at=iso(now_utc()))
+        job = Job(job=name, kind=UPGRADE, rules_version=self.rules.active_version(), requested_at=iso(now_utc()) or "")
         try:
             self.host.save(job)
         except RecordConflictError:  # another process asked first: the same job

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
@@ -170,12 +170,12 @@ class Queries:
         per-minute engagement buckets of the range (``ViewReads.engagement_minutes``). Each minute is split at
         the start's second of the minute, so every part lies in one hour: exact, fractions of a second included."""
         opens, clicks = [0] * hours, [0] * hours
-        start = start.astimezone(timezone.utc)
+        start = start.astimezone(UTC)
         start_minute = start.replace(second=0, microsecond=0)
         last_minute = start_minute + timedelta(hours=hours)
         rows = self.reads.engagement_minutes(mailing_id, start.strftime("%S%f"), minute_text(start_minute), minute_text(last_minute))
         for r in rows:
-            minute = datetime.fromisoformat(r["minute"]).replace(tzinfo=timezone.utc)
+            minute = datetime.fromisoformat(r["minute"]).replace(tzinfo=UTC)
             # minutes from the start's minute, one less when this part of the minute is before the start's second
             elapsed = int((minute - start_minute).total_seconds() // 60) - int(r["early"])
             hour = elapsed // 60

@@ -9,7 +9,7 @@ so a replay never builds domain objects it does not need.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Callable, Protocol
 
 import orjson
@@ -118,12 +118,12 @@ EngagementKey = tuple[str, str, int]
 def minute_split(start: datetime | None) -> str:
     """The start's second of the minute with its fraction (``SSffffff``), where each minute is split; "" without a
     start (nothing is early)."""
-    return "" if start is None else start.astimezone(timezone.utc).strftime("%S%f")
+    return "" if start is None else start.astimezone(UTC).strftime("%S%f")
 
 
 def engagement_key(mailing_id: str, at: datetime, split: str) -> EngagementKey:
     """The bucket of a first open or first click at ``at``, its minute split at ``split`` (``minute_split``)."""
-    utc_at = at.astimezone(timezone.utc)
+    utc_at = at.astimezone(UTC)
     return (mailing_id, utc_at.isoformat()[:16], int(utc_at.strftime("%S%f") < split))
 
 
@@ -277,12 +277,14 @@ class Projector:
         order): one less in the old minute's bucket, one more in the new one. A first sending may move the
         mailing's start (a mailing its sender dispatched), and with it where its minutes are split."""
         state = row.state
-        if mailing is not None and state.sent_at is not None and sent_before is None:
-            if mailing.first_sent_at is None or state.sent_at < mailing.first_sent_at:
-                before = mailing.start
-                mailing.first_sent_at = state.sent_at
-                self.store.put_mailing(mailing)
-                self._start_moved(mailing, before)
+        first_sending = mailing is not None and state.sent_at is not None and sent_before is None
+        if first_sending and mailing is not None and state.sent_at is not None and (
+            mailing.first_sent_at is None or state.sent_at < mailing.first_sent_at
+        ):
+            before = mailing.start
+            mailing.first_sent_at = state.sent_at
+            self.store.put_mailing(mailing)
+            self._start_moved(mailing, before)
         split = minute_split(mailing.start if mailing is not None else None)
         for before, after, opens, clicks in (
             (open_before, state.first_open_at, 1, 0), (click_before, state.first_click_at, 0, 1)

@@ -197,6 +197,10 @@ class ViewReads:
                 row[counted] = int(r["n"])
         return list(found.values())
 
+    def first_times_by_minute(self, column: str, mailing_id: str, second_of_start: str) -> list[Row]:
+        """``_first_times_by_minute`` of the active generation (kept for callers from before the engagement buckets)."""
+        return self._first_times_by_minute(self.views.active_generation(), column, mailing_id, second_of_start)
+
     def _first_times_by_minute(self, g: int, column: str, mailing_id: str, second_of_start: str) -> list[Row]:
         """Recipients by the minute of their ``column`` (``FIRST_TIMES``, stored UTC ISO times), split in
         each minute at ``second_of_start`` (``%S%f``): ``minute``, ``early`` (1: before it) and ``n``,

@@ -226,7 +226,7 @@ class BatchStore(MemoryStore):
     keeps_stats = True  # the batch adds the projector's mailing_stats changes to the view table
     keeps_checkpoints = True  # and keeps the recipients' fold checkpoints
 
-    def __init__(self, recorder: "ViewsMixin", cursor: Any, generation: int, shape: int = VIEW_SHAPE):
+    def __init__(self, recorder: ViewsMixin, cursor: Any, generation: int, shape: int = VIEW_SHAPE):
         super().__init__()
         self.recorder = recorder
         self.cursor = cursor
@@ -359,7 +359,9 @@ class ViewsMixin:
     # ---- schema ------------------------------------------------------------------
 
     def view_ddl(self, g: int) -> list[str]:
-        t = lambda name: self.t(g, name)  # noqa: E731
+        def t(name: str) -> str:
+            return self.t(g, name)
+
         blob = "BYTEA" if self.placeholder == "%s" else "BLOB"
         return [
             f"CREATE TABLE IF NOT EXISTS {t('mailings')} (id TEXT PRIMARY KEY, name TEXT, category TEXT, "
@@ -875,7 +877,7 @@ def mailing_row(r: Any, prefix: str = "") -> MailingRow:
         prevent_duplicates=bool(r[prefix + "prevent_duplicates"]),
         created_seq=r[prefix + "created_seq"],
         started_at=parse_iso(r[prefix + "started_at"]),
-        first_sent_at=parse_iso(r[first_sent]) if first_sent in r.keys() else None,
+        first_sent_at=parse_iso(r[first_sent]) if first_sent in r.keys() else None,  # noqa: SIM118 (a sqlite3.Row's `in` looks at values)
     )
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import marshmallow as ma
 
 from application.jobs import upgrade_progress
+from domain.signals import parse_iso
 from interface.http.common import Blueprint
 from interface.http.context import service, settings
-from domain.signals import parse_iso
 from projections.follower import applied_lag, measure_lag
 from projections.lag import LagHistogram
 
