@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import orjson
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import RecordConflictError
+from eventsourcing.persistence import ConnectionPoolClosedError, RecordConflictError
 
 from application.errors import NotFound
 from application.rules import REFUSED, RulesService, WhatIfQueueFull
@@ -49,6 +49,9 @@ UPGRADE = "upgrade"  # the kind of job that rebuilds views of an older shape und
 UPGRADE_NAMESPACE = uuid.UUID("0b7c4e2a-5d1f-4a39-9c6e-2f8a1d3b5e70")  # ids of upgrade jobs, from what they upgrade
 UPGRADING_KEY = "upgrading"  # meta: the running upgrade's progress, for ``/readyz`` of any process
 PROGRESS_EVERY_SECONDS = 1.0  # how often a rebuild's progress is written (the job, the log, the meta)
+# Why an upgrade may go unasked when a follower is attached: a database busy or away, or an application already
+# closed (a test restoring its follower); the next start asks.
+UNASKED: tuple[type[BaseException], ...] = (ConnectionPoolClosedError, *TRANSIENT)
 
 
 class JobsHost(ReplaySource, Protocol):
@@ -112,7 +115,7 @@ class JobRunner:
         follower.on_turn = lambda: self.run(follower)
         try:
             self.request_upgrade()
-        except TRANSIENT as exc:  # asked again at the next start; the follower follows meanwhile
+        except UNASKED as exc:  # asked again at the next start; the follower follows meanwhile
             log.warning("could not look at the views' shape (%s: %s): no upgrade asked for now", type(exc).__name__, exc)
 
     def request_upgrade(self) -> str | None:
