@@ -9,6 +9,12 @@ demand (tests, one-shot commands), a thread of its own that the asker waits for.
 Jobs a stopped process left running are run again (an activation always; a what-if once:
 interrupted a second time, it is finished as failed, with the reason). One thread of a process runs
 the jobs at a time (``lock``).
+
+Views that change shape upgrade themselves: when a follower is attached (the projection process starts)
+and the active generation was built under an older view shape (``projections.views.VIEW_SHAPE``), an
+upgrade job is journaled (one per generation and shape, whichever process asks first); it is run as an
+activation under the active rules: a generation of the current shape is built in the background, with its
+progress in the log and in ``/readyz`` (``upgrade_progress``), then swapped in; the old one serves until then.
 """
 
 from __future__ import annotations
@@ -16,21 +22,36 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import orjson
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import ConnectionPoolClosedError, RecordConflictError
+
+from application.errors import NotFound
 from application.rules import REFUSED, RulesService, WhatIfQueueFull
+from application.unit_of_work import now_utc
 from domain.aggregates import Job
+from domain.signals import iso
 from projections import replay
 from projections.follower import RETRYABLE, TRANSIENT, ViewFollower
 from projections.ports import Following, Progress, ReplaySource
-from projections.views import StaleBatch
+from projections.views import VIEW_SHAPE, StaleBatch, ViewsMixin
 
 log = logging.getLogger("responses.jobs")
 
 WHAT_IF_MAX_STARTS = 2  # a what-if interrupted this often is failed, not run again
 JOB_POLL_SECONDS = 0.1  # how often a waiting request reads its what-if job
 JOBS_THREAD = "view-follower-jobs"  # the thread that runs the jobs beside a follower caught up on demand
+UPGRADE = "upgrade"  # the kind of job that rebuilds views of an older shape under the active rules
+UPGRADE_NAMESPACE = uuid.UUID("0b7c4e2a-5d1f-4a39-9c6e-2f8a1d3b5e70")  # ids of upgrade jobs, from what they upgrade
+UPGRADING_KEY = "upgrading"  # meta: the running upgrade's progress, for ``/readyz`` of any process
+PROGRESS_EVERY_SECONDS = 1.0  # how often a rebuild's progress is written (the job, the log, the meta)
+# Why an upgrade may go unasked when a follower is attached: a database busy or away, or an application already
+# closed (a test restoring its follower); the next start asks.
+UNASKED: tuple[type[BaseException], ...] = (ConnectionPoolClosedError, *TRANSIENT)
 
 
 class JobsHost(ReplaySource, Protocol):
@@ -38,6 +59,24 @@ class JobsHost(ReplaySource, Protocol):
 
     @property
     def rules(self) -> RulesService: ...
+
+    def save(self, *objs: Aggregate) -> Any: ...
+
+
+def upgrade_job_name(generation: int, shape: int, attempt: int) -> str:
+    """An upgrade job's id: the same generation to the same shape is one job, whichever process asks (a new
+    attempt once one failed)."""
+    return uuid.uuid5(UPGRADE_NAMESPACE, f"{generation}:{shape}:{attempt}").hex
+
+
+def upgrade_progress(views: ViewsMixin) -> dict[str, Any]:
+    """For ``/readyz``: ``{"upgrading": {"progress": 0.42, …}}`` while the active views are of an older shape
+    than this code's (their replacement built, or waiting for the projection process to start), else ``{}``."""
+    _generation, shape = views.active_shape()
+    if shape >= VIEW_SHAPE:
+        return {}
+    raw = views.get_meta(UPGRADING_KEY)
+    return {"upgrading": orjson.loads(raw) if raw else {"progress": 0.0, "from_shape": shape, "to_shape": VIEW_SHAPE}}
 
 
 class JobRunner:
@@ -62,6 +101,8 @@ class JobRunner:
             for job in jobs:
                 if job.kind == "what-if":
                     self.execute_what_if(job, follower)
+                elif job.kind == UPGRADE:
+                    self.execute_upgrade(job, follower)
                 else:
                     self.execute(job.job, job.rules_version, follower=follower)
             if jobs or position:
@@ -69,8 +110,41 @@ class JobRunner:
             return len(jobs)
 
     def attach(self, follower: ViewFollower) -> None:
-        """Let a follower's thread run the jobs between its batches (``ViewFollower.on_turn``)."""
+        """Let a follower's thread run the jobs between its batches (``ViewFollower.on_turn``); views of an
+        older shape are upgraded by it (``request_upgrade``)."""
         follower.on_turn = lambda: self.run(follower)
+        try:
+            self.request_upgrade()
+        except UNASKED as exc:  # asked again at the next start; the follower follows meanwhile
+            log.warning("could not look at the views' shape (%s: %s): no upgrade asked for now", type(exc).__name__, exc)
+
+    def request_upgrade(self) -> str | None:
+        """Journal the upgrade of the active views when they were built under an older view shape (None: they
+        are current). One job per generation and shape: a job already asked (queued, running or done) is the
+        answer; one that failed is asked anew, once per start."""
+        generation, shape = self.host.views.active_shape()
+        if shape >= VIEW_SHAPE:
+            return None
+        attempt = 0
+        while True:
+            name = upgrade_job_name(generation, VIEW_SHAPE, attempt)
+            try:
+                status = self.rules.job(name)["status"]
+            except NotFound:
+                break
+            if status != "failed":
+                return name
+            attempt += 1
+        job = Job(job=name, kind=UPGRADE, rules_version=self.rules.active_version(), requested_at=iso(now_utc()) or "")
+        try:
+            self.host.save(job)
+        except RecordConflictError:  # another process asked first: the same job
+            return name
+        log.info(
+            "views generation %d has shape %d, this code reads shape %d: job %s builds a generation of shape %d in the "
+            "background; generation %d serves until it is swapped in", generation, shape, VIEW_SHAPE, name, VIEW_SHAPE, generation,
+        )
+        return name
 
     def requested(self) -> None:
         """A job was journaled in this process: a follower thread looks at once; a follower caught up
@@ -112,7 +186,7 @@ class JobRunner:
             if progress is not None:
                 progress(done, end)
             now = time.monotonic()
-            if end and now - last[0] >= 1.0:
+            if end and now - last[0] >= PROGRESS_EVERY_SECONDS:
                 last[0] = now
                 rules.update_job(job, progress=min(done / end, 0.99))
                 log.info("job %s: rebuild under rules %s, %d/%d events", job, version, done, end)
@@ -126,6 +200,36 @@ class JobRunner:
         else:
             rules.update_job(job, status="done")
             log.info("job %s: rules %s active", job, version)
+
+    def execute_upgrade(self, job: Job, follower: Following | None = None) -> None:
+        """An upgrade job: the active views rebuilt under the active rules into a generation of the current
+        shape, then swapped in, as an activation does; its progress in the meta (``upgrade_progress``) while it
+        runs. Views already current (an activation swapped in meanwhile) finish it at once."""
+        views = self.host.views
+        generation, shape = views.active_shape()
+        if shape >= VIEW_SHAPE:
+            self.rules.update_job(job.job, status="done")
+            log.info("job %s: views generation %d already have shape %d; nothing to upgrade", job.job, generation, shape)
+            return
+        version = self.rules.active_version()
+        log.info("job %s: upgrading views generation %d (shape %d) to shape %d under rules %s", job.job, generation, shape, VIEW_SHAPE, version)
+        last = [0.0]
+
+        def report(done: int, end: int) -> None:
+            now = time.monotonic()
+            if done == 0 or now - last[0] >= PROGRESS_EVERY_SECONDS:
+                last[0] = now
+                fraction = round(min(done / end, 0.99), 3) if end else 0.0
+                state = {"progress": fraction, "from_shape": shape, "to_shape": VIEW_SHAPE, "job": job.job}
+                views.set_meta({UPGRADING_KEY: orjson.dumps(state).decode()})
+                log.info("upgrading views to shape %d: %.0f %% (%d of %d journal events)", VIEW_SHAPE, fraction * 100, done, end)
+
+        try:
+            self.execute(job.job, version, report, follower)
+        finally:
+            views.delete_meta(UPGRADING_KEY)
+        if views.active_shape()[1] >= VIEW_SHAPE:
+            log.info("job %s: views of shape %d swapped in", job.job, VIEW_SHAPE)
 
     def execute_what_if(self, job: Job, follower: Following | None = None) -> None:
         """A what-if job: the replay (over ``REPLAY_WORKERS`` processes), its answer kept in the job.

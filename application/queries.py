@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -157,8 +157,7 @@ class Queries:
             start = parse_iso(self.reads.first_sent_at(mailing_id))
         if start is None:
             return {"start": None, "buckets": []}
-        opens = self._first_per_hour("first_open_at", mailing_id, start, hours)
-        clicks = self._first_per_hour("first_click_at", mailing_id, start, hours)
+        opens, clicks = self._first_per_hour(mailing_id, start, hours)
         return {
             "start": iso(start),
             "buckets": [
@@ -167,20 +166,24 @@ class Queries:
             ],
         }
 
-    def _first_per_hour(self, column: str, mailing_id: str, start: datetime, hours: int) -> list[int]:
-        """Recipients whose ``column`` (a stored UTC ISO time) falls in each hour since ``start``, counted by SQL a
-        minute at a time (no row of the audience reaches Python). Each minute is split at the start's second of
-        the minute, so every group lies in one hour: exact, fractions of a second included."""
-        counts = [0] * hours
+    def _first_per_hour(self, mailing_id: str, start: datetime, hours: int) -> tuple[list[int], list[int]]:
+        """Recipients whose first open and first click fall in each hour since ``start``, summed from the
+        per-minute engagement buckets of the range (``ViewReads.engagement_minutes``). Each minute is split at
+        the start's second of the minute, so every part lies in one hour: exact, fractions of a second included."""
+        opens, clicks = [0] * hours, [0] * hours
+        start = start.astimezone(UTC)
         start_minute = start.replace(second=0, microsecond=0)
-        for r in self.reads.first_times_by_minute(column, mailing_id, start.strftime("%S%f")):
-            minute = datetime.fromisoformat(r["minute"]).replace(tzinfo=start.tzinfo)
-            # minutes from the start's minute, one less when this minute's time is before the start's second
+        last_minute = start_minute + timedelta(hours=hours)
+        rows = self.reads.engagement_minutes(mailing_id, start.strftime("%S%f"), minute_text(start_minute), minute_text(last_minute))
+        for r in rows:
+            minute = datetime.fromisoformat(r["minute"]).replace(tzinfo=UTC)
+            # minutes from the start's minute, one less when this part of the minute is before the start's second
             elapsed = int((minute - start_minute).total_seconds() // 60) - int(r["early"])
             hour = elapsed // 60
             if 0 <= hour < hours:
-                counts[hour] += int(r["n"])
-        return counts
+                opens[hour] += int(r["first_opens"])
+                clicks[hour] += int(r["first_clicks"])
+        return opens, clicks
 
     def links(self, mailing_id: str, limit: int = MAX_PAGE, cursor: str | None = None) -> dict[str, Any]:
         """The click map, a page at a time: links by clicks (most first), then URL (binary order on both
@@ -293,6 +296,11 @@ class Queries:
                 item["reason"] = unmatched_reason(r["source"], r["provider"])
             items.append(item)
         return {"items": items, "next": self._next(rows, limit)}
+
+
+def minute_text(at: datetime) -> str:
+    """A UTC minute as the engagement buckets name it: ``YYYY-MM-DDTHH:MM``."""
+    return at.isoformat()[:16]
 
 
 def unmatched_reason(source: str, mailing_provider: str | None) -> str:

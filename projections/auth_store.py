@@ -1,7 +1,7 @@
 """Sign-in sessions and failed-credential counts, kept in the views' database so every worker shares them.
 
 Two small tables beside the views (created once at start-up, under the schema lock, by
-``interface.http.guard.install_guard``):
+``interface.shared.guard.install_guard``):
 
 ``auth_sessions``  one row a signed-in page session: a digest of its id (the cookie holds the id, the
                    table never does), who it belongs to (a token fingerprint) and when it began.

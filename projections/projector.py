@@ -9,7 +9,7 @@ so a replay never builds domain objects it does not need.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Callable, Protocol
 
 import orjson
@@ -38,6 +38,14 @@ class MailingRow:
     prevent_duplicates: bool
     created_seq: int
     started_at: datetime | None = None
+    # When its first recipient was recorded sent (``sent_to_provider``): the timeline's start of a mailing
+    # its sender dispatched itself (no ``started_at``). Kept since the engagement buckets (view shape 2).
+    first_sent_at: datetime | None = None
+
+    @property
+    def start(self) -> datetime | None:
+        """Where its timeline's hours count from (CONTRACT §5): our dispatch's start, else its first sending."""
+        return self.started_at or self.first_sent_at
 
 
 @dataclass(slots=True)
@@ -100,6 +108,25 @@ def stats_key(mailing_id: str, s: RecipientState) -> StatsKey:
     return (mailing_id, s.response, s.reason or "", int(s.sent), int(s.unique_open), int(s.clicks > 0))
 
 
+# A mailing's first opens and first clicks by UTC minute (the ``engagement`` view, CONTRACT §5): each minute in
+# two parts, split at the second of the minute (with its fraction) of the mailing's start, so an hour since the
+# start is an exact sum of rows, and so is any UTC minute (both parts: any time zone, any range).
+# (mailing, minute "YYYY-MM-DDTHH:MM", early: 1 before the start's second of the minute, else 0)
+EngagementKey = tuple[str, str, int]
+
+
+def minute_split(start: datetime | None) -> str:
+    """The start's second of the minute with its fraction (``SSffffff``), where each minute is split; "" without a
+    start (nothing is early)."""
+    return "" if start is None else start.astimezone(UTC).strftime("%S%f")
+
+
+def engagement_key(mailing_id: str, at: datetime, split: str) -> EngagementKey:
+    """The bucket of a first open or first click at ``at``, its minute split at ``split`` (``minute_split``)."""
+    utc_at = at.astimezone(UTC)
+    return (mailing_id, utc_at.isoformat()[:16], int(utc_at.strftime("%S%f") < split))
+
+
 class ProjectionStore(Protocol):
     """Where a projector keeps what it projects (a batch over view tables, or memory)."""
 
@@ -115,6 +142,8 @@ class ProjectionStore(Protocol):
     def put_term(self, source: str, fields: dict[str, str], contact_id: str) -> None: ...
     def add_stats(self, key: StatsKey, recipients: int, opens: int, clicks: int) -> None: ...
     def put_checkpoint(self, checkpoint: FoldCheckpoint) -> None: ...
+    def add_engagement(self, key: EngagementKey, first_opens: int, first_clicks: int) -> None: ...
+    def resplit(self, mailing_id: str) -> None: ...
 
 
 # Observers see each folded recipient signal (what-if diffs and history use them).
@@ -143,6 +172,7 @@ class Projector:
         self.observer = observer
         self.keeps_stats = bool(getattr(store, "keeps_stats", False))  # only the view tables keep mailing_stats
         self.keeps_checkpoints = bool(getattr(store, "keeps_checkpoints", False))  # and fold checkpoints
+        self.keeps_engagement = bool(getattr(store, "keeps_engagement", False))  # and the engagement buckets
         self._handlers: dict[str, Callable[[int, str, dict[str, Any]], None]] = {
             event: getattr(self, method) for event, method in HANDLED.items()
         }
@@ -176,8 +206,10 @@ class Projector:
     def _dispatch_wave_started(self, _seq: int, oid: str, d: dict[str, Any]) -> None:
         mailing = self.store.mailing(d["mailing_id"]) if "mailing_id" in d else None
         if mailing is not None and mailing.started_at is None:
+            before = mailing.start
             mailing.started_at = parse_iso(d["at"])
             self.store.put_mailing(mailing)
+            self._start_moved(mailing, before)
 
     # ---- recipients -----------------------------------------------------------------
 
@@ -207,6 +239,7 @@ class Projector:
         mailing = self.store.mailing(row.mailing_id)
         start = mailing.started_at if mailing else None
         state = row.state
+        firsts = (state.first_open_at, state.first_click_at, state.sent_at)
         if not self.keeps_stats:
             step = fold_into(state, signal, self.rules, start)
             self.store.put_recipient(row)
@@ -218,6 +251,8 @@ class Projector:
             if key_after != key_before or state.opens != opens_before or state.clicks != clicks_before:
                 self.store.add_stats(key_before, -1, -opens_before, -clicks_before)
                 self.store.add_stats(key_after, 1, state.opens, state.clicks)
+        if self.keeps_engagement and firsts != (state.first_open_at, state.first_click_at, state.sent_at):
+            self._first_times_moved(row, mailing, *firsts)
         if row.version is not None:
             row.version += 1
             if self.keeps_checkpoints and row.version - row.checkpointed >= CHECKPOINT_SIGNALS:
@@ -233,6 +268,38 @@ class Projector:
         self.store.put_term(signal.source, signal.fields, row.contact_id)
         if self.observer is not None:
             self.observer(row, signal, step)
+
+    def _first_times_moved(
+        self, row: RecipientRow, mailing: MailingRow | None, open_before: datetime | None, click_before: datetime | None,
+        sent_before: datetime | None,
+    ) -> None:
+        """A recipient's first open or first click happened, or moved earlier (an earlier one arrived out of
+        order): one less in the old minute's bucket, one more in the new one. A first sending may move the
+        mailing's start (a mailing its sender dispatched), and with it where its minutes are split."""
+        state = row.state
+        first_sending = mailing is not None and state.sent_at is not None and sent_before is None
+        if first_sending and mailing is not None and state.sent_at is not None and (
+            mailing.first_sent_at is None or state.sent_at < mailing.first_sent_at
+        ):
+            before = mailing.start
+            mailing.first_sent_at = state.sent_at
+            self.store.put_mailing(mailing)
+            self._start_moved(mailing, before)
+        split = minute_split(mailing.start if mailing is not None else None)
+        for before, after, opens, clicks in (
+            (open_before, state.first_open_at, 1, 0), (click_before, state.first_click_at, 0, 1)
+        ):
+            if before == after:
+                continue
+            if before is not None:
+                self.store.add_engagement(engagement_key(row.mailing_id, before, split), -opens, -clicks)
+            if after is not None:
+                self.store.add_engagement(engagement_key(row.mailing_id, after, split), opens, clicks)
+
+    def _start_moved(self, mailing: MailingRow, before: datetime | None) -> None:
+        """The mailing's start moved: its minutes are split elsewhere now, its buckets counted again."""
+        if self.keeps_engagement and minute_split(mailing.start) != minute_split(before):
+            self.store.resplit(mailing.id)
 
     def _checkpoint(self, row: RecipientRow, seq: int) -> None:
         """Keep the row's fold state at this version: a history page folds from the nearest one."""
@@ -356,6 +423,12 @@ class MemoryStore:
 
     def put_checkpoint(self, checkpoint: FoldCheckpoint) -> None:
         """Fold checkpoints are kept by the view tables only (a what-if folds whole journals)."""
+
+    def add_engagement(self, key: EngagementKey, first_opens: int, first_clicks: int) -> None:
+        """Engagement buckets are kept by the view tables only (``views.BatchStore``)."""
+
+    def resplit(self, mailing_id: str) -> None:
+        """Engagement buckets are kept by the view tables only (``views.BatchStore``)."""
 
     def add_stats(self, key: StatsKey, recipients: int, opens: int, clicks: int) -> None:
         totals = self.stats.get(key)

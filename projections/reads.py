@@ -14,7 +14,7 @@ from typing import Any
 
 from domain.catalogue import PREPARING, RESPONSES
 from domain.contacts import ContactState
-from projections.views import ViewsMixin, load_contact
+from projections.views import ENGAGEMENT_SHAPE, ViewsMixin, load_contact, seconds_of_minute
 
 Row = Mapping[str, Any]
 
@@ -166,20 +166,50 @@ class ViewReads:
         )
 
     def first_sent_at(self, mailing_id: str) -> str | None:
-        """When a mailing's first recipient was reported sent (a mailing its sender dispatched itself)."""
-        rows = self._fetch(f"SELECT MIN(sent_at) AS first FROM {self._t('recipients')} WHERE mailing_id = ?", (mailing_id,))
+        """When a mailing's first recipient was reported sent (a mailing its sender dispatched itself): kept in
+        its row (views of an older shape: the earliest of its recipients')."""
+        g, shape = self.views.active_shape()
+        if shape >= ENGAGEMENT_SHAPE:
+            rows = self._fetch(f"SELECT first_sent_at AS first FROM {self.views.t(g, 'mailings')} WHERE id = ?", (mailing_id,))
+        else:
+            rows = self._fetch(f"SELECT MIN(sent_at) AS first FROM {self.views.t(g, 'recipients')} WHERE mailing_id = ?", (mailing_id,))
         return rows[0]["first"] if rows else None
 
+    def engagement_minutes(self, mailing_id: str, second_of_start: str, first_minute: str, last_minute: str) -> list[Row]:
+        """First opens and first clicks of a mailing by UTC minute from ``first_minute`` to ``last_minute``
+        (``YYYY-MM-DDTHH:MM``), each minute split at ``second_of_start`` (the mailing's start's second of the
+        minute, ``%S%f``): ``minute``, ``early`` (1: before it), ``first_opens``, ``first_clicks``.
+
+        Read from the engagement buckets: at most two rows a minute of the range, however many recipients.
+        Views of an older shape (served while their replacement is built) count the recipients' first times
+        by SQL instead, the mailing's whole audience read."""
+        g, shape = self.views.active_shape()
+        if shape >= ENGAGEMENT_SHAPE:
+            return self._fetch(
+                f"SELECT minute, early, first_opens, first_clicks FROM {self.views.t(g, 'engagement')} "
+                "WHERE mailing_id = ? AND minute >= ? AND minute <= ?",
+                (mailing_id, first_minute, last_minute),
+            )
+        found: dict[tuple[str, int], dict[str, Any]] = {}
+        for column, counted in (("first_open_at", "first_opens"), ("first_click_at", "first_clicks")):
+            for r in self._first_times_by_minute(g, column, mailing_id, second_of_start):
+                row = found.setdefault((r["minute"], int(r["early"])), {"minute": r["minute"], "early": int(r["early"]), "first_opens": 0, "first_clicks": 0})
+                row[counted] = int(r["n"])
+        return list(found.values())
+
     def first_times_by_minute(self, column: str, mailing_id: str, second_of_start: str) -> list[Row]:
+        """``_first_times_by_minute`` of the active generation (kept for callers from before the engagement buckets)."""
+        return self._first_times_by_minute(self.views.active_generation(), column, mailing_id, second_of_start)
+
+    def _first_times_by_minute(self, g: int, column: str, mailing_id: str, second_of_start: str) -> list[Row]:
         """Recipients by the minute of their ``column`` (``FIRST_TIMES``, stored UTC ISO times), split in
         each minute at ``second_of_start`` (``%S%f``): ``minute``, ``early`` (1: before it) and ``n``,
-        counted by SQL (no row of the audience is read)."""
+        counted by SQL (views of an older shape, without the engagement buckets)."""
         if column not in FIRST_TIMES:
             raise ValueError(f"not a first time: {column!r}")
-        seconds = f"substr({column}, 18, 2) || CASE WHEN substr({column}, 20, 1) = '.' THEN substr({column}, 21, 6) ELSE '000000' END"
         return self._fetch(
-            f"SELECT substr({column}, 1, 16) AS minute, CASE WHEN {seconds} < ? THEN 1 ELSE 0 END AS early, COUNT(*) AS n "
-            f"FROM {self._t('recipients')} WHERE mailing_id = ? AND {column} IS NOT NULL GROUP BY 1, 2",
+            f"SELECT substr({column}, 1, 16) AS minute, CASE WHEN {seconds_of_minute(column)} < ? THEN 1 ELSE 0 END AS early, "
+            f"COUNT(*) AS n FROM {self.views.t(g, 'recipients')} WHERE mailing_id = ? AND {column} IS NOT NULL GROUP BY 1, 2",
             (second_of_start, mailing_id),
         )
 

@@ -28,9 +28,40 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from domain.contacts import ContactState
 from domain.fold import RecipientState, SeenKeys
 from domain.signals import iso, parse_iso
-from projections.projector import FoldCheckpoint, MailingRow, MemoryStore, RecipientRow, SideRow, WaveSendRow, signal_term
+from projections.projector import (
+    EngagementKey,
+    FoldCheckpoint,
+    MailingRow,
+    MemoryStore,
+    RecipientRow,
+    SideRow,
+    WaveSendRow,
+    minute_split,
+    signal_term,
+)
 
-_TABLES = ("mailings", "recipients", "link_clicks", "contacts", "side", "wave_sends", "signal_terms", "mailing_stats", "checkpoints")
+_TABLES = (
+    "mailings", "recipients", "link_clicks", "contacts", "side", "wave_sends", "signal_terms", "mailing_stats", "checkpoints",
+    "engagement",
+)
+
+# The shape of the view tables this code writes and reads. A change of their schema (a table or a column
+# more, rows of another meaning) adds one; a generation built under an older shape is replaced at the start of
+# the projection process by one built under this shape (``application.jobs``), and is read as it is meanwhile.
+# 1: everything before the engagement buckets (including views from before fold checkpoints, whose recipient
+#    rows carry no version); 2: the per-minute engagement buckets, and the mailings' ``first_sent_at``.
+VIEW_SHAPE = 2
+LEGACY_SHAPE = 1  # a generation whose shape was never written
+ENGAGEMENT_SHAPE = 2  # the first shape with the engagement buckets
+
+
+def shape_key(generation: int) -> str:
+    """Meta key: the view shape a generation was built under (none: ``LEGACY_SHAPE``)."""
+    return f"views-g{generation}-shape"
+
+
+def shape_of(value: str | None) -> int:
+    return int(value) if value else LEGACY_SHAPE
 
 
 def terms_key(generation: int) -> str:
@@ -42,7 +73,17 @@ def url_key(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-MAILING_COLUMNS = ("id", "name", "category", "email_type", "provider", "expires_at", "prevent_duplicates", "created_seq", "started_at")
+LEGACY_MAILING_COLUMNS = ("id", "name", "category", "email_type", "provider", "expires_at", "prevent_duplicates", "created_seq", "started_at")
+MAILING_COLUMNS = (*LEGACY_MAILING_COLUMNS, "first_sent_at")
+
+
+def mailing_columns(shape: int) -> tuple[str, ...]:
+    return MAILING_COLUMNS if shape >= ENGAGEMENT_SHAPE else LEGACY_MAILING_COLUMNS
+
+
+# Each mailing's first opens and first clicks by UTC minute, each minute split in two at its start's second
+# (``projections.projector.engagement_key``): kept by the projector as first times happen or move earlier.
+ENGAGEMENT_COLUMNS = ("mailing_id", "minute", "early", "first_opens", "first_clicks")
 RECIPIENT_COLUMNS = (
     "rid", "mailing_id", "contact_id", "name", "email", "seq", "response", "reason", "sent", "opens", "clicks",
     "unique_open", "sent_at", "first_open_at", "first_click_at", "updated_at", "state",
@@ -185,11 +226,15 @@ class BatchStore(MemoryStore):
     keeps_stats = True  # the batch adds the projector's mailing_stats changes to the view table
     keeps_checkpoints = True  # and keeps the recipients' fold checkpoints
 
-    def __init__(self, recorder: "ViewsMixin", cursor: Any, generation: int):
+    def __init__(self, recorder: ViewsMixin, cursor: Any, generation: int, shape: int = VIEW_SHAPE):
         super().__init__()
         self.recorder = recorder
         self.cursor = cursor
         self.generation = generation
+        self.shape = shape  # the generation's view shape: an older one is followed as it is, until replaced
+        self.keeps_engagement = shape >= ENGAGEMENT_SHAPE
+        self.engagement: dict[EngagementKey, list[int]] = {}  # first opens, first clicks added to each bucket
+        self.resplits: set[str] = set()  # mailings whose start moved: their buckets counted again at the flush
         self.dirty_mailings: set[str] = set()
         self.dirty_recipients: set[str] = set()
         self.dirty_contacts: set[str] = set()
@@ -209,12 +254,20 @@ class BatchStore(MemoryStore):
         What is asked for and not found is remembered as missing: it is not looked for again."""
         rec, c, g = self.recorder, self.cursor, self.generation
         rid_list, cids, mids = sorted(set(rids)), sorted(set(contact_ids)), sorted(set(mailing_ids))
-        for row in rec._select_recipients(c, g, rid_list):
+        for row, mailing, contact in rec._select_recipients_with(c, g, rid_list, self.shape):
             self.recipients[row.rid] = row
-        for m in rec._select_mailings(c, g, mids, of_recipients=rid_list):
-            self.mailings[m.id] = m
-        for cid, state in rec._select_contacts(c, g, cids, of_recipients=rid_list):
-            self.contacts[cid] = state
+            if mailing is not None:
+                self.mailings[mailing.id] = mailing
+            if contact is not None:
+                self.contacts[row.contact_id] = contact
+        mids = [m for m in mids if m not in self.mailings]
+        cids = [i for i in cids if i not in self.contacts]
+        if mids:
+            for m in rec._select_mailings(c, g, mids):
+                self.mailings[m.id] = m
+        if cids:
+            for cid, state in rec._select_contacts(c, g, cids):
+                self.contacts[cid] = state
         self._missing.update(("r", rid) for rid in rid_list if rid not in self.recipients)
         self._missing.update(("m", mid) for mid in mids if mid not in self.mailings)
         self._missing.update(("c", cid) for cid in cids if cid not in self.contacts)
@@ -270,6 +323,17 @@ class BatchStore(MemoryStore):
     def put_checkpoint(self, checkpoint: FoldCheckpoint) -> None:
         self.checkpoints.append(dump_checkpoint(checkpoint))  # now: the state folds on in this batch
 
+    def add_engagement(self, key: EngagementKey, first_opens: int, first_clicks: int) -> None:
+        totals = self.engagement.get(key)
+        if totals is None:
+            self.engagement[key] = [first_opens, first_clicks]
+        else:
+            totals[0] += first_opens
+            totals[1] += first_clicks
+
+    def resplit(self, mailing_id: str) -> None:
+        self.resplits.add(mailing_id)
+
 
 class ViewsMixin:
     """View SQL shared by both stores; ``?`` placeholders become ``%s`` on PostgreSQL."""
@@ -295,11 +359,14 @@ class ViewsMixin:
     # ---- schema ------------------------------------------------------------------
 
     def view_ddl(self, g: int) -> list[str]:
-        t = lambda name: self.t(g, name)  # noqa: E731
+        def t(name: str) -> str:
+            return self.t(g, name)
+
         blob = "BYTEA" if self.placeholder == "%s" else "BLOB"
         return [
             f"CREATE TABLE IF NOT EXISTS {t('mailings')} (id TEXT PRIMARY KEY, name TEXT, category TEXT, "
-            "email_type TEXT, provider TEXT, expires_at TEXT, prevent_duplicates INTEGER, created_seq BIGINT, started_at TEXT)",
+            "email_type TEXT, provider TEXT, expires_at TEXT, prevent_duplicates INTEGER, created_seq BIGINT, started_at TEXT, "
+            "first_sent_at TEXT)",
             f"CREATE TABLE IF NOT EXISTS {t('recipients')} (rid TEXT PRIMARY KEY, mailing_id TEXT NOT NULL, "
             "contact_id TEXT NOT NULL, name TEXT, email TEXT, seq BIGINT NOT NULL, response TEXT NOT NULL, reason TEXT, "
             "sent INTEGER NOT NULL, opens INTEGER NOT NULL, clicks INTEGER NOT NULL, unique_open INTEGER NOT NULL, "
@@ -326,6 +393,8 @@ class ViewsMixin:
             MAILING_STATS_DDL.format(table=t("mailing_stats")),
             f"CREATE TABLE IF NOT EXISTS {t('checkpoints')} (rid TEXT NOT NULL, version INTEGER NOT NULL, seq BIGINT NOT NULL, "
             "state " + blob + " NOT NULL, seen " + blob + " NOT NULL, PRIMARY KEY (rid, version))",
+            f"CREATE TABLE IF NOT EXISTS {t('engagement')} (mailing_id TEXT NOT NULL, minute TEXT NOT NULL, early INTEGER NOT NULL, "
+            "first_opens BIGINT NOT NULL, first_clicks BIGINT NOT NULL, PRIMARY KEY (mailing_id, minute, early))",
         ]
 
     def meta_ddl(self) -> list[str]:
@@ -360,11 +429,16 @@ class ViewsMixin:
                 c.execute("ROLLBACK")
                 c.execute("BEGIN IMMEDIATE")
             fresh = self._position_in(c, generation) == 0
+            for statement in self.meta_ddl():
+                c.execute(statement)
+            if fresh and self.generation_shape(generation, cursor=c) < VIEW_SHAPE:  # empty tables of an older shape
+                for name in _TABLES:
+                    c.execute(f"DROP TABLE IF EXISTS {self.t(generation, name)}")
             stats_were_there = self._table_exists(c, self.t(generation, "mailing_stats"))
-            for statement in self.meta_ddl() + self.view_ddl(generation):
+            for statement in self.view_ddl(generation):
                 c.execute(statement)
             if fresh:  # indexed from its first event: complete (an older generation lacks it until rebuilt)
-                self.set_meta({terms_key(generation): "1"}, cursor=c)
+                self.set_meta({terms_key(generation): "1", shape_key(generation): str(VIEW_SHAPE)}, cursor=c)
             # The generation's tracking row exists from the start, so every batch can lock it.
             c.execute(
                 self._q(f"INSERT INTO {self.tracking_table()} (application_name, notification_id) VALUES (?, 0) ON CONFLICT DO NOTHING"),
@@ -418,6 +492,25 @@ class ViewsMixin:
         """The generation of views the API reads (swapped in by an activation)."""
         return int(self.get_meta("generation", "1") or 1)
 
+    def active_shape(self, cursor: Any = None) -> tuple[int, int]:
+        """The active generation and the view shape it was built under, in one read."""
+        sql = (
+            "SELECT g.value AS generation, s.value AS shape FROM (SELECT COALESCE(MAX(value), '1') AS value FROM rv_meta "
+            "WHERE key = 'generation') g LEFT JOIN rv_meta s ON s.key = 'views-g' || g.value || '-shape'"
+        )
+        if cursor is not None:
+            cursor.execute(sql)
+            row = cursor.fetchone()
+        else:
+            with self.cursor(commit=False) as c:
+                c.execute(sql)
+                row = c.fetchone()
+        return int(row["generation"]), shape_of(row["shape"])
+
+    def generation_shape(self, generation: int, cursor: Any = None) -> int:
+        """The view shape a generation was built under (``VIEW_SHAPE`` for one built by this code)."""
+        return shape_of(self.get_meta(shape_key(generation), cursor=cursor))
+
     def active_rules_version(self) -> str | None:
         """The rules version the active generation was folded under (None: the built-in default)."""
         return self.get_meta("rules_version")
@@ -431,6 +524,10 @@ class ViewsMixin:
             c.execute(self._q("SELECT value FROM rv_meta WHERE key = ?"), (key,))
             row = c.fetchone()
         return row["value"] if row else default
+
+    def delete_meta(self, key: str) -> None:
+        with self.cursor(commit=True) as c:
+            c.execute(self._q("DELETE FROM rv_meta WHERE key = ?"), (key,))
 
     def set_meta(self, values: dict[str, str], cursor: Any = None) -> None:
         sql = self._q("INSERT INTO rv_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
@@ -464,7 +561,7 @@ class ViewsMixin:
             row = c.fetchone()
             if (row["notification_id"] if row else 0) != after:
                 raise StaleBatch(f"views generation {generation} moved past {after} meanwhile")
-            store = BatchStore(self, c, generation)
+            store = BatchStore(self, c, generation, self.generation_shape(generation, cursor=c))
             yield store
             self._flush(c, store, generation)
             self._insert_tracking(c, Tracking(tracking_name(generation), last_notification_id))  # type: ignore[attr-defined]
@@ -480,13 +577,15 @@ class ViewsMixin:
             lock = " FOR UPDATE OF t" if self.placeholder == "%s" else ""
             c.execute(
                 self._q(
-                    f"SELECT t.notification_id, (SELECT value FROM rv_meta WHERE key = ?) AS meta FROM {self.tracking_table()} t "
+                    f"SELECT t.notification_id, (SELECT value FROM rv_meta WHERE key = ?) AS meta, "
+                    f"(SELECT value FROM rv_meta WHERE key = ?) AS shape FROM {self.tracking_table()} t "
                     f"WHERE t.application_name = ?{lock}"
                 ),
-                (meta_key, tracking_name(generation)),
+                (meta_key, shape_key(generation), tracking_name(generation)),
             )
             row = c.fetchone()
-            store = BatchStore(self, c, generation)
+            shape = shape_of(row["shape"]) if row else self.generation_shape(generation, cursor=c)
+            store = BatchStore(self, c, generation, shape)
             store.position = int(row["notification_id"]) if row else 0
             store.meta_read = row["meta"] if row else None
             yield store
@@ -507,14 +606,15 @@ class ViewsMixin:
         )
 
     def _flush(self, c: Any, store: BatchStore, g: int) -> None:
-        mailings = [store.mailings[i] for i in store.dirty_mailings]
-        self._upsert(c, g, "mailings", MAILING_COLUMNS, ("id",), [
-            (m.id, m.name, m.category, m.email_type, m.provider, m.expires_at, int(m.prevent_duplicates), m.created_seq, iso(m.started_at))
-            for m in mailings
+        columns = mailing_columns(store.shape)
+        self._upsert(c, g, "mailings", columns, ("id",), [
+            mailing_values(store.mailings[i])[: len(columns)] for i in store.dirty_mailings
         ], keep=("created_seq",))
         recipients = [store.recipients[r] for r in store.dirty_recipients]
         self._upsert(c, g, "recipients", RECIPIENT_COLUMNS, ("rid",), [self._recipient_values(r) for r in recipients],
                      keep=("mailing_id", "contact_id", "seq"))
+        if store.keeps_engagement:
+            self._add_engagement(c, g, store)
         self._upsert(c, g, "link_clicks", ("mailing_id", "url_key", "contact_id", "url", "clicks"), ("mailing_id", "url_key", "contact_id"), [
             (r.mailing_id, url_key(url), r.contact_id, url, n) for r in recipients for url, n in r.state.clicked_urls.items()
         ])
@@ -534,6 +634,42 @@ class ViewsMixin:
         if store.claimed:
             c.executemany(self._q(f"UPDATE {self.t(g, 'side')} SET claimed = 1 WHERE id = ?"), [(i,) for i in store.claimed])
         self._add_stats(c, g, store.stats)
+
+    def _add_engagement(self, c: Any, g: int, store: BatchStore) -> None:
+        """Add a batch's first-open and first-click changes to the engagement buckets (one statement); the
+        buckets of a mailing whose start moved are counted again from its recipients instead (their rows are
+        written first), split where its start splits the minutes now."""
+        table = self.t(g, "engagement")
+        for mailing_id in sorted(store.resplits):
+            mailing = store.mailing(mailing_id)
+            self._recount_engagement(c, g, mailing_id, minute_split(mailing.start if mailing is not None else None))
+        rows = sorted(key + tuple(totals) for key, totals in store.engagement.items() if any(totals) and key[0] not in store.resplits)
+        if not rows:
+            return
+        one = "(" + ",".join([self.placeholder] * len(ENGAGEMENT_COLUMNS)) + ")"
+        c.executemany(
+            f"INSERT INTO {table} ({', '.join(ENGAGEMENT_COLUMNS)}) VALUES {one} ON CONFLICT (mailing_id, minute, early) DO UPDATE SET "
+            f"first_opens = {table}.first_opens + excluded.first_opens, first_clicks = {table}.first_clicks + excluded.first_clicks",
+            rows,
+        )
+
+    def _recount_engagement(self, c: Any, g: int, mailing_id: str, split: str) -> None:
+        """A mailing's engagement buckets counted again from its recipients' first times (SQL: no row reaches Python)."""
+        table = self.t(g, "engagement")
+        c.execute(self._q(f"DELETE FROM {table} WHERE mailing_id = ?"), (mailing_id,))
+        parts = []
+        for column, opens, clicks in (("first_open_at", 1, 0), ("first_click_at", 0, 1)):
+            parts.append(
+                f"SELECT substr({column}, 1, 16) AS minute, CASE WHEN {seconds_of_minute(column)} < ? THEN 1 ELSE 0 END AS early, "
+                f"{opens} AS o, {clicks} AS k FROM {self.t(g, 'recipients')} WHERE mailing_id = ? AND {column} IS NOT NULL"
+            )
+        c.execute(
+            self._q(
+                f"INSERT INTO {table} ({', '.join(ENGAGEMENT_COLUMNS)}) SELECT ?, minute, early, SUM(o), SUM(k) "
+                f"FROM ({' UNION ALL '.join(parts)}) AS firsts GROUP BY minute, early"
+            ),
+            (mailing_id, split, mailing_id, split, mailing_id),
+        )
 
     def _add_stats(self, c: Any, g: int, stats: dict[tuple[str, str, str, int, int, int], list[int]]) -> None:
         """Add a batch's changes to ``mailing_stats`` (groups of recipients alike: their count, opens, clicks)."""
@@ -616,6 +752,31 @@ class ViewsMixin:
 
     def _id_params(self, chunk: list[str]) -> list[Any]:
         return [chunk] if self.placeholder == "%s" else list(chunk)
+
+    def _select_recipients_with(
+        self, c: Any, g: int, rids: list[str], shape: int
+    ) -> list[tuple[RecipientRow, MailingRow | None, ContactState | None]]:
+        """The recipients ``rids``, each with its mailing and its contact (None: not in the views), read by one
+        statement on PostgreSQL (one per 500 ids on SQLite)."""
+        mailing = ", ".join(f"m.{col} AS m_{col}" for col in mailing_columns(shape))
+        out: list[tuple[RecipientRow, MailingRow | None, ContactState | None]] = []
+        for chunk in self._id_chunks(rids):
+            c.execute(
+                self._q(
+                    f"SELECT r.rid, r.mailing_id, r.contact_id, r.name, r.email, r.seq, r.state, c.contact_id AS c_id, "
+                    f"c.state AS c_state, {mailing} FROM {self.t(g, 'recipients')} r "
+                    f"LEFT JOIN {self.t(g, 'contacts')} c ON c.contact_id = r.contact_id "
+                    f"LEFT JOIN {self.t(g, 'mailings')} m ON m.id = r.mailing_id WHERE {self._id_in('r.rid', len(chunk))}"
+                ),
+                self._id_params(chunk),
+            )
+            for r in c.fetchall():
+                out.append((
+                    recipient_row(r),
+                    mailing_row(r, prefix="m_") if r["m_id"] is not None else None,
+                    load_contact(r["c_state"]) if r["c_id"] is not None else None,
+                ))
+        return out
 
     def _select_recipients(self, c: Any, g: int, rids: list[str]) -> list[RecipientRow]:
         out: list[RecipientRow] = []
@@ -702,18 +863,35 @@ def recipient_row(r: Any) -> RecipientRow:
     return RecipientRow(r["rid"], r["mailing_id"], r["contact_id"], r["name"], r["email"], r["seq"], state, version, checkpointed, keys)
 
 
-def mailing_row(r: Any) -> MailingRow:
+def mailing_row(r: Any, prefix: str = "") -> MailingRow:
+    """A mailing of the views from its row (its columns named ``prefix`` + column; one of an older shape
+    lacks ``first_sent_at``)."""
+    first_sent = prefix + "first_sent_at"
     return MailingRow(
-        id=r["id"],
-        name=r["name"],
-        category=r["category"],
-        email_type=r["email_type"],
-        provider=r["provider"],
-        expires_at=r["expires_at"],
-        prevent_duplicates=bool(r["prevent_duplicates"]),
-        created_seq=r["created_seq"],
-        started_at=parse_iso(r["started_at"]),
+        id=r[prefix + "id"],
+        name=r[prefix + "name"],
+        category=r[prefix + "category"],
+        email_type=r[prefix + "email_type"],
+        provider=r[prefix + "provider"],
+        expires_at=r[prefix + "expires_at"],
+        prevent_duplicates=bool(r[prefix + "prevent_duplicates"]),
+        created_seq=r[prefix + "created_seq"],
+        started_at=parse_iso(r[prefix + "started_at"]),
+        first_sent_at=parse_iso(r[first_sent]) if first_sent in r.keys() else None,  # noqa: SIM118 (a sqlite3.Row's `in` looks at values)
     )
+
+
+def mailing_values(m: MailingRow) -> tuple[Any, ...]:
+    """A mailing's row, in ``MAILING_COLUMNS`` order (an older shape's: the first of them)."""
+    return (
+        m.id, m.name, m.category, m.email_type, m.provider, m.expires_at, int(m.prevent_duplicates), m.created_seq,
+        iso(m.started_at), iso(m.first_sent_at),
+    )
+
+
+def seconds_of_minute(column: str) -> str:
+    """SQL: a stored UTC ISO time's second of the minute with its fraction, ``SSffffff`` (as ``minute_split``)."""
+    return f"substr({column}, 18, 2) || CASE WHEN substr({column}, 20, 1) = '.' THEN substr({column}, 21, 6) ELSE '000000' END"
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

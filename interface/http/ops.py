@@ -8,6 +8,7 @@ from typing import Any
 
 import marshmallow as ma
 
+from application.jobs import upgrade_progress
 from domain.signals import parse_iso
 from interface.http.common import Blueprint
 from interface.shared.context import service, settings
@@ -48,6 +49,7 @@ class ReadySchema(ma.Schema):
     applied_lag = ma.fields.Nested(
         AppliedLagSchema, allow_none=True, metadata={"description": "every event the active views applied: the follower's own measure"}
     )
+    upgrading = ma.fields.Dict(metadata={"description": "only while views of an older shape serve: their replacement's build, {\"progress\": 0..1}"})
 
 
 @blp.route("/healthz", methods=["GET"])
@@ -84,6 +86,7 @@ def readyz() -> tuple[dict[str, Any], int]:
         journal, views = app.journal_position(), app.views_position()
         lag = measure_lag(app)
         applied = applied_lag(app)
+        upgrading = upgrade_progress(app.views)
     except Exception as exc:  # the store is down: not ready, and say so without a 500
         log.warning("readiness check failed: %s", type(exc).__name__)
         return {"status": "unavailable", "journal_position": None, "views_position": None, "lag": None, "lag_seconds": None, "applied_lag": None}, 503
@@ -93,5 +96,5 @@ def readyz() -> tuple[dict[str, Any], int]:
         log.warning("not ready: views %d events behind, the oldest waiting %.1f s", lag.events, lag.seconds)
     seconds = lag.seconds if lag.events else recent_batch_lag(applied)
     answer = {"status": status, "journal_position": journal, "views_position": views, "lag": max(0, journal - views),
-              "lag_seconds": round(seconds, 3), "applied_lag": applied.summary()}
+              "lag_seconds": round(seconds, 3), "applied_lag": applied.summary(), **upgrading}
     return answer, 200 if status == "ok" else 503

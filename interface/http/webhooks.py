@@ -143,7 +143,7 @@ def answer(source: str, counts: IngestCounts) -> dict[str, int]:
 
 def unauthorized(source: str, message: str) -> ApiError:
     log.warning("%s: rejected unauthenticated call from %s", source, request.remote_addr)
-    count_failure(source)  # counted against the client's address (interface.http.guard)
+    count_failure(source)  # counted against the client's address (interface.shared.guard)
     return ApiError(401, message)
 
 
