@@ -8,7 +8,7 @@ PORT ?= 8000
 # free PostgreSQL connections `make test` wants (a test's pool, follower and admin connection)
 PG_TEST_CONNECTIONS ?= 10
 
-.PHONY: run test bench postgres chromium fuzz mutation clean
+.PHONY: run test check bench postgres chromium fuzz mutation clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,7 +51,14 @@ chromium:
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium (browser tests)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) postgres chromium
+# The checks that keep the layout: lint and format (ruff), types of the inner layers (mypy --strict), layer contracts (import-linter)
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy domain application projections
+	$(BIN)/lint-imports
+
+test: $(STAMP) check postgres chromium
 	$(BIN)/python -m pytest -q
 
 # The benchmark: CONTRACT §10's targets; writes var/bench.json. QUICK=1: smaller sizes, under 5 minutes

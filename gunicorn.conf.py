@@ -56,6 +56,8 @@ def on_starting(server: Any) -> None:
     if not Settings(database_url=env.get("DATABASE_URL") or "").is_postgres:
         return
     try:
-        check_pool_covers_threads(database_pool_size(env), server.cfg.threads, "each gunicorn worker (GUNICORN_THREADS, --threads)")
+        check_pool_covers_threads(
+            database_pool_size(env), server.cfg.threads, "each gunicorn worker (GUNICORN_THREADS, --threads)"
+        )
     except ConfigError as exc:
         raise RuntimeError(str(exc)) from None  # gunicorn prints "Error: …" and exits 1

@@ -66,7 +66,9 @@ def sqlite_path(database_url: str) -> str:
         raise ConfigError("DATABASE_URL sqlite:/// needs a file path")
     folder = Path(path).parent
     if path != ":memory:" and folder != DEFAULT_SQLITE_FOLDER and not folder.is_dir():
-        raise ConfigError(f"DATABASE_URL: the folder {folder} does not exist (create it first: mkdir -p {shlex.quote(str(folder))})")
+        raise ConfigError(
+            f"DATABASE_URL: the folder {folder} does not exist (create it first: mkdir -p {shlex.quote(str(folder))})"
+        )
     return path
 
 
@@ -126,7 +128,7 @@ def _what_if_wait_seconds(env: dict[str, str]) -> float:
     if value > MAX_WHAT_IF_WAIT_SECONDS:
         raise ConfigError(
             f"WHAT_IF_WAIT_SECONDS is {value:g}: at most {MAX_WHAT_IF_WAIT_SECONDS:g} seconds (a web worker is never "
-            "held longer; a longer what-if is answered 202 {\"job\"} and followed at GET /v1/jobs/{id})"
+            'held longer; a longer what-if is answered 202 {"job"} and followed at GET /v1/jobs/{id})'
         )
     return value
 
@@ -176,7 +178,7 @@ class Settings:
     max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         refuse_library_settings(env)
         refuse_missing_sqlite_folder(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
@@ -214,7 +216,10 @@ class Settings:
             history_folds_max=_count(env, "HISTORY_FOLDS_MAX", DEFAULT_HISTORY_FOLDS_MAX),
             what_if_max_pending=_count(env, "WHAT_IF_MAX_PENDING", DEFAULT_WHAT_IF_MAX_PENDING),
             max_clock_skew_seconds=_seconds_at_most(
-                env, "MAX_CLOCK_SKEW_SECONDS", DEFAULT_MAX_CLOCK_SKEW_SECONDS, MAX_CLOCK_SKEW_CEILING_SECONDS,
+                env,
+                "MAX_CLOCK_SKEW_SECONDS",
+                DEFAULT_MAX_CLOCK_SKEW_SECONDS,
+                MAX_CLOCK_SKEW_CEILING_SECONDS,
                 "a provider clock a day off is broken, not skewed",
             ),
         )

@@ -44,8 +44,8 @@ from domain.aggregates import (
     address_id,
     claimable_signals,
     email_bucket,
-    match_address,
     mailing_id_of,
+    match_address,
     provider_mismatch,
     recipient_bucket,
     recipient_id,
@@ -125,7 +125,7 @@ class Wants:
     def add(self, oid: uuid.UUID, keys: Iterable[str] = ()) -> None:
         self.lean.setdefault(oid, set()).update(keys)
 
-    def merge(self, other: "Wants") -> None:
+    def merge(self, other: Wants) -> None:
         for oid, keys in other.lean.items():
             self.add(oid, keys)
         self.whole |= other.whole
@@ -187,7 +187,15 @@ def targets(batch: ParsedBatch) -> list[Target]:
         elif c.mailing_id and c.contact_id:
             out.append(Target(False, True, mailing_id_of(c.mailing_id), recipient_id(c.mailing_id, c.contact_id), None))
         elif (address := normalise_email(c.email)) is not None:
-            out.append(Target(False, False, address_id(signal.source, address), unmatched_bucket_id(email_bucket(signal.source, address)), address))
+            out.append(
+                Target(
+                    False,
+                    False,
+                    address_id(signal.source, address),
+                    unmatched_bucket_id(email_bucket(signal.source, address)),
+                    address,
+                )
+            )
         else:
             out.append(Target(False, False, None, unmatched_bucket_id(NOWHERE), None))
     return out
@@ -283,7 +291,9 @@ class _Planner:
 
     Keyed by each id's 128-bit integer, not the ``UUID`` (whose hash is a Python call: a dozen a signal)."""
 
-    def __init__(self, reads: Reads, mailings: MailingCache, skew: timedelta, timestamp: dict[str, str], encode: Callable[[Any], bytes]):
+    def __init__(
+        self, reads: Reads, mailings: MailingCache, skew: timedelta, timestamp: dict[str, str], encode: Callable[[Any], bytes]
+    ):
         self.reads = reads
         self.mailings = mailings
         self.skew = skew
@@ -367,7 +377,9 @@ class _Planner:
         i = oid.int
         if i not in self.indexes:
             self.exists(oid)
-            self.indexes[i] = [(s["mailing_id"], s["contact_id"], s.get("sent_at")) for t, s in self.facts(oid) if t == RECIPIENT_SENT]
+            self.indexes[i] = [
+                (s["mailing_id"], s["contact_id"], s.get("sent_at")) for t, s in self.facts(oid) if t == RECIPIENT_SENT
+            ]
         return self.indexes[i]
 
     def email_of(self, oid: uuid.UUID) -> str | None:
@@ -408,8 +420,18 @@ class _Planner:
         self.touch(oid)
         if self.exists(oid):
             return False
-        self.append(oid, SIDE_RECORDED, {"originator_topic": SIDE_RECORD, "key": key, "kind": kind, "source": source,
-                                         "received_at": received_at, "payload": payload})
+        self.append(
+            oid,
+            SIDE_RECORDED,
+            {
+                "originator_topic": SIDE_RECORD,
+                "key": key,
+                "kind": kind,
+                "source": source,
+                "received_at": received_at,
+                "payload": payload,
+            },
+        )
         return True
 
     def park(self, name: str, signal: Signal, correlation: dict[str, Any]) -> bool:
@@ -432,8 +454,18 @@ class _Planner:
     def event(self, event: ProviderEvent, target: Target) -> str:
         signal, corr = event.signal, event.correlation
         if target.test:
-            stored = self.keep_side(f"test:{signal.key}", "test_send", signal.source, iso(signal.received_at),
-                                    {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email, "signal": self.records.of(signal, self.skew)})
+            stored = self.keep_side(
+                f"test:{signal.key}",
+                "test_send",
+                signal.source,
+                iso(signal.received_at),
+                {
+                    "mailing_id": corr.mailing_id,
+                    "contact_id": corr.contact_id,
+                    "email": corr.email,
+                    "signal": self.records.of(signal, self.skew),
+                },
+            )
             return "accepted" if stored else "duplicates"
         rid, bucket = self.correlate(signal, corr.mailing_id, corr.contact_id, target)
         if rid is not None:
@@ -445,7 +477,9 @@ class _Planner:
         parked = self.park(bucket, signal, {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email})
         return "unmatched" if parked else "duplicates"
 
-    def correlate(self, signal: Signal, mailing_id: str | None, contact_id: str | None, target: Target) -> tuple[uuid.UUID | None, str]:
+    def correlate(
+        self, signal: Signal, mailing_id: str | None, contact_id: str | None, target: Target
+    ) -> tuple[uuid.UUID | None, str]:
         """The recipient (if any) and the bucket a signal parks in otherwise. Metadata first; failing that, the
         address among recipients sent through that provider (of the mailing the event names, if it names one),
         most recent first, sent before the event.
@@ -476,7 +510,14 @@ class _Planner:
         address = normalise_email(self.email_of(rid))
         mailing = self.mailing(mailing_id)
         if address is not None and mailing is not None:
-            self.index_address(mailing.provider, address, mailing_id, contact_id, rid, clamped_time(signal.occurred_at, signal.received_at, self.skew))
+            self.index_address(
+                mailing.provider,
+                address,
+                mailing_id,
+                contact_id,
+                rid,
+                clamped_time(signal.occurred_at, signal.received_at, self.skew),
+            )
 
     def recipient_names(self, rid: uuid.UUID) -> tuple[str, str]:
         joined = next(s for t, s in self.facts(rid) if t == RECIPIENT_JOINED)
@@ -502,7 +543,9 @@ class _Planner:
         signals = claimable_signals(bucket.parked, bucket.named_mailing, bucket.claimed, mailing_id, provider, sent_at, self.skew)
         if not signals:
             return
-        missing = {s.key for s in signals if s.key not in self.known.get(rid.int, set()) and s.key not in self.asked.get(rid.int, ())}
+        missing = {
+            s.key for s in signals if s.key not in self.known.get(rid.int, set()) and s.key not in self.asked.get(rid.int, ())
+        }
         if missing:
             raise NeedMore(Wants(lean={rid: missing}))
         for signal in sorted(signals, key=lambda s: s.received_at):
@@ -579,7 +622,11 @@ def plan_batch(
         if target.address is not None and target.loaded is not None:
             c = event.correlation
             index = target.loaded
-            match = match_address(planner.index(index), c.mailing_id, event.signal.occurred_at, skew) if planner.exists(index) else None
+            match = (
+                match_address(planner.index(index), c.mailing_id, event.signal.occurred_at, skew)
+                if planner.exists(index)
+                else None
+            )
             if match is not None:
                 lean.append(recipient_id(*match))
     for oid in lean:
@@ -587,7 +634,8 @@ def plan_batch(
     planner.touch_group(lean)
     parked = [  # the buckets of recipients not (yet) in an audience
         unmatched_bucket_id(recipient_bucket(e.correlation.mailing_id, e.correlation.contact_id))  # type: ignore[arg-type]
-        for e, t in zip(batch.events, aimed) if t.named and not planner.exists(t.lean)  # type: ignore[arg-type]
+        for e, t in zip(batch.events, aimed)
+        if t.named and not planner.exists(t.lean)  # type: ignore[arg-type]
     ]
     planner.touch_group(parked)
     counts = IngestCounts()
@@ -595,7 +643,9 @@ def plan_batch(
         outcome = planner.event(event, target)
         setattr(counts, outcome, getattr(counts, outcome) + 1)
     for notice in batch.notices:
-        if planner.keep_side(f"notice:{notice.key}", "notice", notice.provider, iso(notice.received_at), {"kind": notice.kind, "raw": notice.raw}):
+        if planner.keep_side(
+            f"notice:{notice.key}", "notice", notice.provider, iso(notice.received_at), {"kind": notice.kind, "raw": notice.raw}
+        ):
             counts.accepted += 1
         else:
             counts.duplicates += 1
@@ -614,7 +664,9 @@ def plan_batch(
 class SignalIngest:
     """Journals provider batches: read, plan, write; planned again from fresh reads when it must be."""
 
-    def __init__(self, index: JournalIndex, writer: SignalWriter, encode: Callable[[Any], bytes], skew: timedelta, attempts: int = 40):
+    def __init__(
+        self, index: JournalIndex, writer: SignalWriter, encode: Callable[[Any], bytes], skew: timedelta, attempts: int = 40
+    ):
         self.index = index
         self.writer = writer
         self.encode = encode
@@ -622,7 +674,14 @@ class SignalIngest:
         self.attempts = attempts
         self.mailings = MailingCache()
 
-    def plan(self, batch: ParsedBatch, now: datetime, timestamp: datetime, aimed: list[Target] | None = None, wants: Wants | None = None) -> Plan:
+    def plan(
+        self,
+        batch: ParsedBatch,
+        now: datetime,
+        timestamp: datetime,
+        aimed: list[Target] | None = None,
+        wants: Wants | None = None,
+    ) -> Plan:
         """Read what the batch needs and plan it (reading more while the plan asks for more)."""
         aimed = aimed if aimed is not None else targets(batch)
         loaded = stage_a(batch, aimed)
@@ -634,7 +693,9 @@ class SignalIngest:
             except NeedMore as more:
                 asked = sum(len(k) + 1 for k in wants.lean.values()) + len(wants.whole) + len(wants.first) + len(wants.facts)
                 wants.merge(more.wants)
-                if sum(len(k) + 1 for k in wants.lean.values()) + len(wants.whole) + len(wants.first) + len(wants.facts) == asked:  # pragma: no cover
+                if (
+                    sum(len(k) + 1 for k in wants.lean.values()) + len(wants.whole) + len(wants.first) + len(wants.facts) == asked
+                ):  # pragma: no cover
                     raise AssertionError(f"the plan asked again for what was read: {more.wants}") from None
 
     def record(self, batch: ParsedBatch, now: datetime, timestamp: Callable[[], datetime]) -> IngestCounts:
@@ -648,7 +709,9 @@ class SignalIngest:
                 return plan.counts
             except IntegrityError as exc:
                 if attempt == self.attempts - 1:
-                    log.error("gave up after %d attempts: another writer changed the same aggregates each time (%s)", self.attempts, exc)
+                    log.error(
+                        "gave up after %d attempts: another writer changed the same aggregates each time (%s)", self.attempts, exc
+                    )
                     raise
                 log.debug("conflict with another writer (attempt %d): planning again from fresh reads", attempt + 1)
                 time.sleep(random.uniform(0, min(0.3, 0.005 * 2**attempt)))

@@ -38,7 +38,7 @@ from domain.signals import iso
 from projections import replay
 from projections.follower import RETRYABLE, TRANSIENT, ViewFollower
 from projections.ports import Following, Progress, ReplaySource
-from projections.views import VIEW_SHAPE, StaleBatch, ViewsMixin
+from projections.views import VIEW_SHAPE, ViewsMixin
 
 log = logging.getLogger("responses.jobs")
 
@@ -142,7 +142,13 @@ class JobRunner:
             return name
         log.info(
             "views generation %d has shape %d, this code reads shape %d: job %s builds a generation of shape %d in the "
-            "background; generation %d serves until it is swapped in", generation, shape, VIEW_SHAPE, name, VIEW_SHAPE, generation,
+            "background; generation %d serves until it is swapped in",
+            generation,
+            shape,
+            VIEW_SHAPE,
+            name,
+            VIEW_SHAPE,
+            generation,
         )
         return name
 
@@ -212,7 +218,14 @@ class JobRunner:
             log.info("job %s: views generation %d already have shape %d; nothing to upgrade", job.job, generation, shape)
             return
         version = self.rules.active_version()
-        log.info("job %s: upgrading views generation %d (shape %d) to shape %d under rules %s", job.job, generation, shape, VIEW_SHAPE, version)
+        log.info(
+            "job %s: upgrading views generation %d (shape %d) to shape %d under rules %s",
+            job.job,
+            generation,
+            shape,
+            VIEW_SHAPE,
+            version,
+        )
         last = [0.0]
 
         def report(done: int, end: int) -> None:
@@ -316,7 +329,9 @@ def following(job: str, follower: Following | None) -> Callable[[], None] | None
             stuck[0] = True
             log.warning(
                 "job %s: the active views cannot follow (%s: %s); the rebuild goes on and replaces them",
-                job, type(exc).__name__, exc,
+                job,
+                type(exc).__name__,
+                exc,
             )
 
     return follow

@@ -29,8 +29,16 @@ from projections.summary import SummaryBuilder
 from projections.views import mailing_row
 
 __all__ = [
-    "LINK_CURSOR", "MAX_PAGE", "MAX_SEQ", "BadCursor", "Queries", "decode_cursor", "decode_link_cursor",
-    "encode_cursor", "encode_link_cursor", "unmatched_reason",
+    "LINK_CURSOR",
+    "MAX_PAGE",
+    "MAX_SEQ",
+    "BadCursor",
+    "Queries",
+    "decode_cursor",
+    "decode_link_cursor",
+    "encode_cursor",
+    "encode_link_cursor",
+    "unmatched_reason",
 ]
 
 log = logging.getLogger("responses.queries")
@@ -145,7 +153,11 @@ class Queries:
             raise NotFound("wave", f"{mailing_id}/{wave}")
         rows = self.reads.wave_send_page(mailing_id, wave, decode_cursor(cursor), limit + 1)
         items = [
-            {"contact_id": r["contact_id"], "email": r["email"], "metadata": {"mailing_id": mailing_id, "contact_id": r["contact_id"]}}
+            {
+                "contact_id": r["contact_id"],
+                "email": r["email"],
+                "metadata": {"mailing_id": mailing_id, "contact_id": r["contact_id"]},
+            }
             for r in rows[:limit]
         ]
         return {"items": items, "next": self._next(rows, limit)}
@@ -174,7 +186,9 @@ class Queries:
         start = start.astimezone(UTC)
         start_minute = start.replace(second=0, microsecond=0)
         last_minute = start_minute + timedelta(hours=hours)
-        rows = self.reads.engagement_minutes(mailing_id, start.strftime("%S%f"), minute_text(start_minute), minute_text(last_minute))
+        rows = self.reads.engagement_minutes(
+            mailing_id, start.strftime("%S%f"), minute_text(start_minute), minute_text(last_minute)
+        )
         for r in rows:
             minute = datetime.fromisoformat(r["minute"]).replace(tzinfo=UTC)
             # minutes from the start's minute, one less when this part of the minute is before the start's second
@@ -262,8 +276,12 @@ class Queries:
         """Contacts in id order, a page at a time (``next``: the last id of a full page)."""
         rows = self.reads.contacts_page(after or "", limit + 1)
         items = [
-            {"contact_id": r["contact_id"], "email": r["email"], "do_not_use_email": bool(r["do_not_use_email"]),
-             "email_is_actual": bool(r["email_is_actual"])}
+            {
+                "contact_id": r["contact_id"],
+                "email": r["email"],
+                "do_not_use_email": bool(r["do_not_use_email"]),
+                "email_is_actual": bool(r["email_is_actual"]),
+            }
             for r in rows[:limit]
         ]
         return {"items": items, "next": items[-1]["contact_id"] if len(rows) > limit else None}
@@ -320,4 +338,3 @@ def _group_args(r: Any) -> dict[str, Any]:
         "unique_click": bool(r["clicked"]),
         "count": int(r["n"]),
     }
-

@@ -141,7 +141,9 @@ class RulesService:
 
     def rules_versions(self) -> dict[str, Any]:
         book = self._rules_book()
-        versions: list[dict[str, Any]] = [{"version": DEFAULT_VERSION, "created_at": None, "created_by": None, "changes": {}, "based_on": None}]
+        versions: list[dict[str, Any]] = [
+            {"version": DEFAULT_VERSION, "created_at": None, "created_by": None, "changes": {}, "based_on": None}
+        ]
         if book is not None:
             versions += [
                 {"created_by": None, **{k: v for k, v in entry.items() if k != "document"}} for entry in book.versions.values()
@@ -285,7 +287,9 @@ class RulesService:
             self.host.get_mailing_aggregate(mailing_id)
         if self.host.follower is not None:  # a scoped what-if reads the views beside the journal: caught up here
             self.host.wait_for_views()
-        return replay.what_if(self.host, current, candidate, mailing_ids, sample, progress, workers=self.settings.replay_workers, follow=follow)
+        return replay.what_if(
+            self.host, current, candidate, mailing_ids, sample, progress, workers=self.settings.replay_workers, follow=follow
+        )
 
     def request_what_if(self, rules: dict[str, Any] | str, mailings: list[str] | None = None, sample: int = 20) -> str:
         """The what-if job answering this request: an identical one (same candidate ruleset, mailings and
@@ -310,12 +314,19 @@ class RulesService:
         if pending >= limit:
             raise WhatIfQueueFull(pending, limit)
         request = {
-            "rules": rules, "mailings": mailings, "sample": sample, "current": current.version,
-            "identity": identity, "position": position,
+            "rules": rules,
+            "mailings": mailings,
+            "sample": sample,
+            "current": current.version,
+            "identity": identity,
+            "position": position,
         }
         job = Job(
-            job=name, kind="what-if", rules_version=rules if isinstance(rules, str) else "what-if",
-            requested_at=iso(now_utc()), request=request,
+            job=name,
+            kind="what-if",
+            rules_version=rules if isinstance(rules, str) else "what-if",
+            requested_at=iso(now_utc()),
+            request=request,
         )
         try:
             self.host.save(job)
@@ -330,15 +341,23 @@ class RulesService:
         queue = self.pending_what_ifs()
         ahead = next((i for i, (_, job) in enumerate(queue) if job.job == name), None)
         if ahead is not None and ahead >= limit:
-            self.update_job(name, status="failed", error=f"{REFUSED} {ahead} what-ifs were queued or running (WHAT_IF_MAX_PENDING={limit})")
+            self.update_job(
+                name, status="failed", error=f"{REFUSED} {ahead} what-ifs were queued or running (WHAT_IF_MAX_PENDING={limit})"
+            )
             raise WhatIfQueueFull(ahead, limit)
 
-    def run_what_if_job(self, job: Job, progress: Progress | None = None, follow: Callable[[], None] | None = None) -> dict[str, Any]:
+    def run_what_if_job(
+        self, job: Job, progress: Progress | None = None, follow: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
         """Execute a journaled what-if job's request (the projection process calls this)."""
         request = job.request or {}
         return self.what_if(
-            request["rules"], mailing_ids=request.get("mailings"), sample=int(request.get("sample", 20)),
-            progress=progress, current_version=request.get("current"), follow=follow,
+            request["rules"],
+            mailing_ids=request.get("mailings"),
+            sample=int(request.get("sample", 20)),
+            progress=progress,
+            current_version=request.get("current"),
+            follow=follow,
         )
 
     def answer_job(self, job: str, result: dict[str, Any]) -> None:
@@ -388,7 +407,9 @@ class RulesService:
         try:
             self.host.wait_for_views(timeout=HISTORY_VIEWS_WAIT_SECONDS)
         except TimeoutError:
-            log.warning("audit history from views %d events behind the journal", self.host.journal_position() - self.host.views_position())
+            log.warning(
+                "audit history from views %d events behind the journal", self.host.journal_position() - self.host.views_position()
+            )
 
     def _history_from_checkpoint(
         self, oid: uuid.UUID, rules: Ruleset | None, started: datetime | None, lang: str, after: int, limit: int
@@ -405,12 +426,24 @@ class RulesService:
             return explain_page((), active, started, RecipientState(), RecipientState(), 0, lang, after, limit)
         if start.version is None:
             return None
-        records = self.host.journal_index.signals_of(oid, page=history_reads(start.checkpoint_version, after, limit), after=start.checkpoint_version)
+        records = self.host.journal_index.signals_of(
+            oid, page=history_reads(start.checkpoint_version, after, limit), after=start.checkpoint_version
+        )
         signals = ((seq, Signal.from_record(record)) for seq, record in records)
-        return explain_page(signals, active, started, start.checkpoint or RecipientState(), start.state, start.version, lang, after, limit)
+        return explain_page(
+            signals, active, started, start.checkpoint or RecipientState(), start.state, start.version, lang, after, limit
+        )
 
     def _history_folded_whole(
-        self, oid: uuid.UUID, rules: Ruleset, started: datetime | None, as_of: datetime | None, lang: str, after: int, limit: int, bounded: bool
+        self,
+        oid: uuid.UUID,
+        rules: Ruleset,
+        started: datetime | None,
+        as_of: datetime | None,
+        lang: str,
+        after: int,
+        limit: int,
+        bounded: bool,
     ) -> dict[str, Any]:
         with fold_slots(self).held() if bounded else nullcontext():
             records = self.host.journal_index.signals_of(oid)

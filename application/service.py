@@ -88,7 +88,9 @@ class ResponsesApp(Application[uuid.UUID]):
         self.reads, self.rules = ViewReads(self.views), RulesService(self, self._in_transaction)
         self.jobs, self.follower = JobRunner(self), None  # the follower: set when one follows in this process
         self.signal_writer = signal_writer(self.recorder, self.settings.is_postgres)
-        self.signals = SignalIngest(self.journal_index, self.signal_writer, self.mapper.transcoder.encode, self.settings.max_clock_skew)
+        self.signals = SignalIngest(
+            self.journal_index, self.signal_writer, self.mapper.transcoder.encode, self.settings.max_clock_skew
+        )
 
     # ---- reading and writing the journal ---------------------------------------------------
 
@@ -102,7 +104,9 @@ class ResponsesApp(Application[uuid.UUID]):
         signals among them with their dedup digests)."""
         stored = [self.mapper.to_stored_event(e) for e in events]
         signals = [(e.originator_id, e.originator_version, e.signal["key"]) for e in events if isinstance(e, SIGNAL_EVENTS)]
-        self.signal_writer.write([StoredRow(cast(uuid.UUID, s.originator_id), s.originator_version, s.topic, s.state) for s in stored], signals)
+        self.signal_writer.write(
+            [StoredRow(cast(uuid.UUID, s.originator_id), s.originator_version, s.topic, s.state) for s in stored], signals
+        )
 
     def load_many(self, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Aggregate]:
         """Reconstruct several aggregates from their events, read with one query per 500 ids."""
@@ -156,7 +160,9 @@ class ResponsesApp(Application[uuid.UUID]):
                 a = p = 0
                 cids = [str(item["contact_id"]) for item in chunk]
                 uow.prefetch_lean({recipient_id(mailing_id, c): set() for c in cids})
-                uow.prefetch([contact_id_of(c) for c in cids] + [unmatched_bucket_id(recipient_bucket(mailing_id, c)) for c in cids])
+                uow.prefetch(
+                    [contact_id_of(c) for c in cids] + [unmatched_bucket_id(recipient_bucket(mailing_id, c)) for c in cids]
+                )
                 for item in chunk:
                     cid, name, email = str(item["contact_id"]), item.get("name"), item.get("email")
                     recipient: Recipient | None = uow.get(recipient_id(mailing_id, cid))
@@ -230,8 +236,15 @@ class ResponsesApp(Application[uuid.UUID]):
                     taken.add(normalise_email(email))
                     send.append({"contact_id": cid, "email": email, "metadata": {"mailing_id": mailing_id, "contact_id": cid}})
         remaining = len(planned) - looked_at
-        log.info("dispatch %s wave %d: %d decided, %d to send, %d remaining, %.1f s",
-                 mailing_id, wave, sum(outcomes.values()), len(send), remaining, time.monotonic() - started)
+        log.info(
+            "dispatch %s wave %d: %d decided, %d to send, %d remaining, %.1f s",
+            mailing_id,
+            wave,
+            sum(outcomes.values()),
+            len(send),
+            remaining,
+            time.monotonic() - started,
+        )
         return {"send": send, "outcomes": dict(outcomes), "wave": wave, "remaining": remaining}
 
     def _decide_chunk(
@@ -249,7 +262,9 @@ class ResponsesApp(Application[uuid.UUID]):
         decided: list[tuple[str, str, str | None]] = []
         chunk_taken = set(taken)
         addresses = [normalise_email(row.contact.email or row.email) for row in chunk]
-        uow.prefetch_lean({recipient_id(mailing_id, row.contact_id): {dedup_key("dispatch", mailing_id, row.contact_id)} for row in chunk})
+        uow.prefetch_lean(
+            {recipient_id(mailing_id, row.contact_id): {dedup_key("dispatch", mailing_id, row.contact_id)} for row in chunk}
+        )
         uow.prefetch(
             [address_id(mailing.provider, a) for a in addresses if a]
             + [unmatched_bucket_id(email_bucket(mailing.provider, a)) for a in addresses if a]
@@ -327,7 +342,9 @@ class ResponsesApp(Application[uuid.UUID]):
 
     def _index_address(self, uow: UnitOfWork, provider: str, address: str, recipient: Recipient, at: datetime) -> None:
         """Remember who was sent to this address through this provider; claim what was parked for it."""
-        index: AddressIndex = uow.get_or_create(address_id(provider, address), lambda: AddressIndex(provider=provider, email=address))
+        index: AddressIndex = uow.get_or_create(
+            address_id(provider, address), lambda: AddressIndex(provider=provider, email=address)
+        )
         index.add_recipient(recipient.mailing_id, recipient.contact_id, iso(at))
         self._claim(uow, email_bucket(provider, address), recipient, provider, iso(at))
 

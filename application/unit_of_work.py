@@ -10,8 +10,8 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from eventsourcing.domain import Aggregate
@@ -62,7 +62,7 @@ class UnitOfWork:
     never rebuilt from their signals, whatever the length of their journals.
     """
 
-    def __init__(self, app: "UnitOfWorkHost", needs: Needs | None = None):
+    def __init__(self, app: UnitOfWorkHost, needs: Needs | None = None):
         self.app = app
         self.loaded: dict[uuid.UUID, Aggregate | None] = {}
         self.needs = needs or Needs()
@@ -143,8 +143,7 @@ class UnitOfWork:
             self.app.write_events(events)
 
 
-
-def in_transaction(app: "UnitOfWorkHost", work: Callable[[UnitOfWork], T], attempts: int = 40) -> T:
+def in_transaction(app: UnitOfWorkHost, work: Callable[[UnitOfWork], T], attempts: int = 40) -> T:
     """Run ``work(uow)`` and save; retry from fresh state when another writer got there first.
 
     Concurrent provider batches often touch the same recipients: the loser
@@ -174,7 +173,7 @@ def in_transaction(app: "UnitOfWorkHost", work: Callable[[UnitOfWork], T], attem
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

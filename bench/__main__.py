@@ -21,14 +21,14 @@ import os
 import platform
 import sqlite3
 import tempfile
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
 from bench.http_load import bench_crash, bench_http
-
 
 
 def machine() -> str:
@@ -65,23 +65,41 @@ def machine_facts() -> dict[str, Any]:
     return facts
 
 
-QUICK = {"signals": 5_000, "big": 100_000, "http_recipients": 5_000, "http_batches": 100, "crash_recipients": 1_000, "hot_prior": 10_000,
-         "dispatch": 5_000, "pages_recipients": 20_000, "history_signals": 10_000, "flood_recipients": 1_000}
+QUICK = {
+    "signals": 5_000,
+    "big": 100_000,
+    "http_recipients": 5_000,
+    "http_batches": 100,
+    "crash_recipients": 1_000,
+    "hot_prior": 10_000,
+    "dispatch": 5_000,
+    "pages_recipients": 20_000,
+    "history_signals": 10_000,
+    "flood_recipients": 1_000,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--signals", type=int, default=20_000, help="signals for the ingest and replay comparisons")
-    parser.add_argument("--big", type=int, default=1_000_000, help="signals of the replay and what-if journal (ratios, time, memory, scoped)")
+    parser.add_argument(
+        "--big", type=int, default=1_000_000, help="signals of the replay and what-if journal (ratios, time, memory, scoped)"
+    )
     parser.add_argument("--http-recipients", type=int, default=20_000, help="audience of the HTTP load's mailing (http, lag)")
     parser.add_argument("--http-batches", type=int, default=400, help="at most this many UniOne batches of 100 in the HTTP load")
     parser.add_argument("--crash-recipients", type=int, default=5_000, help="audience of each crash run (SQLite, PostgreSQL)")
     parser.add_argument("--hot-prior", type=int, default=40_000, help="signals already in the hot recipient's journal")
     parser.add_argument("--dispatch", type=int, default=20_000, help="recipients dispatched (SQLite, PostgreSQL)")
-    parser.add_argument("--pages-recipients", type=int, default=100_000, help="audience of the mailing the marketer's pages are timed on")
+    parser.add_argument(
+        "--pages-recipients", type=int, default=100_000, help="audience of the mailing the marketer's pages are timed on"
+    )
     parser.add_argument("--history-signals", type=int, default=40_000, help="signals of the recipient whose history is paged")
-    parser.add_argument("--flood-recipients", type=int, default=5_000, help="audience of the journal 40 concurrent what-ifs replay")
-    parser.add_argument("--quick", action="store_true", default=os.environ.get("QUICK") == "1", help="smaller sizes (QUICK=1): under 5 minutes")
+    parser.add_argument(
+        "--flood-recipients", type=int, default=5_000, help="audience of the journal 40 concurrent what-ifs replay"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", default=os.environ.get("QUICK") == "1", help="smaller sizes (QUICK=1): under 5 minutes"
+    )
     parser.add_argument("--only", default="ingest,pg,hot,dispatch,replay,retry,history,pages,flood,http,lag,crash")
     parser.add_argument("--json", default="var/bench.json", help="where the machine-readable results go")
     args = parser.parse_args(argv)
@@ -94,15 +112,19 @@ def main(argv: list[str] | None = None) -> None:
         print("QUICK: " + ", ".join(f"{n.replace('_', '-')} {a:,} → {b:,}" for n, (a, b) in shrunk.items()))
     only = set(args.only.split(","))
     report: list[tuple[str, str, str, str]] = []
-    results: dict[str, Any] = {"machine": machine_facts(), "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                               "quick": bool(args.quick), "sizes": {k: getattr(args, k) for k in QUICK}}
+    results: dict[str, Any] = {
+        "machine": machine_facts(),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": bool(args.quick),
+        "sizes": {k: getattr(args, k) for k in QUICK},
+    }
     print(f"machine: {machine()}")
+    from bench.history import bench_history
     from bench.ingest import bench_dispatch, bench_hot_recipient, bench_pg_ingest, bench_sqlite_ingest
     from bench.pages import bench_pages
     from bench.replay import bench_replay_all
     from bench.retry import bench_retry
     from bench.whatif_flood import run as bench_whatif_flood
-    from bench.history import bench_history
 
     with tempfile.TemporaryDirectory(prefix="responses-bench-") as tmp:
         work = Path(tmp)
@@ -123,12 +145,19 @@ def main(argv: list[str] | None = None) -> None:
                 step()
         if only & {"http", "lag"}:
             print(f"{','.join(sorted(only & {'http', 'lag'}))} …", flush=True)
-            bench_http(work, report, recipients=args.http_recipients, batches=args.http_batches,
-                       want_http="http" in only, want_lag="lag" in only, results=results)
+            bench_http(
+                work,
+                report,
+                recipients=args.http_recipients,
+                batches=args.http_batches,
+                want_http="http" in only,
+                want_lag="lag" in only,
+                results=results,
+            )
         if "crash" in only:
             print("crash …", flush=True)
             bench_crash(work, report, recipients=args.crash_recipients)
-    results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["report"] = [dict(zip(("what", "measured", "baseline", "verdict"), row)) for row in report]
     widths = [max(len(r[i]) for r in report) for i in range(4)] if report else [0] * 4
     print()

@@ -19,9 +19,10 @@ import json
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from application.queries import encode_cursor
 from application.service import ResponsesApp
@@ -30,7 +31,7 @@ from bench.ingest import campaign
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
 from projections.projector import CHECKPOINT_SIGNALS
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 PAGE = 1000
 READS = 5
 TARGET_MS = 100.0
@@ -41,8 +42,14 @@ def opens(first: int, n: int) -> list[ProviderEvent]:
     """A bot re-opening one mail: recipient c0's opens ``first`` … ``first + n - 1``."""
     return [
         ProviderEvent(
-            Signal(key=dedup_key("bench-history", "c0", i), source="unione", fields={"status": "delivered" if i == 0 else "opened"},
-                   received_at=T0 + timedelta(hours=1, seconds=i), occurred_at=T0 + timedelta(hours=1, seconds=i), raw={"i": i}),
+            Signal(
+                key=dedup_key("bench-history", "c0", i),
+                source="unione",
+                fields={"status": "delivered" if i == 0 else "opened"},
+                received_at=T0 + timedelta(hours=1, seconds=i),
+                occurred_at=T0 + timedelta(hours=1, seconds=i),
+                raw={"i": i},
+            ),
             Correlation("bench", "c0"),
         )
         for i in range(first, first + n)
@@ -115,12 +122,14 @@ def bench_history(work: Path, report: Report, results: dict[str, Any], signals: 
         results[f"history_page_ms{suffix}"] = round(pages["paging"], 1)
         results[f"history_pages_ms{suffix}"] = {k: round(v, 1) for k, v in pages.items()}
         results[f"history_whole_fold_ms{suffix}"] = round(whole, 1)
-        report.append((
-            f"history page of {PAGE:,} of a {signals:,}-signal recipient ({label})",
-            f"{pages['paging']:,.1f} ms paging (first {pages['first']:,.1f}, worst cursor {pages['worst']:,.1f})",
-            f"{whole:,.1f} ms folding the whole journal (as_of)",
-            f"{'ok' if pages['worst'] < TARGET_MS else 'OVER'} (target < {TARGET_MS:.0f} ms)",
-        ))
+        report.append(
+            (
+                f"history page of {PAGE:,} of a {signals:,}-signal recipient ({label})",
+                f"{pages['paging']:,.1f} ms paging (first {pages['first']:,.1f}, worst cursor {pages['worst']:,.1f})",
+                f"{whole:,.1f} ms folding the whole journal (as_of)",
+                f"{'ok' if pages['worst'] < TARGET_MS else 'OVER'} (target < {TARGET_MS:.0f} ms)",
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

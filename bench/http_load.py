@@ -43,7 +43,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,11 @@ def free_port() -> int:
 
 def service_env(database_url: str) -> dict[str, str]:
     """The caller's environment less any configuration of ours, plus exactly this."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESPONSES_", "UNIONE_", "ELASTICEMAIL_", "SENDGRID_", "DATABASE_URL", "MAX_BODY"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RESPONSES_", "UNIONE_", "ELASTICEMAIL_", "SENDGRID_", "DATABASE_URL", "MAX_BODY"))
+    }
     env.update(DATABASE_URL=database_url, RESPONSES_API_TOKENS=API_TOKEN, UNIONE_API_KEYS=UNIONE_KEY, PYTHONUNBUFFERED="1")
     return env
 
@@ -104,7 +108,9 @@ class Child:
         self.name = name
         self.log_path = cwd / f"{name}.log"
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         self._reaped = False
 
     def alive(self) -> bool:
@@ -195,7 +201,12 @@ class Stack:
     def start(self) -> None:
         self.starts += 1
         if self.kind == "sqlite":
-            self.web = Child(f"serve-{self.starts}", responses_command("serve", "--host", HOST, "--port", str(self.port)), self.env, self.workdir)
+            self.web = Child(
+                f"serve-{self.starts}",
+                responses_command("serve", "--host", HOST, "--port", str(self.port)),
+                self.env,
+                self.workdir,
+            )
             wait_until_up(self.port, self.web)
         else:
             self.start_projector()
@@ -212,7 +223,12 @@ class Stack:
         config.write_text('def post_worker_init(worker):\n    worker.log.info("bench: worker %s loaded the app", worker.pid)\n')
         for attempt in range(1, attempts + 1):
             name = f"gunicorn-{self.starts}" + (f"-retry{attempt - 1}" if attempt > 1 else "")
-            self.web = Child(name, gunicorn_command("-c", str(config), "-w", str(self.workers), "-b", f"{HOST}:{self.port}", "interface.wsgi:app"), self.env, self.workdir)
+            self.web = Child(
+                name,
+                gunicorn_command("-c", str(config), "-w", str(self.workers), "-b", f"{HOST}:{self.port}", "interface.wsgi:app"),
+                self.env,
+                self.workdir,
+            )
             deadline = time.monotonic() + STARTUP_SECONDS
             while self.web.alive() and self.web.output().count("loaded the app") < self.workers and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -226,7 +242,12 @@ class Stack:
             progress(f"  {name}: a worker failed to boot (PostgreSQL: tuple concurrently updated); starting gunicorn again")
 
     def start_projector(self) -> None:
-        self.projector = Child(f"project-{self.starts}-{time.monotonic_ns()}", responses_command("project", "--report-every", "1"), self.env, self.workdir)
+        self.projector = Child(
+            f"project-{self.starts}-{time.monotonic_ns()}",
+            responses_command("project", "--report-every", "1"),
+            self.env,
+            self.workdir,
+        )
         self.projector.wait_for_output("following the journal")  # the schema exists before the workers start
 
     def kill_web(self) -> None:
@@ -257,7 +278,9 @@ class Client:
         self.timeout = timeout
         self.conn: http.client.HTTPConnection | None = None
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None, auth: bool = True) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None, auth: bool = True
+    ) -> tuple[int, Any]:
         headers = dict(headers or {})
         if auth:
             headers["Authorization"] = f"Bearer {API_TOKEN}"
@@ -338,15 +361,24 @@ class Batch:
     events: list[dict[str, Any]]
 
 
-def setup_campaign(port: int, mailing_id: str, recipients: int, wave: int = 5000, say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+def setup_campaign(
+    port: int, mailing_id: str, recipients: int, wave: int = 5000, say: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
     """Mailing, audience and dispatch through the API, in waves of ``wave`` recipients (each
     added, then dispatched: one dispatch of 20,000 recipients can outlast gunicorn's 30 s worker
     timeout on a small machine); returns the dispatches' ``send`` lists, joined."""
     client = Client(port, timeout=120.0)
     send: list[dict[str, Any]] = []
     try:
-        client.api("POST", "/v1/mailings", {"id": mailing_id, "name": f"Load {mailing_id}", "category": "bulk", "email_type": "news", "provider": "unione"})
-        people = [{"contact_id": f"{mailing_id}-c{i:06d}", "name": f"Recipient {i}", "email": f"r{i}.{mailing_id}@example.com"} for i in range(recipients)]
+        client.api(
+            "POST",
+            "/v1/mailings",
+            {"id": mailing_id, "name": f"Load {mailing_id}", "category": "bulk", "email_type": "news", "provider": "unione"},
+        )
+        people = [
+            {"contact_id": f"{mailing_id}-c{i:06d}", "name": f"Recipient {i}", "email": f"r{i}.{mailing_id}@example.com"}
+            for i in range(recipients)
+        ]
         for i in range(0, recipients, wave):
             started = time.monotonic()
             for j in range(i, min(recipients, i + wave), 1000):
@@ -358,7 +390,9 @@ def setup_campaign(port: int, mailing_id: str, recipients: int, wave: int = 5000
                 if not answer["remaining"]:
                     break
             if say is not None:
-                say(f"{min(recipients, i + wave):,}/{recipients:,} recipients: audience {added - started:.1f} s, dispatch {time.monotonic() - added:.1f} s")
+                say(
+                    f"{min(recipients, i + wave):,}/{recipients:,} recipients: audience {added - started:.1f} s, dispatch {time.monotonic() - added:.1f} s"
+                )
     finally:
         client.close()
     if len(send) != recipients:
@@ -366,11 +400,13 @@ def setup_campaign(port: int, mailing_id: str, recipients: int, wave: int = 5000
     return send
 
 
-def make_batches(mailing_id: str, send: list[dict[str, Any]], size: int = 100, limit: int | None = None, seed: int = 7) -> list[Batch]:
+def make_batches(
+    mailing_id: str, send: list[dict[str, Any]], size: int = 100, limit: int | None = None, seed: int = 7
+) -> list[Batch]:
     """The provider's events for these recipients (delivery or bounce, opens, clicks, unsubscribes, complaints),
     roughly in time order, shuffled within each batch, signed as UniOne batches; at most ``limit`` batches."""
     rng = random.Random(seed)
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     events = [e for s in send for e in recipient_events(mailing_id, s, start, rng)]
     events.sort(key=lambda e: e["event_time"])
     batches: list[Batch] = []
@@ -472,7 +508,9 @@ def send_batches(
             while (batch := feed.take(deadline)) is not None:
                 started = time.monotonic()
                 try:
-                    status, answer = client.request("POST", UNIONE_PATH, batch.body, {"Content-Type": "application/json"}, auth=False)
+                    status, answer = client.request(
+                        "POST", UNIONE_PATH, batch.body, {"Content-Type": "application/json"}, auth=False
+                    )
                     outcome = Outcome(batch.index, started, time.monotonic(), status, answer)
                 except (OSError, http.client.HTTPException) as exc:
                     outcome = Outcome(batch.index, started, time.monotonic(), None, error=type(exc).__name__)
@@ -512,7 +550,7 @@ class ReadySampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="readyz-sampler", daemon=True)
 
-    def __enter__(self) -> "ReadySampler":
+    def __enter__(self) -> ReadySampler:
         self._thread.start()
         return self
 
@@ -528,7 +566,9 @@ class ReadySampler:
                 try:
                     status, ready = client.request("GET", "/readyz", auth=False)
                     if isinstance(ready, dict) and ready.get("views_position") is not None:
-                        self.samples.append(Sample(sent, time.monotonic(), int(ready["journal_position"]), int(ready["views_position"])))
+                        self.samples.append(
+                            Sample(sent, time.monotonic(), int(ready["journal_position"]), int(ready["views_position"]))
+                        )
                     else:
                         self.failures += 1
                 except (OSError, http.client.HTTPException):
@@ -577,7 +617,14 @@ def percentile(values: list[float], p: float) -> float:
 
 def event_key(e: dict[str, Any]) -> tuple[Any, ...]:
     """The UniOne dedup key's fields (interface/providers/unione.py): events equal in these are one signal."""
-    return (e["job_id"], e["email"], e["status"], e["event_time"], e.get("url"), (e.get("delivery_info") or {}).get("delivery_status"))
+    return (
+        e["job_id"],
+        e["email"],
+        e["status"],
+        e["event_time"],
+        e.get("url"),
+        (e.get("delivery_info") or {}).get("delivery_status"),
+    )
 
 
 @dataclass
@@ -589,7 +636,7 @@ class Expectation:
     signals: int = 0
 
     @classmethod
-    def of(cls, batches: list[Batch]) -> "Expectation":
+    def of(cls, batches: list[Batch]) -> Expectation:
         seen: set[tuple[Any, ...]] = set()
         x = cls()
         for b in batches:
@@ -658,9 +705,14 @@ class CrashResult:
     @property
     def ok(self) -> bool:
         return (
-            self.lost == 0 and self.resent_accepted == 0 and not self.bad_answers and self.over_counted == 0
-            and self.final_missing == 0 and self.final_extra == 0
-            and self.summary_opens[0] == self.summary_opens[1] and self.summary_clicks[0] == self.summary_clicks[1]
+            self.lost == 0
+            and self.resent_accepted == 0
+            and not self.bad_answers
+            and self.over_counted == 0
+            and self.final_missing == 0
+            and self.final_extra == 0
+            and self.summary_opens[0] == self.summary_opens[1]
+            and self.summary_clicks[0] == self.summary_clicks[1]
         )
 
     def errors_note(self) -> str:
@@ -744,7 +796,9 @@ def crash_run(
     finally:
         feed.release()
     n = wait_answered(hold + 1)
-    say(f"kill -9 {'gunicorn (master and workers) and the projector' if stack.kind == 'postgres' else 'responses serve'} after {n} answered batches")
+    say(
+        f"kill -9 {'gunicorn (master and workers) and the projector' if stack.kind == 'postgres' else 'responses serve'} after {n} answered batches"
+    )
     stack.kill_web()
     stack.kill_projector()
     load.join(timeout=load_seconds + 60)
@@ -770,7 +824,11 @@ def crash_run(
     resent_accepted = 0
     for o in again.values():
         a = o.answer if isinstance(o.answer, dict) else {}
-        if a.get("unmatched") or a.get("quarantined") or a.get("accepted", 0) + a.get("duplicates", 0) != len(by_index[o.batch].events):
+        if (
+            a.get("unmatched")
+            or a.get("quarantined")
+            or a.get("accepted", 0) + a.get("duplicates", 0) != len(by_index[o.batch].events)
+        ):
             bad.append(f"again {o.batch}: {o.answer}")
         resent_accepted += a.get("accepted", 0)
     say(f"{len(retried)} batches delivered again, {len(again)} acknowledged ones re-sent")
@@ -802,13 +860,27 @@ def crash_run(
 # ---- the benchmark sections ----------------------------------------------------------------------
 
 
-def bench_http(work: Path, report: Report, *, recipients: int, batches: int, senders: int = 8, workers: int = 4, seconds: float = 120.0, want_http: bool = True, want_lag: bool = True, results: dict[str, Any] | None = None) -> None:
+def bench_http(
+    work: Path,
+    report: Report,
+    *,
+    recipients: int,
+    batches: int,
+    senders: int = 8,
+    workers: int = 4,
+    seconds: float = 120.0,
+    want_http: bool = True,
+    want_lag: bool = True,
+    results: dict[str, Any] | None = None,
+) -> None:
     """UniOne batches of 100 from ``senders`` threads to gunicorn -w ``workers`` + responses project on PostgreSQL:
     latency per request (section http) and projection lag sampled from /readyz (section lag), in one run."""
     directory = work / "http"
     directory.mkdir()
     try:
-        outcomes, load, samples, elapsed, boot_races, measured = _http_run(directory, recipients, batches, senders, workers, seconds)
+        outcomes, load, samples, elapsed, boot_races, measured = _http_run(
+            directory, recipients, batches, senders, workers, seconds
+        )
     except Exception as exc:  # the service did not start, PostgreSQL is down …: a FAILED row, not a lost bench
         progress(f"  http load failed: {exc}")
         for section, what in (("http", "HTTP UniOne batches of 100"), ("lag", "projection lag while ingesting")):
@@ -828,17 +900,25 @@ def bench_http(work: Path, report: Report, *, recipients: int, batches: int, sen
             latencies = [o.latency for o in answered]  # every answer a provider would wait for, 5xx included
             p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
             if results is not None:
-                results.update(http_signals_per_s=round(events / elapsed), http_p50_ms=round(p50 * 1000, 1), http_p99_ms=round(p99 * 1000, 1),
-                               http_batches_acknowledged=len(ok), http_batches=len(load))
+                results.update(
+                    http_signals_per_s=round(events / elapsed),
+                    http_p50_ms=round(p50 * 1000, 1),
+                    http_p99_ms=round(p99 * 1000, 1),
+                    http_batches_acknowledged=len(ok),
+                    http_batches=len(load),
+                )
             verdict = "ok" if p99 < 1.0 else "OVER"
             if failed:
                 verdict += f", but {len(failed)} not acknowledged"
-            report.append((
-                f"HTTP UniOne batches of 100, {senders} senders, gunicorn -w {workers} (PostgreSQL)",
-                f"p50 {p50 * 1000:,.0f} ms · p99 {p99 * 1000:,.0f} ms",
-                f"{len(ok)}/{len(load)} batches 200{note} · {events / elapsed:,.0f} signals/s · {len(answered) / elapsed:,.1f} req/s" + boot_note(boot_races),
-                f"{verdict} (target p99 < 1 s)",
-            ))
+            report.append(
+                (
+                    f"HTTP UniOne batches of 100, {senders} senders, gunicorn -w {workers} (PostgreSQL)",
+                    f"p50 {p50 * 1000:,.0f} ms · p99 {p99 * 1000:,.0f} ms",
+                    f"{len(ok)}/{len(load)} batches 200{note} · {events / elapsed:,.0f} signals/s · {len(answered) / elapsed:,.1f} req/s"
+                    + boot_note(boot_races),
+                    f"{verdict} (target p99 < 1 s)",
+                )
+            )
         else:
             report.append(("HTTP UniOne batches of 100", "no answer", f"{len(failed)} failed{note}", "FAILED"))
     if want_lag:
@@ -849,12 +929,14 @@ def bench_http(work: Path, report: Report, *, recipients: int, batches: int, sen
         lags, unresolved = projection_lags(outcomes, samples)  # from outside, polling /readyz: an upper bound
         polled = f"; polled through the workers: p99 {percentile(lags, 99):,.2f} s" if lags else ""
         if summary["events"]:
-            report.append((
-                "projection lag while ingesting (measured by the follower)",
-                f"p50 {summary['p50_ms']:,.0f} ms · p99 {summary['p99_ms']:,.0f} ms",
-                f"{summary['events']:,} events applied{polled}",
-                f"{'ok' if summary['p99_ms'] < 1000 else 'OVER'} (target p99 < 1 s)",
-            ))
+            report.append(
+                (
+                    "projection lag while ingesting (measured by the follower)",
+                    f"p50 {summary['p50_ms']:,.0f} ms · p99 {summary['p99_ms']:,.0f} ms",
+                    f"{summary['events']:,} events applied{polled}",
+                    f"{'ok' if summary['p99_ms'] < 1000 else 'OVER'} (target p99 < 1 s)",
+                )
+            )
         else:
             report.append(("projection lag while ingesting", "no events measured", f"{unresolved} unresolved", "FAILED"))
 
@@ -872,7 +954,9 @@ def follower_lag(url: str) -> Any:
         app.close()
 
 
-def _http_run(directory: Path, recipients: int, batches: int, senders: int, workers: int, seconds: float) -> tuple[list[Outcome], list[Batch], list[Sample], float, list[str], Any]:
+def _http_run(
+    directory: Path, recipients: int, batches: int, senders: int, workers: int, seconds: float
+) -> tuple[list[Outcome], list[Batch], list[Sample], float, list[str], Any]:
     with postgres_database() as url:
         stack = Stack("postgres", url, directory, workers=workers)
         try:
@@ -882,7 +966,9 @@ def _http_run(directory: Path, recipients: int, batches: int, senders: int, work
             send = setup_campaign(stack.port, "load", recipients, say=lambda text: progress(f"  {text}"))
             load = make_batches("load", send, size=100, limit=batches)
             wait_caught_up(stack.port, timeout=120)
-            progress(f"  ready in {time.monotonic() - began:.1f} s; {len(load)} batches ({sum(len(b.events) for b in load):,} events), {senders} senders …")
+            progress(
+                f"  ready in {time.monotonic() - began:.1f} s; {len(load)} batches ({sum(len(b.events) for b in load):,} events), {senders} senders …"
+            )
             answered = 0
             lock = threading.Lock()
 
@@ -921,26 +1007,39 @@ def bench_crash(work: Path, report: Report, *, recipients: int) -> None:
         directory = work / f"crash-{kind}"
         directory.mkdir()
 
-        def say(text: str) -> None:
+        def say(text: str, kind: str = kind) -> None:
             progress(f"  {kind}: {text}")
 
         with postgres_database() if kind == "postgres" else nullcontext(f"sqlite:///{directory / 'responses.db'}") as url:
             stack = Stack(kind, url, directory, workers=4)
             try:
                 stack.start()
-                result = crash_run(stack, recipients, kill_at=0.5, kill_projector_at=0.25 if kind == "postgres" else None, say=say)
+                result = crash_run(
+                    stack, recipients, kill_at=0.5, kill_projector_at=0.25 if kind == "postgres" else None, say=say
+                )
             except Exception as exc:  # a FAILED row, not a lost bench
-                report.append((f"crash (kill -9 under load), {kind}", "error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}", "FAILED"))
+                report.append(
+                    (
+                        f"crash (kill -9 under load), {kind}",
+                        "error",
+                        f"{type(exc).__name__}: {str(exc).splitlines()[0][:60]}",
+                        "FAILED",
+                    )
+                )
                 progress(stack.logs())
                 continue
             finally:
                 stack.stop()
         what = "responses serve, SQLite" if kind == "sqlite" else "gunicorn -w 4 + project, PostgreSQL (projector killed twice)"
-        report.append((
-            f"crash (kill -9 under load), {what}",
-            result.describe(),
-            f"{result.acknowledged}/{result.batches} batches acknowledged before the kill, {result.signals:,} signals" + result.errors_note() + boot_note(stack.boot_races),
-            f"{'ok' if result.ok else 'FAILED'} (target 0 lost, exactly once)",
-        ))
+        report.append(
+            (
+                f"crash (kill -9 under load), {what}",
+                result.describe(),
+                f"{result.acknowledged}/{result.batches} batches acknowledged before the kill, {result.signals:,} signals"
+                + result.errors_note()
+                + boot_note(stack.boot_races),
+                f"{'ok' if result.ok else 'FAILED'} (target 0 lost, exactly once)",
+            )
+        )
         if not result.ok:
             progress(result.describe())

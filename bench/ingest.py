@@ -8,9 +8,10 @@ import statistics
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -22,7 +23,7 @@ from bench.journal import provider_events
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
 from projections.follower import ViewFollower
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 BATCH = 100
 Report = list[tuple[str, str, str, str]]
 
@@ -66,10 +67,13 @@ def dedup_rows(rows: list[tuple[str, int, str, bytes]]) -> list[list[tuple[int, 
     """The dedup-index rows (digest, version) the stored signals among ``rows`` carry, per batch of ``BATCH`` rows."""
     batches = []
     for i in range(0, len(rows), BATCH):
-        batches.append([
-            (key_digest(uuid.UUID(oid), orjson.loads(state)["signal"]["key"]), version)
-            for oid, version, topic, state in rows[i : i + BATCH] if topic in SIGNAL_TOPICS
-        ])
+        batches.append(
+            [
+                (key_digest(uuid.UUID(oid), orjson.loads(state)["signal"]["key"]), version)
+                for oid, version, topic, state in rows[i : i + BATCH]
+                if topic in SIGNAL_TOPICS
+            ]
+        )
     return batches
 
 
@@ -126,9 +130,30 @@ def bench_sqlite_ingest(work: Path, signals: int, report: Report, results: dict[
     results["ingest_ratio_raw_dedup"] = round(ratio_raw_dedup, 3)
     results["ingest_ratio_naive"] = round(naive / mine, 1)
     results["ingest_rows_per_signal"] = round(len(rows) / len(events), 3)
-    report.append(("ingest, batches of 100 (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / theirs_dedup:,.0f} rows/s raw executemany with dedup rows", f"{ratio_raw_dedup:.2f} × raw with dedup rows (target ≥ 0.5)"))
-    report.append(("ingest, event rows alone (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / theirs:,.0f} rows/s raw executemany", f"{ratio_raw:.2f} × raw (expected ≥ 0.35)"))
-    report.append(("ingest vs one signal a transaction (SQLite)", f"{len(events) / mine:,.0f} signals/s", f"{len(events) / naive:,.0f} signals/s one by one", f"{naive / mine:.1f} × (target ≥ 20)"))
+    report.append(
+        (
+            "ingest, batches of 100 (SQLite)",
+            f"{len(events) / mine:,.0f} signals/s",
+            f"{len(rows) / theirs_dedup:,.0f} rows/s raw executemany with dedup rows",
+            f"{ratio_raw_dedup:.2f} × raw with dedup rows (target ≥ 0.5)",
+        )
+    )
+    report.append(
+        (
+            "ingest, event rows alone (SQLite)",
+            f"{len(events) / mine:,.0f} signals/s",
+            f"{len(rows) / theirs:,.0f} rows/s raw executemany",
+            f"{ratio_raw:.2f} × raw (expected ≥ 0.35)",
+        )
+    )
+    report.append(
+        (
+            "ingest vs one signal a transaction (SQLite)",
+            f"{len(events) / mine:,.0f} signals/s",
+            f"{len(events) / naive:,.0f} signals/s one by one",
+            f"{naive / mine:.1f} × (target ≥ 20)",
+        )
+    )
 
 
 def bench_hot_recipient(work: Path, report: Report, results: dict[str, Any], prior: int = 40_000) -> None:
@@ -138,8 +163,14 @@ def bench_hot_recipient(work: Path, report: Report, results: dict[str, Any], pri
     def opens(contact: str, first: int, n: int) -> list[ProviderEvent]:
         return [
             ProviderEvent(
-                Signal(key=dedup_key("bench-hot", contact, i), source="unione", fields={"status": "opened"},
-                       received_at=T0 + timedelta(seconds=i), occurred_at=T0 + timedelta(seconds=i), raw={"i": i}),
+                Signal(
+                    key=dedup_key("bench-hot", contact, i),
+                    source="unione",
+                    fields={"status": "opened"},
+                    received_at=T0 + timedelta(seconds=i),
+                    occurred_at=T0 + timedelta(seconds=i),
+                    raw={"i": i},
+                ),
                 Correlation("bench", contact),
             )
             for i in range(first, first + n)
@@ -154,7 +185,14 @@ def bench_hot_recipient(work: Path, report: Report, results: dict[str, Any], pri
     hot_ms, fresh_ms = statistics.median(hot) * 1000, statistics.median(fresh) * 1000
     results["hot_recipient_batch_ms"] = round(hot_ms, 1)
     results["fresh_recipient_batch_ms"] = round(fresh_ms, 1)
-    report.append((f"a batch of 100 for a recipient with {prior:,} signals", f"{hot_ms:,.1f} ms", f"{fresh_ms:,.1f} ms for a fresh recipient", f"{'ok' if hot_ms < 100 else 'OVER'} (target < 100 ms)"))
+    report.append(
+        (
+            f"a batch of 100 for a recipient with {prior:,} signals",
+            f"{hot_ms:,.1f} ms",
+            f"{fresh_ms:,.1f} ms for a fresh recipient",
+            f"{'ok' if hot_ms < 100 else 'OVER'} (target < 100 ms)",
+        )
+    )
 
 
 # ---- PostgreSQL ---------------------------------------------------------------------------------
@@ -179,7 +217,10 @@ def pg_raw(url: str, rows: list[tuple[str, int, str, bytes]]) -> dict[str, float
                     with conn.transaction(), conn.cursor() as cur:
                         chunk = rows[i : i + BATCH]
                         if method == "executemany":
-                            cur.executemany(f"INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES (%s,%s,%s,%s)", chunk)
+                            cur.executemany(
+                                f"INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES (%s,%s,%s,%s)",
+                                chunk,
+                            )
                         else:
                             with cur.copy(f"COPY {table} (originator_id, originator_version, topic, state) FROM STDIN") as copy:
                                 for row in chunk:
@@ -217,12 +258,27 @@ def bench_pg_ingest(signals: int, report: Report, results: dict[str, Any], round
     results["pg_ingest_ratio_raw"] = round(ratio, 3)
     results["pg_ingest_raw_method"] = fastest
     results["pg_ingest_ratio_naive"] = round(naive / mine, 1)
-    report.append(("ingest, batches of 100 (PostgreSQL)", f"{len(events) / mine:,.0f} signals/s", f"{len(rows) / per_method[fastest]:,.0f} rows/s raw {fastest} (fastest raw)", f"{ratio:.2f} × raw (target ≥ 0.45)"))
-    report.append(("ingest vs one signal a transaction (PostgreSQL)", f"{len(events) / mine:,.0f} signals/s", f"{len(events) / naive:,.0f} signals/s one by one", f"{naive / mine:.1f} ×"))
+    report.append(
+        (
+            "ingest, batches of 100 (PostgreSQL)",
+            f"{len(events) / mine:,.0f} signals/s",
+            f"{len(rows) / per_method[fastest]:,.0f} rows/s raw {fastest} (fastest raw)",
+            f"{ratio:.2f} × raw (target ≥ 0.45)",
+        )
+    )
+    report.append(
+        (
+            "ingest vs one signal a transaction (PostgreSQL)",
+            f"{len(events) / mine:,.0f} signals/s",
+            f"{len(events) / naive:,.0f} signals/s one by one",
+            f"{naive / mine:.1f} ×",
+        )
+    )
 
 
 def bench_dispatch(work: Path, recipients: int, report: Report, results: dict[str, Any]) -> None:
     for store in ("sqlite", "postgres"):
+
         def run(url: str) -> float:
             app = ResponsesApp(Settings(database_url=url))
             app.follower = ViewFollower(app)
@@ -245,7 +301,14 @@ def bench_dispatch(work: Path, recipients: int, report: Report, results: dict[st
             with postgres_database("responses_bench_dispatch") as url:
                 elapsed = run(url)
         results[f"dispatch_{store}_seconds"] = round(elapsed, 2)
-        report.append((f"dispatch {recipients:,} recipients ({store})", f"{elapsed:,.1f} s", f"{recipients / elapsed:,.0f} recipients/s", "(target: a few seconds)"))
+        report.append(
+            (
+                f"dispatch {recipients:,} recipients ({store})",
+                f"{elapsed:,.1f} s",
+                f"{recipients / elapsed:,.0f} recipients/s",
+                "(target: a few seconds)",
+            )
+        )
 
 
 if __name__ == "__main__":  # a quick look: python -m bench.ingest

@@ -94,7 +94,15 @@ def build_journal(path: Path, recipients: int, signals: int, start: datetime, pr
             stored = mapper.to_stored_event(event)
             rows.append((stored.originator_id.hex, stored.originator_version, stored.topic, stored.state))
 
-    mailing = Mailing(mailing_id="bench", name="Bench", category="bulk", email_type="news", provider="unione", expires_at=None, prevent_duplicates=False)
+    mailing = Mailing(
+        mailing_id="bench",
+        name="Bench",
+        category="bulk",
+        email_type="news",
+        provider="unione",
+        expires_at=None,
+        prevent_duplicates=False,
+    )
     mailing.start_dispatch_wave(iso(start))  # type: ignore[arg-type]
     add(mailing)
     rng = random.Random(11)

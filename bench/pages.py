@@ -21,7 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from bench.journal import build_journal
 from interface.app import create_app
 from projections.follower import ViewFollower
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 TOKEN = "bench-pages-token"
 TARGET_MS = 300.0
 ENGAGEMENT_TARGET_MS = 100.0  # issue 15: the opens-and-clicks tab, read from the engagement buckets
@@ -101,7 +101,14 @@ def bench_pages(work: Path, report: Report, results: dict[str, Any], recipients:
         client.get(page)  # warm: templates compiled, caches filled
         timings[page] = median_ms(client, page)
         verdict = "ok" if timings[page] < TARGET_MS else "OVER"
-        report.append((f"page {page}", f"{timings[page]:,.0f} ms", f"median of {RUNS}, {recipients:,} recipients", f"{verdict} (target < {TARGET_MS:.0f} ms)"))
+        report.append(
+            (
+                f"page {page}",
+                f"{timings[page]:,.0f} ms",
+                f"median of {RUNS}, {recipients:,} recipients",
+                f"{verdict} (target < {TARGET_MS:.0f} ms)",
+            )
+        )
     started = time.perf_counter()
     exported = client.get("/mailings/bench/audience.csv").get_data()
     csv_ms = (time.perf_counter() - started) * 1000
@@ -111,10 +118,14 @@ def bench_pages(work: Path, report: Report, results: dict[str, Any], recipients:
     results["page_engagement_ms"] = round(timings[ENGAGEMENT_PAGE], 1)
     results["page_engagement_720h_ms"] = round(timings[ENGAGEMENT_720H_PAGE], 1)
     verdict = "ok" if timings[ENGAGEMENT_PAGE] < ENGAGEMENT_TARGET_MS else "OVER"
-    report.append((
-        "page_engagement_ms (opens and clicks, from the minute buckets)", f"{timings[ENGAGEMENT_PAGE]:,.0f} ms",
-        f"{recipients:,} recipients; 720 h: {timings[ENGAGEMENT_720H_PAGE]:,.0f} ms", f"{verdict} (target < {ENGAGEMENT_TARGET_MS:.0f} ms)",
-    ))
+    report.append(
+        (
+            "page_engagement_ms (opens and clicks, from the minute buckets)",
+            f"{timings[ENGAGEMENT_PAGE]:,.0f} ms",
+            f"{recipients:,} recipients; 720 h: {timings[ENGAGEMENT_720H_PAGE]:,.0f} ms",
+            f"{verdict} (target < {ENGAGEMENT_TARGET_MS:.0f} ms)",
+        )
+    )
     results["audience_csv_ms"] = round(csv_ms, 1)
     app.close()
 

@@ -60,7 +60,9 @@ def retry_batch_ms(database_url: str, batch: int = 100, repeats: int = 5) -> flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="bench.retry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bench.retry", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("database_url")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
@@ -88,9 +90,11 @@ def bench_retry(work: Path, report: list[tuple[str, str, str, str]], results: di
     ms = retry_batch_ms(url)
     results["retry_batch_ms"] = ms
     results["retry_batch_journal_events"] = signals
-    report.append((
-        f"a retried batch of 100 at a {signals:,}-event journal (SQLite)",
-        f"{ms:,.1f} ms (the write path's read: versions, facts, digest hits verified)",
-        "445 ms at 1,000,000 before (a scan of the journal)",
-        f"{'ok' if ms < 100 else 'OVER'} (a primary-key search a hit; target: as cheap as a new batch)",
-    ))
+    report.append(
+        (
+            f"a retried batch of 100 at a {signals:,}-event journal (SQLite)",
+            f"{ms:,.1f} ms (the write path's read: versions, facts, digest hits verified)",
+            "445 ms at 1,000,000 before (a scan of the journal)",
+            f"{'ok' if ms < 100 else 'OVER'} (a primary-key search a hit; target: as cheap as a new batch)",
+        )
+    )

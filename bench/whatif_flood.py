@@ -33,8 +33,9 @@ def candidate(n: int) -> dict[str, Any]:
     return {"confirmation_timeout_hours": 12 + k}
 
 
-def timed(port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-          auth: bool = True) -> tuple[int | None, float, Any]:
+def timed(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None, auth: bool = True
+) -> tuple[int | None, float, Any]:
     """(status or None when unanswered, seconds waited, answer) for one request on its own connection."""
     client = Client(port, timeout=CLIENT_TIMEOUT)
     started = time.monotonic()
@@ -85,7 +86,9 @@ def flood(port: int, what_ifs: int, threads: int, batch: bytes) -> dict[str, Any
     }
 
 
-def run(work: Path, report: Report, results: dict[str, Any], *, recipients: int = 2000, what_ifs: int = 40, threads: int = 8) -> None:
+def run(
+    work: Path, report: Report, results: dict[str, Any], *, recipients: int = 2000, what_ifs: int = 40, threads: int = 8
+) -> None:
     """The section: ``responses serve`` on SQLite under a what-if flood (see the module's text)."""
     directory = work / "whatif-flood"
     directory.mkdir(parents=True, exist_ok=True)
@@ -111,15 +114,22 @@ def run(work: Path, report: Report, results: dict[str, Any], *, recipients: int 
     figures["recipients"] = recipients
     results["what_if_flood"] = figures
     answered = "answered" if figures["webhook_status"] == 200 else f"status {figures['webhook_status']}"
-    report.append((
-        "webhook during a what-if flood (serve)", f"{figures['webhook_wait_s']:.2f} s",
-        f"{what_ifs} what-ifs from {threads} threads, {recipients:,} recipients; /healthz {figures['healthz_wait_s']:.2f} s",
-        answered,
-    ))
-    report.append((
-        "what-ifs in the flood", f"{figures['slowest_what_if_s']:.2f} s slowest",
-        f"statuses {figures['what_if_statuses']}, {figures['what_if_jobs']} jobs", "info",
-    ))
+    report.append(
+        (
+            "webhook during a what-if flood (serve)",
+            f"{figures['webhook_wait_s']:.2f} s",
+            f"{what_ifs} what-ifs from {threads} threads, {recipients:,} recipients; /healthz {figures['healthz_wait_s']:.2f} s",
+            answered,
+        )
+    )
+    report.append(
+        (
+            "what-ifs in the flood",
+            f"{figures['slowest_what_if_s']:.2f} s slowest",
+            f"statuses {figures['what_if_statuses']}, {figures['what_if_jobs']} jobs",
+            "info",
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

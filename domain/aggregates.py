@@ -258,7 +258,10 @@ class AddressIndex(Aggregate):
 
 
 def match_address(
-    recipients: list[tuple[str, str, str | None]], mailing_id: str | None, occurred_at: datetime | None, skew: timedelta = CLOCK_SKEW
+    recipients: list[tuple[str, str, str | None]],
+    mailing_id: str | None,
+    occurred_at: datetime | None,
+    skew: timedelta = CLOCK_SKEW,
 ) -> tuple[str, str] | None:
     """``AddressIndex.match`` over an index's (mailing, contact, sent_at) entries, in the order they were sent."""
     candidates = [r for r in recipients if (mailing_id is None or r[0] == mailing_id) and sent_before(r[2], occurred_at, skew)]
@@ -370,7 +373,9 @@ def claimable_signals(
     return [
         s
         for s in unclaimed
-        if not provider_mismatch(s, provider) and named_mailing.get(s.key) in (None, mailing_id) and sent_before(sent_at, s.occurred_at, skew)
+        if not provider_mismatch(s, provider)
+        and named_mailing.get(s.key) in (None, mailing_id)
+        and sent_before(sent_at, s.occurred_at, skew)
     ]
 
 
@@ -395,7 +400,13 @@ class RulesBook(Aggregate):
 
     @event("VersionDefined")
     def define(
-        self, version: str, document: dict[str, Any], changes: dict[str, Any], based_on: str, created_at: str, created_by: str | None = None
+        self,
+        version: str,
+        document: dict[str, Any],
+        changes: dict[str, Any],
+        based_on: str,
+        created_at: str,
+        created_by: str | None = None,
     ) -> None:
         self.versions[version] = {
             "version": version,

@@ -42,14 +42,52 @@ _CATALOGUE = [
     Response("invalid_address", "Invalid email address", "Некорректный адресат", NOT_DELIVERED, True, None, True),
     Response("send_error", "Send error", "Ошибки отправки", NOT_DELIVERED, True, None, True),
     Response("unknown_response", "Unknown response", "Unknown response", NOT_SENT, True, None, True),
-    Response("canceled_duplicate_email", "Canceled (duplicated email)", "Не отправлено (email дублирован)", NOT_SENT, True, None, True),
-    Response("canceled_unsubscribed_type", "Canceled (unsubscribed by email type)", "Не отправлено (отписан по типу рассылки)", NOT_SENT, True, None, True),
+    Response(
+        "canceled_duplicate_email", "Canceled (duplicated email)", "Не отправлено (email дублирован)", NOT_SENT, True, None, True
+    ),
+    Response(
+        "canceled_unsubscribed_type",
+        "Canceled (unsubscribed by email type)",
+        "Не отправлено (отписан по типу рассылки)",
+        NOT_SENT,
+        True,
+        None,
+        True,
+    ),
     Response("stopped_expired", "Stopped (time to send expired)", "Остановлен (истек срок отправки)", NOT_SENT, True, None, True),
-    Response("canceled_no_email", "Canceled (email not provided)", "Не отправлено (email не указан)", NOT_SENT, True, None, False),
-    Response("canceled_invalid_email", "Canceled (invalid email)", "Не отправлено (некорректный email)", NOT_SENT, True, None, False),
-    Response("canceled_unsubscribed_all", "Canceled (unsubscribed from all emails)", "Не отправлено (отписан от всех рассылок)", NOT_SENT, True, None, False),
-    Response("canceled_template_not_found", "Canceled (template not found)", "Не отправлено (шаблон не найден)", NOT_SENT, True, None, False),
-    Response("canceled_domain_not_verified", "Canceled (sender's domain not verified)", "Не отправлено (домен не подтвержден)", NOT_SENT, True, None, False),
+    Response(
+        "canceled_no_email", "Canceled (email not provided)", "Не отправлено (email не указан)", NOT_SENT, True, None, False
+    ),
+    Response(
+        "canceled_invalid_email", "Canceled (invalid email)", "Не отправлено (некорректный email)", NOT_SENT, True, None, False
+    ),
+    Response(
+        "canceled_unsubscribed_all",
+        "Canceled (unsubscribed from all emails)",
+        "Не отправлено (отписан от всех рассылок)",
+        NOT_SENT,
+        True,
+        None,
+        False,
+    ),
+    Response(
+        "canceled_template_not_found",
+        "Canceled (template not found)",
+        "Не отправлено (шаблон не найден)",
+        NOT_SENT,
+        True,
+        None,
+        False,
+    ),
+    Response(
+        "canceled_domain_not_verified",
+        "Canceled (sender's domain not verified)",
+        "Не отправлено (домен не подтвержден)",
+        NOT_SENT,
+        True,
+        None,
+        False,
+    ),
     Response("stopped_manually", "Stopped (manually)", "Остановлен (вручную)", NOT_SENT, True, None, False),
     Response("email_limit_reached", "Email limit reached", "Достигнут лимит писем", NOT_SENT, True, None, False),
 ]

@@ -6,8 +6,9 @@ and its own journaled manual commands, applied in journal order (the later wins)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from domain.catalogue import DELIVERED, RESPONSES, SET
 from domain.fold import Step
@@ -27,7 +28,7 @@ class ContactState:
     def suppressed(self) -> bool:
         return self.do_not_use_email or not self.email_is_actual
 
-    def copy(self) -> "ContactState":
+    def copy(self) -> ContactState:
         return ContactState(
             self.email, self.do_not_use_email, self.email_is_actual, self.unsubscribed_types, self.soft_bounce_streak
         )

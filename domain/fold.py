@@ -76,7 +76,7 @@ class SeenKeys:
         return self.blob.hex()
 
     @classmethod
-    def fromhex(cls, text: str) -> "SeenKeys":
+    def fromhex(cls, text: str) -> SeenKeys:
         return cls(bytes.fromhex(text))
 
 
@@ -99,7 +99,7 @@ class RecipientState:
     updated_at: datetime | None = None  # received_at of the last change
     seen: SeenKeys = field(default_factory=SeenKeys)
 
-    def copy(self) -> "RecipientState":
+    def copy(self) -> RecipientState:
         clone = RecipientState.__new__(RecipientState)
         for name in self.__slots__:
             setattr(clone, name, getattr(self, name))

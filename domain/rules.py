@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from fnmatch import fnmatchcase
 from functools import cached_property
-from typing import Any, Mapping, cast
+from typing import Any, cast
 
 import re2
 
@@ -79,7 +80,9 @@ DEFAULT_PROVIDER_MAPPINGS: dict[str, dict[str, Target]] = {
         "status:sent": _t(None),
         "status:accepted": _t(None),
         "status:subscribed": _t(None),
-        **_many("err_user_unknown err_user_inactive err_mailbox_discarded", _t("hard_bounce", "unknown_recipient"), "delivery_status"),
+        **_many(
+            "err_user_unknown err_user_inactive err_mailbox_discarded", _t("hard_bounce", "unknown_recipient"), "delivery_status"
+        ),
         **_many("err_domain_inactive err_no_dns err_dest_invalid", _t("hard_bounce", "domain_not_found"), "delivery_status"),
         **_many("err_mailbox_full err_too_large", _t("hard_bounce", "mailbox_problem"), "delivery_status"),
         **_many("err_spam_rejected", _t("hard_bounce", "spam_reject"), "delivery_status"),
@@ -150,7 +153,7 @@ def is_number_version(version: str) -> bool:
     return version.isascii() and version.isdigit()
 
 
-def _re2_options() -> "re2.Options":
+def _re2_options() -> re2.Options:
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
@@ -172,13 +175,14 @@ def pattern_error(pattern: str) -> str | None:
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
-        return f"RE2 cannot compile the pattern \"{pattern}\": {text}"
+        return f'RE2 cannot compile the pattern "{pattern}": {text}'
     return None
 
 
 def _compiled(patterns: tuple[str, ...]) -> list[Any]:
     """The patterns RE2 compiles; one it refuses (a version stored before RE2) matches nothing."""
     return [compile_pattern(p) for p in patterns if pattern_error(p) is None]
+
 
 OPTION_FIELDS = (
     "statistics_period_days",
@@ -314,18 +318,18 @@ class Ruleset:
         }
 
     @classmethod
-    def from_document(cls, document: Mapping[str, Any]) -> "Ruleset":
+    def from_document(cls, document: Mapping[str, Any]) -> Ruleset:
         """A complete stored document (as ``to_document`` wrote it)."""
         # A complete document states every mapping's reason: a bare code there has none (it is not a
         # patch, so it does not keep the reason of the default mapping it happens to replace).
         version = str(document.get("version", DEFAULT_VERSION)) if isinstance(document, Mapping) else None
         return _Patch(DEFAULT_RULESET, document, keep_reasons=False, check_patterns=False).apply(version)
 
-    def patched(self, document: Mapping[str, Any], version: str | None = None) -> "Ruleset":
+    def patched(self, document: Mapping[str, Any], version: str | None = None) -> Ruleset:
         """This ruleset with ``document`` merged over it; raises ``InvalidRuleset``."""
         return _Patch(self, document).apply(version)
 
-    def changes_from(self, other: "Ruleset") -> dict[str, Any]:
+    def changes_from(self, other: Ruleset) -> dict[str, Any]:
         """The document fields whose values differ from ``other`` (for the rules history)."""
         mine, theirs = self.to_document(), other.to_document()
         changes: dict[str, Any] = {}
@@ -420,15 +424,12 @@ class _Patch:
         value = doc[name]
         if value is None and nullable:
             return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or value < minimum
-            or (maximum is not None and value > maximum)
-        ):
-            self.errors[name] = f"must be a whole number ≥ {minimum}" + (
-                f" and ≤ {maximum}" if maximum is not None else ""
-            ) + (" or null" if nullable else "")
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum is not None and value > maximum):
+            self.errors[name] = (
+                f"must be a whole number ≥ {minimum}"
+                + (f" and ≤ {maximum}" if maximum is not None else "")
+                + (" or null" if nullable else "")
+            )
             return cast("int | None", getattr(self.base, name))
         return value
 
@@ -522,9 +523,7 @@ class _Patch:
             return merged
         for provider, entries in patch.items():
             if provider not in MAPPING_FIELDS:
-                self.errors[f"provider_mappings.{provider}"] = (
-                    f"unknown provider (one of {', '.join(MAPPING_FIELDS)})"
-                )
+                self.errors[f"provider_mappings.{provider}"] = f"unknown provider (one of {', '.join(MAPPING_FIELDS)})"
                 continue
             if not isinstance(entries, Mapping):
                 self.errors[f"provider_mappings.{provider}"] = "must be an object"
@@ -536,9 +535,7 @@ class _Patch:
                     self.errors[where] = "a mapping key is field:value"
                     continue
                 if field_name not in MAPPING_FIELDS[provider]:
-                    self.errors[where] = (
-                        f"unknown key field {field_name!r} (one of {', '.join(MAPPING_FIELDS[provider])})"
-                    )
+                    self.errors[where] = f"unknown key field {field_name!r} (one of {', '.join(MAPPING_FIELDS[provider])})"
                     continue
                 kept = self._replaced_reason(provider, key, merged) if self.keep_reasons else None
                 target = self._target(where, value, kept)

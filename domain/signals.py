@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from datetime import datetime, timedelta, timezone
 from typing import Any, overload
 
 SYSTEM = "system"  # dispatch outcomes and canonical signals from the sender
@@ -24,8 +24,8 @@ CONFIRMATION_CHECKED = "confirmation_checked"
 # The provider times we keep: no e-mail event is older than 1970, and the ceiling leaves
 # centuries of room for what the fold, correlation and the views add to a time (a time
 # near datetime.max would overflow there, long after it was journaled).
-EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
-LATEST_TIME = datetime(9000, 1, 1, tzinfo=timezone.utc)
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 # How far a provider's clock may differ from ours (the default of MAX_CLOCK_SKEW_SECONDS): correlation lets an
 # email-only event say it happened this long before its sending, and no provider time is trusted later than its
 # receipt plus this. Records journaled before the effective time was stored are read with it (the allowance of
@@ -38,8 +38,8 @@ QUARANTINE_ERROR_CHARS = 1000
 def utc(dt: datetime) -> datetime:
     """Return ``dt`` as an aware UTC datetime (naive means UTC)."""
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+        return dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
 
 
 @overload
@@ -149,7 +149,7 @@ class Signal:
             return self.effective_at
         return clamped_time(self.occurred_at, self.received_at)
 
-    def stamped(self, allowance: timedelta) -> "Signal":
+    def stamped(self, allowance: timedelta) -> Signal:
         """This signal with its effective time fixed at ingest: ``clamped_time`` under ``allowance``."""
         effective = clamped_time(self.occurred_at, self.received_at, allowance)
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -180,7 +180,7 @@ class Signal:
         return record
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> "Signal":
+    def from_record(cls, record: dict[str, Any]) -> Signal:
         return cls(
             key=record["key"],
             source=record["source"],
@@ -196,7 +196,7 @@ class Signal:
             effective_at=parse_iso(record.get("effective_at")),
         )
 
-    def with_received_at(self, received_at: datetime) -> "Signal":
+    def with_received_at(self, received_at: datetime) -> Signal:
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
         return Signal(**{**fields, "received_at": received_at})
 

@@ -98,7 +98,15 @@ class AccessLog:
     def _log(self, environ: dict[str, Any], status: str, size: int, began: float) -> None:
         path = safe_path(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))
         millis = 1000 * (time.monotonic() - began)
-        self.logger.info('%s "%s %s" %s %d %.0fms', environ.get("REMOTE_ADDR", "-"), environ.get("REQUEST_METHOD", "-"), path, status, size, millis)
+        self.logger.info(
+            '%s "%s %s" %s %d %.0fms',
+            environ.get("REMOTE_ADDR", "-"),
+            environ.get("REQUEST_METHOD", "-"),
+            path,
+            status,
+            size,
+            millis,
+        )
 
 
 class _Logged:

@@ -80,7 +80,7 @@ class ProjectorLock:
             self._file = None
         self.held = False
 
-    def __enter__(self) -> "ProjectorLock":
+    def __enter__(self) -> ProjectorLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -124,7 +124,7 @@ class PeriodicSweep:
         self._thread: threading.Thread | None = None
         self._failing: str | None = None
 
-    def start(self) -> "PeriodicSweep":
+    def start(self) -> PeriodicSweep:
         if self.interval > 0:
             self._thread = threading.Thread(target=self._run, name="periodic-sweep", daemon=True)
             self._thread.start()
@@ -147,7 +147,11 @@ class PeriodicSweep:
             return None
         self._failing = None
         if result.get("expired") or result.get("checked"):
-            log.info("sweep: %d planned recipients expired, %d confirmation checks recorded", result.get("expired", 0), result.get("checked", 0))
+            log.info(
+                "sweep: %d planned recipients expired, %d confirmation checks recorded",
+                result.get("expired", 0),
+                result.get("checked", 0),
+            )
         if self.on_result is not None:
             self.on_result(result)
         return result
@@ -181,5 +185,5 @@ def database_error_message(settings: Settings, exc: BaseException) -> str:
         user = f" -U {url.username}" if url.username else ""
         message += f"; create it with `createdb -h {host} -p {port}{user} {name}`"
     elif "refused" in reason or "timeout" in reason.lower():
-        message += "; is PostgreSQL running there (pg_isready -h {0} -p {1})?".format(host, port)
+        message += f"; is PostgreSQL running there (pg_isready -h {host} -p {port})?"
     return message

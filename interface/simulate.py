@@ -23,7 +23,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 UNIONE_TIME = "%Y-%m-%d %H:%M:%S"
@@ -34,7 +34,14 @@ AUTH_PLACEHOLDER = "AUTH_PLACEHOLDER"
 FIRST_NAMES = ("anna", "boris", "vera", "gleb", "dina", "egor", "irina", "oleg", "maria", "pavel", "sofia", "timur")
 DOMAINS = ("example.com", "example.org", "example.net", "mail.example.com")
 LINKS = ("https://shop.example.com/sale", "https://shop.example.com/new", "https://blog.example.com/spring")
-HARD_BOUNCES = ("err_user_unknown", "err_user_unknown", "err_mailbox_full", "err_domain_inactive", "err_spam_rejected", "err_blacklisted")
+HARD_BOUNCES = (
+    "err_user_unknown",
+    "err_user_unknown",
+    "err_mailbox_full",
+    "err_domain_inactive",
+    "err_spam_rejected",
+    "err_blacklisted",
+)
 
 
 class SimulationError(RuntimeError):
@@ -105,8 +112,12 @@ def unione_batch(events: list[dict[str, Any]], key: str) -> bytes:
     document = {
         "auth": AUTH_PLACEHOLDER,
         "events_by_user": [
-            {"user_id": 5960727, "project_id": "6862471", "project_name": "Simulation",
-             "events": [{"event_name": "transactional_email_status", "event_data": e} for e in events]}
+            {
+                "user_id": 5960727,
+                "project_id": "6862471",
+                "project_name": "Simulation",
+                "events": [{"event_name": "transactional_email_status", "event_data": e} for e in events],
+            }
         ],
     }
     return sign_unione(json.dumps(document, separators=(",", ":")).encode(), key)
@@ -140,17 +151,27 @@ def recipient_events(mailing_id: str, send: dict[str, Any], start: datetime, rng
 
     def event(status: str, at: datetime, **extra: Any) -> None:
         events.append(
-            {"job_id": job, "metadata": send["metadata"], "email": send["email"], "status": status,
-             "event_time": at.strftime(UNIONE_TIME), **extra}
+            {
+                "job_id": job,
+                "metadata": send["metadata"],
+                "email": send["email"],
+                "status": status,
+                "event_time": at.strftime(UNIONE_TIME),
+                **extra,
+            }
         )
 
     at = start + timedelta(seconds=rng.uniform(1, 300))
     roll = rng.random()
     if roll < 0.02:
-        event("hard_bounced", at, delivery_info={"delivery_status": rng.choice(HARD_BOUNCES), "destination_response": "550 5.1.1"})
+        event(
+            "hard_bounced", at, delivery_info={"delivery_status": rng.choice(HARD_BOUNCES), "destination_response": "550 5.1.1"}
+        )
         return events
     if roll < 0.05:
-        event("soft_bounced", at, delivery_info={"delivery_status": "err_will_retry", "destination_response": "451 4.7.1 try later"})
+        event(
+            "soft_bounced", at, delivery_info={"delivery_status": "err_will_retry", "destination_response": "451 4.7.1 try later"}
+        )
         if rng.random() < 0.4:
             return events
         at += timedelta(seconds=rng.uniform(600, 3600))
@@ -191,12 +212,13 @@ def played_back(events: list[dict[str, Any]], played_at: datetime) -> list[dict[
 
 def _identity(event: dict[str, Any]) -> str:
     return json.dumps(
-        [event["job_id"], event["email"], event["status"], event["event_time"], event.get("url"), event.get("delivery_info")], sort_keys=True
+        [event["job_id"], event["email"], event["status"], event["event_time"], event.get("url"), event.get("delivery_info")],
+        sort_keys=True,
     )
 
 
 def event_time(event: dict[str, Any]) -> datetime:
-    return datetime.strptime(event["event_time"], UNIONE_TIME).replace(tzinfo=timezone.utc)
+    return datetime.strptime(event["event_time"], UNIONE_TIME).replace(tzinfo=UTC)
 
 
 def next_second(at: datetime) -> datetime:
@@ -230,7 +252,14 @@ class Report:
 
 
 class Simulator:
-    def __init__(self, transport: Transport, api_token: str, unione_key: str, progress: Callable[[int, int, int], None], seed: int | None = None):
+    def __init__(
+        self,
+        transport: Transport,
+        api_token: str,
+        unione_key: str,
+        progress: Callable[[int, int, int], None],
+        seed: int | None = None,
+    ):
         self.transport = transport
         self.api_token = api_token
         self.unione_key = unione_key
@@ -246,7 +275,7 @@ class Simulator:
         return answer
 
     def run(self, recipients: int, mailing_id: str | None = None) -> Report:
-        mailing_id = mailing_id or datetime.now(timezone.utc).strftime("sim-%Y%m%d-%H%M%S")
+        mailing_id = mailing_id or datetime.now(UTC).strftime("sim-%Y%m%d-%H%M%S")
         report = Report(mailing_id, recipients)
         began = time.monotonic()
         self.create_mailing(mailing_id)
@@ -262,8 +291,10 @@ class Simulator:
         report.sent = len(send)
         # played back at the first whole second after the dispatch: in the timeline's first hour, and (see
         # post_when_due) never ahead of the moment a batch is posted
-        start = next_second(datetime.now(timezone.utc))
-        planned = sorted((e for s in send for e in recipient_events(mailing_id, s, start, self.rng)), key=lambda e: e["event_time"])
+        start = next_second(datetime.now(UTC))
+        planned = sorted(
+            (e for s in send for e in recipient_events(mailing_id, s, start, self.rng)), key=lambda e: e["event_time"]
+        )
         events = played_back(planned, start)
         report.events = len(events)
         total = -(-len(events) // BATCH_SIZE)
@@ -282,8 +313,14 @@ class Simulator:
 
     def create_mailing(self, mailing_id: str) -> None:
         """A new mailing: a campaign is simulated once (its recipients would already be sent)."""
-        fields = {"id": mailing_id, "name": f"Simulated campaign {mailing_id}", "category": "bulk",
-                  "email_type": "news", "provider": "unione", "prevent_duplicates": True}
+        fields = {
+            "id": mailing_id,
+            "name": f"Simulated campaign {mailing_id}",
+            "category": "bulk",
+            "email_type": "news",
+            "provider": "unione",
+            "prevent_duplicates": True,
+        }
         headers = {"Authorization": f"Bearer {self.api_token}", "Content-Type": "application/json"}
         status, answer = self.transport("POST", "/v1/mailings", json.dumps(fields).encode(), headers)
         if status in (200, 409):
@@ -294,7 +331,7 @@ class Simulator:
     def post_when_due(self, batch: list[dict[str, Any]]) -> None:
         """Wait until every time in ``batch`` has passed (a second or two at most: see ``played_back``)."""
         due = max(event_time(e) for e in batch)
-        while (wait := (due - datetime.now(timezone.utc)).total_seconds()) >= 0:
+        while (wait := (due - datetime.now(UTC)).total_seconds()) >= 0:
             time.sleep(wait + 0.001)
 
     def post_batch(self, batch: list[dict[str, Any]], report: Report) -> None:

@@ -15,8 +15,8 @@ import sys
 
 from application.config import ConfigError, Settings
 from interface.app import create_app
-from interface.shared.token_file import settings_with_token
 from interface.runner import DATABASE_ERRORS, database_error_message
+from interface.shared.token_file import settings_with_token
 
 WORKER_BOOT_ERROR = 3  # gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR: the master halts
 

@@ -12,9 +12,9 @@ import logging
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -58,7 +58,7 @@ def apply_batch(
         projector = Projector(rules, store)
         for seq, oid, topic, data in decoded:
             projector.apply(seq, oid, topic, data)
-        store.meta[moved_key(generation)] = iso(datetime.now(timezone.utc)) or ""
+        store.meta[moved_key(generation)] = iso(datetime.now(UTC)) or ""
         if measure:  # a rebuild replays history: its "lag" is the journal's age, not the projection's
             store.meta[lag_key(generation)] = measured_lag(store.meta_read, [d for _, _, _, d in decoded])
         store.last_notification_id = decoded[-1][0]
@@ -108,7 +108,7 @@ def touched(decoded: list[Decoded]) -> tuple[list[str], list[str], list[str]]:
 
 def measured_lag(histogram: str | None, events: list[dict[str, Any]]) -> str:
     """The generation's lag histogram with this batch's lags added (now minus each event's stored time)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     lags = []
     for data in events:
         try:
@@ -134,7 +134,7 @@ def moved_key(generation: int) -> str:
 
 def mark_moved(app: ProjectionSource, generation: int, cursor: Any) -> None:
     """Remember when the views last moved, in the batch's transaction (``/readyz`` of any process reads it)."""
-    app.views.set_meta({moved_key(generation): iso(datetime.now(timezone.utc)) or ""}, cursor=cursor)
+    app.views.set_meta({moved_key(generation): iso(datetime.now(UTC)) or ""}, cursor=cursor)
 
 
 def stored_at(notification: Any) -> datetime | None:
@@ -160,7 +160,7 @@ class Lag:
 
 def measure_lag(app: ProjectionSource, now: datetime | None = None) -> Lag:
     """The active views' lag, measured from the journal (any process can: no follower needed)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     generation = app.generation()
     views = app.views.position(generation)
     events = max(0, app.journal_position() - views)
@@ -177,7 +177,11 @@ def measure_lag(app: ProjectionSource, now: datetime | None = None) -> Lag:
 POISON_AFTER_FAILURES = 3
 UNAVAILABLE_WARNING_SECONDS = 30.0  # transient errors for longer than this are an outage, not contention
 TRANSIENT: tuple[type[BaseException], ...] = (
-    OperationalError, InterfaceError, sqlite3.OperationalError, psycopg.OperationalError, TimeoutError
+    OperationalError,
+    InterfaceError,
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    TimeoutError,
 )
 RETRYABLE: tuple[type[BaseException], ...] = (StaleBatch, *TRANSIENT)  # a batch another follower took, or contention
 
@@ -197,7 +201,7 @@ def set_aside(app: ProjectionSource, generation: int, error: Exception) -> None:
                 kind="quarantine",
                 source="projection",
                 mailing_id=None,
-                received_at=iso(datetime.now(timezone.utc)) or "",
+                received_at=iso(datetime.now(UTC)) or "",
                 seq=n.id,
                 payload={"raw": raw, "error": message},
             )
@@ -348,7 +352,7 @@ class ViewFollower:
                 log.exception("projection batch failed; retrying")
                 self._stop.wait(1.0)
 
-    def start(self) -> "ViewFollower":
+    def start(self) -> ViewFollower:
         self.app.follower = self
         self._thread = threading.Thread(target=self.run_forever, name="view-follower", daemon=True)
         self._thread.start()

@@ -53,18 +53,25 @@ class LagHistogram:
                 return bound if bound != float("inf") else 60000.0
         return None
 
-    def since(self, earlier: "LagHistogram") -> "LagHistogram":
+    def since(self, earlier: LagHistogram) -> LagHistogram:
         """The events applied after ``earlier`` was read."""
         return LagHistogram([a - b for a, b in zip(self.counts, earlier.counts)], self.last_batch_ms, self.last_batch_at)
 
     def summary(self) -> dict[str, Any]:
-        return {"events": self.events, "p50_ms": self.percentile_ms(0.5), "p99_ms": self.percentile_ms(0.99), "last_batch_ms": round(self.last_batch_ms, 1)}
+        return {
+            "events": self.events,
+            "p50_ms": self.percentile_ms(0.5),
+            "p99_ms": self.percentile_ms(0.99),
+            "last_batch_ms": round(self.last_batch_ms, 1),
+        }
 
     def dumps(self) -> str:
-        return orjson.dumps({"counts": self.counts, "last_batch_ms": self.last_batch_ms, "last_batch_at": self.last_batch_at}).decode()
+        return orjson.dumps(
+            {"counts": self.counts, "last_batch_ms": self.last_batch_ms, "last_batch_at": self.last_batch_at}
+        ).decode()
 
     @classmethod
-    def loads(cls, text: str | None) -> "LagHistogram":
+    def loads(cls, text: str | None) -> LagHistogram:
         if not text:
             return cls()
         try:

@@ -22,16 +22,16 @@ import signal
 import sqlite3
 import sys
 import threading
-import types
 import time
+import types
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -67,11 +67,12 @@ class JournalSource:
     table: str
 
     @classmethod
-    def of(cls, app: ProjectionSource) -> "JournalSource":
+    def of(cls, app: ProjectionSource) -> JournalSource:
         settings = app.settings
-        events_table: str = getattr(app.recorder, "events_table_name")  # the library's recorders of both stores
+        recorder: Any = app.recorder  # the library's recorders of both stores: a table name, and a datastore on PostgreSQL
+        events_table: str = recorder.events_table_name
         if settings.is_postgres:
-            schema = getattr(app.recorder, "datastore").schema
+            schema = recorder.datastore.schema
             table = f'"{schema}"."{events_table}"' if schema else f'"{events_table}"'
             return cls("postgres", settings.database_url, table)
         return cls("sqlite", settings.eventsourcing_env()["SQLITE_DBNAME"], events_table)
@@ -89,7 +90,8 @@ def last_folded_position(app: ProjectionSource) -> int:
     else:
         sql = f"SELECT notification_id FROM {source.table} WHERE topic = ANY(%s) ORDER BY notification_id DESC LIMIT 1"
         params = (topics,)
-    with getattr(app.recorder, "datastore").transaction(commit=False) as c:
+    recorder: Any = app.recorder  # either store's recorder has a datastore opening transactions
+    with recorder.datastore.transaction(commit=False) as c:
         c.execute(sql, params)
         row = c.fetchone()
     if row is None:
@@ -112,7 +114,9 @@ class JournalReader:
                 "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
             )
 
-    def rows(self, end: int, after: int = 0, page: int = PAGE, progress: Callable[[int, int], None] | None = None) -> Iterator[tuple[Any, ...]]:
+    def rows(
+        self, end: int, after: int = 0, page: int = PAGE, progress: Callable[[int, int], None] | None = None
+    ) -> Iterator[tuple[Any, ...]]:
         position = after
         while position < end:
             rows = self.conn.execute(self.sql, (position, end, page)).fetchall()
@@ -155,8 +159,19 @@ class LightSignal:
     once, without a dataclass's construction (``key_digest`` computed up front)."""
 
     __slots__ = (
-        "key", "source", "fields", "received_at", "occurred_at", "url", "reason", "detail", "user_agent", "machine", "raw",
-        "key_digest", "effective_time",
+        "key",
+        "source",
+        "fields",
+        "received_at",
+        "occurred_at",
+        "url",
+        "reason",
+        "detail",
+        "user_agent",
+        "machine",
+        "raw",
+        "key_digest",
+        "effective_time",
     )
 
     def __init__(self, r: dict[str, Any]):
@@ -180,9 +195,9 @@ class LightSignal:
 def _time(text: str) -> datetime:
     """``domain.signals.parse_iso``, with the common case (already UTC) left as parsed."""
     at = datetime.fromisoformat(text)
-    if at.tzinfo is timezone.utc:
+    if at.tzinfo is UTC:
         return at
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 # ---- one partition ---------------------------------------------------------------------------------
@@ -495,7 +510,10 @@ def worker_pool(size: int) -> ProcessPoolExecutor:
     pool = _POOLS.get(size)
     if pool is None:
         pool = _POOLS[size] = ProcessPoolExecutor(
-            max_workers=size, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent, initargs=(os.getpid(),)
+            max_workers=size,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
         )
     return pool
 

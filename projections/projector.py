@@ -8,9 +8,10 @@ so a replay never builds domain objects it does not need.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -215,7 +216,13 @@ class Projector:
 
     def _recipient_joined(self, seq: int, oid: str, d: dict[str, Any]) -> None:
         row = RecipientRow(
-            rid=oid, mailing_id=d["mailing_id"], contact_id=d["contact_id"], name=d.get("name"), email=d.get("email"), seq=seq, version=1
+            rid=oid,
+            mailing_id=d["mailing_id"],
+            contact_id=d["contact_id"],
+            name=d.get("name"),
+            email=d.get("email"),
+            seq=seq,
+            version=1,
         )
         self.store.put_recipient(row)
         if self.keeps_stats:
@@ -270,7 +277,11 @@ class Projector:
             self.observer(row, signal, step)
 
     def _first_times_moved(
-        self, row: RecipientRow, mailing: MailingRow | None, open_before: datetime | None, click_before: datetime | None,
+        self,
+        row: RecipientRow,
+        mailing: MailingRow | None,
+        open_before: datetime | None,
+        click_before: datetime | None,
         sent_before: datetime | None,
     ) -> None:
         """A recipient's first open or first click happened, or moved earlier (an earlier one arrived out of
@@ -278,8 +289,11 @@ class Projector:
         mailing's start (a mailing its sender dispatched), and with it where its minutes are split."""
         state = row.state
         first_sending = mailing is not None and state.sent_at is not None and sent_before is None
-        if first_sending and mailing is not None and state.sent_at is not None and (
-            mailing.first_sent_at is None or state.sent_at < mailing.first_sent_at
+        if (
+            first_sending
+            and mailing is not None
+            and state.sent_at is not None
+            and (mailing.first_sent_at is None or state.sent_at < mailing.first_sent_at)
         ):
             before = mailing.start
             mailing.first_sent_at = state.sent_at
@@ -287,7 +301,8 @@ class Projector:
             self._start_moved(mailing, before)
         split = minute_split(mailing.start if mailing is not None else None)
         for before, after, opens, clicks in (
-            (open_before, state.first_open_at, 1, 0), (click_before, state.first_click_at, 0, 1)
+            (open_before, state.first_open_at, 1, 0),
+            (click_before, state.first_click_at, 0, 1),
         ):
             if before == after:
                 continue

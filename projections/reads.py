@@ -67,13 +67,17 @@ class ViewReads:
             (mailing_id,),
         )
         return [
-            PlannedRecipient(r["contact_id"], r["name"], r["email"], load_contact(r["contact_state"]) if r["contact_state"] else ContactState())
+            PlannedRecipient(
+                r["contact_id"], r["name"], r["email"], load_contact(r["contact_state"]) if r["contact_state"] else ContactState()
+            )
             for r in rows
         ]
 
     def sent_addresses(self, mailing_id: str) -> list[str | None]:
         """The addresses of a mailing's recipients already sent to (as journaled, not normalised)."""
-        rows = self._fetch(f"SELECT email FROM {self._t('recipients')} WHERE mailing_id = ? AND sent_at IS NOT NULL", (mailing_id,))
+        rows = self._fetch(
+            f"SELECT email FROM {self._t('recipients')} WHERE mailing_id = ? AND sent_at IS NOT NULL", (mailing_id,)
+        )
         return [r["email"] for r in rows]
 
     def stoppable_recipients(self, mailing_id: str) -> list[tuple[str, str]]:
@@ -172,7 +176,9 @@ class ViewReads:
         if shape >= ENGAGEMENT_SHAPE:
             rows = self._fetch(f"SELECT first_sent_at AS first FROM {self.views.t(g, 'mailings')} WHERE id = ?", (mailing_id,))
         else:
-            rows = self._fetch(f"SELECT MIN(sent_at) AS first FROM {self.views.t(g, 'recipients')} WHERE mailing_id = ?", (mailing_id,))
+            rows = self._fetch(
+                f"SELECT MIN(sent_at) AS first FROM {self.views.t(g, 'recipients')} WHERE mailing_id = ?", (mailing_id,)
+            )
         return rows[0]["first"] if rows else None
 
     def engagement_minutes(self, mailing_id: str, second_of_start: str, first_minute: str, last_minute: str) -> list[Row]:
@@ -193,7 +199,10 @@ class ViewReads:
         found: dict[tuple[str, int], dict[str, Any]] = {}
         for column, counted in (("first_open_at", "first_opens"), ("first_click_at", "first_clicks")):
             for r in self._first_times_by_minute(g, column, mailing_id, second_of_start):
-                row = found.setdefault((r["minute"], int(r["early"])), {"minute": r["minute"], "early": int(r["early"]), "first_opens": 0, "first_clicks": 0})
+                row = found.setdefault(
+                    (r["minute"], int(r["early"])),
+                    {"minute": r["minute"], "early": int(r["early"]), "first_opens": 0, "first_clicks": 0},
+                )
                 row[counted] = int(r["n"])
         return list(found.values())
 
@@ -237,7 +246,9 @@ class ViewReads:
 
     def link_url(self, mailing_id: str, url_key: str) -> str | None:
         """The URL a digest stands for among a mailing's clicks (None: no click on it)."""
-        rows = self._fetch(f"SELECT url FROM {self._t('link_clicks')} WHERE mailing_id = ? AND url_key = ? LIMIT 1", (mailing_id, url_key))
+        rows = self._fetch(
+            f"SELECT url FROM {self._t('link_clicks')} WHERE mailing_id = ? AND url_key = ? LIMIT 1", (mailing_id, url_key)
+        )
         return str(rows[0]["url"]) if rows else None
 
     def link_clickers(self, mailing_id: str) -> int:

@@ -26,6 +26,7 @@ from projections.ports import Progress, ReplaySource
 from projections.scope import touched_terms
 from projections.summary import SummaryBuilder
 from projections.views import terms_key
+
 NATIVE = sys.byteorder
 
 
@@ -121,7 +122,9 @@ def what_if(
         end = plan.position
         parts = max(1, min(parts, len(plan.groups), plan.contacts // SCOPED_CONTACTS_A_WORKER))
         tasks = [
-            PartitionTask(source, end, current, candidate, 0, 1, mids, light=light, mailings=plan.mailings, groups=plan.groups[k::parts])
+            PartitionTask(
+                source, end, current, candidate, 0, 1, mids, light=light, mailings=plan.mailings, groups=plan.groups[k::parts]
+            )
             for k in range(parts)
         ]
         partial = merge(run_partitions(tasks, follow, progress)) if plan.groups else Partial()
@@ -138,14 +141,20 @@ def scope_plan(app: ReplaySource, current: Ruleset, candidate: Ruleset, mailing_
     return plan if plan is not None and plan.summaries is not None else None
 
 
-def contact_plan(app: ReplaySource, current: Ruleset, candidate: Ruleset, mailing_ids: tuple[str, ...] | None) -> ScopePlan | None:
+def contact_plan(
+    app: ReplaySource, current: Ruleset, candidate: Ruleset, mailing_ids: tuple[str, ...] | None
+) -> ScopePlan | None:
     """Which contacts to fold, from the active views: the ones the change can touch (their scope
     index, views of the current rules), else all of them; None when the views are behind the journal."""
     views = app.views
     g = app.generation()
     indexed = views.get_meta(terms_key(g)) == "1" and app.active_version() == current.version
-    t = lambda name: views.t(g, name)  # noqa: E731
-    with views.cursor(commit=False) as c:
+
+    def t(name: str) -> str:
+        return views.t(g, name)
+
+    with views.cursor(commit=False) as cursor:
+        c: Any = cursor  # a DB-API cursor of either store
         if app.settings.is_postgres:  # one snapshot: the position, the index and the summaries agree
             c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         position = views._position_in(c, g)
@@ -176,7 +185,9 @@ def contact_plan(app: ReplaySource, current: Ruleset, candidate: Ruleset, mailin
         chosen = sorted(touched)
         for i in range(0, len(chosen), 500):
             chunk = chosen[i : i + 500]
-            c.execute(views._q(f"SELECT DISTINCT contact_id FROM {t('signal_terms')} WHERE term IN ({views._in(len(chunk))})"), chunk)
+            c.execute(
+                views._q(f"SELECT DISTINCT contact_id FROM {t('signal_terms')} WHERE term IN ({views._in(len(chunk))})"), chunk
+            )
             contacts.update(r["contact_id"] for r in c.fetchall())
         c.execute(
             f"SELECT mailing_id, response, reason, sent, unique_open, clicks > 0 AS clicked, COUNT(*) AS n, "
@@ -189,8 +200,14 @@ def contact_plan(app: ReplaySource, current: Ruleset, candidate: Ruleset, mailin
             if mailing_ids is not None and r["mailing_id"] not in mailing_ids:
                 continue
             summaries.setdefault(r["mailing_id"], SummaryBuilder()).add(
-                r["response"], r["reason"], bool(r["sent"]), bool(r["unique_open"]), int(r["opens"]), int(r["clicks"]),
-                unique_click=bool(r["clicked"]), count=int(r["n"]),
+                r["response"],
+                r["reason"],
+                bool(r["sent"]),
+                bool(r["unique_open"]),
+                int(r["opens"]),
+                int(r["clicks"]),
+                unique_click=bool(r["clicked"]),
+                count=int(r["n"]),
             )
             considered += int(r["n"])
         groups = []
@@ -210,10 +227,15 @@ def _group(by_contact: dict[str, list[str]]) -> tuple[str, ...]:
 def _with_views(plan: ScopePlan, affected: Partial) -> Partial:
     """The whole answer from the views' summaries and the folded contacts: after = views − their before + their after."""
     whole = Partial(
-        considered=plan.considered, transitions=affected.transitions, counters_changed=affected.counters_changed,
-        changed=affected.changed, newly=affected.newly, no_longer=affected.no_longer, events=affected.events,
+        considered=plan.considered,
+        transitions=affected.transitions,
+        counters_changed=affected.counters_changed,
+        changed=affected.changed,
+        newly=affected.newly,
+        no_longer=affected.no_longer,
+        events=affected.events,
     )
-    for mailing, views_summary in plan.summaries.items():
+    for mailing, views_summary in (plan.summaries or {}).items():
         before, after = SummaryBuilder(), SummaryBuilder()
         combine(before, views_summary)
         combine(after, views_summary)
@@ -270,7 +292,7 @@ class FoldSeen(SeenKeys):
 
     __slots__ = ("_keys", "_indexed", "digests")
 
-    def __init__(self, blob: bytes = b"") -> None:  # noqa: D107  (no super().__init__: ``blob`` is a property here)
+    def __init__(self, blob: bytes = b"") -> None:
         self._keys = bytearray(blob)
         self._indexed = 0
         self.digests: set[int] = set()  # each key's 8 bytes as a number (native order, as ``cast("Q")`` reads them)
@@ -384,7 +406,9 @@ def history_step(seq: int, signal: Signal, step: Step, state: RecipientState, la
         "maps_to": step.maps_to,
         "effect": step.effect,
         "why": step.why,
-        "response_after": response_object(step.response_after, state.reason if step.response_after == state.response else None, lang),
+        "response_after": response_object(
+            step.response_after, state.reason if step.response_after == state.response else None, lang
+        ),
     }
 
 

@@ -41,7 +41,15 @@ from projections.projector import (
 )
 
 _TABLES = (
-    "mailings", "recipients", "link_clicks", "contacts", "side", "wave_sends", "signal_terms", "mailing_stats", "checkpoints",
+    "mailings",
+    "recipients",
+    "link_clicks",
+    "contacts",
+    "side",
+    "wave_sends",
+    "signal_terms",
+    "mailing_stats",
+    "checkpoints",
     "engagement",
 )
 
@@ -73,7 +81,17 @@ def url_key(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-LEGACY_MAILING_COLUMNS = ("id", "name", "category", "email_type", "provider", "expires_at", "prevent_duplicates", "created_seq", "started_at")
+LEGACY_MAILING_COLUMNS = (
+    "id",
+    "name",
+    "category",
+    "email_type",
+    "provider",
+    "expires_at",
+    "prevent_duplicates",
+    "created_seq",
+    "started_at",
+)
 MAILING_COLUMNS = (*LEGACY_MAILING_COLUMNS, "first_sent_at")
 
 
@@ -85,8 +103,23 @@ def mailing_columns(shape: int) -> tuple[str, ...]:
 # (``projections.projector.engagement_key``): kept by the projector as first times happen or move earlier.
 ENGAGEMENT_COLUMNS = ("mailing_id", "minute", "early", "first_opens", "first_clicks")
 RECIPIENT_COLUMNS = (
-    "rid", "mailing_id", "contact_id", "name", "email", "seq", "response", "reason", "sent", "opens", "clicks",
-    "unique_open", "sent_at", "first_open_at", "first_click_at", "updated_at", "state",
+    "rid",
+    "mailing_id",
+    "contact_id",
+    "name",
+    "email",
+    "seq",
+    "response",
+    "reason",
+    "sent",
+    "opens",
+    "clicks",
+    "unique_open",
+    "sent_at",
+    "first_open_at",
+    "first_click_at",
+    "updated_at",
+    "state",
 )
 # Each mailing's recipients in groups alike (CONTRACT §5 analytics without reading the audience): kept by the
 # projector, batch by batch, with the other views; a row's ``reason`` is "" when the group has none.
@@ -441,7 +474,9 @@ class ViewsMixin:
                 self.set_meta({terms_key(generation): "1", shape_key(generation): str(VIEW_SHAPE)}, cursor=c)
             # The generation's tracking row exists from the start, so every batch can lock it.
             c.execute(
-                self._q(f"INSERT INTO {self.tracking_table()} (application_name, notification_id) VALUES (?, 0) ON CONFLICT DO NOTHING"),
+                self._q(
+                    f"INSERT INTO {self.tracking_table()} (application_name, notification_id) VALUES (?, 0) ON CONFLICT DO NOTHING"
+                ),
                 (tracking_name(generation),),
             )
             if not stats_were_there:
@@ -458,7 +493,9 @@ class ViewsMixin:
         """Views made before ``mailing_stats`` existed: its rows counted once from the recipients, while
         the generation's tracking row is locked (no batch moves it meanwhile; a new generation has none)."""
         if self.placeholder == "%s":
-            c.execute(f"SELECT notification_id FROM {self.tracking_table()} WHERE application_name = %s FOR UPDATE", (tracking_name(g),))
+            c.execute(
+                f"SELECT notification_id FROM {self.tracking_table()} WHERE application_name = %s FOR UPDATE", (tracking_name(g),)
+            )
         clicked = "CASE WHEN clicks > 0 THEN 1 ELSE 0 END"
         c.execute(
             f"INSERT INTO {self.t(g, 'mailing_stats')} ({', '.join(MAILING_STATS_COLUMNS)}) "
@@ -467,7 +504,10 @@ class ViewsMixin:
         )
 
     def _position_in(self, c: Any, generation: int) -> int:
-        c.execute(self._q(f"SELECT notification_id FROM {self.tracking_table()} WHERE application_name = ?"), (tracking_name(generation),))
+        c.execute(
+            self._q(f"SELECT notification_id FROM {self.tracking_table()} WHERE application_name = ?"),
+            (tracking_name(generation),),
+        )
         row = c.fetchone()
         return int(row["notification_id"]) if row else 0
 
@@ -607,28 +647,67 @@ class ViewsMixin:
 
     def _flush(self, c: Any, store: BatchStore, g: int) -> None:
         columns = mailing_columns(store.shape)
-        self._upsert(c, g, "mailings", columns, ("id",), [
-            mailing_values(store.mailings[i])[: len(columns)] for i in store.dirty_mailings
-        ], keep=("created_seq",))
+        self._upsert(
+            c,
+            g,
+            "mailings",
+            columns,
+            ("id",),
+            [mailing_values(store.mailings[i])[: len(columns)] for i in store.dirty_mailings],
+            keep=("created_seq",),
+        )
         recipients = [store.recipients[r] for r in store.dirty_recipients]
-        self._upsert(c, g, "recipients", RECIPIENT_COLUMNS, ("rid",), [self._recipient_values(r) for r in recipients],
-                     keep=("mailing_id", "contact_id", "seq"))
+        self._upsert(
+            c,
+            g,
+            "recipients",
+            RECIPIENT_COLUMNS,
+            ("rid",),
+            [self._recipient_values(r) for r in recipients],
+            keep=("mailing_id", "contact_id", "seq"),
+        )
         if store.keeps_engagement:
             self._add_engagement(c, g, store)
-        self._upsert(c, g, "link_clicks", ("mailing_id", "url_key", "contact_id", "url", "clicks"), ("mailing_id", "url_key", "contact_id"), [
-            (r.mailing_id, url_key(url), r.contact_id, url, n) for r in recipients for url, n in r.state.clicked_urls.items()
-        ])
-        self._upsert(c, g, "contacts", ("contact_id", "email", "do_not_use_email", "email_is_actual", "state"), ("contact_id",), [
-            (cid, s.email, int(s.do_not_use_email), int(s.email_is_actual), dump_contact(s))
-            for cid, s in ((i, store.contacts[i]) for i in store.dirty_contacts)
-        ])
-        self._upsert(c, g, "side", SIDE_COLUMNS, ("id",), [
-            (s.id, s.kind, s.source, s.mailing_id, s.received_at, s.seq, int(s.claimed), orjson.dumps(s.payload))
-            for s in (store.sides[i] for i in store.dirty_sides)
-        ], update=False)
-        self._upsert(c, g, "wave_sends", WAVE_SEND_COLUMNS, ("mailing_id", "wave", "seq"), [
-            (w.mailing_id, w.wave, w.seq, w.contact_id, w.email) for w in store.wave_sends
-        ], update=False)
+        self._upsert(
+            c,
+            g,
+            "link_clicks",
+            ("mailing_id", "url_key", "contact_id", "url", "clicks"),
+            ("mailing_id", "url_key", "contact_id"),
+            [(r.mailing_id, url_key(url), r.contact_id, url, n) for r in recipients for url, n in r.state.clicked_urls.items()],
+        )
+        self._upsert(
+            c,
+            g,
+            "contacts",
+            ("contact_id", "email", "do_not_use_email", "email_is_actual", "state"),
+            ("contact_id",),
+            [
+                (cid, s.email, int(s.do_not_use_email), int(s.email_is_actual), dump_contact(s))
+                for cid, s in ((i, store.contacts[i]) for i in store.dirty_contacts)
+            ],
+        )
+        self._upsert(
+            c,
+            g,
+            "side",
+            SIDE_COLUMNS,
+            ("id",),
+            [
+                (s.id, s.kind, s.source, s.mailing_id, s.received_at, s.seq, int(s.claimed), orjson.dumps(s.payload))
+                for s in (store.sides[i] for i in store.dirty_sides)
+            ],
+            update=False,
+        )
+        self._upsert(
+            c,
+            g,
+            "wave_sends",
+            WAVE_SEND_COLUMNS,
+            ("mailing_id", "wave", "seq"),
+            [(w.mailing_id, w.wave, w.seq, w.contact_id, w.email) for w in store.wave_sends],
+            update=False,
+        )
         self._upsert(c, g, "signal_terms", ("term", "contact_id"), ("term", "contact_id"), sorted(store.terms), update=False)
         self._upsert(c, g, "checkpoints", CHECKPOINT_COLUMNS, ("rid", "version"), store.checkpoints, update=False)
         if store.claimed:
@@ -643,7 +722,9 @@ class ViewsMixin:
         for mailing_id in sorted(store.resplits):
             mailing = store.mailing(mailing_id)
             self._recount_engagement(c, g, mailing_id, minute_split(mailing.start if mailing is not None else None))
-        rows = sorted(key + tuple(totals) for key, totals in store.engagement.items() if any(totals) and key[0] not in store.resplits)
+        rows = sorted(
+            key + tuple(totals) for key, totals in store.engagement.items() if any(totals) and key[0] not in store.resplits
+        )
         if not rows:
             return
         one = "(" + ",".join([self.placeholder] * len(ENGAGEMENT_COLUMNS)) + ")"
@@ -771,11 +852,13 @@ class ViewsMixin:
                 self._id_params(chunk),
             )
             for r in c.fetchall():
-                out.append((
-                    recipient_row(r),
-                    mailing_row(r, prefix="m_") if r["m_id"] is not None else None,
-                    load_contact(r["c_state"]) if r["c_id"] is not None else None,
-                ))
+                out.append(
+                    (
+                        recipient_row(r),
+                        mailing_row(r, prefix="m_") if r["m_id"] is not None else None,
+                        load_contact(r["c_state"]) if r["c_id"] is not None else None,
+                    )
+                )
         return out
 
     def _select_recipients(self, c: Any, g: int, rids: list[str]) -> list[RecipientRow]:
@@ -805,7 +888,9 @@ class ViewsMixin:
                 where.append(self._id_in(key, len(id_chunks[k])))
                 params += self._id_params(id_chunks[k])
             if k < len(rid_chunks):
-                where.append(f"{key} IN (SELECT {column} FROM {self.t(g, 'recipients')} WHERE {self._id_in('rid', len(rid_chunks[k]))})")
+                where.append(
+                    f"{key} IN (SELECT {column} FROM {self.t(g, 'recipients')} WHERE {self._id_in('rid', len(rid_chunks[k]))})"
+                )
                 params += self._id_params(rid_chunks[k])
             c.execute(self._q(f"SELECT {columns} FROM {self.t(g, table)} WHERE {' OR '.join(where)}"), params)
             found.update((r[key], r) for r in c.fetchall())
@@ -814,13 +899,15 @@ class ViewsMixin:
     def _select_mailings(self, c: Any, g: int, ids: Sequence[str], of_recipients: Sequence[str] = ()) -> list[MailingRow]:
         return [mailing_row(r) for r in self._select_of_recipients(c, g, "mailings", "id", "mailing_id", ids, of_recipients)]
 
-    def _select_contacts(self, c: Any, g: int, ids: Sequence[str], of_recipients: Sequence[str] = ()) -> list[tuple[str, ContactState]]:
+    def _select_contacts(
+        self, c: Any, g: int, ids: Sequence[str], of_recipients: Sequence[str] = ()
+    ) -> list[tuple[str, ContactState]]:
         rows = self._select_of_recipients(c, g, "contacts", "contact_id", "contact_id", ids, of_recipients, "contact_id, state")
         return [(r["contact_id"], load_contact(r["state"])) for r in rows]
 
     # ---- queries for the API -------------------------------------------------------------
 
-    def history_start(self, rid: str, after: int) -> "HistoryStart":
+    def history_start(self, rid: str, after: int) -> HistoryStart:
         """Where a page of a recipient's audit history starts, from one snapshot of the active views: their
         generation and rules, the recipient's row (its response, counters and version) and its fold state at the nearest
         checkpoint at or before version ``after`` (the dedup keys gathered from every earlier checkpoint)."""
@@ -830,18 +917,25 @@ class ViewsMixin:
             g = int(self.get_meta("generation", "1", cursor=c) or 1)
             start = HistoryStart(generation=g, rules_version=self.get_meta("rules_version", cursor=c))
             c.execute(
-                self._q(f"SELECT response, reason, opens, clicks, substr(state, 1, {HEAD_BYTES}) AS head FROM {self.t(g, 'recipients')} WHERE rid = ?"),
+                self._q(
+                    f"SELECT response, reason, opens, clicks, substr(state, 1, {HEAD_BYTES}) AS head FROM {self.t(g, 'recipients')} WHERE rid = ?"
+                ),
                 (rid,),
             )
             found = c.fetchone()
             if found is None:
                 return start
-            start.state = RecipientState(response=found["response"], reason=found["reason"], opens=found["opens"], clicks=found["clicks"])
+            start.state = RecipientState(
+                response=found["response"], reason=found["reason"], opens=found["opens"], clicks=found["clicks"]
+            )
             start.version = row_version(bytes(found["head"]))
             if start.version is None:
                 return start
             table = self.t(g, "checkpoints")
-            c.execute(self._q(f"SELECT version, seen FROM {table} WHERE rid = ? AND version <= ? ORDER BY version"), (rid, min(after, start.version)))
+            c.execute(
+                self._q(f"SELECT version, seen FROM {table} WHERE rid = ? AND version <= ? ORDER BY version"),
+                (rid, min(after, start.version)),
+            )
             keys = c.fetchall()
             if not keys:
                 return start
@@ -851,7 +945,6 @@ class ViewsMixin:
         start.checkpoint.seen = SeenKeys(b"".join(bytes(r["seen"]) for r in keys))
         return start
 
-
     def fetch(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
         with self.cursor(commit=False) as c:
             c.execute(self._q(sql), tuple(params))
@@ -860,7 +953,9 @@ class ViewsMixin:
 
 def recipient_row(r: Any) -> RecipientRow:
     state, version, checkpointed, keys = load_recipient_row_state(r["state"])
-    return RecipientRow(r["rid"], r["mailing_id"], r["contact_id"], r["name"], r["email"], r["seq"], state, version, checkpointed, keys)
+    return RecipientRow(
+        r["rid"], r["mailing_id"], r["contact_id"], r["name"], r["email"], r["seq"], state, version, checkpointed, keys
+    )
 
 
 def mailing_row(r: Any, prefix: str = "") -> MailingRow:
@@ -884,8 +979,16 @@ def mailing_row(r: Any, prefix: str = "") -> MailingRow:
 def mailing_values(m: MailingRow) -> tuple[Any, ...]:
     """A mailing's row, in ``MAILING_COLUMNS`` order (an older shape's: the first of them)."""
     return (
-        m.id, m.name, m.category, m.email_type, m.provider, m.expires_at, int(m.prevent_duplicates), m.created_seq,
-        iso(m.started_at), iso(m.first_sent_at),
+        m.id,
+        m.name,
+        m.category,
+        m.email_type,
+        m.provider,
+        m.expires_at,
+        int(m.prevent_duplicates),
+        m.created_seq,
+        iso(m.started_at),
+        iso(m.first_sent_at),
     )
 
 

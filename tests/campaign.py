@@ -26,7 +26,13 @@ class CaughtUpTransport(ClientTransport):
 
 
 def simulate_campaign(
-    app: ResponsesApp, client: FlaskClient, token: str, unione_key: str, recipients: int = 60, mailing_id: str = "sim-spring", seed: int = 7
+    app: ResponsesApp,
+    client: FlaskClient,
+    token: str,
+    unione_key: str,
+    recipients: int = 60,
+    mailing_id: str = "sim-spring",
+    seed: int = 7,
 ) -> Report:
     """A campaign of ``recipients`` through the UniOne webhook (shuffled batches, retries): a repeatable one."""
     simulator = Simulator(CaughtUpTransport(client, app), token, unione_key, lambda *_: None, seed=seed)

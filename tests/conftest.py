@@ -62,4 +62,3 @@ def app(database_url: str) -> Iterator[ResponsesApp]:
         yield application
     finally:
         application.close()
-

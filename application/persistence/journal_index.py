@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from functools import lru_cache
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -44,7 +44,9 @@ _TOPIC_LIST = ", ".join(f"'{t}'" for t in SIGNAL_TOPICS)
 @lru_cache(maxsize=65536)  # a batch's keys are digested to be looked up, then again to be stored
 def key_digest(originator_id: uuid.UUID, key: str) -> int:
     """A signed 64-bit digest of one aggregate's dedup key (an INTEGER / BIGINT primary key)."""
-    return int.from_bytes(hashlib.blake2b(originator_id.bytes + key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(originator_id.bytes + key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big", signed=True
+    )
 
 
 class JournalIndex:
@@ -97,7 +99,15 @@ class JournalIndex:
         after: tuple[Any, int] | None = None
         while True:
             with self.recorder.datastore.transaction(commit=True) as c:
-                where = "" if after is None else ("AND (originator_id, originator_version) > (%s, %s)" if self.is_postgres else "AND (originator_id, originator_version) > (?, ?)")
+                where = (
+                    ""
+                    if after is None
+                    else (
+                        "AND (originator_id, originator_version) > (%s, %s)"
+                        if self.is_postgres
+                        else "AND (originator_id, originator_version) > (?, ?)"
+                    )
+                )
                 c.execute(
                     f"SELECT originator_id, originator_version, state FROM {self.table} WHERE topic IN ({_TOPIC_LIST}) {where} "
                     f"ORDER BY originator_id, originator_version LIMIT {BACKFILL_PAGE}",
@@ -106,7 +116,13 @@ class JournalIndex:
                 rows = c.fetchall()
                 if not rows:
                     break
-                self.insert_digests(c, [(_uuid(r["originator_id"]), r["originator_version"], orjson.loads(bytes(r["state"]))["signal"]["key"]) for r in rows])
+                self.insert_digests(
+                    c,
+                    [
+                        (_uuid(r["originator_id"]), r["originator_version"], orjson.loads(bytes(r["state"]))["signal"]["key"])
+                        for r in rows
+                    ],
+                )
                 last = rows[-1]
                 after = (last["originator_id"], last["originator_version"])
             done += len(rows)
@@ -203,7 +219,9 @@ class JournalIndex:
                 elif kind == "f":
                     oid = known.get(row["originator_id"]) or _uuid(row["originator_id"])
                     facts.setdefault(oid, []).append(
-                        StoredEvent(originator_id=oid, originator_version=row["version"], topic=row["topic"], state=bytes(row["state"]))
+                        StoredEvent(
+                            originator_id=oid, originator_version=row["version"], topic=row["topic"], state=bytes(row["state"])
+                        )
                     )
                 else:
                     hits.extend((oid, row["version"], key) for oid, key in by_digest.get(row["digest"], ()))
@@ -242,23 +260,31 @@ class JournalIndex:
         """Each aggregate's events that are not signals, in version order."""
         found: dict[uuid.UUID, list[StoredEvent]] = {}
         rows = self._rows_of(
-            ids, "originator_id, originator_version, topic, state",
-            f"AND topic NOT IN ({_TOPIC_LIST}) ORDER BY originator_id, originator_version", cursor,
+            ids,
+            "originator_id, originator_version, topic, state",
+            f"AND topic NOT IN ({_TOPIC_LIST}) ORDER BY originator_id, originator_version",
+            cursor,
         )
         for row in rows:
             oid = _uuid(row["originator_id"])
             found.setdefault(oid, []).append(
-                StoredEvent(originator_id=oid, originator_version=row["originator_version"], topic=row["topic"], state=bytes(row["state"]))
+                StoredEvent(
+                    originator_id=oid, originator_version=row["originator_version"], topic=row["topic"], state=bytes(row["state"])
+                )
             )
         return found
 
     def rows(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[StoredEvent]]:
         """Every stored event of each aggregate, in version order (a bucket a claim takes from)."""
         found: dict[uuid.UUID, list[StoredEvent]] = {}
-        for row in self._rows_of(ids, "originator_id, originator_version, topic, state", "ORDER BY originator_id, originator_version"):
+        for row in self._rows_of(
+            ids, "originator_id, originator_version, topic, state", "ORDER BY originator_id, originator_version"
+        ):
             oid = _uuid(row["originator_id"])
             found.setdefault(oid, []).append(
-                StoredEvent(originator_id=oid, originator_version=row["originator_version"], topic=row["topic"], state=bytes(row["state"]))
+                StoredEvent(
+                    originator_id=oid, originator_version=row["originator_version"], topic=row["topic"], state=bytes(row["state"])
+                )
             )
         return found
 
@@ -287,7 +313,10 @@ class JournalIndex:
             if self.is_postgres:
                 sql, params = f"SELECT digest, originator_version FROM {self.digests} WHERE digest = ANY(%s)", [chunk]
             else:
-                sql, params = f"SELECT digest, originator_version FROM {self.digests} WHERE digest IN ({','.join('?' * len(chunk))})", chunk
+                sql, params = (
+                    f"SELECT digest, originator_version FROM {self.digests} WHERE digest IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
             for row in self._fetch(sql, params, cursor):
                 hits.extend((oid, row["originator_version"], key) for oid, key in by_digest[row["digest"]])
         return self._verified(hits, cursor)
@@ -321,7 +350,9 @@ class JournalIndex:
         collided: dict[uuid.UUID, set[str]] = {}
         for chunk in _chunks(hits):
             sql, params = self.verify_statement(len(chunk)), self.verify_params([(oid, v) for oid, v, _ in chunk])
-            stored = {(_uuid(r["originator_id"]), r["originator_version"]): bytes(r["state"]) for r in self._fetch(sql, params, cursor)}
+            stored = {
+                (_uuid(r["originator_id"]), r["originator_version"]): bytes(r["state"]) for r in self._fetch(sql, params, cursor)
+            }
             for oid, version, key in chunk:
                 state = stored.get((oid, version))
                 if state is not None and orjson.loads(state).get("signal", {}).get("key") == key:

@@ -34,7 +34,9 @@ def load_many(app: Application[uuid.UUID], ids: Sequence[uuid.UUID], is_postgres
         for row in rows:
             oid = row["originator_id"]
             oid = oid if isinstance(oid, uuid.UUID) else uuid.UUID(oid)
-            stored = StoredEvent(originator_id=oid, originator_version=row["originator_version"], topic=row["topic"], state=bytes(row["state"]))
+            stored = StoredEvent(
+                originator_id=oid, originator_version=row["originator_version"], topic=row["topic"], state=bytes(row["state"])
+            )
             by_id.setdefault(oid, []).append(app.mapper.to_domain_event(stored))
     aggregates: dict[uuid.UUID, Aggregate] = {}
     for oid, events in by_id.items():

@@ -110,7 +110,9 @@ class PostgresSignalWriter:
         """``BEGIN``, the library's lock statements, its ``NOTIFY`` and the digests' insert, as one text. The
         digests are integers this process computed, written as array literals: nothing from outside is in it."""
         if self.opening is None:
-            self.opening = "; ".join(["BEGIN", *(s.as_string(conn) if hasattr(s, "as_string") else str(s) for s in self.lock), self.notify])
+            self.opening = "; ".join(
+                ["BEGIN", *(s.as_string(conn) if hasattr(s, "as_string") else str(s) for s in self.lock), self.notify]
+            )
         if not digests:
             return self.opening
         values = "{" + ",".join(str(int(d)) for d, _ in digests) + "}", "{" + ",".join(str(int(v)) for _, v in digests) + "}"

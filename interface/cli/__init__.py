@@ -61,4 +61,3 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings()
         print(database_error_message(settings, exc), file=sys.stderr)
         return 2
-

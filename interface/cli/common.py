@@ -36,7 +36,7 @@ ENVIRONMENT: dict[str, str] = {
     "SWEEP_INTERVAL_SECONDS": "seconds between sweeps run by this process, 0 for none (default: 300)",
     "READY_MAX_LAG_SECONDS": "/readyz answers 503 once the views are behind and still for longer (default: 30)",
     "REPLAY_WORKERS": "processes a what-if replay is partitioned over, by contact (default: the CPU count)",
-    "WHAT_IF_WAIT_SECONDS": "POST /v1/what-if answers 200 within this, else 202 {\"job\"} (default: 1, at most 2)",
+    "WHAT_IF_WAIT_SECONDS": 'POST /v1/what-if answers 200 within this, else 202 {"job"} (default: 1, at most 2)',
     "WHAT_IF_MAX_PENDING": "what-ifs queued or running across every worker; one more answers 429 (default: 4)",
     "HISTORY_FOLDS_MAX": "audit histories folding a whole journal (as_of, other rules) at once; one more answers 429 (default: 2)",
     "SESSION_MAX_HOURS": "a page session ends this many hours after sign-in, however used (default: 12)",

@@ -24,7 +24,13 @@ def add_project(commands: Commands) -> None:
         "takes over when the first goes away. Stops cleanly on SIGTERM or Ctrl-C.",
         ("DATABASE_URL", "SWEEP_INTERVAL_SECONDS", "REPLAY_WORKERS", "DATABASE_POOL_SIZE"),
     )
-    p.add_argument("--report-every", type=float, default=10.0, metavar="SECONDS", help="log the position and lag this often (when they moved)")
+    p.add_argument(
+        "--report-every",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="log the position and lag this often (when they moved)",
+    )
     p.set_defaults(func=project)
 
 
@@ -67,7 +73,7 @@ def add_sweep(commands: Commands) -> None:
         "expire planned recipients of expired mailings; record confirmation checks",
         "Once, now; `serve` and `project` already run it every SWEEP_INTERVAL_SECONDS. A recipient\n"
         "sent but unconfirmed gets at most one check an hour; after the confirmation timeout (48 h\n"
-        "by default) the check gives it its timeout response. Prints {\"expired\", \"checked\"}.",
+        'by default) the check gives it its timeout response. Prints {"expired", "checked"}.',
         ("DATABASE_URL",),
     )
     p.set_defaults(func=sweep)

@@ -145,7 +145,9 @@ def what_if_report(result: dict[str, Any]) -> str:
     if result["examples"]:
         lines += ["", "examples"]
     for example in result["examples"][:5]:
-        steps = ", ".join(f"{s['maps_to'] or '-'}:{s['effect']}{'(' + s['why'] + ')' if s['why'] else ''}" for s in example["explanation"])
+        steps = ", ".join(
+            f"{s['maps_to'] or '-'}:{s['effect']}{'(' + s['why'] + ')' if s['why'] else ''}" for s in example["explanation"]
+        )
         lines.append(
             f"  {example['mailing_id']}/{example['contact_id']}: {example['before']['response']['code']} → "
             f"{example['after']['response']['code']}  [{steps}]"

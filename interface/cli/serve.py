@@ -94,8 +94,13 @@ def serve(args: argparse.Namespace) -> int:
     app = open_app(settings)
     try:
         server: Any = create_server(
-            AccessLog(create_app(app, settings)), host=args.host, port=args.port, threads=args.threads, ident="responses",
-            connection_limit=connections, channel_timeout=CHANNEL_TIMEOUT_SECONDS,
+            AccessLog(create_app(app, settings)),
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            ident="responses",
+            connection_limit=connections,
+            channel_timeout=CHANNEL_TIMEOUT_SECONDS,
         )
     except OSError as exc:
         app.close()
@@ -106,8 +111,14 @@ def serve(args: argparse.Namespace) -> int:
         sweeper = PeriodicSweep(app, settings.sweep_interval_seconds).start() if follower is not None else None
         on_stop_signal(lambda: _raise_stop())
         port = getattr(server, "effective_port", args.port)
-        log.info("serving on http://%s:%s (docs at /docs) with %d threads, up to %d connections (idle ones closed after %d s)",
-                 args.host, port, args.threads, connections, CHANNEL_TIMEOUT_SECONDS)
+        log.info(
+            "serving on http://%s:%s (docs at /docs) with %d threads, up to %d connections (idle ones closed after %d s)",
+            args.host,
+            port,
+            args.threads,
+            connections,
+            CHANNEL_TIMEOUT_SECONDS,
+        )
         try:
             server.run()  # returns once a stop signal ended its loop (in-flight requests are finished)
         except StopServing:

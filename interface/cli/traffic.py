@@ -90,7 +90,7 @@ def add_send(commands: Commands) -> None:
         commands,
         "send",
         "post a provider's webhook body from a file to a running service, signed as the provider signs it",
-        "unione: FILE is one webhook body (JSON); its \"auth\" value (AUTH_PLACEHOLDER or an old\n"
+        'unione: FILE is one webhook body (JSON); its "auth" value (AUTH_PLACEHOLDER or an old\n'
         "signature) is replaced by the MD5 signature made with the first UNIONE_API_KEYS key.\n"
         "elasticemail: FILE holds notifications, one query string a line (# comments), each sent\n"
         "with ?token=ELASTICEMAIL_WEBHOOK_TOKEN. SendGrid signs with its private key: not here.\n"

@@ -68,15 +68,24 @@ class PageArgsSchema(ma.Schema):
 class IngestAnswerSchema(ma.Schema):
     """What a webhook call did; the counters are disjoint (CONTRACT §7)."""
 
-    accepted = ma.fields.Integer(required=True, metadata={"description": "stored for a recipient, or as a test send, notice or informational signal"})
+    accepted = ma.fields.Integer(
+        required=True, metadata={"description": "stored for a recipient, or as a test send, notice or informational signal"}
+    )
     duplicates = ma.fields.Integer(required=True, metadata={"description": "already stored (provider retries)"})
-    unmatched = ma.fields.Integer(required=True, metadata={"description": "matched no recipient yet: kept, listed by /v1/unmatched"})
-    quarantined = ma.fields.Integer(required=True, metadata={"description": "malformed: kept with the error, listed by /v1/quarantine"})
+    unmatched = ma.fields.Integer(
+        required=True, metadata={"description": "matched no recipient yet: kept, listed by /v1/unmatched"}
+    )
+    quarantined = ma.fields.Integer(
+        required=True, metadata={"description": "malformed: kept with the error, listed by /v1/quarantine"}
+    )
 
 
 def page_schema(item: type[ma.Schema], name: str) -> type[ma.Schema]:
     """``{"items": [item], "next": cursor | null}``."""
     return ma.Schema.from_dict(
-        {"items": ma.fields.List(ma.fields.Nested(item), required=True), "next": ma.fields.String(allow_none=True, required=True)},
+        {
+            "items": ma.fields.List(ma.fields.Nested(item), required=True),
+            "next": ma.fields.String(allow_none=True, required=True),
+        },
         name=name,
     )

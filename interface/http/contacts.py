@@ -41,11 +41,15 @@ class ContactSchema(ma.Schema):
 
 
 class ContactSearchArgsSchema(LangArgsSchema):
-    email = Text(required=True, validate=validate.Length(min=1, max=320), metadata={"description": "any case; surrounding spaces ignored"})
+    email = Text(
+        required=True, validate=validate.Length(min=1, max=320), metadata={"description": "any case; surrounding spaces ignored"}
+    )
 
 
 class ContactListSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(ContactSchema), required=True, metadata={"description": f"at most {MAX_PAGE}, in contact id order"})
+    items = ma.fields.List(
+        ma.fields.Nested(ContactSchema), required=True, metadata={"description": f"at most {MAX_PAGE}, in contact id order"}
+    )
 
 
 @blp.route("", methods=["GET"])

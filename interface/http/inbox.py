@@ -33,7 +33,9 @@ class CorrelationSchema(ma.Schema):
 
 class UnmatchedSchema(KeptSchema):
     signal = ma.fields.Raw(required=True, metadata=SIGNAL)
-    correlation = ma.fields.Nested(CorrelationSchema, required=True, metadata={"description": "how the signal named its recipient"})
+    correlation = ma.fields.Nested(
+        CorrelationSchema, required=True, metadata={"description": "how the signal named its recipient"}
+    )
     reason = ma.fields.String(
         required=True,
         metadata={

@@ -48,7 +48,12 @@ class SummaryCountsSchema(ma.Schema):
     audience = ma.fields.Integer(required=True)
     sent = ma.fields.Integer(required=True)
     delivered = ma.fields.Integer(required=True)
-    responses = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True, metadata={"description": "non-zero counts by response code"})
+    responses = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        required=True,
+        metadata={"description": "non-zero counts by response code"},
+    )
 
 
 class MailingSchema(ma.Schema):
@@ -83,11 +88,15 @@ class AudienceAddedSchema(ma.Schema):
 
 
 class AudienceArgsSchema(PageArgsSchema, LangArgsSchema):
-    response = Text(load_default=None, validate=validate.OneOf(CODES), metadata={"description": "only recipients with this response code"})
+    response = Text(
+        load_default=None, validate=validate.OneOf(CODES), metadata={"description": "only recipients with this response code"}
+    )
 
 
 class AudienceCsvArgsSchema(LangArgsSchema):
-    response = Text(load_default=None, validate=validate.OneOf(CODES), metadata={"description": "only recipients with this response code"})
+    response = Text(
+        load_default=None, validate=validate.OneOf(CODES), metadata={"description": "only recipients with this response code"}
+    )
 
 
 class AudienceItemSchema(ma.Schema):
@@ -123,10 +132,23 @@ class DispatchArgsSchema(ma.Schema):
 
 
 class DispatchSchema(ma.Schema):
-    send = ma.fields.List(ma.fields.Nested(SendItemSchema), required=True, metadata={"description": "this wave's recipients to hand to the provider"})
-    outcomes = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True, metadata={"description": "this wave's decisions by response code"})
-    wave = ma.fields.Integer(required=True, metadata={"description": "this call's number among the mailing's dispatch calls (1, 2, ...)"})
-    remaining = ma.fields.Integer(required=True, metadata={"description": "planned recipients left undecided: call again while > 0"})
+    send = ma.fields.List(
+        ma.fields.Nested(SendItemSchema),
+        required=True,
+        metadata={"description": "this wave's recipients to hand to the provider"},
+    )
+    outcomes = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        required=True,
+        metadata={"description": "this wave's decisions by response code"},
+    )
+    wave = ma.fields.Integer(
+        required=True, metadata={"description": "this call's number among the mailing's dispatch calls (1, 2, ...)"}
+    )
+    remaining = ma.fields.Integer(
+        required=True, metadata={"description": "planned recipients left undecided: call again while > 0"}
+    )
 
 
 WaveSendPageSchema = page_schema(SendItemSchema, "WaveSendPage")
@@ -192,15 +214,21 @@ class LinkSchema(ma.Schema):
 
 
 class LinksArgsSchema(ma.Schema):
-    limit = ma.fields.Integer(load_default=MAX_PAGE, validate=validate.Range(min=1, max=MAX_PAGE),
-                              metadata={"description": f"links on the page (default and maximum {MAX_PAGE})"})
+    limit = ma.fields.Integer(
+        load_default=MAX_PAGE,
+        validate=validate.Range(min=1, max=MAX_PAGE),
+        metadata={"description": f"links on the page (default and maximum {MAX_PAGE})"},
+    )
     cursor = Text(load_default=None, metadata={"description": "opaque: the `next` of the previous page"})
 
 
 class LinksSchema(ma.Schema):
-    links = ma.fields.List(ma.fields.Nested(LinkSchema), required=True, metadata={"description": "by clicks (most first), then URL"})
-    next = ma.fields.String(allow_none=True, required=True, metadata={"description": "the cursor of the next page; null on the last"})
-
+    links = ma.fields.List(
+        ma.fields.Nested(LinkSchema), required=True, metadata={"description": "by clicks (most first), then URL"}
+    )
+    next = ma.fields.String(
+        allow_none=True, required=True, metadata={"description": "the cursor of the next page; null on the last"}
+    )
 
 
 # ---- routes ------------------------------------------------------------------------------------
@@ -210,7 +238,9 @@ class LinksSchema(ma.Schema):
 @blp.doc(summary="Create a mailing (idempotent: the same fields again answer 200)")
 @blp.arguments(MailingCreateSchema)
 @blp.response(201, MailingSchema)
-@blp.alt_response(200, schema=MailingSchema, description="the same mailing was already created with identical fields", success=True)
+@blp.alt_response(
+    200, schema=MailingSchema, description="the same mailing was already created with identical fields", success=True
+)
 @blp.alt_response(409, schema=ErrorSchema, description="the id exists with other fields")
 def create_mailing(fields: dict[str, Any]) -> tuple[dict[str, Any], int]:
     try:
@@ -258,8 +288,14 @@ def audience(args: dict[str, Any], mailing_id: str) -> dict[str, Any]:
 @blp.route("/<mailing_id>/audience.csv", methods=["GET"])
 @blp.doc(
     summary="The audience as CSV (filter by response; cells that a spreadsheet would run as a formula are defused)",
-    responses={"200": {"description": "columns " + ",".join(CSV_COLUMNS) + "; a cell starting with = + - @ (or a tab or CR) gets a leading '",
-                       "content": {"text/csv": {"schema": {"type": "string"}}}}},
+    responses={
+        "200": {
+            "description": "columns "
+            + ",".join(CSV_COLUMNS)
+            + "; a cell starting with = + - @ (or a tab or CR) gets a leading '",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
 )
 @blp.arguments(AudienceCsvArgsSchema, location="query")
 @blp.alt_response(404, schema=ErrorSchema)
@@ -297,7 +333,9 @@ def dispatch(args: dict[str, Any], mailing_id: str) -> dict[str, Any]:
 @blp.response(200, WaveSendPageSchema)
 @blp.alt_response(404, schema=ErrorSchema, description="no such mailing, or no such wave of it")
 @blp.alt_response(422, schema=ErrorSchema)
-@blp.alt_response(503, schema=ErrorSchema, description="the views are behind the journal: the list might be incomplete, so it is not answered")
+@blp.alt_response(
+    503, schema=ErrorSchema, description="the views are behind the journal: the list might be incomplete, so it is not answered"
+)
 def wave_send(args: dict[str, Any], mailing_id: str, wave: int) -> dict[str, Any]:
     """A dispatch wave's send list, again: every recipient that wave decided `sent_to_provider`.
 
@@ -349,6 +387,10 @@ def timeline(args: dict[str, Any], mailing_id: str) -> dict[str, Any]:
 @blp.arguments(LinksArgsSchema, location="query")
 @blp.response(200, LinksSchema)
 @blp.alt_response(404, schema=ErrorSchema)
-@blp.alt_response(422, schema=ErrorSchema, description=f"`limit` is not a whole number from 1 to {MAX_PAGE}, or `cursor` is not one this API gave out")
+@blp.alt_response(
+    422,
+    schema=ErrorSchema,
+    description=f"`limit` is not a whole number from 1 to {MAX_PAGE}, or `cursor` is not one this API gave out",
+)
 def links(args: dict[str, Any], mailing_id: str) -> dict[str, Any]:
     return fresh_views().links(mailing_id, args["limit"], args["cursor"])

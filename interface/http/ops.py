@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -47,9 +47,13 @@ class ReadySchema(ma.Schema):
         },
     )
     applied_lag = ma.fields.Nested(
-        AppliedLagSchema, allow_none=True, metadata={"description": "every event the active views applied: the follower's own measure"}
+        AppliedLagSchema,
+        allow_none=True,
+        metadata={"description": "every event the active views applied: the follower's own measure"},
     )
-    upgrading = ma.fields.Dict(metadata={"description": "only while views of an older shape serve: their replacement's build, {\"progress\": 0..1}"})
+    upgrading = ma.fields.Dict(
+        metadata={"description": 'only while views of an older shape serve: their replacement\'s build, {"progress": 0..1}'}
+    )
 
 
 @blp.route("/healthz", methods=["GET"])
@@ -61,7 +65,7 @@ def healthz() -> dict[str, str]:
 
 def recent_batch_lag(applied: LagHistogram, within_seconds: float = 60.0) -> float:
     at = parse_iso(applied.last_batch_at)
-    if at is None or (datetime.now(timezone.utc) - at).total_seconds() > within_seconds:
+    if at is None or (datetime.now(UTC) - at).total_seconds() > within_seconds:
         return 0.0
     return applied.last_batch_ms / 1000
 
@@ -89,12 +93,26 @@ def readyz() -> tuple[dict[str, Any], int]:
         upgrading = upgrade_progress(app.views)
     except Exception as exc:  # the store is down: not ready, and say so without a 500
         log.warning("readiness check failed: %s", type(exc).__name__)
-        return {"status": "unavailable", "journal_position": None, "views_position": None, "lag": None, "lag_seconds": None, "applied_lag": None}, 503
+        return {
+            "status": "unavailable",
+            "journal_position": None,
+            "views_position": None,
+            "lag": None,
+            "lag_seconds": None,
+            "applied_lag": None,
+        }, 503
     limit = settings().ready_max_lag_seconds
     status = "lagging" if lag.stalled(limit) else "ok"
     if status == "lagging":
         log.warning("not ready: views %d events behind, the oldest waiting %.1f s", lag.events, lag.seconds)
     seconds = lag.seconds if lag.events else recent_batch_lag(applied)
-    answer = {"status": status, "journal_position": journal, "views_position": views, "lag": max(0, journal - views),
-              "lag_seconds": round(seconds, 3), "applied_lag": applied.summary(), **upgrading}
+    answer = {
+        "status": status,
+        "journal_position": journal,
+        "views_position": views,
+        "lag": max(0, journal - views),
+        "lag_seconds": round(seconds, 3),
+        "applied_lag": applied.summary(),
+        **upgrading,
+    }
     return answer, 200 if status == "ok" else 503

@@ -18,7 +18,9 @@ from interface.shared.context import service
 from interface.shared.errors import ApiError, ErrorSchema, error_response
 from interface.shared.fields import TIME_FORMAT, Text, UtcTime
 
-blp = Blueprint("rules", __name__, url_prefix="/v1", description="Versioned rules, what-if replays, activation jobs, audit history")
+blp = Blueprint(
+    "rules", __name__, url_prefix="/v1", description="Versioned rules, what-if replays, activation jobs, audit history"
+)
 blp.before_request(require_bearer)
 
 MAX_SAMPLE = 1000
@@ -38,17 +40,25 @@ class RulesetDocumentSchema(ma.Schema):
 
     version = ma.fields.Raw(metadata={"type": "string", "description": "optional; default: the next number"})
     responses = ma.fields.Raw(metadata={"type": "object", "description": 'code → {"final": bool, "priority": int}'})
-    statistics_period_days = ma.fields.Raw(allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"})
+    statistics_period_days = ma.fields.Raw(
+        allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"}
+    )
     count_machine_opens = ma.fields.Raw(metadata={"type": "boolean"})
     unsubscribe_from_all = ma.fields.Raw(metadata={"type": "boolean"})
     unsubscribe_url_patterns = ma.fields.Raw(metadata={"type": "array", "items": {"type": "string"}})
     soft_bounce_limit = ma.fields.Raw(allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"})
     machine_open_user_agents = ma.fields.Raw(metadata={"type": "array", "items": {"type": "string"}})
-    machine_open_window_seconds = ma.fields.Raw(allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"})
-    machine_click_window_seconds = ma.fields.Raw(allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"})
+    machine_open_window_seconds = ma.fields.Raw(
+        allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"}
+    )
+    machine_click_window_seconds = ma.fields.Raw(
+        allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"}
+    )
     confirmation_timeout_hours = ma.fields.Raw(metadata={"type": "number"})
     confirmation_timeout_response = ma.fields.Raw(metadata={"type": "string"})
-    provider_mappings = ma.fields.Raw(metadata={"type": "object", "description": 'provider → {"field:value": code | {"code","reason"} | null}'})
+    provider_mappings = ma.fields.Raw(
+        metadata={"type": "object", "description": 'provider → {"field:value": code | {"code","reason"} | null}'}
+    )
 
 
 assert set(RulesetDocumentSchema().fields) == set(DOCUMENT_FIELDS)
@@ -61,7 +71,9 @@ class VersionSchema(ma.Schema):
 class VersionEntrySchema(ma.Schema):
     version = ma.fields.String(required=True)
     created_at = ma.fields.String(allow_none=True, metadata={"format": "date-time"})
-    created_by = ma.fields.String(allow_none=True, metadata={"description": "who: a fingerprint of the bearer token that created it"})
+    created_by = ma.fields.String(
+        allow_none=True, metadata={"description": "who: a fingerprint of the bearer token that created it"}
+    )
     changes = ma.fields.Dict(required=True, metadata={"description": "what differs from the version it was based on"})
     based_on = ma.fields.String(allow_none=True)
 
@@ -89,7 +101,9 @@ class JobAcceptedSchema(ma.Schema):
 
 
 class WhatIfRequestSchema(ma.Schema):
-    rules = ma.fields.Raw(required=True, metadata={"description": "a ruleset document (patch over the active version) or a version string"})
+    rules = ma.fields.Raw(
+        required=True, metadata={"description": "a ruleset document (patch over the active version) or a version string"}
+    )
     mailings = ma.fields.List(ma.fields.String(), load_default=None)
     sample = ma.fields.Integer(load_default=20, validate=validate.Range(min=0, max=MAX_SAMPLE))
 
@@ -116,7 +130,9 @@ class HistoryStepSchema(ma.Schema):
         metadata={"description": "position in the recipient's journal (1 is joining the audience, so signals start at 2)"},
     )
     received_at = ma.fields.String(required=True, metadata={"format": "date-time"})
-    occurred_at = ma.fields.String(allow_none=True, metadata={"format": "date-time", "description": "the provider's own time, as it said"})
+    occurred_at = ma.fields.String(
+        allow_none=True, metadata={"format": "date-time", "description": "the provider's own time, as it said"}
+    )
     effective_at = ma.fields.String(
         required=True,
         metadata={
@@ -127,7 +143,9 @@ class HistoryStepSchema(ma.Schema):
     )
     skew_seconds = ma.fields.Float(
         required=True,
-        metadata={"description": "seconds by which the provider's time was ahead of the allowance and clamped (0: trusted as given)"},
+        metadata={
+            "description": "seconds by which the provider's time was ahead of the allowance and clamped (0: trusted as given)"
+        },
     )
     source = ma.fields.String(required=True)
     raw = ma.fields.Raw(allow_none=True, metadata={"description": "the provider's payload, as received"})
@@ -164,19 +182,26 @@ class WhatIfSchema(ma.Schema):
 
 class HistoryArgsSchema(LangArgsSchema):
     limit = ma.fields.Integer(
-        load_default=HISTORY_PAGE, validate=validate.Range(min=1, max=HISTORY_PAGE), metadata={"description": "signals in this page"}
+        load_default=HISTORY_PAGE,
+        validate=validate.Range(min=1, max=HISTORY_PAGE),
+        metadata={"description": "signals in this page"},
     )
     cursor = Text(load_default=None, metadata={"description": "opaque: the `next` of the previous page"})
     as_of = UtcTime(load_default=None, metadata={"description": f"fold signals received at or before: {TIME_FORMAT}"})
-    rules = ma.fields.String(load_default=None, metadata={"description": "explain under this ruleset version (default: the active one)"})
+    rules = ma.fields.String(
+        load_default=None, metadata={"description": "explain under this ruleset version (default: the active one)"}
+    )
 
 
 class HistorySchema(RecipientStateSchema):
     rules = ma.fields.String(required=True)
     signals = ma.fields.List(ma.fields.Nested(HistoryStepSchema), required=True)
     next = ma.fields.String(
-        required=True, allow_none=True,
-        metadata={"description": "cursor of the next page of signals; null on the last (response, opens, clicks: the whole journal's)"},
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "cursor of the next page of signals; null on the last (response, opens, clicks: the whole journal's)"
+        },
     )
 
 
@@ -258,13 +283,17 @@ def get_job(job: str) -> dict[str, Any]:
 @blp.alt_response(404, schema=ErrorSchema, description="an unknown ruleset version or mailing")
 @blp.alt_response(422, schema=ErrorSchema)
 @blp.alt_response(
-    429, schema=ErrorSchema, description="too many what-ifs queued or running: ask again after Retry-After seconds",
+    429,
+    schema=ErrorSchema,
+    description="too many what-ifs queued or running: ask again after Retry-After seconds",
     headers={"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}},
 )
 def what_if(body: dict[str, Any]) -> Any:
     rules = body["rules"]
     if not isinstance(rules, (dict, str)):
-        raise ApiError(422, "rules is a ruleset document or a version", details={"rules": ["a ruleset object or a version string"]})
+        raise ApiError(
+            422, "rules is a ruleset document or a version", details={"rules": ["a ruleset object or a version string"]}
+        )
     app = service()
     try:
         result, job = app.start_what_if(
@@ -283,7 +312,10 @@ def what_if(body: dict[str, Any]) -> Any:
 
 def _queue_full(exc: WhatIfQueueFull) -> Response:
     refused, status = error_response(
-        429, str(exc), code="too_many_what_ifs", details={"pending": exc.pending, "limit": exc.limit, "retry_after": exc.retry_after}
+        429,
+        str(exc),
+        code="too_many_what_ifs",
+        details={"pending": exc.pending, "limit": exc.limit, "retry_after": exc.retry_after},
     )
     refused.status_code = status
     refused.headers["Retry-After"] = str(exc.retry_after)

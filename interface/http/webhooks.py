@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
 import marshmallow as ma
@@ -36,7 +36,12 @@ from interface.shared.guard import count_failure, refuse_if_throttled
 
 log = logging.getLogger("responses.webhooks")
 
-blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks", description="Provider webhooks (no bearer token: each provider authenticates its own way)")
+blp = Blueprint(
+    "webhooks",
+    __name__,
+    url_prefix="/v1/webhooks",
+    description="Provider webhooks (no bearer token: each provider authenticates its own way)",
+)
 signals_blp = Blueprint("signals", __name__, url_prefix="/v1", description="Canonical signals from the sender")
 signals_blp.before_request(require_bearer)
 blp.before_request(refuse_if_throttled)  # an address with too many failed credentials: 429, whatever it presents
@@ -50,7 +55,9 @@ SECRET_PARAM = re.compile(rb"(token=)[^&]*")  # never keep Elastic Email's secre
 
 class UniOneEventSchema(ma.Schema):
     event_name = ma.fields.String(metadata={"description": "transactional_email_status or transactional_spam_block"})
-    event_data = ma.fields.Dict(metadata={"description": "job_id, metadata{mailing_id,contact_id}, email, status, event_time, url, delivery_info"})
+    event_data = ma.fields.Dict(
+        metadata={"description": "job_id, metadata{mailing_id,contact_id}, email, status, event_time, url, delivery_info"}
+    )
 
 
 class UniOneUserSchema(ma.Schema):
@@ -117,7 +124,7 @@ def _json_body(schema: type[ma.Schema] | dict[str, object]) -> dict[str, object]
 
 def ingest(source: str, raw: bytes, parse: Callable[[datetime], ParsedBatch]) -> dict[str, int]:
     """Parse an authenticated body and journal it; a body that cannot be parsed is quarantined whole."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     try:
         batch = parse(now)
     except ValueError as exc:
@@ -136,7 +143,11 @@ def answer(source: str, counts: IngestCounts) -> dict[str, int]:
     """The webhook answer (and its log line: counts only, never addresses or tokens)."""
     log.info(
         "%s: accepted=%d duplicates=%d unmatched=%d quarantined=%d",
-        source, counts.accepted, counts.duplicates, counts.unmatched, counts.quarantined,
+        source,
+        counts.accepted,
+        counts.duplicates,
+        counts.unmatched,
+        counts.quarantined,
     )
     return counts.as_dict()
 
@@ -173,7 +184,11 @@ def unione_activation() -> dict[str, int]:
     requestBody=_json_body(UniOneBodySchema),
 )
 @blp.response(200, IngestAnswerSchema)
-@blp.alt_response(400, schema=ErrorSchema, description="undecodable (malformed_body), or bytes after the JSON document (trailing_bytes); nothing stored")
+@blp.alt_response(
+    400,
+    schema=ErrorSchema,
+    description="undecodable (malformed_body), or bytes after the JSON document (trailing_bytes); nothing stored",
+)
 @blp.alt_response(401, schema=ErrorSchema, description="auth does not verify with any UNIONE_API_KEYS; nothing stored")
 @blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES, raw or decompressed")
 def unione_events() -> dict[str, int]:
@@ -249,7 +264,9 @@ def elasticemail_notification() -> dict[str, int]:
 )
 @blp.response(200, IngestAnswerSchema)
 @blp.alt_response(400, schema=ErrorSchema, description="undecodable body (malformed_body); nothing stored")
-@blp.alt_response(401, schema=ErrorSchema, description="signature does not verify with SENDGRID_WEBHOOK_PUBLIC_KEY; nothing stored")
+@blp.alt_response(
+    401, schema=ErrorSchema, description="signature does not verify with SENDGRID_WEBHOOK_PUBLIC_KEY; nothing stored"
+)
 @blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
 def sendgrid_events() -> dict[str, int]:
     body = signed_body(sendgrid.SOURCE)
@@ -267,9 +284,13 @@ def sendgrid_events() -> dict[str, int]:
 
 
 @signals_blp.route("/signals", methods=["POST"])
-@signals_blp.doc(summary="Signals from the sender: dispatch decisions it made, confirmations", requestBody=_json_body(CanonicalBodySchema))
+@signals_blp.doc(
+    summary="Signals from the sender: dispatch decisions it made, confirmations", requestBody=_json_body(CanonicalBodySchema)
+)
 @signals_blp.response(200, IngestAnswerSchema)
-@signals_blp.alt_response(400, schema=ErrorSchema, description="not JSON, or not {\"signals\": [...]} (a bad item inside is quarantined alone)")
+@signals_blp.alt_response(
+    400, schema=ErrorSchema, description='not JSON, or not {"signals": [...]} (a bad item inside is quarantined alone)'
+)
 @signals_blp.alt_response(401, schema=ErrorSchema, description="missing or wrong bearer token")
 def canonical_signals() -> dict[str, int]:
     try:
@@ -277,7 +298,7 @@ def canonical_signals() -> dict[str, int]:
     except ValueError as exc:
         raise ApiError(400, f"the body cannot be decoded: {exc}", "malformed_body") from None
     try:
-        batch = canonical.parse(body, datetime.now(timezone.utc))
+        batch = canonical.parse(body, datetime.now(UTC))
     except orjson.JSONDecodeError:
         raise ApiError(400, "the request body is not valid JSON", "malformed_json") from None
     except ValueError as exc:

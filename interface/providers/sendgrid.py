@@ -8,7 +8,7 @@ the configured public key (base64 DER SubjectPublicKeyInfo).
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache, partial
 from typing import Any
 
@@ -94,6 +94,6 @@ def _unix_time(value: Any) -> datetime:
     if value is None or isinstance(value, bool):
         raise Malformed("missing 'timestamp'")
     try:
-        return plausible_time(datetime.fromtimestamp(float(value), tz=timezone.utc))
+        return plausible_time(datetime.fromtimestamp(float(value), tz=UTC))
     except (TypeError, ValueError, OverflowError, OSError):
         raise Malformed(f"unparsable 'timestamp': {shown(value)}") from None

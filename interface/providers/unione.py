@@ -57,11 +57,7 @@ def verify(body: bytes, api_keys: Sequence[str]) -> bool:
         return False
     given = match.group(1).decode("ascii").lower()
     head, tail = body[: match.start(1)], body[match.end(1) :]
-    return any(
-        hmac.compare_digest(hashlib.md5(head + key.encode("utf-8") + tail).hexdigest(), given)
-        for key in api_keys
-        if key
-    )
+    return any(hmac.compare_digest(hashlib.md5(head + key.encode("utf-8") + tail).hexdigest(), given) for key in api_keys if key)
 
 
 def trailing_bytes(body: bytes) -> bool:

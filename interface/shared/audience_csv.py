@@ -33,9 +33,20 @@ def audience_rows(queries: Queries, mailing_id: str, response: str | None, lang:
         page = queries.audience(mailing_id, response, MAX_PAGE, cursor, lang)
         for item in page["items"]:
             r = item["response"]
-            yield [defuse(v) for v in (
-                item["contact_id"], item["name"], item["email"], r["code"], r["name"], r["reason"], item["opens"], item["clicks"], item["updated_at"],
-            )]
+            yield [
+                defuse(v)
+                for v in (
+                    item["contact_id"],
+                    item["name"],
+                    item["email"],
+                    r["code"],
+                    r["name"],
+                    r["reason"],
+                    item["opens"],
+                    item["clicks"],
+                    item["updated_at"],
+                )
+            ]
         cursor = page["next"]
         if cursor is None:
             return

@@ -14,7 +14,10 @@ from interface.shared.fields import Text
 class ContactPatchSchema(ma.Schema):
     do_not_use_email = ma.fields.Boolean()
     email_is_actual = ma.fields.Boolean()
-    email = ma.fields.Email(validate=validate.Length(max=320), metadata={"description": "a new email resets email_is_actual and the soft-bounce streak unless this patch sets them"})
+    email = ma.fields.Email(
+        validate=validate.Length(max=320),
+        metadata={"description": "a new email resets email_is_actual and the soft-bounce streak unless this patch sets them"},
+    )
 
     @ma.validates_schema
     def changes_something(self, data: dict[str, Any], **kwargs: Any) -> None:

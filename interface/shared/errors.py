@@ -83,7 +83,9 @@ def http_error(error: HTTPException) -> tuple[Response, int]:
     if status == 422:
         return error_response(422, data.get("message") or "invalid input", details=_validation_details(messages))
     if status == 500:
-        log.error("internal error: %s", getattr(error, "original_exception", error), exc_info=getattr(error, "original_exception", None))
+        log.error(
+            "internal error: %s", getattr(error, "original_exception", error), exc_info=getattr(error, "original_exception", None)
+        )
         return error_response(500, "internal error")
     message = data.get("message") or error.description or error.name
     response, status = error_response(status, str(message))

@@ -4,7 +4,7 @@ and the length an id may have."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -55,7 +55,7 @@ class UtcTime(ma.fields.Field):
         except ValueError:
             raise self.make_error("invalid") from None
         try:
-            return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
         except (OverflowError, ValueError):
             raise self.make_error("range") from None
 

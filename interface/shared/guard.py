@@ -123,7 +123,10 @@ def count_failure(what: str) -> None:
     if window.failures == limit:
         log.warning(
             "%d failed credentials from %s within %d s (the last a %s): its attempts are refused until the window ends",
-            window.failures, address, int(WINDOW_SECONDS), what,
+            window.failures,
+            address,
+            int(WINDOW_SECONDS),
+            what,
         )
 
 

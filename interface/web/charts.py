@@ -19,7 +19,14 @@ from interface.web.i18n import group_name, response_name, translate
 
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies
 BLUE, ORANGE, GREEN, SKY, VERMILLION, PURPLE, YELLOW, GREY = (
-    "#0072B2", "#E69F00", "#009E73", "#56B4E9", "#D55E00", "#CC79A7", "#F0E442", "#6E6E6E",
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#56B4E9",
+    "#D55E00",
+    "#CC79A7",
+    "#F0E442",
+    "#6E6E6E",
 )
 SERIES = (BLUE, ORANGE, GREEN, PURPLE, SKY, VERMILLION, YELLOW, GREY)
 GROUP_COLOURS = {"preparing": SKY, "delivered": GREEN, "not_delivered": ORANGE, "not_sent": PURPLE}
@@ -118,10 +125,18 @@ def hbar_chart(chart_id: str, title: str, desc: str, rows: Sequence[tuple[str, i
     for i, (label, value) in enumerate(rows):
         y = top + i * row_h
         w = 0 if value <= 0 else max(2, round(bar_w * value / top_value))
-        bars.append(HBar(
-            label, value, Label(label_w - 8, y + 19, _truncate(label, 26)),
-            label_w, y + 5, w, row_h - 10, Label(label_w + w + 6, y + 19, str(value)),
-        ))
+        bars.append(
+            HBar(
+                label,
+                value,
+                Label(label_w - 8, y + 19, _truncate(label, 26)),
+                label_w,
+                y + 5,
+                w,
+                row_h - 10,
+                Label(label_w + w + 6, y + 19, str(value)),
+            )
+        )
     return HBarChart(Frame(chart_id, width, height, title, desc), colour, tuple(bars))
 
 
@@ -156,7 +171,11 @@ class StackedHBarChart:
 
 
 def stacked_hbar_chart(
-    chart_id: str, title: str, desc: str, rows: Sequence[tuple[str, Sequence[tuple[str, str, int]]]], legend: Sequence[tuple[str, str]]
+    chart_id: str,
+    title: str,
+    desc: str,
+    rows: Sequence[tuple[str, Sequence[tuple[str, str, int]]]],
+    legend: Sequence[tuple[str, str]],
 ) -> StackedHBarChart:
     """Horizontal bars split into segments: the delivery-error diagram (a response a row, its reasons as segments).
 
@@ -177,7 +196,9 @@ def stacked_hbar_chart(
             segments.append(Segment(key, seg_label, value, x, y + 5, max(w, 1.5), row_h - 10, colours.get(key, GREY)))
             x += w
         total = sum(v for _, _, v in parts)
-        bars.append(StackedBar(label, Label(label_w - 8, y + 19, _truncate(label, 38)), tuple(segments), Label(x + 6, y + 19, str(total))))
+        bars.append(
+            StackedBar(label, Label(label_w - 8, y + 19, _truncate(label, 38)), tuple(segments), Label(x + 6, y + 19, str(total)))
+        )
     ly = top + row_h * max(1, len(rows)) + 10
     swatches = []
     for i, (key, label) in enumerate(legend):
@@ -257,19 +278,33 @@ def hourly_chart(
         x = left + h * slot
         opens_h, clicks_h = plot_h * opens / top_value, plot_h * clicks / top_value
         pair = (
-            HourBar("opens", h, opens, x + slot * 0.1, top + plot_h - opens_h, bar, opens_h, BLUE, f"{full}: {opens} {labels[0]}"),
-            HourBar("clicks", h, clicks, x + slot * 0.1 + bar, top + plot_h - clicks_h, bar, clicks_h, ORANGE, f"{full}: {clicks} {labels[1]}"),
+            HourBar(
+                "opens", h, opens, x + slot * 0.1, top + plot_h - opens_h, bar, opens_h, BLUE, f"{full}: {opens} {labels[0]}"
+            ),
+            HourBar(
+                "clicks",
+                h,
+                clicks,
+                x + slot * 0.1 + bar,
+                top + plot_h - clicks_h,
+                bar,
+                clicks_h,
+                ORANGE,
+                f"{full}: {clicks} {labels[1]}",
+            ),
         )
         mark = Tick(x, top + plot_h, top + plot_h + 5, Label(x, top + plot_h + 18, tick)) if h % every == 0 else None
         slots.append(HourSlot(pair, mark))
     axis = Line(left, top + plot_h, left + plot_w, top + plot_h)
     legend = tuple(
-        Swatch(left + i * 170, 6, colour, Label(left + i * 170 + 20, 18, name)) for i, (name, colour) in enumerate(((labels[0], BLUE), (labels[1], ORANGE)))
+        Swatch(left + i * 170, 6, colour, Label(left + i * 170 + 20, 18, name))
+        for i, (name, colour) in enumerate(((labels[0], BLUE), (labels[1], ORANGE)))
     )
     return HourlyChart(Frame(chart_id, width, height, title, desc), tuple(grid), tuple(slots), axis, legend)
 
 
 # ---- the state diagram of a ruleset (the seed's Fig. 2, drawn from the rules) -------------------------
+
 
 @dataclass(frozen=True)
 class StateBox:
@@ -340,14 +375,24 @@ def state_diagram(rules: Ruleset, lang: str, chart_id: str = "state-diagram") ->
     left_x, top = 20, 50
     right_x = left_x + left_w + 200
     col_w = right_w + 12
-    heading = Label(left_x, 24, translate("Non-final responses by priority: a higher one replaces a lower one. Finals end the change.", lang))
+    heading = Label(
+        left_x, 24, translate("Non-final responses by priority: a higher one replaces a lower one. Finals end the change.", lang)
+    )
     positions: dict[str, tuple[Number, Number, Number]] = {}
     chain = []
     for i, code in enumerate(non_finals):
         y = top + i * (box_h + gap)
         positions[code] = (left_x, y, left_w)
         priority = rules.responses[code].priority
-        box = _box(left_x, y, left_w, code, [response_name(code, lang), f"{translate('Priority', lang)} {priority}"], RESPONSES[code].group, False)
+        box = _box(
+            left_x,
+            y,
+            left_w,
+            code,
+            [response_name(code, lang), f"{translate('Priority', lang)} {priority}"],
+            RESPONSES[code].group,
+            False,
+        )
         arrow = Line(left_x + left_w / 2, y - gap + 1, left_x + left_w / 2, y - 1) if i else None
         chain.append(ChainLink(box, arrow))
     chain_bottom = top + max(1, len(non_finals)) * (box_h + gap) - gap
@@ -390,9 +435,20 @@ def state_diagram(rules: Ruleset, lang: str, chart_id: str = "state-diagram") ->
     title = translate("State diagram of rules version %(version)s", lang, version=rules.version)
     desc = "; ".join(
         [" → ".join(f"{response_name(c, lang)} ({rules.responses[c].priority})" for c in non_finals)]
-        + [f"{group_name(g, lang)}: " + ", ".join(response_name(c, lang) for c in codes) for g, codes in finals_by_group.items() if codes]
+        + [
+            f"{group_name(g, lang)}: " + ", ".join(response_name(c, lang) for c in codes)
+            for g, codes in finals_by_group.items()
+            if codes
+        ]
     )
     return StateDiagram(
-        Frame(chart_id, int(width), height, title, desc), VERMILLION, heading, tuple(chain), caption, tuple(groups),
-        replace_arrow, replace_label, timeout,
+        Frame(chart_id, int(width), height, title, desc),
+        VERMILLION,
+        heading,
+        tuple(chain),
+        caption,
+        tuple(groups),
+        replace_arrow,
+        replace_label,
+        timeout,
     )

@@ -26,17 +26,13 @@ RU: dict[str, str] = {
     "Skip to content": "К содержимому",
     # login
     "API token": "API-токен",
-    "Sign in with an API token of this service (RESPONSES_API_TOKENS; `responses serve` keeps one in ./var/api-token).":
-        "Войдите с API-токеном этого сервиса (RESPONSES_API_TOKENS; `responses serve` хранит его в ./var/api-token).",
+    "Sign in with an API token of this service (RESPONSES_API_TOKENS; `responses serve` keeps one in ./var/api-token).": "Войдите с API-токеном этого сервиса (RESPONSES_API_TOKENS; `responses serve` хранит его в ./var/api-token).",
     "That token is not one this service accepts.": "Этот токен сервис не принимает.",
-    "Too many failed sign-ins from your address. Try again in %(seconds)d s.":
-        "Слишком много неудачных входов с вашего адреса. Повторите через %(seconds)d с.",
-    "No API token is configured: set RESPONSES_API_TOKENS, or start `responses serve` once to create ./var/api-token.":
-        "API-токен не настроен: задайте RESPONSES_API_TOKENS или запустите `responses serve`, чтобы создать ./var/api-token.",
+    "Too many failed sign-ins from your address. Try again in %(seconds)d s.": "Слишком много неудачных входов с вашего адреса. Повторите через %(seconds)d с.",
+    "No API token is configured: set RESPONSES_API_TOKENS, or start `responses serve` once to create ./var/api-token.": "API-токен не настроен: задайте RESPONSES_API_TOKENS или запустите `responses serve`, чтобы создать ./var/api-token.",
     "Please sign in.": "Пожалуйста, войдите.",
     "Signed out.": "Вы вышли.",
-    "The form expired (its security token did not match). Please try again.":
-        "Форма устарела (не совпал её защитный токен). Попробуйте ещё раз.",
+    "The form expired (its security token did not match). Please try again.": "Форма устарела (не совпал её защитный токен). Попробуйте ещё раз.",
     # mailings list
     "All categories": "Все категории",
     "bulk": "массовая",
@@ -90,15 +86,13 @@ RU: dict[str, str] = {
     "No recipients match.": "Нет подходящих получателей.",
     "recipients": "получателей",
     "Delivery errors": "Диаграмма ошибок отправки",
-    "Responses of the groups not sent and not delivered, each split by reason.":
-        "Отклики групп «не отправлено» и «не доставлено», по причинам.",
+    "Responses of the groups not sent and not delivered, each split by reason.": "Отклики групп «не отправлено» и «не доставлено», по причинам.",
     "No delivery errors.": "Ошибок отправки нет.",
     "Count": "Количество",
     "Reasons": "Причины",
     "no reason given": "причина не указана",
     "Delivery funnel": "Воронка доставки",
-    "Audience, sent, delivered, opened (unique), clicked (unique).":
-        "Аудитория, отправлено, доставлено, открыто (уникальные), переходы (уникальные).",
+    "Audience, sent, delivered, opened (unique), clicked (unique).": "Аудитория, отправлено, доставлено, открыто (уникальные), переходы (уникальные).",
     "Opened": "Открыто",
     "Clicked": "Переходы",
     "Stage": "Этап",
@@ -111,18 +105,15 @@ RU: dict[str, str] = {
     "First opens": "Первые открытия",
     "First clicks": "Первые переходы",
     "The mailing has not started: there is nothing to chart yet.": "Рассылка не начата: графика пока нет.",
-    "Each recipient counts once, in the hour of their first open or first click (provider time), from the start at %(start)s.":
-        "Каждый получатель учтён один раз — в час первого открытия или перехода (время провайдера), от старта %(start)s.",
+    "Each recipient counts once, in the hour of their first open or first click (provider time), from the start at %(start)s.": "Каждый получатель учтён один раз — в час первого открытия или перехода (время провайдера), от старта %(start)s.",
     "Click map": "Карта кликов",
     "URL": "URL",
     "Unique recipients": "Уникальные получатели",
     "Share of unique clicks": "Доля уникальных переходов",
     "No clicks yet.": "Переходов пока нет.",
-    "Unsubscribe links are not clicks (rules: unsubscribe_url_patterns).":
-        "Ссылки отписки — не переходы (правила: unsubscribe_url_patterns).",
+    "Unsubscribe links are not clicks (rules: unsubscribe_url_patterns).": "Ссылки отписки — не переходы (правила: unsubscribe_url_patterns).",
     # history
-    "Too many histories are being folded right now; try again in a few seconds.":
-        "Сейчас строится слишком много историй; повторите через несколько секунд.",
+    "Too many histories are being folded right now; try again in a few seconds.": "Сейчас строится слишком много историй; повторите через несколько секунд.",
     "Recipient": "Получатель",
     "Audit history": "История отклика",
     "As of": "На момент",
@@ -164,8 +155,7 @@ RU: dict[str, str] = {
     "Change flags": "Изменить признаки",
     "keep": "не менять",
     "New email": "Новый email",
-    "A manual change is journaled on the contact and wins over earlier effects; a new email makes the address actual again.":
-        "Ручное изменение записывается в журнал контакта и важнее прежних эффектов; новый email снова делает адрес актуальным.",
+    "A manual change is journaled on the contact and wins over earlier effects; a new email makes the address actual again.": "Ручное изменение записывается в журнал контакта и важнее прежних эффектов; новый email снова делает адрес актуальным.",
     "Save": "Сохранить",
     "Subscriptions": "Подписки",
     "Subscribed": "Подписан",
@@ -187,8 +177,7 @@ RU: dict[str, str] = {
     "the defaults": "значения по умолчанию",
     "State diagram": "Диаграмма состояний",
     "State diagram of rules version %(version)s": "Диаграмма состояний правил версии %(version)s",
-    "Non-final responses by priority: a higher one replaces a lower one. Finals end the change.":
-        "Неконечные отклики по приоритету: более высокий замещает более низкий. Конечные завершают смену откликов.",
+    "Non-final responses by priority: a higher one replaces a lower one. Finals end the change.": "Неконечные отклики по приоритету: более высокий замещает более низкий. Конечные завершают смену откликов.",
     "Priority": "Приоритет",
     "Final": "Конечный",
     "Group": "Группа",
@@ -208,8 +197,7 @@ RU: dict[str, str] = {
     "Refresh": "Обновить",
     "Rules version %(version)s is active.": "Правила версии %(version)s активны.",
     # what-if
-    "Try a rule change against all history; nothing live changes until you adopt it.":
-        "Проверьте изменение правил на всей истории; до принятия ничего не меняется.",
+    "Try a rule change against all history; nothing live changes until you adopt it.": "Проверьте изменение правил на всей истории; до принятия ничего не меняется.",
     "Common options": "Основные параметры",
     "Soft bounce is final": "Soft Bounce — конечный отклик",
     "Count machine opens": "Учитывать открытия роботами",
@@ -221,14 +209,12 @@ RU: dict[str, str] = {
     "Response after the confirmation timeout": "Отклик по истечении ожидания подтверждения",
     "Unsubscribe URL patterns (one a line, RE2)": "Шаблоны URL отписки (по одному в строке, RE2)",
     "Machine user agents (one a line, RE2)": "User agent роботов (по одному в строке, RE2)",
-    "Full ruleset document (JSON patch, merged over the fields above)":
-        "Полный документ правил (JSON-патч поверх полей выше)",
+    "Full ruleset document (JSON patch, merged over the fields above)": "Полный документ правил (JSON-патч поверх полей выше)",
     "Mailings (empty: all)": "Рассылки (пусто: все)",
     "Examples": "Примеры",
     "Run what-if": "Запустить",
     "The ruleset is not valid.": "Правила некорректны.",
-    "Too many what-ifs are queued or running (%(pending)s of %(limit)s). Try again in %(seconds)s s.":
-        "Слишком много проверок в очереди или в работе (%(pending)s из %(limit)s). Повторите через %(seconds)s с.",
+    "Too many what-ifs are queued or running (%(pending)s of %(limit)s). Try again in %(seconds)s s.": "Слишком много проверок в очереди или в работе (%(pending)s из %(limit)s). Повторите через %(seconds)s с.",
     "Transitions": "Переходы откликов",
     "No recipient changes response.": "Ни один отклик не меняется.",
     "Before": "До",
@@ -239,8 +225,7 @@ RU: dict[str, str] = {
     "Newly suppressed contacts": "Контакты, которым больше не пишем",
     "No longer suppressed contacts": "Контакты, которым снова пишем",
     "Adopt": "Принять",
-    "Adopt these rules: create the version and activate it (a rebuild of every view).":
-        "Принять правила: создать версию и активировать её (перестроение всех представлений).",
+    "Adopt these rules: create the version and activate it (a rebuild of every view).": "Принять правила: создать версию и активировать её (перестроение всех представлений).",
     "Running the what-if…": "Выполняется проверка…",
     "What-if result": "Результат проверки",
     "Explanation": "Объяснение",
@@ -254,8 +239,7 @@ RU: dict[str, str] = {
     "Unmatched": "Без получателя",
     "Quarantine": "Карантин",
     "Notices": "Уведомления",
-    "Signals that matched no recipient (yet): they are matched when the recipient appears.":
-        "Сигналы, не нашедшие получателя (пока): будут сопоставлены, когда получатель появится.",
+    "Signals that matched no recipient (yet): they are matched when the recipient appears.": "Сигналы, не нашедшие получателя (пока): будут сопоставлены, когда получатель появится.",
     "Input that could not be understood, kept whole with the error.": "Непонятые входные данные, сохранённые целиком с ошибкой.",
     "Provider notices about sending in general.": "Уведомления провайдера об отправке в целом.",
     "Nothing here.": "Здесь пусто.",
@@ -298,8 +282,14 @@ WHYS = {
     "period_closed": ("it arrived after the statistics period closed", "он пришёл после окончания периода статистики"),
     "informational": ("the provider's status maps to no response", "статус провайдера не соответствует отклику"),
     "unsubscribe_link": ("an unsubscribe link is not a click", "ссылка отписки — не переход"),
-    "not_delivered": ("the mail was never delivered, so engagement counts nowhere", "письмо не доставлено, поэтому действия не учитываются"),
-    "machine_open": ("an open by a machine (e.g. a privacy proxy) is not counted", "открытие роботом (например, прокси) не учитывается"),
+    "not_delivered": (
+        "the mail was never delivered, so engagement counts nowhere",
+        "письмо не доставлено, поэтому действия не учитываются",
+    ),
+    "machine_open": (
+        "an open by a machine (e.g. a privacy proxy) is not counted",
+        "открытие роботом (например, прокси) не учитывается",
+    ),
     "machine_click": ("a click right after delivery is a scanner's", "переход сразу после доставки сделан сканером"),
     "superseded": ("the recipient was no longer waiting for confirmation", "получатель уже не ждал подтверждения"),
     "not_due": ("the confirmation timeout was not due yet", "срок ожидания подтверждения ещё не истёк"),
@@ -331,7 +321,7 @@ def group_name(group: str, lang: str) -> str:
 
 
 def why_sentence(effect: str, why: str | None, response_after: str | None, lang: str) -> str:
-    """"Ignored: a final response was already set." — what a step did and why, as a marketer reads it."""
+    """ "Ignored: a final response was already set." — what a step did and why, as a marketer reads it."""
     ru = lang == "ru"
     reason = WHYS.get(why or "", (why or "", why or ""))[1 if ru else 0]
     if effect == SET:

@@ -36,15 +36,25 @@ def login_submit() -> Any:
     configured = bool(context.settings().api_tokens)
     wait = retry_after()
     if wait is not None:  # too many failures from this address: not even the right token is tried
-        html, status = page("login.html", status=429, next_path=next_path, configured=configured,
-                            error=_("Too many failed sign-ins from your address. Try again in %(seconds)d s.", seconds=wait))
+        html, status = page(
+            "login.html",
+            status=429,
+            next_path=next_path,
+            configured=configured,
+            error=_("Too many failed sign-ins from your address. Try again in %(seconds)d s.", seconds=wait),
+        )
         return html, status, {"Retry-After": str(wait)}
     if sign_in(request.form.get("token", "")):
         return redirect(next_path or url_for(MAILINGS))
     log.warning("sign-in refused: not a configured token")  # never the token itself
     count_failure("sign-in")
-    return page("login.html", status=401, error=_("That token is not one this service accepts."), next_path=next_path,
-                configured=configured)
+    return page(
+        "login.html",
+        status=401,
+        error=_("That token is not one this service accepts."),
+        next_path=next_path,
+        configured=configured,
+    )
 
 
 @bp.post("/logout")

@@ -77,12 +77,12 @@ def contact_flags(contact_id: str) -> Any:
 @bp.post("/contacts/<contact_id>/subscriptions")
 def contact_subscription(contact_id: str) -> Any:
     try:
-        body = SubscriptionSchema().load({"email_type": request.form.get("email_type", "").strip(), "subscribed": request.form.get("subscribed", "")})
+        body = SubscriptionSchema().load(
+            {"email_type": request.form.get("email_type", "").strip(), "subscribed": request.form.get("subscribed", "")}
+        )
     except ma.ValidationError as exc:
         return contact(contact_id, errors={"subscription": exc.normalized_messages()}, status=422)
     service().set_subscription(contact_id, body["email_type"], body["subscribed"])
     caught_up_views()
     flash(_("Saved."))
     return redirect(url_for("web.contacts.contact", contact_id=contact_id))
-
-

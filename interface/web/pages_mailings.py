@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -88,19 +88,27 @@ def results_charts(summary: dict[str, Any]) -> dict[str, Any]:
         for code, entry in summary["errors"][group].items():
             reasons = dict(entry["reasons"])
             unexplained = entry["count"] - sum(reasons.values())
-            segments = [(r, reason_name(r, lang), n) for r, n in sorted(reasons.items(), key=lambda kv: REASONS.index(kv[0]) if kv[0] in REASONS else 99)]
+            segments = [
+                (r, reason_name(r, lang), n)
+                for r, n in sorted(reasons.items(), key=lambda kv: REASONS.index(kv[0]) if kv[0] in REASONS else 99)
+            ]
             if unexplained > 0:
                 segments.append(("none", _("no reason given"), unexplained))
             for key, _label, _n in segments:
                 if key not in seen_reasons:
                     seen_reasons.append(key)
-            error_rows.append({"group": group, "code": code, "name": response_name(code, lang), "count": entry["count"], "segments": segments})
+            error_rows.append(
+                {"group": group, "code": code, "name": response_name(code, lang), "count": entry["count"], "segments": segments}
+            )
     order = [r for r in REASONS if r in seen_reasons] + (["none"] if "none" in seen_reasons else [])
     legend = [(key, _("no reason given") if key == "none" else reason_name(key, lang)) for key in order]
     error_chart = (
         charts.stacked_hbar_chart(
-            "errors-chart", _("Delivery errors"), _("Responses of the groups not sent and not delivered, each split by reason."),
-            [(row["name"], row["segments"]) for row in error_rows], legend,
+            "errors-chart",
+            _("Delivery errors"),
+            _("Responses of the groups not sent and not delivered, each split by reason."),
+            [(row["name"], row["segments"]) for row in error_rows],
+            legend,
         )
         if error_rows
         else None
@@ -113,8 +121,11 @@ def results_charts(summary: dict[str, Any]) -> dict[str, Any]:
         ("clicked", _("Clicked"), summary["unique_clicks"]),
     ]
     funnel_chart = charts.hbar_chart(
-        "funnel-chart", _("Delivery funnel"), _("Audience, sent, delivered, opened (unique), clicked (unique)."),
-        [(label, value) for _key, label, value in funnel], charts.BLUE,
+        "funnel-chart",
+        _("Delivery funnel"),
+        _("Audience, sent, delivered, opened (unique), clicked (unique)."),
+        [(label, value) for _key, label, value in funnel],
+        charts.BLUE,
     )
     return {"error_rows": error_rows, "error_chart": error_chart, "funnel": funnel, "funnel_chart": funnel_chart}
 
@@ -141,12 +152,20 @@ def engagement(views: Queries, mailing_id: str) -> dict[str, Any]:
         chart = charts.hourly_chart(
             "hourly-chart",
             _("First opens and first clicks per hour since the start"),
-            _("Each recipient counts once, in the hour of their first open or first click (provider time), from the start at %(start)s.",
-              start=f"{buckets[0]['full']} ({current_tz()})"),
+            _(
+                "Each recipient counts once, in the hour of their first open or first click (provider time), from the start at %(start)s.",
+                start=f"{buckets[0]['full']} ({current_tz()})",
+            ),
             [(b["tick"], b["full"], b["first_opens"], b["first_clicks"]) for b in buckets],
             (_("First opens"), _("First clicks")),
         )
-    return {"timeline": timeline, "buckets": buckets, "hours": hours, "hour_choices": sorted(set(HOUR_CHOICES) | {hours}), "hourly_chart": chart}
+    return {
+        "timeline": timeline,
+        "buckets": buckets,
+        "hours": hours,
+        "hour_choices": sorted(set(HOUR_CHOICES) | {hours}),
+        "hourly_chart": chart,
+    }
 
 
 # ---- links ------------------------------------------------------------------------------------------------
@@ -173,13 +192,23 @@ def recipient(mailing_id: str, contact_id: str) -> Any:
     as_of = parse_as_of(as_of_text) if as_of_text else None
     cursor = request.args.get("cursor") or None
     try:
-        history = app.history(mailing_id, contact_id, as_of=as_of, rules=rules, lang=current_lang(), limit=HISTORY_PAGE, cursor=cursor)
+        history = app.history(
+            mailing_id, contact_id, as_of=as_of, rules=rules, lang=current_lang(), limit=HISTORY_PAGE, cursor=cursor
+        )
     except HistoryBusy as busy:  # as_of or other rules: every whole-journal fold slot of this process is taken
         return busy_page(busy)
     local_as_of = to_local(as_of).strftime("%Y-%m-%dT%H:%M:%S") if as_of else ""
     return page(
-        "recipient.html", m=fields, contact_id=contact_id, history=history, versions=versions, version=version,
-        as_of=as_of, as_of_value=local_as_of, cursor=cursor, next_cursor=history.get("next"),
+        "recipient.html",
+        m=fields,
+        contact_id=contact_id,
+        history=history,
+        versions=versions,
+        version=version,
+        as_of=as_of,
+        as_of_value=local_as_of,
+        cursor=cursor,
+        next_cursor=history.get("next"),
     )
 
 
@@ -200,6 +229,6 @@ def parse_as_of(text: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo(current_tz()))
     try:
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     except (OverflowError, ValueError):
         raise PageError(400, "as_of: out of range") from None

@@ -60,12 +60,20 @@ def rules() -> Any:
     ruleset = app.ruleset(shown)  # an unknown version: an HTML 404
     lang = current_lang()
     responses = sorted(
-        ({"code": code, "final": rule.final, "priority": rule.priority, "group": RESPONSES[code].group} for code, rule in ruleset.responses.items()),
+        (
+            {"code": code, "final": rule.final, "priority": rule.priority, "group": RESPONSES[code].group}
+            for code, rule in ruleset.responses.items()
+        ),
         key=lambda r: (r["final"], r["priority"] or 0, list(RESPONSES).index(r["code"])),
     )
     return page(
-        "rules.html", versions=versions, shown=shown, ruleset=ruleset, responses=responses,
-        diagram=charts.state_diagram(ruleset, lang), changes_text=changes_text,
+        "rules.html",
+        versions=versions,
+        shown=shown,
+        ruleset=ruleset,
+        responses=responses,
+        diagram=charts.state_diagram(ruleset, lang),
+        changes_text=changes_text,
     )
 
 
@@ -180,17 +188,33 @@ def field_of(error_key: str) -> str:
     return "document"
 
 
-def what_if_page(values: dict[str, str], errors: dict[str, str] | None = None, result: dict[str, Any] | None = None,
-                 document: dict[str, Any] | None = None, status: int = 200, selected: list[str] | None = None,
-                 refused: WhatIfQueueFull | None = None) -> Any:
+def what_if_page(
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    result: dict[str, Any] | None = None,
+    document: dict[str, Any] | None = None,
+    status: int = 200,
+    selected: list[str] | None = None,
+    refused: WhatIfQueueFull | None = None,
+) -> Any:
     app = service()
     active = app.active_rules()
     finals = [code for code, rule in active.responses.items() if rule.final]
     choices = fresh_views().mailing_list(limit=MAILING_CHOICES)["items"]
     return page(
-        "what_if.html", status=status, values=values, errors=errors or {}, result=result, document=document,
-        active=active, finals=finals, option_fields=OPTION_FIELDS, labels=LABELS, mailing_choices=choices,
-        selected=selected or [], document_json=json.dumps(document, ensure_ascii=False) if document is not None else "",
+        "what_if.html",
+        status=status,
+        values=values,
+        errors=errors or {},
+        result=result,
+        document=document,
+        active=active,
+        finals=finals,
+        option_fields=OPTION_FIELDS,
+        labels=LABELS,
+        mailing_choices=choices,
+        selected=selected or [],
+        document_json=json.dumps(document, ensure_ascii=False) if document is not None else "",
         refused=refused,
     )
 
@@ -269,5 +293,11 @@ def job(job_id: str) -> Any:
             document = json.loads(kept["doc"])
         except ValueError:
             document = None
-    return page("job.html", job=state, result=result, document=document, active=app.active_version(),
-                document_json=json.dumps(document, ensure_ascii=False) if document is not None else "")
+    return page(
+        "job.html",
+        job=state,
+        result=result,
+        document=document,
+        active=app.active_version(),
+        document_json=json.dumps(document, ensure_ascii=False) if document is not None else "",
+    )

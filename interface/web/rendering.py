@@ -4,7 +4,7 @@ formatting of numbers and times the templates see."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -35,7 +35,13 @@ def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
 
 def safe_next(target: str | None) -> str | None:
     """Only a path of this site (never ``//host`` or a scheme): no open redirect after sign-in."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target or any(ord(ch) < 32 for ch in target):
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(ch) < 32 for ch in target)
+    ):
         return None
     return target
 
@@ -57,7 +63,7 @@ def to_local(value: Any) -> datetime | None:
     if when is None:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return when.astimezone(ZoneInfo(current_tz()))
 
 

@@ -16,9 +16,10 @@ import hmac
 import logging
 import os
 import secrets
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import Flask, current_app, g, request, session
@@ -100,7 +101,7 @@ class WebSessionInterface(SecureCookieSessionInterface):
         however often it is sent back."""
         began = session.get("at") if session.permanent else None
         if isinstance(began, int):
-            return datetime.fromtimestamp(began, timezone.utc) + app.permanent_session_lifetime
+            return datetime.fromtimestamp(began, UTC) + app.permanent_session_lifetime
         return super().get_expiration_time(app, session)
 
 
@@ -258,7 +259,9 @@ _ZONES: list[str] | None = None
 def zones() -> list[str]:
     global _ZONES
     if _ZONES is None:
-        _ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/")))
+        _ZONES = sorted(
+            z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/", "posix/", "right/"))
+        )
         _ZONES.insert(0, "UTC")
     return _ZONES
 

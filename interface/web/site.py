@@ -20,7 +20,17 @@ from domain.catalogue import RESPONSES
 from interface.shared.errors import ApiError
 from interface.web import i18n, pages_auth, pages_contacts, pages_inbox, pages_mailings, pages_rules
 from interface.web.rendering import PageError, _, localtime, num, page, pct, pretty, safe_next, url_with
-from interface.web.session import configure_sessions, csrf_ok, csrf_token, current_lang, current_tz, remember_preferences, signed_in_as, tz_chosen, zones
+from interface.web.session import (
+    configure_sessions,
+    csrf_ok,
+    csrf_token,
+    current_lang,
+    current_tz,
+    remember_preferences,
+    signed_in_as,
+    tz_chosen,
+    zones,
+)
 
 log = logging.getLogger("responses.web")
 
@@ -64,7 +74,12 @@ def guard() -> Any:
     remember_preferences()
     if request.endpoint in OPEN_ENDPOINTS:
         if request.method == "POST" and not csrf_ok():
-            return page("login.html", status=400, error=i18n.translate("The form expired (its security token did not match). Please try again.", current_lang()), next_path=safe_next(request.form.get("next")))
+            return page(
+                "login.html",
+                status=400,
+                error=i18n.translate("The form expired (its security token did not match). Please try again.", current_lang()),
+                next_path=safe_next(request.form.get("next")),
+            )
         return None
     if signed_in_as() is None:
         if request.method != "GET":

@@ -63,6 +63,7 @@ MIN_EXAMPLES = 5  # every operation and mode gets at least these, however loaded
 class BudgetSpent(BaseException):
     """Ends one operation's examples early (a BaseException: hypothesis lets it through, not a failure)."""
 
+
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -175,11 +176,7 @@ def operations(schema: Any) -> Iterator[Any]:
 
 def nothing_to_negate(operation: Any) -> bool:
     """No parameter, no body and no credentials (``/healthz``): every request to it is a valid one."""
-    return (
-        not list(operation.iter_parameters())
-        and not len(operation.body)
-        and operation.definition.raw.get("security") == []
-    )
+    return not list(operation.iter_parameters()) and not len(operation.body) and operation.definition.raw.get("security") == []
 
 
 def hypothesis_settings() -> settings:
@@ -248,6 +245,8 @@ def test_every_operation_keeps_its_contract(flask_app: Flask) -> None:
         until = time.monotonic() + max(left, 0) / (len(pairs) - i)
         run_operation(op, mode, flask_app, known, tally, until)
     elapsed = time.monotonic() - started
-    print(f"\nschemathesis: {tally.report()}\n  in {elapsed:.1f} s; negative modes that found nothing to negate: {tally.skipped_modes}")
+    print(
+        f"\nschemathesis: {tally.report()}\n  in {elapsed:.1f} s; negative modes that found nothing to negate: {tally.skipped_modes}"
+    )
     assert not tally.failures, "\n\n".join(f"== {label}\n{text}" for label, text in sorted(tally.failures.items()))
     assert tally.cases >= len(ops), tally.report()

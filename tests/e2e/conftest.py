@@ -19,4 +19,3 @@ def processes(tmp_path: Path) -> Iterator[list[Process]]:
     yield started
     for process in reversed(started):
         process.stop()
-

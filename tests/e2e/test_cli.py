@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,13 @@ from projections.follower import ViewFollower
 @pytest.fixture
 def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path / 'responses.db'}"
-    for name in ("RESPONSES_API_TOKENS", "UNIONE_API_KEYS", "ELASTICEMAIL_WEBHOOK_TOKEN", "SENDGRID_WEBHOOK_PUBLIC_KEY", "MAX_BODY_BYTES"):
+    for name in (
+        "RESPONSES_API_TOKENS",
+        "UNIONE_API_KEYS",
+        "ELASTICEMAIL_WEBHOOK_TOKEN",
+        "SENDGRID_WEBHOOK_PUBLIC_KEY",
+        "MAX_BODY_BYTES",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.chdir(tmp_path)
@@ -38,7 +44,7 @@ def test_every_command_is_registered() -> None:
 
 def test_sweep_expires_planned_recipients(sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     app = ResponsesApp(Settings(database_url=sqlite_env))
-    yesterday = datetime.now(timezone.utc) - timedelta(days=1)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
     app.create_mailing({"id": "old", "name": "Old", "category": "bulk", "provider": "unione", "expires_at": yesterday})
     app.add_audience("old", [{"contact_id": "c-1", "email": "a@example.com"}, {"contact_id": "c-2", "email": "b@example.com"}])
     app.close()
@@ -53,14 +59,21 @@ def test_simulate_in_process(sqlite_env: str, capsys: pytest.CaptureFixture[str]
     report = json.loads(capsys.readouterr().out)
     assert report["mailing_id"] == "demo"
     assert report["sent"] > 230 and report["events"] > report["sent"]
-    assert report["answers"] == {"accepted": report["events"], "duplicates": 100 * report["retried_batches"], "unmatched": 0, "quarantined": 0}
+    assert report["answers"] == {
+        "accepted": report["events"],
+        "duplicates": 100 * report["retried_batches"],
+        "unmatched": 0,
+        "quarantined": 0,
+    }
     summary = report["summary"]
     assert summary["audience"] == 250 and summary["sent"] == report["sent"]
     assert summary["delivered"] > 0.8 * report["sent"]
     assert 0 < summary["unique_opens"] < summary["delivered"]
 
 
-def test_serve_on_a_taken_port_fails_cleanly(sqlite_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_on_a_taken_port_fails_cleanly(
+    sqlite_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("RESPONSES_API_TOKENS", "t")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -17,9 +17,26 @@ from interface.cli.rules import what_if_report
 from tests.helpers.e2e import responses_command
 
 COMMAND_ENV = {
-    "serve": {"DATABASE_URL", "RESPONSES_API_TOKENS", "UNIONE_API_KEYS", "ELASTICEMAIL_WEBHOOK_TOKEN", "SENDGRID_WEBHOOK_PUBLIC_KEY", "MAX_BODY_BYTES", "SWEEP_INTERVAL_SECONDS", "READY_MAX_LAG_SECONDS", "REPLAY_WORKERS", "WHAT_IF_WAIT_SECONDS", "RESPONSES_SECRET_KEY", "DATABASE_POOL_SIZE",
-              "WHAT_IF_MAX_PENDING", "HISTORY_FOLDS_MAX", "SESSION_MAX_HOURS", "FORWARDED_ALLOW_IPS", "AUTH_FAILURES_PER_MINUTE",
-              "MAX_CLOCK_SKEW_SECONDS"},
+    "serve": {
+        "DATABASE_URL",
+        "RESPONSES_API_TOKENS",
+        "UNIONE_API_KEYS",
+        "ELASTICEMAIL_WEBHOOK_TOKEN",
+        "SENDGRID_WEBHOOK_PUBLIC_KEY",
+        "MAX_BODY_BYTES",
+        "SWEEP_INTERVAL_SECONDS",
+        "READY_MAX_LAG_SECONDS",
+        "REPLAY_WORKERS",
+        "WHAT_IF_WAIT_SECONDS",
+        "RESPONSES_SECRET_KEY",
+        "DATABASE_POOL_SIZE",
+        "WHAT_IF_MAX_PENDING",
+        "HISTORY_FOLDS_MAX",
+        "SESSION_MAX_HOURS",
+        "FORWARDED_ALLOW_IPS",
+        "AUTH_FAILURES_PER_MINUTE",
+        "MAX_CLOCK_SKEW_SECONDS",
+    },
     "project": {"DATABASE_URL", "SWEEP_INTERVAL_SECONDS", "REPLAY_WORKERS", "DATABASE_POOL_SIZE"},
     "sweep": {"DATABASE_URL"},
     "simulate": {"DATABASE_URL", "RESPONSES_API_TOKENS", "UNIONE_API_KEYS"},
@@ -79,14 +96,21 @@ def test_what_if_on_a_missing_file_says_the_file_does_not_exist(empty_sqlite: Pa
     assert "not found" in capsys.readouterr().err
 
 
-def test_a_missing_postgres_database_is_one_line_with_the_way_to_create_it(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    missing = postgres_url.rsplit("/", 1)[0].replace("postgresql://postgres@", "postgresql://postgres:hunter2@") + "/responses_missing_db"
+def test_a_missing_postgres_database_is_one_line_with_the_way_to_create_it(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = (
+        postgres_url.rsplit("/", 1)[0].replace("postgresql://postgres@", "postgresql://postgres:hunter2@")
+        + "/responses_missing_db"
+    )
     env = {"DATABASE_URL": missing, "PATH": "/usr/bin:/bin"}
     done = subprocess.run(responses_command("sweep"), capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if "responses.cli" not in line]  # the "database ..." info line
     assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("cannot reach the database at postgresql://127.0.0.1:5432/responses_missing_db (password hidden): ")
+    assert lines[0].startswith(
+        "cannot reach the database at postgresql://127.0.0.1:5432/responses_missing_db (password hidden): "
+    )
     assert 'database "responses_missing_db" does not exist' in lines[0]
     assert lines[0].endswith("create it with `createdb -h 127.0.0.1 -p 5432 -U postgres responses_missing_db`")
     assert "hunter2" not in done.stderr and "Traceback" not in done.stderr
@@ -101,10 +125,21 @@ def test_an_unreachable_postgres_server_is_one_line(tmp_path: Path) -> None:
 
 
 def report(mailing_after: dict, **overrides: object) -> str:
-    same = {"delivered": 10, "unique_opens": 4, "total_opens": 6, "unique_clicks": 1, "total_clicks": 1,
-            "responses": {"delivered": 6, "opened": 4}, "rates": {"delivery": 0.5, "unsubscribe": 0.00501}}
+    same = {
+        "delivered": 10,
+        "unique_opens": 4,
+        "total_opens": 6,
+        "unique_clicks": 1,
+        "total_clicks": 1,
+        "responses": {"delivered": 6, "opened": 4},
+        "rates": {"delivery": 0.5, "unsubscribe": 0.00501},
+    }
     result = {
-        "rules": {"candidate": "what-if", "current": "1"}, "recipients": 20, "changed": 0, "counters_changed": 0, "transitions": [],
+        "rules": {"candidate": "what-if", "current": "1"},
+        "recipients": 20,
+        "changed": 0,
+        "counters_changed": 0,
+        "transitions": [],
         "mailings": {"quiet": {"before": same, "after": same}, "moved": {"before": same, "after": {**same, **mailing_after}}},
         "contacts": {"newly_suppressed": {"count": 0, "sample": []}, "no_longer_suppressed": {"count": 0, "sample": []}},
         "examples": [],

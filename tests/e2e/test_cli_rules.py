@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedu
 from interface.cli import main
 from projections.follower import ViewFollower
 
-T0 = datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -29,9 +29,18 @@ def journal(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     app.add_audience("m", [{"contact_id": c, "email": f"{c}@example.com"} for c in ("a", "b", "c")])
     app.dispatch("m", now=T0)
     events = []
-    for contact, event, minutes in (("a", "deferred", 1), ("a", "delivered", 9), ("b", "deferred", 1), ("b", "open", 20), ("b", "open", 30), ("c", "deferred", 2)):
+    for contact, event, minutes in (
+        ("a", "deferred", 1),
+        ("a", "delivered", 9),
+        ("b", "deferred", 1),
+        ("b", "open", 20),
+        ("b", "open", 30),
+        ("c", "deferred", 2),
+    ):
         at = T0 + timedelta(minutes=minutes)
-        signal = Signal(key=dedup_key(contact, event, minutes), source="sendgrid", fields={"event": event}, received_at=at, occurred_at=at)
+        signal = Signal(
+            key=dedup_key(contact, event, minutes), source="sendgrid", fields={"event": event}, received_at=at, occurred_at=at
+        )
         events.append(ProviderEvent(signal, Correlation("m", contact)))
     app.record_batch(ParsedBatch(events=events))
     app.wait_for_views()
@@ -47,7 +56,9 @@ def audience(url: str) -> dict[str, str]:
         app.close()
 
 
-def test_what_if_prints_the_transitions_and_leaves_the_views(journal: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_what_if_prints_the_transitions_and_leaves_the_views(
+    journal: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rules = tmp_path / "soft-final.json"
     rules.write_text(json.dumps({"responses": {"soft_bounce": {"final": True}}}))
     before = audience(journal)

@@ -25,7 +25,9 @@ def test_the_library_db_functions_setting_is_refused_whatever_its_value_and_stor
         Settings.from_env({"DATABASE_URL": url, name: value})
 
 
-def test_the_app_refuses_to_start_with_db_functions_in_its_environment(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_app_refuses_to_start_with_db_functions_in_its_environment(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(DB_FUNCTIONS, "y")
     with pytest.raises(ConfigError, match=DB_FUNCTIONS):
         ResponsesApp(Settings(database_url=database_url))
@@ -42,8 +44,11 @@ def test_responses_refuses_to_start_with_db_functions_in_one_line(tmp_path: Path
 def test_a_sqlite_file_in_a_missing_folder_is_refused_and_nothing_is_created(tmp_path: Path) -> None:
     folder = tmp_path / "typo" / "dir"
     url = f"sqlite:///{folder / 'x.db'}"
-    for refuse in (lambda: Settings.from_env({"DATABASE_URL": url}), lambda: Settings(database_url=url).eventsourcing_env(),
-                   lambda: ResponsesApp(Settings(database_url=url))):
+    for refuse in (
+        lambda: Settings.from_env({"DATABASE_URL": url}),
+        lambda: Settings(database_url=url).eventsourcing_env(),
+        lambda: ResponsesApp(Settings(database_url=url)),
+    ):
         with pytest.raises(ConfigError, match=f"mkdir -p {folder}"):
             refuse()
     assert not (tmp_path / "typo").exists()
@@ -68,14 +73,18 @@ def test_the_default_database_and_others_in_var_still_get_the_var_folder(tmp_pat
 
 
 def test_an_existing_folder_and_memory_are_accepted(tmp_path: Path) -> None:
-    assert Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}).eventsourcing_env()["SQLITE_DBNAME"] == str(tmp_path / "x.db")
+    assert Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}).eventsourcing_env()["SQLITE_DBNAME"] == str(
+        tmp_path / "x.db"
+    )
     assert Settings(database_url="sqlite:///:memory:").eventsourcing_env()["SQLITE_DBNAME"] == ":memory:"
 
 
 def test_responses_refuses_a_sqlite_file_in_a_missing_folder_in_one_line(tmp_path: Path) -> None:
     folder = tmp_path / "typo" / "dir"
     env = service_env(f"sqlite:///{folder / 'x.db'}")
-    done = subprocess.run(responses_command("serve", "--port", "0"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        responses_command("serve", "--port", "0"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and f"mkdir -p {folder}" in lines[0], done.stderr

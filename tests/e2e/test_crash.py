@@ -19,7 +19,9 @@ from bench.http_load import Stack, crash_run
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_kill_9_under_load_loses_nothing_acknowledged_and_counts_once(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_kill_9_under_load_loses_nothing_acknowledged_and_counts_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     stack = Stack(kind, request.getfixturevalue(f"{kind}_url"), tmp_path, workers=2)
     notes: list[str] = []
     began = time.monotonic()
@@ -52,6 +54,8 @@ def test_kill_9_under_load_loses_nothing_acknowledged_and_counts_once(kind: str,
     assert result.resent_accepted == 0, context  # every acknowledged signal was in the journal: sent again, all duplicates
     assert result.bad_answers == [], context
     assert result.over_counted == 0, context  # nothing applied twice by the projector across its kills
-    assert (result.final_missing, result.final_extra) == (0, 0), context  # once every batch is delivered: each signal exactly once
+    assert (result.final_missing, result.final_extra) == (0, 0), (
+        context
+    )  # once every batch is delivered: each signal exactly once
     assert result.summary_opens[0] == result.summary_opens[1], context
     assert result.summary_clicks[0] == result.summary_clicks[1], context

@@ -22,6 +22,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 def launch(playwright: Any) -> Any:
     """Debian's Chromium, headless, driven by Playwright (no browser download)."""
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
@@ -40,7 +42,13 @@ def test_docs_render_offline_in_chromium(tmp_path: Path, processes: list[Process
     from playwright.sync_api import sync_playwright
 
     port = free_port()
-    server = start(processes, "serve", responses_command("serve", "--port", str(port)), service_env(f"sqlite:///{tmp_path / 'r.db'}"), tmp_path)
+    server = start(
+        processes,
+        "serve",
+        responses_command("serve", "--port", str(port)),
+        service_env(f"sqlite:///{tmp_path / 'r.db'}"),
+        tmp_path,
+    )
     Http(port).wait_until_up(server)
 
     leaving: list[str] = []
@@ -50,7 +58,7 @@ def test_docs_render_offline_in_chromium(tmp_path: Path, processes: list[Process
         try:
             page = browser.new_page()
 
-            def only_this_machine(route: "object") -> None:
+            def only_this_machine(route: object) -> None:
                 url = route.request.url  # type: ignore[attr-defined]
                 if urlsplit(url).hostname in LOCAL_HOSTS:
                     route.continue_()  # type: ignore[attr-defined]
@@ -59,7 +67,9 @@ def test_docs_render_offline_in_chromium(tmp_path: Path, processes: list[Process
                     route.abort()  # type: ignore[attr-defined]
 
             page.route("**/*", only_this_machine)
-            page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 and "favicon" not in r.url else None)
+            page.on(
+                "response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 and "favicon" not in r.url else None
+            )
             page.goto(f"http://127.0.0.1:{port}/docs", wait_until="load")
             page.wait_for_selector(".opblock", timeout=20_000)
             operations = page.locator(".opblock-summary-path").all_inner_texts()
@@ -83,6 +93,11 @@ def test_every_operation_has_a_summary() -> None:
 
     app = create_app(settings=Settings(database_url="sqlite:///:memory:", api_tokens=("t",)))
     spec = app.test_client().get("/openapi.json").get_json()
-    operations = [(method.upper(), path, op) for path, ops in spec["paths"].items() for method, op in ops.items() if method in {"get", "post", "put", "patch", "delete"}]
+    operations = [
+        (method.upper(), path, op)
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
     assert len(operations) >= 25
     assert [f"{m} {p}" for m, p, op in operations if not op.get("summary", "").strip()] == []

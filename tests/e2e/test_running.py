@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.stores import FIXTURES
 from tests.helpers.e2e import API_TOKEN, EE_TOKEN, UNIONE_KEY, Http, Process, free_port, responses_command, service_env, start
 from tests.helpers.http import SPRING, SPRING_AUDIENCE
+from tests.helpers.stores import FIXTURES
 
 NOTHING = {"accepted": 0, "duplicates": 0, "unmatched": 0, "quarantined": 0}
 
@@ -99,8 +99,14 @@ def test_a_second_server_on_the_same_database_stands_by_without_a_warning(tmp_pa
 def gunicorn_settings(env: dict[str, str]) -> dict[str, str]:
     from tests.helpers.e2e import BIN
 
-    done = subprocess.run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--print-config", "interface.wsgi:app"],
-                          env=env, capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--print-config", "interface.wsgi:app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert done.returncode == 0, done.stderr
     return {k.strip(): v.strip() for k, _, v in (line.partition("=") for line in done.stdout.splitlines()) if v}
 
@@ -125,9 +131,17 @@ def test_gunicorn_access_atoms_and_error_lines_hide_secrets() -> None:
     from interface.access_log import GunicornLogger
 
     logger = GunicornLogger(Config())
-    environ = {"PATH_INFO": "/v1/contacts/anna@example.com", "QUERY_STRING": f"token={EE_TOKEN}", "REQUEST_METHOD": "GET",
-               "SERVER_PROTOCOL": "HTTP/1.1", "RAW_URI": f"/v1/contacts/anna@example.com?token={EE_TOKEN}", "HTTP_REFERER": f"http://x/?token={EE_TOKEN}"}
-    request = SimpleNamespace(headers=[], method="GET", path=environ["PATH_INFO"], query=environ["QUERY_STRING"], uri=environ["RAW_URI"], version=(1, 1))
+    environ = {
+        "PATH_INFO": "/v1/contacts/anna@example.com",
+        "QUERY_STRING": f"token={EE_TOKEN}",
+        "REQUEST_METHOD": "GET",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "RAW_URI": f"/v1/contacts/anna@example.com?token={EE_TOKEN}",
+        "HTTP_REFERER": f"http://x/?token={EE_TOKEN}",
+    }
+    request = SimpleNamespace(
+        headers=[], method="GET", path=environ["PATH_INFO"], query=environ["QUERY_STRING"], uri=environ["RAW_URI"], version=(1, 1)
+    )
     response = SimpleNamespace(status="200 OK", headers=[], response_length=10, sent=10)
     atoms = logger.atoms(response, request, environ, SimpleNamespace(seconds=0, microseconds=1000))
     text = json.dumps(atoms)
@@ -135,7 +149,9 @@ def test_gunicorn_access_atoms_and_error_lines_hide_secrets() -> None:
     assert atoms["U"] == "/v1/contacts/a***@example.com"
     records: list[str] = []
     logger.error_log.handlers = []
-    logger.error_log.addHandler(type("H", (__import__("logging").Handler,), {"emit": lambda self, r: records.append(r.getMessage())})())
+    logger.error_log.addHandler(
+        type("H", (__import__("logging").Handler,), {"emit": lambda self, r: records.append(r.getMessage())})()
+    )
     logger.exception("Error handling request %s", f"/v1/webhooks/elasticemail?token={EE_TOKEN}&to=anna@example.com")
     assert records and EE_TOKEN not in records[0] and "anna@example.com" not in records[0] and "token=***" in records[0]
 

@@ -59,7 +59,7 @@ def test_serve_answers_healthz_beside_150_idle_sockets(tmp_path: Path, processes
                 conn.settimeout(10)
                 conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 answered.append(conn.recv(64).split(b"\r\n", 1)[0])
-            except socket.timeout:
+            except TimeoutError:
                 answered.append(b"timed out")
             finally:
                 conn.close()
@@ -127,7 +127,7 @@ def healthz_over_new_connections(port: int, times: int) -> list[bytes]:
             conn.settimeout(10)
             conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             answered.append(conn.recv(64).split(b"\r\n", 1)[0])
-        except socket.timeout:
+        except TimeoutError:
             answered.append(b"timed out")
         finally:
             conn.close()
@@ -151,8 +151,12 @@ def test_idle_sockets_do_not_pin_the_gunicorn_workers(tmp_path: Path, processes:
 def test_gunicorn_refuses_a_pool_smaller_than_a_workers_threads(tmp_path: Path) -> None:
     import subprocess
 
-    env = service_env("postgresql://nobody@127.0.0.1:9/none", DATABASE_POOL_SIZE="2", GUNICORN_THREADS="4", BIND=f"127.0.0.1:{free_port()}")
-    done = subprocess.run(gunicorn_command("interface.wsgi:app"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    env = service_env(
+        "postgresql://nobody@127.0.0.1:9/none", DATABASE_POOL_SIZE="2", GUNICORN_THREADS="4", BIND=f"127.0.0.1:{free_port()}"
+    )
+    done = subprocess.run(
+        gunicorn_command("interface.wsgi:app"), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1
     assert "DATABASE_POOL_SIZE=2 is smaller than the 4 request threads of each gunicorn worker" in done.stderr
     assert "Traceback" not in done.stderr

@@ -10,9 +10,6 @@ from typing import Any
 
 import gunicorn.config
 
-from tests.helpers.stores import FIXTURES
-from tests.helpers.http import SPRING
-from tests.helpers.http import SPRING_AUDIENCE as AUDIENCE
 from tests.helpers.e2e import (
     API_TOKEN,
     BIN,
@@ -26,6 +23,9 @@ from tests.helpers.e2e import (
     service_env,
     start,
 )
+from tests.helpers.http import SPRING
+from tests.helpers.http import SPRING_AUDIENCE as AUDIENCE
+from tests.helpers.stores import FIXTURES
 
 NOTHING = {"accepted": 0, "duplicates": 0, "unmatched": 0, "quarantined": 0}
 
@@ -41,8 +41,14 @@ def unione_events(*event_data: dict[str, Any]) -> bytes:
 
 
 def dina(status: str, at: str, **extra: Any) -> dict[str, Any]:
-    return {"job_id": "job-d", "metadata": {"mailing_id": SPRING, "contact_id": "c-1006"}, "email": "dina@example.com",
-            "status": status, "event_time": at, **extra}
+    return {
+        "job_id": "job-d",
+        "metadata": {"mailing_id": SPRING, "contact_id": "c-1006"},
+        "email": "dina@example.com",
+        "status": status,
+        "event_time": at,
+        **extra,
+    }
 
 
 def webhook(http: Http, path: str, data: bytes, **headers: str) -> dict[str, int]:
@@ -58,7 +64,11 @@ def seed_lifecycle(http: Http) -> None:
     assert http.ok("POST", f"/v1/mailings/{SPRING}/audience", {"recipients": AUDIENCE}) == {"added": 6, "already_present": 0}
     dispatch = http.ok("POST", f"/v1/mailings/{SPRING}/dispatch")
     assert dispatch["outcomes"] == {"sent_to_provider": 6}
-    assert dispatch["send"][0] == {"contact_id": "c-1001", "email": "anna@example.com", "metadata": {"mailing_id": SPRING, "contact_id": "c-1001"}}
+    assert dispatch["send"][0] == {
+        "contact_id": "c-1001",
+        "email": "anna@example.com",
+        "metadata": {"mailing_id": SPRING, "contact_id": "c-1001"},
+    }
 
     batch = signed((FIXTURES / "unione" / "batch-mixed.json").read_bytes())
     assert webhook(http, "/v1/webhooks/unione", batch) == {**NOTHING, "accepted": 8}
@@ -71,12 +81,19 @@ def seed_lifecycle(http: Http) -> None:
     late = unione_events(dina("opened", "2026-03-14 10:39:00"), dina("delivered", "2026-03-14 10:04:15"))
     assert webhook(http, "/v1/webhooks/unione", late) == {**NOTHING, "accepted": 2}
 
-    lines = [line for line in (FIXTURES / "elasticemail" / "notifications.txt").read_text().splitlines() if line and not line.startswith("#")]
+    lines = [
+        line
+        for line in (FIXTURES / "elasticemail" / "notifications.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     # the mailing goes through UniOne: Elastic Email's notifications about it are kept apart, never counted
     for line in lines[:-1]:
         assert http.ok("GET", f"/v1/webhooks/elasticemail?{line}&token={EE_TOKEN}", auth=False) == {**NOTHING, "unmatched": 1}
     form = {"Content-Type": "application/x-www-form-urlencoded"}
-    assert http.ok("POST", f"/v1/webhooks/elasticemail?token={EE_TOKEN}", data=lines[-1].encode(), headers=form, auth=False) == {**NOTHING, "unmatched": 1}
+    assert http.ok("POST", f"/v1/webhooks/elasticemail?token={EE_TOKEN}", data=lines[-1].encode(), headers=form, auth=False) == {
+        **NOTHING,
+        "unmatched": 1,
+    }
     assert http.call("GET", f"/v1/webhooks/elasticemail?{lines[0]}&token=wrong", auth=False)[0] == 401
 
     # a chunked body over the limit is refused without being stored
@@ -162,7 +179,9 @@ def test_gunicorn_and_project_on_postgresql(tmp_path: Path, processes: list[Proc
     projector = start(processes, "project", responses_command("project", "--report-every", "0.5"), env, tmp_path)
     projector.wait_for_output("following the journal")  # the schema exists before the workers start
     port = free_port()
-    workers = start(processes, "gunicorn", gunicorn_command("-w", "2", "-b", f"127.0.0.1:{port}", "interface.wsgi:app"), env, tmp_path)
+    workers = start(
+        processes, "gunicorn", gunicorn_command("-w", "2", "-b", f"127.0.0.1:{port}", "interface.wsgi:app"), env, tmp_path
+    )
     http = Http(port)
     http.wait_until_up(workers)
     seed_lifecycle(http)
@@ -198,9 +217,17 @@ def test_simulate_against_a_running_service(tmp_path: Path, processes: list[Proc
     env = service_env(f"sqlite:///{tmp_path / 'responses.db'}")
     server = start(processes, "serve", responses_command("serve", "--port", str(port)), env, tmp_path)
     Http(port).wait_until_up(server)
-    simulation = start(processes, "simulate", responses_command("simulate", "--recipients", "300", "--url", f"http://127.0.0.1:{port}", "--seed", "7", "--mailing", "sim"), env, tmp_path)
+    simulation = start(
+        processes,
+        "simulate",
+        responses_command(
+            "simulate", "--recipients", "300", "--url", f"http://127.0.0.1:{port}", "--seed", "7", "--mailing", "sim"
+        ),
+        env,
+        tmp_path,
+    )
     assert simulation.proc.wait(timeout=60) == 0, simulation.output()
-    report = json.loads(simulation.output()[simulation.output().index("{"):])
+    report = json.loads(simulation.output()[simulation.output().index("{") :])
     assert report["mailing_id"] == "sim" and report["recipients"] == 300
     assert report["answers"]["accepted"] == report["events"]
     assert report["answers"]["duplicates"] == 100 * report["retried_batches"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -22,8 +21,8 @@ import pytest
 
 from interface.simulate import sign_unione_body
 from interface.web.i18n import why_sentence
-from tests.helpers.e2e import API_TOKEN, UNIONE_KEY, Http, Process, free_port, responses_command, service_env, start
 from tests.e2e.test_docs_browser import LOCAL_HOSTS, launch, require_chromium
+from tests.helpers.e2e import API_TOKEN, UNIONE_KEY, Http, Process, free_port, responses_command, service_env, start
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 MAILING = "sim-browser"
@@ -60,12 +59,21 @@ def served(tmp_path: Path, processes: list[Process]) -> dict[str, Any]:
     http.wait_until_up(server)
     simulated = subprocess.run(
         responses_command("simulate", "--recipients", "240", "--url", http.base, "--mailing", MAILING, "--seed", "11"),
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert simulated.returncode == 0, simulated.stderr
     # hostile input kept aside: a quarantined body and an unmatched signal, both carrying markup
     body = sign_unione_body(('{"auth":"AUTH_PLACEHOLDER","events_by_user":[{"events":[' + SCRIPT).encode(), UNIONE_KEY)
-    assert http.call("POST", "/v1/webhooks/unione", data=body, headers={"Content-Type": "application/json"}, auth=False)[1]["quarantined"] == 1
+    assert (
+        http.call("POST", "/v1/webhooks/unione", data=body, headers={"Content-Type": "application/json"}, auth=False)[1][
+            "quarantined"
+        ]
+        == 1
+    )
     http.wait_caught_up()
     return {"port": port, "http": http, "tmp": tmp_path}
 
@@ -88,7 +96,9 @@ def test_a_marketer_walks_every_page_in_chromium(served: dict[str, Any]) -> None
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
-            context = browser.new_context(viewport={"width": 1360, "height": 900}, accept_downloads=True, timezone_id="Europe/Moscow", locale="en-US")
+            context = browser.new_context(
+                viewport={"width": 1360, "height": 900}, accept_downloads=True, timezone_id="Europe/Moscow", locale="en-US"
+            )
             page = context.new_page()
 
             def only_this_machine(route: Any) -> None:
@@ -175,7 +185,13 @@ def test_a_marketer_walks_every_page_in_chromium(served: dict[str, Any]) -> None
             assert len(labels) == len(errors) > 0
             assert page.locator("#errors-table tbody tr").count() == len(errors)
             funnel = page.locator("#funnel-chart rect.bar").evaluate_all("els => els.map(e => Number(e.dataset.value))")
-            assert funnel == [summary["audience"], summary["sent"], summary["delivered"], summary["unique_opens"], summary["unique_clicks"]]
+            assert funnel == [
+                summary["audience"],
+                summary["sent"],
+                summary["delivered"],
+                summary["unique_opens"],
+                summary["unique_clicks"],
+            ]
             assert page.locator("#funnel-chart > title").text_content() == "Delivery funnel"
             shot("05-mailing-results")
 
@@ -199,7 +215,10 @@ def test_a_marketer_walks_every_page_in_chromium(served: dict[str, Any]) -> None
             for i, link in enumerate(links):
                 assert table.nth(i).get_attribute("data-url") == link["url"]
                 cells = table.nth(i).locator("td")
-                assert int_text(cells.nth(1).inner_text()) == link["clicks"] and int_text(cells.nth(2).inner_text()) == link["unique_clicks"]
+                assert (
+                    int_text(cells.nth(1).inner_text()) == link["clicks"]
+                    and int_text(cells.nth(2).inner_text()) == link["unique_clicks"]
+                )
             shot("07-mailing-links")
 
             # ---- a recipient's history: its whys, as sentences, in both languages
@@ -220,7 +239,9 @@ def test_a_marketer_walks_every_page_in_chromium(served: dict[str, Any]) -> None
             shot("08-recipient-history")
             page.goto(page.url + "?lang=ru", wait_until="load")
             step = history["signals"][-1]
-            assert steps.last.locator(".why").inner_text() == why_sentence(step["effect"], step["why"], step["response_after"]["code"], "ru")
+            assert steps.last.locator(".why").inner_text() == why_sentence(
+                step["effect"], step["why"], step["response_after"]["code"], "ru"
+            )
             page.goto(page.url.replace("?lang=ru", "?lang=en"), wait_until="load")
 
             # ---- contacts: found by email, flags changed by the form (journaled, as PATCH would)
@@ -228,8 +249,12 @@ def test_a_marketer_walks_every_page_in_chromium(served: dict[str, Any]) -> None
             shot("09-contacts")
             page.fill("#q", clicked["email"].upper())
             page.click("form[role=search] button[type=submit]")
-            assert page.locator("#contacts-table tbody tr").count() == len(http.ok("GET", f"/v1/contacts?email={quote(clicked['email'])}")["items"]) == 1
-            page.click(f"#contacts-table a")
+            assert (
+                page.locator("#contacts-table tbody tr").count()
+                == len(http.ok("GET", f"/v1/contacts?email={quote(clicked['email'])}")["items"])
+                == 1
+            )
+            page.click("#contacts-table a")
             assert page.locator("#contact-responses tbody tr").count() == 1
             page.select_option("#do_not_use_email", "yes")
             page.click("#flags-form button[type=submit]")
@@ -258,7 +283,9 @@ def test_a_marketer_walks_every_page_in_chromium(served: dict[str, Any]) -> None
                 page.wait_for_selector("#job[data-status=done]", timeout=60_000)
             expected = http.ok("POST", "/v1/what-if", {"rules": {"responses": {"soft_bounce": {"final": True}}}, "sample": 20})
             assert int_text(page.locator("[data-kpi=changed] .tile-value").inner_text()) == expected["changed"]
-            shown_transitions = page.locator("#transitions-table tbody tr").evaluate_all("els => els.map(e => [e.dataset.from, e.dataset.to])")
+            shown_transitions = page.locator("#transitions-table tbody tr").evaluate_all(
+                "els => els.map(e => [e.dataset.from, e.dataset.to])"
+            )
             assert shown_transitions == [[t["from"], t["to"]] for t in expected["transitions"]]
             shot("12-what-if")
             versions_before = len(http.ok("GET", "/v1/rules")["versions"])

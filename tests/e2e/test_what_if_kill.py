@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from application.service import ResponsesApp
 from tests.helpers.e2e import BIN, Process, service_env
 from tests.integration.test_replay_lean import campaign
 
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import os, sys
 if os.environ.get("RESPONSES_TEST_BLOCK_FOLDS") and "--multiprocessing-fork" in sys.argv:
     import pathlib, time
@@ -33,7 +32,7 @@ if os.environ.get("RESPONSES_TEST_BLOCK_FOLDS") and "--multiprocessing-fork" in 
         time.sleep(600)
 
     lean.fold_partition = fold_partition
-'''
+"""
 WORKERS_START_SECONDS = 90.0  # two spawned interpreters importing the fold, on a loaded machine
 GONE_SECONDS = 10.0
 
@@ -85,7 +84,9 @@ def test_a_kill_of_the_replaying_process_leaves_no_worker_behind(app: ResponsesA
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps({"responses": {"soft_bounce": {"final": True}}}))
     env = service_env(
-        app.settings.database_url, REPLAY_WORKERS="2", RESPONSES_TEST_BLOCK_FOLDS=str(marks),
+        app.settings.database_url,
+        REPLAY_WORKERS="2",
+        RESPONSES_TEST_BLOCK_FOLDS=str(marks),
         PYTHONPATH=os.pathsep.join([str(hooks), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
     )
     replaying = Process("what-if", [str(BIN / "responses"), "what-if", str(rules)], env, tmp_path)

@@ -44,7 +44,11 @@ def free_port() -> int:
 
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
     """The process environment: the caller's, less any configuration of ours, plus exactly this."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RESPONSES_", "UNIONE_", "ELASTICEMAIL_", "SENDGRID_", "DATABASE_URL", "MAX_BODY"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RESPONSES_", "UNIONE_", "ELASTICEMAIL_", "SENDGRID_", "DATABASE_URL", "MAX_BODY"))
+    }
     env.update(
         DATABASE_URL=database_url,
         RESPONSES_API_TOKENS=API_TOKEN,
@@ -98,7 +102,16 @@ class Http:
         self.base = f"http://127.0.0.1:{port}"
         self.token = token
 
-    def call(self, method: str, path: str, body: Any = None, *, data: bytes | None = None, headers: dict[str, str] | None = None, auth: bool = True) -> tuple[int, Any]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> tuple[int, Any]:
         headers = dict(headers or {})
         if body is not None:
             data = json.dumps(body).encode()
@@ -121,7 +134,13 @@ class Http:
         """POST with ``Transfer-Encoding: chunked`` (no Content-Length)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request("POST", path, body=iter(chunks), headers={"Content-Type": "application/json", **(headers or {})}, encode_chunked=True)
+            conn.request(
+                "POST",
+                path,
+                body=iter(chunks),
+                headers={"Content-Type": "application/json", **(headers or {})},
+                encode_chunked=True,
+            )
             response = conn.getresponse()
             return response.status, json.loads(response.read() or b"null")
         finally:
@@ -162,4 +181,3 @@ def start(processes: list[Process], name: str, args: list[str], env: dict[str, s
 def responses_command(*args: str) -> list[str]:
     script = BIN / "responses"
     return [str(script), *args] if script.exists() else [sys.executable, "-m", "interface.cli", *args]
-

@@ -87,7 +87,9 @@ def http_settings(database_url: str, **overrides: Any) -> Settings:
 
 def start_spring(api: FlaskClient, provider: str) -> dict[str, Any]:
     """The fixtures' mailing through ``provider``: created, six recipients, dispatched; returns the dispatch answer."""
-    r = api.post("/v1/mailings", json={"id": SPRING, "name": "Spring sale", "category": "bulk", "email_type": "news", "provider": provider})
+    r = api.post(
+        "/v1/mailings", json={"id": SPRING, "name": "Spring sale", "category": "bulk", "email_type": "news", "provider": provider}
+    )
     assert r.status_code == 201, r.json
     r = api.post(f"/v1/mailings/{SPRING}/audience", json={"recipients": SPRING_AUDIENCE})
     assert r.json == {"added": 6, "already_present": 0}
@@ -107,4 +109,3 @@ def error_of(response: Any) -> dict[str, Any]:
 
 # Input validation happens before the store is touched: such tests run on SQLite only (keeps the suite fast).
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-

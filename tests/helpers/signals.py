@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from domain.fold import RecipientState, Step, fold
 from domain.rules import DEFAULT_RULESET, Ruleset
 from domain.signals import Signal, system_signal
 
-T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 
 _keys = itertools.count(1)
@@ -82,4 +83,3 @@ def fold_signals(
         state, step = fold(state, signal, rules, start)
         steps.append(step)
     return state, steps
-

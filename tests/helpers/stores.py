@@ -44,7 +44,9 @@ def server_connections(url: str = PG_ADMIN_URL) -> tuple[int | None, int | None]
     slots), or (None, None) when it cannot be asked."""
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-            row = conn.execute("SELECT current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_activity)").fetchone()
+            row = conn.execute(
+                "SELECT current_setting('max_connections')::int, (SELECT count(*) FROM pg_stat_activity)"
+            ).fetchone()
             return (int(row[0]), int(row[1])) if row else (None, None)
     except psycopg.Error:
         return None, None
@@ -59,4 +61,3 @@ def _admin_connection() -> psycopg.Connection:
         return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:  # pragma: no cover - the environment is broken
         fail_unavailable(PG_ADMIN_URL, exc)
-

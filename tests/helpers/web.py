@@ -33,4 +33,3 @@ def post_form(client: FlaskClient, page: str, action: str, data: dict[str, Any])
     """Submit a form as a browser does: the CSRF token read from the page it is on."""
     html = client.get(page).get_data(as_text=True)
     return client.post(action, data={**data, "csrf_token": csrf_of(html)})
-

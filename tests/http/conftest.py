@@ -69,4 +69,3 @@ def spring_elastic(api: FlaskClient) -> dict[str, Any]:
 def spring_sendgrid(api: FlaskClient) -> dict[str, Any]:
     """The fixtures' mailing, sent through SendGrid."""
     return start_spring(api, "sendgrid")
-

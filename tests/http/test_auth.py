@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from application.service import ResponsesApp
 from application.config import Settings
+from application.service import ResponsesApp
+from interface.app import create_app
 from interface.http.auth import token_matches
 from interface.shared.token_file import ensure_token_file, read_token_file, settings_with_token
-from interface.app import create_app
 from tests.helpers.http import TOKEN, error_of, http_settings, sqlite_only
 
 PROTECTED = [
@@ -37,7 +37,13 @@ PROTECTED = [
 @sqlite_only
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}, {"Authorization": "Bearer "}, {"Authorization": "Bearer тест"}],
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer тест"},
+    ],
     ids=["none", "wrong", "basic", "empty", "non-ascii"],
 )
 def test_protected_routes_answer_401_without_a_valid_token(app: ResponsesApp, headers: dict[str, str]) -> None:

@@ -64,7 +64,11 @@ def test_invalid_patch_is_422(api: FlaskClient, body: dict[str, Any], field: str
 @sqlite_only
 @pytest.mark.parametrize(
     "body, field",
-    [({"subscribed": False}, "email_type"), ({"email_type": "news"}, "subscribed"), ({"email_type": "", "subscribed": False}, "email_type")],
+    [
+        ({"subscribed": False}, "email_type"),
+        ({"email_type": "news"}, "subscribed"),
+        ({"email_type": "", "subscribed": False}, "email_type"),
+    ],
 )
 def test_invalid_subscription_is_422(api: FlaskClient, body: dict[str, Any], field: str) -> None:
     r = api.post("/v1/contacts/c-9/subscriptions", json=body)
@@ -80,11 +84,19 @@ def test_malformed_patch_is_400(api: FlaskClient) -> None:
 
 
 def test_contact_flags_and_responses_after_the_seed(api: FlaskClient, client: FlaskClient, spring: dict[str, Any]) -> None:
-    client.post("/v1/webhooks/unione", data=sign_unione(fixture_bytes("unione/batch-mixed.json")), content_type="application/json")
+    client.post(
+        "/v1/webhooks/unione", data=sign_unione(fixture_bytes("unione/batch-mixed.json")), content_type="application/json"
+    )
     hard = api.get("/v1/contacts/c-1003").json
     assert hard["flags"] == {"do_not_use_email": True, "email_is_actual": False, "unsubscribed_types": []}
     assert hard["responses"] == [
-        {"mailing_id": SPRING, "category": "bulk", "response": {"code": "hard_bounce", "name": "Hard bounce", "reason": "unknown_recipient"}, "opens": 0, "clicks": 0}
+        {
+            "mailing_id": SPRING,
+            "category": "bulk",
+            "response": {"code": "hard_bounce", "name": "Hard bounce", "reason": "unknown_recipient"},
+            "opens": 0,
+            "clicks": 0,
+        }
     ]
     assert api.get("/v1/contacts/c-1004").json["flags"]["do_not_use_email"] is True  # unsubscribed
     assert api.get("/v1/contacts/c-1005").json["flags"]["do_not_use_email"] is True  # spam complaint

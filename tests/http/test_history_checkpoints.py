@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-import projections.projector as projector_module
 import application.rules as rules_module
+import projections.projector as projector_module
 import projections.replay as replay_module
 from application.queries import encode_cursor
 from application.service import ResponsesApp
@@ -26,7 +26,7 @@ from projections.replay import explain
 from projections.views import dump_recipient_state, load_recipient_state
 from tests.helpers.http import TOKEN, error_of
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 K = 50  # checkpoints every 50 signals here (1,000 in production)
 URL = "/v1/mailings/long/recipients/c1/history"
 FOLDS = ("fold", "fold_into")  # what the history folds a signal with (``fold`` before checkpoints, ``fold_into`` now)
@@ -50,8 +50,13 @@ def provider_signal(i: int, at: datetime) -> Signal:
     else:
         status, extra = "opened", {}
     return Signal(
-        key=dedup_key("unione", "long", status, i), source="unione", fields={"status": status},
-        received_at=at, occurred_at=at, raw={"i": i}, **extra,
+        key=dedup_key("unione", "long", status, i),
+        source="unione",
+        fields={"status": status},
+        received_at=at,
+        occurred_at=at,
+        raw={"i": i},
+        **extra,
     )
 
 
@@ -119,7 +124,9 @@ def pages(api: FlaskClient, limit: int, counted: Counted, query: str = "") -> It
             return
 
 
-def test_a_page_in_the_middle_of_500_signals_folds_at_most_k_plus_limit(app: ResponsesApp, api: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_page_in_the_middle_of_500_signals_folds_at_most_k_plus_limit(
+    app: ResponsesApp, api: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     journal(app, 499)  # with the dispatch decision: 500 signals
     reference = full_fold(app)
     assert len(reference["signals"]) == 500
@@ -131,10 +138,14 @@ def test_a_page_in_the_middle_of_500_signals_folds_at_most_k_plus_limit(app: Res
     assert counted.folded <= K + 10, counted.folded
     assert counted.read <= K + 10 + 1, counted.read
     assert r.json["signals"] == reference["signals"][255:265]
-    assert {k: r.json[k] for k in ("response", "opens", "clicks", "rules")} == {k: reference[k] for k in ("response", "opens", "clicks", "rules")}
+    assert {k: r.json[k] for k in ("response", "opens", "clicks", "rules")} == {
+        k: reference[k] for k in ("response", "opens", "clicks", "rules")
+    }
 
 
-def test_every_page_answers_as_the_whole_journal_folded(app: ResponsesApp, api: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_page_answers_as_the_whole_journal_folded(
+    app: ResponsesApp, api: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     journal(app, 420)
     reference = full_fold(app)
     counted = Counted(monkeypatch, app)
@@ -162,7 +173,9 @@ def test_a_page_for_now_shows_the_journal_up_to_the_views_and_agrees_with_itself
     assert answer["opens"] == sum(1 for s in projected if s["maps_to"] == "opened" and s["effect"] != "ignored")
 
 
-def test_after_a_rule_activation_the_checkpoints_follow_the_new_rules(app: ResponsesApp, api: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_after_a_rule_activation_the_checkpoints_follow_the_new_rules(
+    app: ResponsesApp, api: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     journal(app, 300)
     api.get(URL + "?limit=1")
     version = app.define_rules({"count_machine_opens": True, "responses": {"soft_bounce": {"final": True}}}).version
@@ -188,7 +201,9 @@ def test_after_a_rule_activation_the_checkpoints_follow_the_new_rules(app: Respo
     assert start.checkpoint is not None and start.checkpoint.seen.blob == keys  # every signal's key up to it, from the deltas
 
 
-def test_as_of_and_other_rules_fold_the_whole_journal_and_still_answer_the_same(app: ResponsesApp, api: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_as_of_and_other_rules_fold_the_whole_journal_and_still_answer_the_same(
+    app: ResponsesApp, api: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     journal(app, 150)
     other = app.define_rules({"count_machine_opens": True})
     as_of = T0 + timedelta(hours=2, seconds=100)
@@ -249,7 +264,9 @@ def held_folds(flask_app: Flask, app: ResponsesApp, monkeypatch: pytest.MonkeyPa
             t.join(timeout=30)
 
 
-def test_a_third_whole_journal_fold_is_a_429_while_two_run(app: ResponsesApp, api: FlaskClient, held_folds: Callable[[str], list[int]]) -> None:
+def test_a_third_whole_journal_fold_is_a_429_while_two_run(
+    app: ResponsesApp, api: FlaskClient, held_folds: Callable[[str], list[int]]
+) -> None:
     journal(app, 5)
     api.get(URL + "?limit=1")
     as_of = "2030-01-01T00:00:00Z"
@@ -265,14 +282,19 @@ def test_a_third_whole_journal_fold_is_a_429_while_two_run(app: ResponsesApp, ap
     assert statuses == []  # the two held ones are still folding
 
 
-def test_views_made_before_checkpoints_answer_from_a_whole_fold(app: ResponsesApp, api: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_views_made_before_checkpoints_answer_from_a_whole_fold(
+    app: ResponsesApp, api: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A row projected before versions were counted (its state has none): the page folds the whole journal, right."""
     journal(app, 80)
     api.get(URL + "?limit=1")
     g, rid = app.generation(), recipient_id("long", "c1").hex
     [row] = app.views.fetch(f"SELECT state FROM {app.views.t(g, 'recipients')} WHERE rid = ?", (rid,))
     with app.views.cursor(commit=True) as c:  # as an older version wrote it
-        c.execute(app.views._q(f"UPDATE {app.views.t(g, 'recipients')} SET state = ? WHERE rid = ?"), (dump_recipient_state(load_recipient_state(row["state"])), rid))
+        c.execute(
+            app.views._q(f"UPDATE {app.views.t(g, 'recipients')} SET state = ? WHERE rid = ?"),
+            (dump_recipient_state(load_recipient_state(row["state"])), rid),
+        )
     counted = Counted(monkeypatch, app)
     page = api.get(f"{URL}?limit=10&cursor={encode_cursor(60)}").json
     assert counted.folded == 81

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def long_journal(app: ResponsesApp, opens: int) -> None:
@@ -20,13 +20,22 @@ def long_journal(app: ResponsesApp, opens: int) -> None:
     for i in range(opens):
         at = T0 + timedelta(hours=2, seconds=i)
         status = "delivered" if i == 0 else "opened"
-        signal = Signal(key=dedup_key("unione", "long", status, i), source="unione", fields={"status": status}, received_at=at, occurred_at=at, raw={"i": i})
+        signal = Signal(
+            key=dedup_key("unione", "long", status, i),
+            source="unione",
+            fields={"status": status},
+            received_at=at,
+            occurred_at=at,
+            raw={"i": i},
+        )
         events.append(ProviderEvent(signal, Correlation("long", "c1")))
     for i in range(0, len(events), 500):
         app.record_batch(ParsedBatch(events=events[i : i + 500]))
 
 
-def test_a_long_history_comes_in_pages_of_at_most_1000_with_the_whole_journals_counters(app: ResponsesApp, api: FlaskClient) -> None:
+def test_a_long_history_comes_in_pages_of_at_most_1000_with_the_whole_journals_counters(
+    app: ResponsesApp, api: FlaskClient
+) -> None:
     long_journal(app, 2501)  # a delivery and 2,500 opens
     url = "/v1/mailings/long/recipients/c1/history"
     pages, cursor = [], None

@@ -73,8 +73,14 @@ def unione_body(*events: Any) -> bytes:
 
 
 def status(contact: str, code: str, email: str, **extra: Any) -> dict[str, Any]:
-    data = {"job_id": "j-1", "metadata": {"mailing_id": SPRING, "contact_id": contact}, "email": email,
-            "status": code, "event_time": "2026-03-14 10:04:11", **extra}
+    data = {
+        "job_id": "j-1",
+        "metadata": {"mailing_id": SPRING, "contact_id": contact},
+        "email": email,
+        "status": code,
+        "event_time": "2026-03-14 10:04:11",
+        **extra,
+    }
     return {"event_name": "transactional_email_status", "event_data": data}
 
 
@@ -121,7 +127,9 @@ def post_sendgrid(client: FlaskClient, events: list[dict[str, Any]]) -> Any:
     return client.post(SENDGRID, data=body, content_type="application/json", headers=sign_sendgrid(body))
 
 
-def test_sendgrid_hostile_events_are_quarantined_alone_and_their_neighbours_journaled(client: FlaskClient, api: FlaskClient) -> None:
+def test_sendgrid_hostile_events_are_quarantined_alone_and_their_neighbours_journaled(
+    client: FlaskClient, api: FlaskClient
+) -> None:
     r = api.post("/v1/mailings", json={"id": SPRING, "name": "Spring", "category": "bulk", "provider": "sendgrid"})
     assert r.status_code == 201
     api.post(f"/v1/mailings/{SPRING}/audience", json={"recipients": SPRING_AUDIENCE[:1]})
@@ -142,8 +150,14 @@ def test_sendgrid_hostile_events_are_quarantined_alone_and_their_neighbours_jour
 
 
 def canonical_item(**fields: Any) -> dict[str, Any]:
-    return {"event_id": "e-1", "mailing_id": SPRING, "contact_id": "c-1006", "kind": "delivered",
-            "occurred_at": "2026-03-14T10:00:00Z", **fields}
+    return {
+        "event_id": "e-1",
+        "mailing_id": SPRING,
+        "contact_id": "c-1006",
+        "kind": "delivered",
+        "occurred_at": "2026-03-14T10:00:00Z",
+        **fields,
+    }
 
 
 def test_canonical_hostile_items_are_quarantined_alone_and_their_neighbours_journaled(
@@ -166,8 +180,10 @@ def test_canonical_hostile_items_are_quarantined_alone_and_their_neighbours_jour
 def test_an_event_whose_time_overflows_later_is_refused_when_it_arrives(client: FlaskClient, api: FlaskClient) -> None:
     """9999-12-31T23:59:59Z parses, but correlation adds a clock skew to it: parked for an address, it made
     every later dispatch to that address a 500."""
-    edge = {"event_name": "transactional_email_status", "event_data": {
-        "job_id": "j", "email": "anna@example.com", "status": "opened", "event_time": "9999-12-31T23:59:59Z"}}
+    edge = {
+        "event_name": "transactional_email_status",
+        "event_data": {"job_id": "j", "email": "anna@example.com", "status": "opened", "event_time": "9999-12-31T23:59:59Z"},
+    }
     assert post_unione(client, unione_body(edge)).status_code == 200
     r = api.post("/v1/mailings", json={"id": SPRING, "name": "Spring", "category": "bulk", "provider": "unione"})
     assert r.status_code == 201
@@ -180,8 +196,12 @@ def test_an_event_whose_time_overflows_later_is_refused_when_it_arrives(client: 
 
 
 @pytest.mark.parametrize("at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
-def test_one_time_out_of_range_does_not_lose_its_batch(client: FlaskClient, api: FlaskClient, spring: dict[str, Any], at: str) -> None:
-    body = unione_body(status("c-1006", "delivered", "dina@example.com"), status("c-1002", "opened", "boris@example.org", event_time=at))
+def test_one_time_out_of_range_does_not_lose_its_batch(
+    client: FlaskClient, api: FlaskClient, spring: dict[str, Any], at: str
+) -> None:
+    body = unione_body(
+        status("c-1006", "delivered", "dina@example.com"), status("c-1002", "opened", "boris@example.org", event_time=at)
+    )
     r = post_unione(client, body)
     assert r.status_code == 200, r.get_data()  # was a 500: the good event never journaled, UniOne retrying for 24 h
     assert r.json == answer(accepted=1, quarantined=1)
@@ -195,7 +215,9 @@ def test_one_time_out_of_range_does_not_lose_its_batch(client: FlaskClient, api:
 # ---- failure 3: the quarantine is idempotent --------------------------------------------------
 
 
-def test_a_retried_batch_leaves_one_quarantine_entry_and_counts_duplicates(client: FlaskClient, api: FlaskClient, spring: dict[str, Any]) -> None:
+def test_a_retried_batch_leaves_one_quarantine_entry_and_counts_duplicates(
+    client: FlaskClient, api: FlaskClient, spring: dict[str, Any]
+) -> None:
     bad = status("c-1002", "opened", "boris@example.org", event_time="the day after")
     body = unione_body(status("c-1006", "delivered", "dina@example.com"), bad)
     assert post_unione(client, body).json == answer(accepted=1, quarantined=1)
@@ -330,7 +352,9 @@ ATTACK = (
 )
 
 
-def test_a_length_extended_unione_body_verifies_but_is_refused_with_400(client: FlaskClient, api: FlaskClient, app: ResponsesApp) -> None:
+def test_a_length_extended_unione_body_verifies_but_is_refused_with_400(
+    client: FlaskClient, api: FlaskClient, app: ResponsesApp
+) -> None:
     genuine = fixture_bytes("unione/real-signed-clicked.json.raw")
     forged = length_extended(genuine, len(UNIONE_TEST_KEY), ATTACK)
     assert unione.verify(forged, [UNIONE_TEST_KEY])  # the scheme's limit: forged without the key

@@ -32,7 +32,10 @@ def test_unmatched_signals_are_listed_then_claimed_by_their_recipient(api: Flask
     assert client.post("/v1/webhooks/unione", data=body, content_type="application/json").json["unmatched"] == 3
     assert len(api.get("/v1/unmatched").json["items"]) == 3
     named = api.get("/v1/unmatched?mailing_id=later").json["items"]
-    assert [(i["correlation"]["contact_id"], i["signal"]["fields"]["status"]) for i in named] == [("c-1", "delivered"), ("c-1", "opened")]
+    assert [(i["correlation"]["contact_id"], i["signal"]["fields"]["status"]) for i in named] == [
+        ("c-1", "delivered"),
+        ("c-1", "opened"),
+    ]
 
     api.post("/v1/mailings", json={"id": "later", "name": "Later", "category": "trigger", "provider": "unione"})
     api.post("/v1/mailings/later/audience", json={"recipients": [{"contact_id": "c-1", "email": "ann@example.com"}]})
@@ -73,11 +76,20 @@ def test_test_sends_of_a_mailing(api: FlaskClient, client: FlaskClient, spring: 
     assert api.get("/v1/unmatched").json["items"] == []  # test sends are not unmatched signals
 
 
-def test_another_providers_notification_about_a_mailing_is_unmatched_with_its_reason(api: FlaskClient, client: FlaskClient, spring: dict[str, Any]) -> None:
+def test_another_providers_notification_about_a_mailing_is_unmatched_with_its_reason(
+    api: FlaskClient, client: FlaskClient, spring: dict[str, Any]
+) -> None:
     """Issue 7, failure 11: Elastic Email naming a UniOne mailing's recipient was counted (doubled clicks)."""
     line = elastic_lines()[2]  # Anna's click, postback spring-sale:c-1001
-    assert client.get(f"/v1/webhooks/elasticemail?{line}&token={EE_TOKEN}").json == {"accepted": 0, "duplicates": 0, "unmatched": 1, "quarantined": 0}
-    client.post("/v1/webhooks/unione", data=unione(event("c-9", "zoe@example.com", mailing=SPRING)), content_type="application/json")
+    assert client.get(f"/v1/webhooks/elasticemail?{line}&token={EE_TOKEN}").json == {
+        "accepted": 0,
+        "duplicates": 0,
+        "unmatched": 1,
+        "quarantined": 0,
+    }
+    client.post(
+        "/v1/webhooks/unione", data=unione(event("c-9", "zoe@example.com", mailing=SPRING)), content_type="application/json"
+    )
     items = api.get("/v1/unmatched").json["items"]
     assert [(i["source"], i["correlation"]["contact_id"], i["reason"]) for i in items] == [
         ("elasticemail", "c-1001", "provider_mismatch"),

@@ -14,7 +14,9 @@ MAILING = {"id": "m-1", "name": "Weekly digest", "category": "bulk", "email_type
 
 
 def seed_events(client: FlaskClient) -> dict[str, int]:
-    r = client.post("/v1/webhooks/unione", data=sign_unione(fixture_bytes("unione/batch-mixed.json")), content_type="application/json")
+    r = client.post(
+        "/v1/webhooks/unione", data=sign_unione(fixture_bytes("unione/batch-mixed.json")), content_type="application/json"
+    )
     assert r.status_code == 200, r.json
     return r.json
 
@@ -26,8 +28,14 @@ def test_create_answers_201_with_the_mailing(api: FlaskClient) -> None:
     r = api.post("/v1/mailings", json={**MAILING, "expires_at": "2026-04-01T00:00:00+03:00", "prevent_duplicates": True})
     assert r.status_code == 201
     assert r.json == {
-        "id": "m-1", "name": "Weekly digest", "category": "bulk", "email_type": "news", "provider": "unione",
-        "expires_at": "2026-03-31T21:00:00+00:00", "prevent_duplicates": True, "started_at": None,
+        "id": "m-1",
+        "name": "Weekly digest",
+        "category": "bulk",
+        "email_type": "news",
+        "provider": "unione",
+        "expires_at": "2026-03-31T21:00:00+00:00",
+        "prevent_duplicates": True,
+        "started_at": None,
         "summary": {"audience": 0, "sent": 0, "delivered": 0, "responses": {}},
     }
 
@@ -135,8 +143,12 @@ def test_adding_the_audience_is_idempotent(api: FlaskClient) -> None:
     items = api.get("/v1/mailings/m-1/audience").json["items"]
     assert [i["contact_id"] for i in items] == [a["contact_id"] for a in SPRING_AUDIENCE]
     assert items[0] == {
-        "contact_id": "c-1001", "name": "Anna", "email": "anna@example.com",
-        "response": {"code": "planned", "name": "Planned", "reason": None}, "opens": 0, "clicks": 0,
+        "contact_id": "c-1001",
+        "name": "Anna",
+        "email": "anna@example.com",
+        "response": {"code": "planned", "name": "Planned", "reason": None},
+        "opens": 0,
+        "clicks": 0,
         "updated_at": items[0]["updated_at"],
     }
 
@@ -144,8 +156,14 @@ def test_adding_the_audience_is_idempotent(api: FlaskClient) -> None:
 @sqlite_only
 @pytest.mark.parametrize(
     "body",
-    [{}, {"recipients": "c-1"}, {"recipients": [{}]}, {"recipients": [{"contact_id": ""}]}, {"recipients": [{"contact_id": "c", "age": 3}]},
-     {"recipients": [{"contact_id": "crm/1"}]}],
+    [
+        {},
+        {"recipients": "c-1"},
+        {"recipients": [{}]},
+        {"recipients": [{"contact_id": ""}]},
+        {"recipients": [{"contact_id": "c", "age": 3}]},
+        {"recipients": [{"contact_id": "crm/1"}]},
+    ],
 )
 def test_invalid_audience_is_422(api: FlaskClient, body: dict[str, Any]) -> None:
     api.post("/v1/mailings", json=MAILING)
@@ -158,8 +176,12 @@ def test_audience_after_the_seed_batch(api: FlaskClient, client: FlaskClient, sp
     seed_events(client)
     items = {i["contact_id"]: i for i in api.get(f"/v1/mailings/{SPRING}/audience").json["items"]}
     assert {cid: i["response"]["code"] for cid, i in items.items()} == {
-        "c-1001": "clicked", "c-1002": "soft_bounce", "c-1003": "hard_bounce",
-        "c-1004": "unsubscribed", "c-1005": "spam_complaint", "c-1006": "sent_to_provider",
+        "c-1001": "clicked",
+        "c-1002": "soft_bounce",
+        "c-1003": "hard_bounce",
+        "c-1004": "unsubscribed",
+        "c-1005": "spam_complaint",
+        "c-1006": "sent_to_provider",
     }
     assert items["c-1001"]["opens"] == 1 and items["c-1001"]["clicks"] == 1
     assert items["c-1003"]["response"] == {"code": "hard_bounce", "name": "Hard bounce", "reason": "unknown_recipient"}
@@ -195,8 +217,14 @@ def test_audience_pages_with_an_opaque_cursor(api: FlaskClient, spring: dict[str
 @pytest.mark.parametrize(
     "query, field",
     [
-        ("limit=1001", "limit"), ("limit=0", "limit"), ("limit=-5", "limit"), ("limit=many", "limit"),
-        ("response=sent", "response"), ("response=", "response"), ("cursor=not-ours", "cursor"), ("cursor=%FF%FE", "cursor"),
+        ("limit=1001", "limit"),
+        ("limit=0", "limit"),
+        ("limit=-5", "limit"),
+        ("limit=many", "limit"),
+        ("response=sent", "response"),
+        ("response=", "response"),
+        ("cursor=not-ours", "cursor"),
+        ("cursor=%FF%FE", "cursor"),
         ("lang=de", "lang"),
     ],
 )
@@ -229,7 +257,12 @@ def test_dispatch_answers_the_send_list_and_outcomes(api: FlaskClient) -> None:
     assert r.status_code == 200
     assert r.json == {
         "send": [{"contact_id": "c-1", "email": "a@example.com", "metadata": {"mailing_id": "m-1", "contact_id": "c-1"}}],
-        "outcomes": {"sent_to_provider": 1, "canceled_duplicate_email": 1, "canceled_unsubscribed_all": 1, "canceled_no_email": 1},
+        "outcomes": {
+            "sent_to_provider": 1,
+            "canceled_duplicate_email": 1,
+            "canceled_unsubscribed_all": 1,
+            "canceled_no_email": 1,
+        },
         "wave": 1,
         "remaining": 0,  # the audience fitted in one call
     }
@@ -309,7 +342,12 @@ def test_summary_after_the_seed_batch(api: FlaskClient, client: FlaskClient, spr
     assert s["audience"] == 6 and s["sent"] == 6
     assert s["delivered"] == 3  # clicked, unsubscribed, spam complaint
     assert s["responses"] == {
-        "clicked": 1, "hard_bounce": 1, "sent_to_provider": 1, "soft_bounce": 1, "spam_complaint": 1, "unsubscribed": 1,
+        "clicked": 1,
+        "hard_bounce": 1,
+        "sent_to_provider": 1,
+        "soft_bounce": 1,
+        "spam_complaint": 1,
+        "unsubscribed": 1,
     }
     assert (s["unique_opens"], s["total_opens"], s["unique_clicks"], s["total_clicks"]) == (3, 1, 1, 1)
     assert s["rates"]["delivery"] == 0.5
@@ -359,5 +397,6 @@ def test_links(api: FlaskClient, client: FlaskClient, spring: dict[str, Any]) ->
     assert api.get(f"/v1/mailings/{SPRING}/links").json == {"links": [], "next": None}
     seed_events(client)
     assert api.get(f"/v1/mailings/{SPRING}/links").json == {
-        "links": [{"url": "https://shop.example.com/sale?utm_campaign=spring", "clicks": 1, "unique_clicks": 1}], "next": None
+        "links": [{"url": "https://shop.example.com/sale?utm_campaign=spring", "clicks": 1, "unique_clicks": 1}],
+        "next": None,
     }

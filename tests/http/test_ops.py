@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from flask.testing import FlaskClient
@@ -51,7 +51,11 @@ def test_readyz_reports_the_projection_lag(client: FlaskClient, api: FlaskClient
     r = client.get("/readyz")
     assert r.status_code == 200
     assert r.json == {
-        "status": "ok", "journal_position": 0, "views_position": 0, "lag": 0, "lag_seconds": 0.0,
+        "status": "ok",
+        "journal_position": 0,
+        "views_position": 0,
+        "lag": 0,
+        "lag_seconds": 0.0,
         "applied_lag": {"events": 0, "p50_ms": None, "p99_ms": None, "last_batch_ms": 0.0},
     }
     app.change_contact("c-1", {"do_not_use_email": True})  # journaled; the views have not run yet
@@ -180,16 +184,21 @@ def test_readyz_is_503_only_when_the_views_are_behind_and_not_moving(make_client
     r = client.get("/readyz")
     assert r.status_code == 200
     assert {k: r.json[k] for k in ("status", "journal_position", "views_position", "lag")} == {
-        "status": "ok", "journal_position": 4, "views_position": 4, "lag": 0
+        "status": "ok",
+        "journal_position": 4,
+        "views_position": 4,
+        "lag": 0,
     }
-    assert abs(r.json["lag_seconds"] - r.json["applied_lag"]["last_batch_ms"] / 1000) < 0.002 and r.json["lag_seconds"] >= 0.4  # the last batch waited
+    assert (
+        abs(r.json["lag_seconds"] - r.json["applied_lag"]["last_batch_ms"] / 1000) < 0.002 and r.json["lag_seconds"] >= 0.4
+    )  # the last batch waited
 
 
 def test_lag_seconds_count_from_when_an_event_was_stored_not_from_the_signals_received_at(make_client, app: ResponsesApp) -> None:
     """A re-matched signal keeps its original received_at (months ago here); it has waited only since it was journaled."""
     client = make_client(ready_max_lag_seconds=30)
     app.follower = None
-    long_ago = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    long_ago = datetime(2026, 1, 1, tzinfo=UTC)
     signal = Signal(key="k", source="unione", fields={"status": "delivered"}, received_at=long_ago, occurred_at=long_ago)
     assert app.record_batch(ParsedBatch(events=[ProviderEvent(signal, Correlation("m", "c"))])).unmatched == 1
     r = client.get("/readyz")

@@ -27,11 +27,33 @@ BODIES: list[tuple[bytes, str]] = [
     (b"a=1&b=%ZZ&token=&status=", "application/x-www-form-urlencoded"),
     (gzip.compress(b"{not json"), "application/json"),
     (b'{"signals": [{"event_id": 1, "kind": null, "occurred_at": []}]}', "application/json"),
-    (b'{"id": "a\\u0000", "name": "n", "category": "bulk", "provider": "unione", "recipients": [{"contact_id": "c\\u0000"}]}', "application/json"),
+    (
+        b'{"id": "a\\u0000", "name": "n", "category": "bulk", "provider": "unione", "recipients": [{"contact_id": "c\\u0000"}]}',
+        "application/json",
+    ),
     (b'{"email_type": "news\\u0000", "subscribed": false, "email": "a\\u0000@example.com"}', "application/json"),
-    (b'{"signals": [{"event_id": "e", "mailing_id": "m\\u0000", "contact_id": "c", "kind": "delivered", "occurred_at": "2026-03-14T10:00:00Z"}]}', "application/json"),
+    (
+        b'{"signals": [{"event_id": "e", "mailing_id": "m\\u0000", "contact_id": "c", "kind": "delivered", "occurred_at": "2026-03-14T10:00:00Z"}]}',
+        "application/json",
+    ),
 ]
-QUERIES = ["", "?mailing_id=%00", "?cursor=%00", "?lang=en%00", "?response=planned%00", "?limit=-1", "?limit=99999999999999999999999", "?cursor=%00%FF", "?hours=1e3", "?lang=%E2%80%AE", "?response=planned&response=x", "?token=x&status=Sent", "?as_of=%00", "?as_of=99999-01-01", "?rules=%00"]
+QUERIES = [
+    "",
+    "?mailing_id=%00",
+    "?cursor=%00",
+    "?lang=en%00",
+    "?response=planned%00",
+    "?limit=-1",
+    "?limit=99999999999999999999999",
+    "?cursor=%00%FF",
+    "?hours=1e3",
+    "?lang=%E2%80%AE",
+    "?response=planned&response=x",
+    "?token=x&status=Sent",
+    "?as_of=%00",
+    "?as_of=99999-01-01",
+    "?rules=%00",
+]
 PATH_VALUES = ["x", "%00", "%E2%98%83" * 200, "y" * 3000]
 
 
@@ -60,7 +82,9 @@ def check(response: Any) -> None:
         assert set(body) == {"error"} and {"code", "message", "details"} <= set(body["error"]), body
 
 
-def test_no_route_answers_500_to_hostile_input(flask_app: Flask, api: FlaskClient, client: FlaskClient, app: ResponsesApp) -> None:
+def test_no_route_answers_500_to_hostile_input(
+    flask_app: Flask, api: FlaskClient, client: FlaskClient, app: ResponsesApp
+) -> None:
     table = routes(flask_app)
     assert len(table) >= 20
     for method, rule in table:
@@ -94,16 +118,26 @@ def test_hostile_headers(api: FlaskClient, client: FlaskClient) -> None:
 
 @sqlite_only
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.binary(max_size=512), path=st.sampled_from(["/v1/webhooks/unione", "/v1/webhooks/sendgrid", "/v1/webhooks/elasticemail", "/v1/signals", "/v1/mailings"]))
+@given(
+    body=st.binary(max_size=512),
+    path=st.sampled_from(
+        ["/v1/webhooks/unione", "/v1/webhooks/sendgrid", "/v1/webhooks/elasticemail", "/v1/signals", "/v1/mailings"]
+    ),
+)
 def test_random_bodies(client: FlaskClient, body: bytes, path: str) -> None:
     check(client.post(path, data=body, content_type="application/json", headers={"Authorization": f"Bearer {TOKEN}"}))
 
 
 @sqlite_only
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(document=st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                             lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=20),
-       path=st.sampled_from(["/v1/mailings", "/v1/mailings/m/audience", "/v1/signals", "/v1/contacts/c/subscriptions"]))
+@given(
+    document=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+        max_leaves=20,
+    ),
+    path=st.sampled_from(["/v1/mailings", "/v1/mailings/m/audience", "/v1/signals", "/v1/contacts/c/subscriptions"]),
+)
 def test_random_json(api: FlaskClient, document: Any, path: str) -> None:
     check(api.post(path, json=document))
     check(api.patch("/v1/contacts/c", json=document))
@@ -113,7 +147,12 @@ def test_random_json(api: FlaskClient, document: Any, path: str) -> None:
 @pytest.mark.parametrize("depth", [40, 300, 5000])
 def test_deeply_nested_json_is_refused_not_a_crash(api: FlaskClient, depth: int) -> None:
     deep = b"[" * depth + b"]" * depth
-    for method, path in (("post", "/v1/mailings"), ("post", "/v1/mailings/m/audience"), ("patch", "/v1/contacts/c"), ("post", "/v1/contacts/c/subscriptions")):
+    for method, path in (
+        ("post", "/v1/mailings"),
+        ("post", "/v1/mailings/m/audience"),
+        ("patch", "/v1/contacts/c"),
+        ("post", "/v1/contacts/c/subscriptions"),
+    ):
         r = getattr(api, method)(path, data=b'{"recipients": ' + deep + b"}", content_type="application/json")
         check(r)
         assert r.status_code in (400, 404, 422), (path, r.status_code)

@@ -14,11 +14,15 @@ from tests.integration.test_rules_replay import campaign, say
 
 
 def deliver_fixture_batch(client: FlaskClient) -> None:
-    r = client.post("/v1/webhooks/unione", data=sign_unione(fixture_bytes("unione/batch-mixed.json")), content_type="application/json")
+    r = client.post(
+        "/v1/webhooks/unione", data=sign_unione(fixture_bytes("unione/batch-mixed.json")), content_type="application/json"
+    )
     assert r.status_code == 200, r.json
 
 
-def test_history_explains_each_signal_with_as_of_and_another_version(api: FlaskClient, client: FlaskClient, spring: dict[str, Any]) -> None:
+def test_history_explains_each_signal_with_as_of_and_another_version(
+    api: FlaskClient, client: FlaskClient, spring: dict[str, Any]
+) -> None:
     deliver_fixture_batch(client)
     r = api.get(f"/v1/mailings/{SPRING}/recipients/c-1001/history")
     assert r.status_code == 200, r.json
@@ -58,26 +62,41 @@ def test_history_explains_each_signal_with_as_of_and_another_version(api: FlaskC
 def test_rules_versions_validation_and_what_if(api: FlaskClient, client: FlaskClient, spring: dict[str, Any]) -> None:
     deliver_fixture_batch(client)
     r = api.get("/v1/rules")
-    assert r.json == {"active": "1", "versions": [{"version": "1", "created_at": None, "created_by": None, "changes": {}, "based_on": None}]}
+    assert r.json == {
+        "active": "1",
+        "versions": [{"version": "1", "created_at": None, "created_by": None, "changes": {}, "based_on": None}],
+    }
     default = api.get("/v1/rules/1").json
     assert default["statistics_period_days"] == 30 and default["responses"]["unsubscribed"] == {"final": True}
 
-    bad = api.post("/v1/rules", json={
-        "responses": {"soft_bounce": {"final": True, "priority": 3}, "opened": {"final": False}, "nope": {"final": True}},
-        "statistics_period_days": -1,
-        "provider_mappings": {"mailchimp": {}, "unione": {"colour:red": "delivered", "status:sent": "nope"}},
-        "colour": "red",
-    })
+    bad = api.post(
+        "/v1/rules",
+        json={
+            "responses": {"soft_bounce": {"final": True, "priority": 3}, "opened": {"final": False}, "nope": {"final": True}},
+            "statistics_period_days": -1,
+            "provider_mappings": {"mailchimp": {}, "unione": {"colour:red": "delivered", "status:sent": "nope"}},
+            "colour": "red",
+        },
+    )
     assert bad.status_code == 422
     details = error_of(bad)["details"]
     assert set(details) == {
-        "responses.soft_bounce.priority", "responses.opened.priority", "responses.nope", "statistics_period_days", "provider_mappings.mailchimp",
-        "provider_mappings.unione.colour:red", "provider_mappings.unione.status:sent", "colour",
+        "responses.soft_bounce.priority",
+        "responses.opened.priority",
+        "responses.nope",
+        "statistics_period_days",
+        "provider_mappings.mailchimp",
+        "provider_mappings.unione.colour:red",
+        "provider_mappings.unione.status:sent",
+        "colour",
     }
     assert api.post("/v1/rules", data="{", content_type="application/json").status_code == 400
     assert api.get("/v1/rules").json["versions"][1:] == []  # nothing was stored
 
-    created = api.post("/v1/rules", json={"responses": {"soft_bounce": {"final": True}}, "provider_mappings": {"unione": {"status:brand_new": "delivered"}}})
+    created = api.post(
+        "/v1/rules",
+        json={"responses": {"soft_bounce": {"final": True}}, "provider_mappings": {"unione": {"status:brand_new": "delivered"}}},
+    )
     assert created.status_code == 201 and created.json == {"version": "2"}
     listing = api.get("/v1/rules").json
     assert listing["active"] == "1"
@@ -96,7 +115,10 @@ def test_rules_versions_validation_and_what_if(api: FlaskClient, client: FlaskCl
     r = api.post("/v1/what-if", json={"rules": {"statistics_period_days": 0}, "mailings": [SPRING]})
     result = r.json
     assert result["changed"] == 5  # every provider signal was received after the dispatch
-    assert {(t["from"], t["to"]) for t in result["transitions"]} >= {("clicked", "sent_to_provider"), ("hard_bounce", "sent_to_provider")}
+    assert {(t["from"], t["to"]) for t in result["transitions"]} >= {
+        ("clicked", "sent_to_provider"),
+        ("hard_bounce", "sent_to_provider"),
+    }
     assert result["mailings"][SPRING]["after"]["delivered"] == 0
     # Only the hard bounce no longer suppresses: an unsubscribe or a complaint is honoured even after the period.
     assert result["contacts"]["no_longer_suppressed"] == {"count": 1, "sample": ["c-1003"]}
@@ -111,13 +133,22 @@ def test_rules_versions_validation_and_what_if(api: FlaskClient, client: FlaskCl
 
 def test_activation_job_swaps_the_views(api: FlaskClient, client: FlaskClient, spring: dict[str, Any], app: ResponsesApp) -> None:
     deliver_fixture_batch(client)
-    version = api.post("/v1/rules", json={"responses": {"soft_bounce": {"final": True}, "clicked": {"priority": 5}}}).json["version"]
+    version = api.post("/v1/rules", json={"responses": {"soft_bounce": {"final": True}, "clicked": {"priority": 5}}}).json[
+        "version"
+    ]
     r = api.post(f"/v1/rules/{version}/activate")
     assert r.status_code == 202
     job = r.json["job"]
     assert api.get(f"/v1/jobs/{job}").json["status"] == "running"
     app.jobs.run()  # what the projection process does
-    assert api.get(f"/v1/jobs/{job}").json == {"id": job, "kind": "activate", "version": version, "status": "done", "progress": 1.0, "error": None}
+    assert api.get(f"/v1/jobs/{job}").json == {
+        "id": job,
+        "kind": "activate",
+        "version": version,
+        "status": "done",
+        "progress": 1.0,
+        "error": None,
+    }
     assert api.get("/v1/rules").json["active"] == version
     items = {i["contact_id"]: i["response"]["code"] for i in api.get(f"/v1/mailings/{SPRING}/audience").json["items"]}
     assert items["c-1001"] == "opened"  # a click now ranks below an open
@@ -127,8 +158,14 @@ def test_activation_job_swaps_the_views(api: FlaskClient, client: FlaskClient, s
 
 def test_openapi_documents_the_rules_routes(client: FlaskClient) -> None:
     paths = json.loads(client.get("/openapi.json").data)["paths"]
-    for path in ("/v1/rules", "/v1/rules/{version}", "/v1/rules/{version}/activate", "/v1/what-if", "/v1/jobs/{job}",
-                 "/v1/mailings/{mailing_id}/recipients/{contact_id}/history"):
+    for path in (
+        "/v1/rules",
+        "/v1/rules/{version}",
+        "/v1/rules/{version}/activate",
+        "/v1/what-if",
+        "/v1/jobs/{job}",
+        "/v1/mailings/{mailing_id}/recipients/{contact_id}/history",
+    ):
         assert path in paths
 
 
@@ -162,8 +199,14 @@ def journal_version_directly(app: ResponsesApp, version: str, document: dict[str
 
     def work(uow: UnitOfWork) -> None:
         book: RulesBook = uow.get_or_create(rules_book_id(), RulesBook)
-        book.define(version=version, document={**DEFAULT_RULESET.to_document(), **document, "version": version},
-                    changes={}, based_on="1", created_at="2026-01-01T00:00:00+00:00", created_by=None)
+        book.define(
+            version=version,
+            document={**DEFAULT_RULESET.to_document(), **document, "version": version},
+            changes={},
+            based_on="1",
+            created_at="2026-01-01T00:00:00+00:00",
+            created_by=None,
+        )
 
     app._in_transaction(work)
     app.rules._rulesets.clear()
@@ -249,15 +292,31 @@ def test_the_spec_example_ruleset_document_is_accepted(api: FlaskClient, client:
 
 
 def test_null_switches_an_option_off(api: FlaskClient, app: ResponsesApp) -> None:
-    on = api.post("/v1/rules", json={"soft_bounce_limit": 3, "machine_open_window_seconds": 5, "machine_click_window_seconds": 5,
-                                     "statistics_period_days": 7})
+    on = api.post(
+        "/v1/rules",
+        json={
+            "soft_bounce_limit": 3,
+            "machine_open_window_seconds": 5,
+            "machine_click_window_seconds": 5,
+            "statistics_period_days": 7,
+        },
+    )
     assert on.status_code == 201
     assert api.post(f"/v1/rules/{on.json['version']}/activate").status_code == 202
     app.jobs.run()
-    off = api.post("/v1/rules", json={"soft_bounce_limit": None, "machine_open_window_seconds": None,
-                                      "machine_click_window_seconds": None, "statistics_period_days": None})
+    off = api.post(
+        "/v1/rules",
+        json={
+            "soft_bounce_limit": None,
+            "machine_open_window_seconds": None,
+            "machine_click_window_seconds": None,
+            "statistics_period_days": None,
+        },
+    )
     assert off.status_code == 201, off.json
     assert api.get("/v1/rules").json["versions"][-1]["changes"] == {
-        "soft_bounce_limit": None, "machine_open_window_seconds": None,
-        "machine_click_window_seconds": None, "statistics_period_days": None,
+        "soft_bounce_limit": None,
+        "machine_open_window_seconds": None,
+        "machine_click_window_seconds": None,
+        "statistics_period_days": None,
     }

@@ -72,7 +72,9 @@ def guess_bearer(client: FlaskClient, times: int = LIMIT) -> None:
         assert r.status_code == 401, i
 
 
-def test_the_eleventh_wrong_token_and_the_right_one_after_it_answer_429_until_the_window_ends(service: Flask, clock: Clock) -> None:
+def test_the_eleventh_wrong_token_and_the_right_one_after_it_answer_429_until_the_window_ends(
+    service: Flask, clock: Clock
+) -> None:
     attacker = from_address(service, ATTACKER)
     guess_bearer(attacker)
     clock.now = T0 + 15

@@ -43,12 +43,23 @@ def responses(api: FlaskClient) -> dict[str, str]:
 
 
 def unione_body(*event_data: dict[str, Any], raw_events: list[Any] | None = None) -> bytes:
-    events = raw_events if raw_events is not None else [{"event_name": "transactional_email_status", "event_data": d} for d in event_data]
+    events = (
+        raw_events
+        if raw_events is not None
+        else [{"event_name": "transactional_email_status", "event_data": d} for d in event_data]
+    )
     return sign_unione(json.dumps({"auth": "AUTH_PLACEHOLDER", "events_by_user": [{"user_id": 1, "events": events}]}).encode())
 
 
 def status_event(contact: str, status: str, email: str, at: str = "2026-03-14 10:04:11", **extra: Any) -> dict[str, Any]:
-    return {"job_id": "j-1", "metadata": {"mailing_id": SPRING, "contact_id": contact}, "email": email, "status": status, "event_time": at, **extra}
+    return {
+        "job_id": "j-1",
+        "metadata": {"mailing_id": SPRING, "contact_id": contact},
+        "email": email,
+        "status": status,
+        "event_time": at,
+        **extra,
+    }
 
 
 def post_unione(client: FlaskClient, body: bytes, **headers: str) -> Any:
@@ -131,7 +142,9 @@ def test_a_key_of_several_configured_verifies(client: FlaskClient, spring: dict[
     ],
     ids=["wrong-key", "placeholder", "no-auth", "tampered", "broken-json", "garbage", "empty"],
 )
-def test_bad_unione_auth_is_401_and_stores_nothing(client: FlaskClient, app: ResponsesApp, spring: dict[str, Any], body: bytes) -> None:
+def test_bad_unione_auth_is_401_and_stores_nothing(
+    client: FlaskClient, app: ResponsesApp, spring: dict[str, Any], body: bytes
+) -> None:
     before = app.journal_position()
     r = post_unione(client, body)
     assert r.status_code == 401
@@ -146,7 +159,9 @@ def test_unione_without_configured_keys_is_401(make_client) -> None:
     assert r.status_code == 401
 
 
-def test_an_authenticated_body_that_cannot_be_parsed_is_quarantined_whole(client: FlaskClient, api: FlaskClient, app: ResponsesApp) -> None:
+def test_an_authenticated_body_that_cannot_be_parsed_is_quarantined_whole(
+    client: FlaskClient, api: FlaskClient, app: ResponsesApp
+) -> None:
     body = sign_unione(b'{"auth":"AUTH_PLACEHOLDER","events_by_user":[{"events":[')
     r = post_unione(client, body)
     assert r.status_code == 200
@@ -158,7 +173,9 @@ def test_an_authenticated_body_that_cannot_be_parsed_is_quarantined_whole(client
     assert items[0]["error"]
 
 
-def test_a_signed_body_nested_too_deeply_is_quarantined_and_the_views_go_on(client: FlaskClient, api: FlaskClient, app: ResponsesApp, spring: dict[str, Any]) -> None:
+def test_a_signed_body_nested_too_deeply_is_quarantined_and_the_views_go_on(
+    client: FlaskClient, api: FlaskClient, app: ResponsesApp, spring: dict[str, Any]
+) -> None:
     deep: Any = "bottom"
     for _ in range(300):
         deep = [deep]
@@ -170,16 +187,20 @@ def test_a_signed_body_nested_too_deeply_is_quarantined_and_the_views_go_on(clie
     assert client.get("/readyz").json["lag"] == 0
 
 
-def test_a_batch_with_malformed_events_accepts_the_good_ones(client: FlaskClient, api: FlaskClient, spring: dict[str, Any]) -> None:
+def test_a_batch_with_malformed_events_accepts_the_good_ones(
+    client: FlaskClient, api: FlaskClient, spring: dict[str, Any]
+) -> None:
     good = status_event("c-1006", "delivered", "dina@example.com")
     no_email = {k: v for k, v in status_event("c-1002", "opened", "x").items() if k != "email"}
     bad_time = status_event("c-1003", "opened", "nobody@example.net", at="the day after")
-    body = unione_body(raw_events=[
-        {"event_name": "transactional_email_status", "event_data": good},
-        {"event_name": "transactional_email_status", "event_data": no_email},
-        {"event_name": "transactional_email_status", "event_data": bad_time},
-        "not an event",
-    ])
+    body = unione_body(
+        raw_events=[
+            {"event_name": "transactional_email_status", "event_data": good},
+            {"event_name": "transactional_email_status", "event_data": no_email},
+            {"event_name": "transactional_email_status", "event_data": bad_time},
+            "not an event",
+        ]
+    )
     assert post_unione(client, body).json == answer(accepted=1, quarantined=3)
     quarantined = api.get("/v1/quarantine").json["items"]
     assert len(quarantined) == 3
@@ -251,8 +272,12 @@ def test_elastic_email_notifications(client: FlaskClient, api: FlaskClient, spri
         r = client.get(f"{ELASTIC}?{line}&token={EE_TOKEN}")
         assert r.json == answer(accepted=1), line
     assert responses(api) == {
-        "c-1001": "clicked", "c-1002": "soft_bounce", "c-1003": "invalid_address",
-        "c-1004": "unsubscribed", "c-1005": "spam_complaint", "c-1006": "sent_to_provider",
+        "c-1001": "clicked",
+        "c-1002": "soft_bounce",
+        "c-1003": "invalid_address",
+        "c-1004": "unsubscribed",
+        "c-1005": "spam_complaint",
+        "c-1006": "sent_to_provider",
     }
     line = elastic_lines()[0]
     assert client.get(f"{ELASTIC}?{line}&token={EE_TOKEN}").json == answer(duplicates=1)
@@ -271,7 +296,9 @@ def test_elastic_email_post_with_form_parameters(client: FlaskClient, api: Flask
 
 
 @sqlite_only  # rejected before anything reaches a store
-@pytest.mark.parametrize("query", ["", "&token=wrong", "&token=", f"&token={EE_TOKEN}x"], ids=["missing", "wrong", "empty", "longer"])
+@pytest.mark.parametrize(
+    "query", ["", "&token=wrong", "&token=", f"&token={EE_TOKEN}x"], ids=["missing", "wrong", "empty", "longer"]
+)
 def test_elastic_email_bad_token_is_401(client: FlaskClient, app: ResponsesApp, query: str) -> None:
     r = client.get(f"{ELASTIC}?{elastic_lines()[0]}{query}")
     assert r.status_code == 401
@@ -382,7 +409,12 @@ def test_canonical_bad_items_are_quarantined(api: FlaskClient, spring: dict[str,
 @sqlite_only
 @pytest.mark.parametrize(
     "data, code",
-    [(b'{"signals": [', "malformed_json"), (b"", "malformed_json"), (b"[]", "malformed_body"), (b'{"signals": {}}', "malformed_body")],
+    [
+        (b'{"signals": [', "malformed_json"),
+        (b"", "malformed_json"),
+        (b"[]", "malformed_body"),
+        (b'{"signals": {}}', "malformed_body"),
+    ],
 )
 def test_canonical_unparseable_body_is_400(api: FlaskClient, app: ResponsesApp, data: bytes, code: str) -> None:
     r = api.post(SIGNALS, data=data, content_type="application/json")
@@ -407,7 +439,9 @@ def test_canonical_body_over_the_limit_is_413(api: FlaskClient) -> None:
 # ---- NUL characters (PostgreSQL text cannot hold them: never journaled) ---------------------
 
 
-def test_nul_characters_never_reach_the_journal(client: FlaskClient, api: FlaskClient, app: ResponsesApp, spring: dict[str, Any]) -> None:
+def test_nul_characters_never_reach_the_journal(
+    client: FlaskClient, api: FlaskClient, app: ResponsesApp, spring: dict[str, Any]
+) -> None:
     event = status_event("c-1006", "delivered", "dina@example.com")
     event["metadata"]["mailing_id"] = "spring\u0000sale"
     assert post_unione(client, unione_body(event)).json == answer(quarantined=1)

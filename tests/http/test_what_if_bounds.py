@@ -13,7 +13,7 @@ import http.client
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -58,7 +58,9 @@ def worker(app: ResponsesApp) -> Iterator[tuple[ResponsesApp, FlaskClient, ViewF
 
 
 def post_batch(client: FlaskClient) -> None:
-    r = client.post("/v1/webhooks/unione", data=sign_unione(fixture_bytes("unione/batch-mixed.json")), content_type="application/json")
+    r = client.post(
+        "/v1/webhooks/unione", data=sign_unione(fixture_bytes("unione/batch-mixed.json")), content_type="application/json"
+    )
     assert r.status_code == 200, r.get_json()
 
 
@@ -74,7 +76,9 @@ def test_the_wait_is_one_second_by_default_and_never_more_than_two() -> None:
             Settings.from_env({"WHAT_IF_MAX_PENDING": bad})
 
 
-def test_identical_what_ifs_share_one_job_and_the_queue_is_bounded(worker: tuple[ResponsesApp, FlaskClient, ViewFollower]) -> None:
+def test_identical_what_ifs_share_one_job_and_the_queue_is_bounded(
+    worker: tuple[ResponsesApp, FlaskClient, ViewFollower],
+) -> None:
     app, api, projection = worker
     first = api.post("/v1/what-if", json={"rules": SOFT_FINAL, "sample": 3})
     assert first.status_code == 202
@@ -190,8 +194,9 @@ def served(app: ResponsesApp, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
         follower.stop()
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-            timeout: float = 20.0) -> tuple[int, dict[str, str]] | None:
+def request(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 20.0
+) -> tuple[int, dict[str, str]] | None:
     """One request; None when it was not answered within ``timeout``."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
@@ -216,7 +221,11 @@ def test_a_webhook_is_answered_while_what_ifs_are_pending(served: tuple[int, thr
         ]
         threading.Event().wait(0.3)  # the what-ifs first
         webhook = pool.submit(
-            request, port, "POST", "/v1/webhooks/unione", sign_unione(fixture_bytes("unione/batch-mixed.json")),
+            request,
+            port,
+            "POST",
+            "/v1/webhooks/unione",
+            sign_unione(fixture_bytes("unione/batch-mixed.json")),
             {"Content-Type": "application/json"},
         )
         health = pool.submit(request, port, "GET", "/healthz")

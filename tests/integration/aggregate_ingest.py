@@ -32,7 +32,9 @@ from domain.signals import SYSTEM, ParsedBatch, ProviderEvent, Quarantined, Sign
 def record_batch(app: ResponsesApp, batch: ParsedBatch) -> IngestCounts:
     """Journal a provider batch in one transaction: correlate, deduplicate, park the unmatched."""
     skew = app.settings.max_clock_skew
-    batch = ParsedBatch([ProviderEvent(e.signal.stamped(skew), e.correlation) for e in batch.events], batch.notices, batch.quarantined)
+    batch = ParsedBatch(
+        [ProviderEvent(e.signal.stamped(skew), e.correlation) for e in batch.events], batch.notices, batch.quarantined
+    )
 
     def work(uow: UnitOfWork) -> IngestCounts:
         counts = IngestCounts()
@@ -56,7 +58,14 @@ def record_batch(app: ResponsesApp, batch: ParsedBatch) -> IngestCounts:
             outcome = _record_event(app, uow, event)
             setattr(counts, outcome, getattr(counts, outcome) + 1)
         for notice in batch.notices:
-            if _keep_side(uow, f"notice:{notice.key}", "notice", notice.provider, iso(notice.received_at), {"kind": notice.kind, "raw": notice.raw}):
+            if _keep_side(
+                uow,
+                f"notice:{notice.key}",
+                "notice",
+                notice.provider,
+                iso(notice.received_at),
+                {"kind": notice.kind, "raw": notice.raw},
+            ):
                 counts.accepted += 1
             else:
                 counts.duplicates += 1
@@ -105,7 +114,11 @@ def _record_event(app: ResponsesApp, uow: UnitOfWork, event: ProviderEvent) -> s
     signal, corr = event.signal, event.correlation
     if corr.test:
         stored = _keep_side(
-            uow, f"test:{signal.key}", "test_send", signal.source, iso(signal.received_at),
+            uow,
+            f"test:{signal.key}",
+            "test_send",
+            signal.source,
+            iso(signal.received_at),
             {"mailing_id": corr.mailing_id, "contact_id": corr.contact_id, "email": corr.email, "signal": signal.to_record()},
         )
         return "accepted" if stored else "duplicates"

@@ -6,7 +6,7 @@ in a what-if); correlation reads the same allowance from the settings."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,8 +24,8 @@ from projections.replay import rebuild, what_if
 from tests.helpers.http import TOKEN, UNIONE_KEY, http_settings
 
 ALLOWANCE = timedelta(seconds=600)
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
-IN_2027 = datetime(2027, 6, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+IN_2027 = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -37,16 +37,22 @@ def api(app: ResponsesApp) -> FlaskClient:
 
 def unione_event(contact: str, status: str, at: datetime, **extra: Any) -> dict[str, Any]:
     return {
-        "job_id": f"job-{contact}", "email": f"{contact}@example.com", "status": status,
-        "event_time": at.strftime(UNIONE_TIME), "metadata": {"mailing_id": "skew", "contact_id": contact}, **extra,
+        "job_id": f"job-{contact}",
+        "email": f"{contact}@example.com",
+        "status": status,
+        "event_time": at.strftime(UNIONE_TIME),
+        "metadata": {"mailing_id": "skew", "contact_id": contact},
+        **extra,
     }
 
 
 def test_a_future_unione_open_takes_effect_at_receipt_plus_the_allowance(app: ResponsesApp, api: FlaskClient) -> None:
-    assert api.post("/v1/mailings", json={"id": "skew", "name": "Skew", "category": "bulk", "provider": "unione"}).status_code == 201
+    assert (
+        api.post("/v1/mailings", json={"id": "skew", "name": "Skew", "category": "bulk", "provider": "unione"}).status_code == 201
+    )
     api.post("/v1/mailings/skew/audience", json={"recipients": [{"contact_id": "c1", "email": "c1@example.com"}]})
     assert api.post("/v1/mailings/skew/dispatch").status_code == 200
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = [
         unione_event("c1", "delivered", now - timedelta(seconds=5)),
         unione_event("c1", "opened", IN_2027, delivery_info={"user_agent": "Mozilla/5.0"}),
@@ -71,14 +77,22 @@ def test_a_future_unione_open_takes_effect_at_receipt_plus_the_allowance(app: Re
     drawn = [b for b in timeline["buckets"] if b["first_opens"] or b["first_clicks"]]
     assert sum(b["first_opens"] for b in drawn) == 1 and sum(b["first_clicks"] for b in drawn) == 1
     assert all(parse_iso(b["at"]) <= now + ALLOWANCE for b in drawn), drawn  # type: ignore[operator]
-    assert (parse_iso(history["signals"][-1]["effective_at"]) or now) <= datetime.now(timezone.utc) + ALLOWANCE
+    assert (parse_iso(history["signals"][-1]["effective_at"]) or now) <= datetime.now(UTC) + ALLOWANCE
 
 
 def journal(contact: str) -> list[Signal]:
     """Delivered, then an open dated 2027 from a machine agent, then a click dated an hour ahead of its receipt."""
+
     def signal(status: str, received: datetime, occurred: datetime, **kw: Any) -> Signal:
-        return Signal(key=f"{contact}-{status}", source="unione", fields={"status": status},
-                      received_at=received, occurred_at=occurred, raw={"status": status}, **kw)
+        return Signal(
+            key=f"{contact}-{status}",
+            source="unione",
+            fields={"status": status},
+            received_at=received,
+            occurred_at=occurred,
+            raw={"status": status},
+            **kw,
+        )
 
     return [
         signal("delivered", T0 + timedelta(minutes=1), T0 + timedelta(minutes=1)),
@@ -104,26 +118,34 @@ def folded(app: ResponsesApp, contact: str) -> tuple[Any, ...]:
     g = app.generation()
     row = app.views.fetch(
         f"SELECT response, opens, clicks, first_open_at, first_click_at FROM {app.views.t(g, 'recipients')} "
-        "WHERE mailing_id = 'old' AND contact_id = ?", (contact,),
+        "WHERE mailing_id = 'old' AND contact_id = ?",
+        (contact,),
     )[0]
-    return tuple(row[k] for k in row.keys())
+    return tuple(row[k] for k in row.keys())  # noqa: SIM118 (a sqlite3.Row iterates values)
 
 
 def steps(app: ResponsesApp, contact: str) -> list[tuple[Any, ...]]:
     history = app.history("old", contact)
-    return [(s["occurred_at"], s["effective_at"], s["skew_seconds"], s["maps_to"], s["effect"], s["why"]) for s in history["signals"]]
+    return [
+        (s["occurred_at"], s["effective_at"], s["skew_seconds"], s["maps_to"], s["effect"], s["why"]) for s in history["signals"]
+    ]
 
 
 def test_a_signal_stored_without_an_effective_time_folds_as_one_stored_with_it(app: ResponsesApp) -> None:
     app.create_mailing({"id": "old", "name": "Old", "category": "bulk", "provider": "unione"})
-    app.add_audience("old", [{"contact_id": "c-old", "email": "o@example.com"}, {"contact_id": "c-new", "email": "n@example.com"}])
+    app.add_audience(
+        "old", [{"contact_id": "c-old", "email": "o@example.com"}, {"contact_id": "c-new", "email": "n@example.com"}]
+    )
     app.dispatch("old", now=T0)
     record_old_format(app, "old", "c-old", journal("c-old"))
     new = [ProviderEvent(s, Correlation("old", "c-new")) for s in journal("c-new")]
     assert app.record_batch(ParsedBatch(events=new)).accepted == 3
     app.wait_for_views()
 
-    stored = {c: [r for _, r in app.journal_index.signals_of(recipient_id("old", c)) if r["source"] == "unione"] for c in ("c-old", "c-new")}
+    stored = {
+        c: [r for _, r in app.journal_index.signals_of(recipient_id("old", c)) if r["source"] == "unione"]
+        for c in ("c-old", "c-new")
+    }
     assert len(stored["c-old"]) == len(stored["c-new"]) == 3
     assert all("effective_at" not in r for r in stored["c-old"])
     assert all("effective_at" in r for r in stored["c-new"])  # stamped at ingest, beside the provider's time
@@ -162,7 +184,13 @@ def test_correlation_and_the_effective_time_read_one_setting(strict_app: Respons
     app.dispatch("m", now=T0)
 
     def event(status: str, occurred: datetime) -> ProviderEvent:
-        s = Signal(key=f"k-{status}", source="unione", fields={"status": status}, received_at=T0 + timedelta(minutes=1), occurred_at=occurred)
+        s = Signal(
+            key=f"k-{status}",
+            source="unione",
+            fields={"status": status},
+            received_at=T0 + timedelta(minutes=1),
+            occurred_at=occurred,
+        )
         return ProviderEvent(s, Correlation(email="a@example.com"))
 
     assert app.record_batch(ParsedBatch(events=[event("delivered", T0 - timedelta(minutes=5))])).unmatched == 1  # beyond 60 s

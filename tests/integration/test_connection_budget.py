@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -58,7 +58,7 @@ class ConnectionCounter:
             self.samples += 1
             time.sleep(0.005)
 
-    def __enter__(self) -> "ConnectionCounter":
+    def __enter__(self) -> ConnectionCounter:
         self._thread.start()
         return self
 
@@ -143,7 +143,9 @@ def test_a_process_with_a_running_follower_adds_one_listen_connection(settings: 
     assert sorted(set(codes)) == [200, 201], codes
 
 
-def test_responses_project_holds_its_pool_a_listen_and_a_lock_connection(settings: Settings, counter: ConnectionCounter, tmp_path: Path) -> None:
+def test_responses_project_holds_its_pool_a_listen_and_a_lock_connection(
+    settings: Settings, counter: ConnectionCounter, tmp_path: Path
+) -> None:
     """The projector's budget, counted on a running ``responses project`` while requests write beside it."""
 
     ResponsesApp(settings).close()  # the schema, before the projector starts
@@ -162,5 +164,7 @@ def test_responses_project_holds_its_pool_a_listen_and_a_lock_connection(setting
     finally:
         assert projector.stop() == 0
     budget = settings.connection_budget(followers=1, locks=1) + settings.connection_budget()
-    assert counter.peak <= budget, f"{counter.peak} connections held by the projector and the writer, budget {budget} ({writer_budget} the writer's)"
+    assert counter.peak <= budget, (
+        f"{counter.peak} connections held by the projector and the writer, budget {budget} ({writer_budget} the writer's)"
+    )
     assert 500 not in codes and 201 in codes

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from application.errors import NotFound
 from application.queries import Queries
 from application.service import ResponsesApp
 
-T0 = datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 AUDIENCE = [{"contact_id": f"c{i:02d}", "email": f"c{i:02d}@example.com"} for i in range(10)] + [
     {"contact_id": "no-email"},
     {"contact_id": "unsubscribed", "email": "u@example.com"},
@@ -39,10 +39,16 @@ def wave_list(app: ResponsesApp, mailing_id: str, wave: int, limit: int = 4) -> 
 
 def sent_in_views(app: ResponsesApp, mailing_id: str) -> set[str]:
     app.wait_for_views()
-    return {i["contact_id"] for i in Queries(app).audience(mailing_id, limit=1000)["items"] if i["response"]["code"] == "sent_to_provider"}
+    return {
+        i["contact_id"]
+        for i in Queries(app).audience(mailing_id, limit=1000)["items"]
+        if i["response"]["code"] == "sent_to_provider"
+    }
 
 
-def test_a_bounded_dispatch_is_repeated_until_everyone_is_decided_exactly_once(app: ResponsesApp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bounded_dispatch_is_repeated_until_everyone_is_decided_exactly_once(
+    app: ResponsesApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(service_module, "DISPATCH_CHUNK", 3)
     mailing(app)
     answers = [app.dispatch("m", now=T0, deadline_seconds=0)]  # the deadline passes after every chunk

@@ -9,7 +9,7 @@ import itertools
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -21,7 +21,7 @@ from application.service import ResponsesApp
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key, parse_iso
 from projections.projector import engagement_key, minute_split
 
-START = datetime(2026, 3, 14, 9, 0, 22, 500000, tzinfo=timezone.utc)
+START = datetime(2026, 3, 14, 9, 0, 22, 500000, tzinfo=UTC)
 IST = timezone(timedelta(hours=5, minutes=30))
 _mailings = itertools.count(1)
 _keys = itertools.count(1)
@@ -30,8 +30,13 @@ _keys = itertools.count(1)
 def provider_event(mailing: str, contact: str, status: str, at: datetime, received: datetime) -> ProviderEvent:
     url = "https://x.example/a" if status == "clicked" else None
     signal = Signal(
-        key=dedup_key("unione", mailing, contact, status, next(_keys)), source="unione", fields={"status": status},
-        received_at=received, occurred_at=at, url=url, raw={"status": status},
+        key=dedup_key("unione", mailing, contact, status, next(_keys)),
+        source="unione",
+        fields={"status": status},
+        received_at=received,
+        occurred_at=at,
+        url=url,
+        raw={"status": status},
     )
     return ProviderEvent(signal, Correlation(mailing, contact))
 
@@ -151,13 +156,19 @@ def test_hours_in_india_are_sums_of_the_minute_buckets(app: ResponsesApp) -> Non
     contacts = [f"c{i}" for i in range(30)]
     mailing = new_mailing(app, contacts, start)
     received = start + timedelta(hours=5)
-    events = [provider_event(mailing, c, "opened", start + timedelta(minutes=7 * i + 3, seconds=i), received) for i, c in enumerate(contacts)]
-    events += [provider_event(mailing, c, "clicked", start + timedelta(minutes=11 * i + 1), received) for i, c in enumerate(contacts[:12])]
+    events = [
+        provider_event(mailing, c, "opened", start + timedelta(minutes=7 * i + 3, seconds=i), received)
+        for i, c in enumerate(contacts)
+    ]
+    events += [
+        provider_event(mailing, c, "clicked", start + timedelta(minutes=11 * i + 1), received)
+        for i, c in enumerate(contacts[:12])
+    ]
     app.record_batch(ParsedBatch(events=events))
     app.wait_for_views()
     rows = bucket_rows(app, mailing)
     timeline = Queries(app).timeline(mailing, hours=4)
-    assert timeline["start"] == start.astimezone(timezone.utc).isoformat()
+    assert timeline["start"] == start.astimezone(UTC).isoformat()
     for b in timeline["buckets"]:
         local_hour = (start + timedelta(hours=b["hour"])).astimezone(IST).strftime("%Y-%m-%dT%H")
         in_hour = {key: n for key, n in rows.items() if local_minute(key[0], IST).startswith(local_hour)}
@@ -167,13 +178,15 @@ def test_hours_in_india_are_sums_of_the_minute_buckets(app: ResponsesApp) -> Non
     utc_hours = Counter(minute[:13] for (minute, _, kind), n in rows.items() if kind == "open" for _ in range(n))
     first_times = Counter(
         parse_iso(orjson.loads(r["state"])["first_open_at"]).isoformat()[:13]  # type: ignore[union-attr]
-        for r in app.views.fetch(f"SELECT state FROM {app.views.t(app.generation(), 'recipients')} WHERE mailing_id = ?", (mailing,))
+        for r in app.views.fetch(
+            f"SELECT state FROM {app.views.t(app.generation(), 'recipients')} WHERE mailing_id = ?", (mailing,)
+        )
     )
     assert utc_hours == first_times
 
 
 def local_minute(utc_minute: str, tz: timezone) -> str:
-    return datetime.fromisoformat(utc_minute).replace(tzinfo=timezone.utc).astimezone(tz).isoformat()[:16]
+    return datetime.fromisoformat(utc_minute).replace(tzinfo=UTC).astimezone(tz).isoformat()[:16]
 
 
 # ---- the timeline reads no more rows for more recipients ------------------------------------------------------------
@@ -236,7 +249,10 @@ def timeline_reads(app: ResponsesApp, recipients: int) -> int:
     mailing = new_mailing(app, contacts)
     received = START + timedelta(hours=4)
     # every recipient opens, in the same 20 minutes whatever their number: the buckets are as many
-    events = [provider_event(mailing, c, "opened", START + timedelta(minutes=5 + i % 20, seconds=30), received) for i, c in enumerate(contacts)]
+    events = [
+        provider_event(mailing, c, "opened", START + timedelta(minutes=5 + i % 20, seconds=30), received)
+        for i, c in enumerate(contacts)
+    ]
     app.record_batch(ParsedBatch(events=events))
     app.wait_for_views()
     with statements_sent(app) as sent:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from application.service import ResponsesApp
 from bench.journal import provider_events
 from domain.signals import ParsedBatch
 
-T0 = datetime(2026, 3, 14, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
 RECIPIENTS = 100
 SIGNALS = 500
 # The active generation and rules, the tracking row (locked, with the lag histogram), the journal read,
@@ -76,7 +76,9 @@ def counting(app: ResponsesApp, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return sent
 
 
-def test_a_batch_of_signals_costs_a_statement_a_table_not_one_a_recipient(app: ResponsesApp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_batch_of_signals_costs_a_statement_a_table_not_one_a_recipient(
+    app: ResponsesApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app.create_mailing({"id": "rt", "name": "RT", "category": "bulk", "provider": "unione", "email_type": "news"})
     app.add_audience("rt", [{"contact_id": f"c{i}", "email": f"c{i}@example.com"} for i in range(RECIPIENTS)])
     while app.dispatch("rt", now=T0)["remaining"]:
@@ -91,7 +93,7 @@ def test_a_batch_of_signals_costs_a_statement_a_table_not_one_a_recipient(app: R
     sent = sent[:]  # what the batch sent (not the reads below)
     assert applied >= SIGNALS * 0.9, applied
     assert app.views_position() > before
-    assert len(sent) <= MOST_STATEMENTS, (len(sent), '\n'.join(sent))
+    assert len(sent) <= MOST_STATEMENTS, (len(sent), "\n".join(sent))
 
 
 def test_an_audience_joining_costs_no_statement_a_contact(app: ResponsesApp, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,4 +107,4 @@ def test_an_audience_joining_costs_no_statement_a_contact(app: ResponsesApp, mon
     app.follower.run_once()
     sent = sent[:]
     assert app.views_position() == app.journal_position()
-    assert len(sent) <= MOST_STATEMENTS, (len(sent), '\n'.join(sent))
+    assert len(sent) <= MOST_STATEMENTS, (len(sent), "\n".join(sent))

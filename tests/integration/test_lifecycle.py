@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from application.queries import Queries
 from application.service import ResponsesApp
@@ -14,7 +14,7 @@ from interface.providers import elasticemail, unione
 from projections.replay import rebuild
 from tests.helpers.stores import FIXTURES
 
-T0 = datetime(2026, 3, 14, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
 KEY = "test-key"
 
 
@@ -30,7 +30,12 @@ def unione_event(status: str, contact: str | None, email: str, at: str, *, url: 
         data["metadata"] = {"mailing_id": "spring-sale", "contact_id": contact, **({"test": 1} if test else {})}
     if url:
         data["url"] = url
-    return json.dumps({"auth": "x", "events_by_user": [{"user_id": 1, "events": [{"event_name": "transactional_email_status", "event_data": data}]}]}).encode()
+    return json.dumps(
+        {
+            "auth": "x",
+            "events_by_user": [{"user_id": 1, "events": [{"event_name": "transactional_email_status", "event_data": data}]}],
+        }
+    ).encode()
 
 
 def responses(app: ResponsesApp, mailing: str) -> dict[str, str]:
@@ -46,7 +51,16 @@ def test_a_mailing_from_audience_to_contact_effects(app: ResponsesApp) -> None:
     app.change_contact("c-2004", {"do_not_use_email": True})
     app.change_contact("c-2005", {"email": "old@example.com", "email_is_actual": False})
 
-    app.create_mailing({"id": "spring-sale", "name": "Spring", "category": "bulk", "email_type": "news", "provider": "unione", "prevent_duplicates": True})
+    app.create_mailing(
+        {
+            "id": "spring-sale",
+            "name": "Spring",
+            "category": "bulk",
+            "email_type": "news",
+            "provider": "unione",
+            "prevent_duplicates": True,
+        }
+    )
     audience = [
         {"contact_id": "c-1001", "name": "Anna", "email": "anna@example.com"},
         {"contact_id": "c-1002", "email": "boris@example.org"},
@@ -87,12 +101,25 @@ def test_a_mailing_from_audience_to_contact_effects(app: ResponsesApp) -> None:
     assert (again.accepted, again.duplicates) == (0, 8)
 
     # Out of order: Dina's click arrives before her delivery; a test send is kept apart.
-    app.record_batch(unione.parse(unione_event("clicked", "c-1006", "dina@example.com", "2026-03-14 10:20:00", url="https://shop.example.com/a"), T0 + timedelta(hours=1)))
-    app.record_batch(unione.parse(unione_event("delivered", "c-1006", "dina@example.com", "2026-03-14 10:04:15"), T0 + timedelta(hours=1)))
-    test_send = app.record_batch(unione.parse(unione_event("opened", "c-1006", "dina@example.com", "2026-03-14 10:30:00", test=True), T0 + timedelta(hours=1)))
+    app.record_batch(
+        unione.parse(
+            unione_event("clicked", "c-1006", "dina@example.com", "2026-03-14 10:20:00", url="https://shop.example.com/a"),
+            T0 + timedelta(hours=1),
+        )
+    )
+    app.record_batch(
+        unione.parse(unione_event("delivered", "c-1006", "dina@example.com", "2026-03-14 10:04:15"), T0 + timedelta(hours=1))
+    )
+    test_send = app.record_batch(
+        unione.parse(
+            unione_event("opened", "c-1006", "dina@example.com", "2026-03-14 10:30:00", test=True), T0 + timedelta(hours=1)
+        )
+    )
     assert test_send.accepted == 1
     # Email-only correlation: Boris's delivery without metadata matches by address among this provider's recipients.
-    by_email = app.record_batch(unione.parse(unione_event("delivered", None, "Boris@Example.org", "2026-03-14 10:50:00"), T0 + timedelta(hours=1)))
+    by_email = app.record_batch(
+        unione.parse(unione_event("delivered", None, "Boris@Example.org", "2026-03-14 10:50:00"), T0 + timedelta(hours=1))
+    )
     assert by_email.accepted == 1
 
     got = responses(app, "spring-sale")
@@ -115,7 +142,9 @@ def test_a_mailing_from_audience_to_contact_effects(app: ResponsesApp) -> None:
     assert summary["errors"]["not_sent"]["canceled_no_email"]["count"] == 1
     links = {link["url"]: link for link in q.links("spring-sale")["links"]}
     assert links["https://shop.example.com/sale?utm_campaign=spring"] == {
-        "url": "https://shop.example.com/sale?utm_campaign=spring", "clicks": 1, "unique_clicks": 1,
+        "url": "https://shop.example.com/sale?utm_campaign=spring",
+        "clicks": 1,
+        "unique_clicks": 1,
     }
     tests_kept = q.side("test_send", mailing_id="spring-sale")["items"]
     assert len(tests_kept) == 1
@@ -129,7 +158,9 @@ def test_a_mailing_from_audience_to_contact_effects(app: ResponsesApp) -> None:
     assert q.contact("c-1001")["responses"][0]["response"]["code"] == "clicked"
 
     # A signal for a recipient who is not in the audience yet is kept, then matched when it appears.
-    late = app.record_batch(unione.parse(unione_event("delivered", "c-3001", "zoe@example.com", "2026-03-14 11:00:00"), T0 + timedelta(hours=3)))
+    late = app.record_batch(
+        unione.parse(unione_event("delivered", "c-3001", "zoe@example.com", "2026-03-14 11:00:00"), T0 + timedelta(hours=3))
+    )
     assert late.unmatched == 1
     app.wait_for_views()
     assert [u["correlation"]["contact_id"] for u in q.side("unmatched")["items"]] == ["c-3001"]
@@ -152,7 +183,11 @@ def test_elastic_email_notifications_fold_like_the_seed(app: ResponsesApp) -> No
     app.create_mailing({"id": "spring-sale", "name": "Spring", "category": "bulk", "provider": "elasticemail"})
     app.add_audience("spring-sale", [{"contact_id": f"c-100{i}", "email": f"u{i}@example.com"} for i in range(1, 6)])
     app.dispatch("spring-sale", now=T0)
-    lines = [l for l in (FIXTURES / "elasticemail/notifications.txt").read_text().splitlines() if l and not l.startswith("#")]
+    lines = [
+        line
+        for line in (FIXTURES / "elasticemail/notifications.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     from urllib.parse import parse_qsl
 
     for line in lines:
@@ -179,10 +214,20 @@ def test_stop_and_sweep(app: ResponsesApp) -> None:
     # Still waiting for the provider: not due before 48 hours, unknown response after.
     assert app.sweep(now=T0 + timedelta(hours=1))["checked"] == 2
     assert set(responses(app, "m1").values()) == {"sent_to_provider", "stopped_manually"}
-    delivered = ParsedBatch(events=[ProviderEvent(
-        Signal(key=dedup_key("x"), source="sendgrid", fields={"event": "delivered"}, received_at=T0 + timedelta(hours=2), occurred_at=T0 + timedelta(hours=2)),
-        Correlation("m1", "a"),
-    )])
+    delivered = ParsedBatch(
+        events=[
+            ProviderEvent(
+                Signal(
+                    key=dedup_key("x"),
+                    source="sendgrid",
+                    fields={"event": "delivered"},
+                    received_at=T0 + timedelta(hours=2),
+                    occurred_at=T0 + timedelta(hours=2),
+                ),
+                Correlation("m1", "a"),
+            )
+        ]
+    )
     app.record_batch(delivered)
     assert app.sweep(now=T0 + timedelta(hours=49))["checked"] == 1
     assert responses(app, "m1") == {"a": "delivered", "b": "unknown_response", "c": "stopped_manually"}
@@ -206,9 +251,8 @@ def test_a_batch_read_before_another_follower_moved_on_is_refused(app: Responses
     app.wait_for_views()
     g, position = app.generation(), app.views_position()
     assert position > 0
-    with pytest.raises(StaleBatch):
-        with app.views.batch(g, 0, position) as store:  # a slower follower that read from the start
-            store.put_contact("intruder", ContactState())
+    with pytest.raises(StaleBatch), app.views.batch(g, 0, position) as store:  # a slower follower that read from the start
+        store.put_contact("intruder", ContactState())
     assert app.views_position() == position
     assert app.views.fetch(f"SELECT contact_id FROM {app.views.t(g, 'contacts')} WHERE contact_id = 'intruder'") == []
 
@@ -233,7 +277,10 @@ def test_a_poison_event_is_set_aside_and_the_views_go_on(app: ResponsesApp, monk
 
     def delivered(contact: str, key: str) -> ProviderEvent:
         at = T0 + timedelta(minutes=5)
-        return ProviderEvent(Signal(key=key, source="sendgrid", fields={"event": "delivered"}, received_at=at, occurred_at=at), Correlation("m", contact))
+        return ProviderEvent(
+            Signal(key=key, source="sendgrid", fields={"event": "delivered"}, received_at=at, occurred_at=at),
+            Correlation("m", contact),
+        )
 
     app.record_batch(ParsedBatch(events=[delivered("a", "poison"), delivered("b", "fine")]))
     app.wait_for_views()
@@ -254,7 +301,10 @@ def test_long_tracking_urls_are_counted_in_the_click_map(app: ResponsesApp) -> N
     app.add_audience("m", [{"contact_id": "a", "email": "a@example.com"}])
     app.dispatch("m", now=T0)
     at = T0 + timedelta(minutes=5)
-    click = ProviderEvent(Signal(key="k", source="sendgrid", fields={"event": "click"}, received_at=at, occurred_at=at, url=url), Correlation("m", "a"))
+    click = ProviderEvent(
+        Signal(key="k", source="sendgrid", fields={"event": "click"}, received_at=at, occurred_at=at, url=url),
+        Correlation("m", "a"),
+    )
     app.record_batch(ParsedBatch(events=[click]))
     app.wait_for_views()
     assert Queries(app).links("m")["links"] == [{"url": url, "clicks": 1, "unique_clicks": 1}]
@@ -272,13 +322,30 @@ def test_timeline_counts_first_opens_and_clicks_per_hour_from_the_first_sending(
         at = T0 + timedelta(minutes=minutes)
         if provider_event is None:
             return ProviderEvent(system_signal(kind, key=f"{contact}{kind}", at=at), Correlation("m", contact))
-        return ProviderEvent(Signal(key=f"{contact}{kind}{minutes}", source="sendgrid", fields={"event": provider_event}, received_at=at, occurred_at=at, url="https://x.example/"), Correlation("m", contact))
+        return ProviderEvent(
+            Signal(
+                key=f"{contact}{kind}{minutes}",
+                source="sendgrid",
+                fields={"event": provider_event},
+                received_at=at,
+                occurred_at=at,
+                url="https://x.example/",
+            ),
+            Correlation("m", contact),
+        )
 
-    app.record_batch(ParsedBatch(events=[
-        event("a", "sent_to_provider", 0), event("b", "sent_to_provider", 1),
-        event("a", "opened", 30, "open"), event("a", "opened", 45, "open"),  # only the first open counts in the chart
-        event("b", "opened", 70, "open"), event("b", "clicked", 130, "click"),
-    ]))
+    app.record_batch(
+        ParsedBatch(
+            events=[
+                event("a", "sent_to_provider", 0),
+                event("b", "sent_to_provider", 1),
+                event("a", "opened", 30, "open"),
+                event("a", "opened", 45, "open"),  # only the first open counts in the chart
+                event("b", "opened", 70, "open"),
+                event("b", "clicked", 130, "click"),
+            ]
+        )
+    )
     app.wait_for_views()
     timeline = Queries(app).timeline("m", hours=3)
     assert timeline["start"] == T0.isoformat()

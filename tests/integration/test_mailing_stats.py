@@ -14,7 +14,7 @@ from application.service import ResponsesApp
 from interface.app import create_app
 from projections.replay import rebuild
 from tests.campaign import simulate_campaign
-from tests.helpers.http import UNIONE_KEY, TOKEN, http_settings
+from tests.helpers.http import TOKEN, UNIONE_KEY, http_settings
 
 
 def stats_rows(app: ResponsesApp, generation: int) -> list[tuple[Any, ...]]:
@@ -22,7 +22,7 @@ def stats_rows(app: ResponsesApp, generation: int) -> list[tuple[Any, ...]]:
         f"SELECT mailing_id, response, reason, sent, unique_open, clicked, recipients, opens, clicks "
         f"FROM {app.views.t(generation, 'mailing_stats')} WHERE recipients > 0"
     )
-    return sorted(tuple(int(v) if isinstance(v, int) else v for v in (r[k] for k in r.keys())) for r in rows)
+    return sorted(tuple(int(v) if isinstance(v, int) else v for v in (r[k] for k in r.keys())) for r in rows)  # noqa: SIM118 (a sqlite3.Row iterates values)
 
 
 def grouped_recipients(app: ResponsesApp, generation: int) -> list[tuple[Any, ...]]:
@@ -32,7 +32,7 @@ def grouped_recipients(app: ResponsesApp, generation: int) -> list[tuple[Any, ..
         f"COUNT(*) AS n, SUM(opens) AS opens, SUM(clicks) AS clicks FROM {app.views.t(generation, 'recipients')} "
         f"GROUP BY mailing_id, response, COALESCE(reason, ''), sent, unique_open, {clicked}"
     )
-    return sorted(tuple(int(v) if isinstance(v, int) else v for v in (r[k] for k in r.keys())) for r in rows)
+    return sorted(tuple(int(v) if isinstance(v, int) else v for v in (r[k] for k in r.keys())) for r in rows)  # noqa: SIM118 (a sqlite3.Row iterates values)
 
 
 def test_stats_equal_the_recipients_grouped_live_after_a_rebuild_and_when_filled_late(app: ResponsesApp) -> None:

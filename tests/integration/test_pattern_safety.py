@@ -14,8 +14,12 @@ CRAFTED_AGENT = "aaaa " * 12 + "!"
 
 def open_with_agent(app: ResponsesApp, contact: str, user_agent: str) -> None:
     signal = Signal(
-        key=dedup_key("m", contact, "open", "agent"), source="sendgrid", fields={"event": "open"},
-        received_at=T0, occurred_at=T0, user_agent=user_agent,
+        key=dedup_key("m", contact, "open", "agent"),
+        source="sendgrid",
+        fields={"event": "open"},
+        received_at=T0,
+        occurred_at=T0,
+        user_agent=user_agent,
     )
     app.record_batch(ParsedBatch(events=[ProviderEvent(signal, Correlation("m", contact))]))
 

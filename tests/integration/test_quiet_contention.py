@@ -60,7 +60,9 @@ def test_a_conflict_that_never_resolves_is_logged_once_with_its_cause(caplog: py
 
 
 @pytest.mark.timeout(20)
-def test_the_follower_retries_a_locked_database_quietly(app: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_follower_retries_a_locked_database_quietly(
+    app: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     caplog.set_level(logging.DEBUG)
     follower = ViewFollower(app, poll_interval=0.01)
     calls = {"n": 0}
@@ -87,7 +89,9 @@ def test_the_follower_retries_a_locked_database_quietly(app: Any, caplog: pytest
 
 
 @pytest.mark.timeout(20)
-def test_a_database_away_for_long_is_one_warning_then_one_line_when_back(app: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_database_away_for_long_is_one_warning_then_one_line_when_back(
+    app: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import projections.follower as follower_module
 
     caplog.set_level(logging.DEBUG)

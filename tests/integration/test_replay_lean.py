@@ -4,7 +4,7 @@ single-process, full replay answers."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from bench.journal import provider_events
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
 from projections.replay import contact_plan, scope_plan, what_if
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 RECIPIENTS = 120
 
 # The rulesets the what-if tests use, each patched over the active (default) rules.
@@ -48,8 +48,13 @@ def campaign(app: ResponsesApp) -> None:
     # A soft bounce for several contacts in the second mailing, then a delivery in the first: streaks across mailings.
     late = [
         ProviderEvent(
-            Signal(key=dedup_key("late", c), source="unione", fields={"status": "soft_bounced"}, received_at=T0 + timedelta(days=3),
-                   occurred_at=T0 + timedelta(days=3)),
+            Signal(
+                key=dedup_key("late", c),
+                source="unione",
+                fields={"status": "soft_bounced"},
+                received_at=T0 + timedelta(days=3),
+                occurred_at=T0 + timedelta(days=3),
+            ),
             Correlation("summer", f"c{c}"),
         )
         for c in range(0, RECIPIENTS, 7)
@@ -66,7 +71,9 @@ def journal(app: ResponsesApp) -> ResponsesApp:
 
 
 @pytest.mark.parametrize("name", sorted(RULESETS))
-def test_lean_partitioned_and_scoped_what_ifs_answer_what_the_library_read_replay_answers(journal: ResponsesApp, name: str) -> None:
+def test_lean_partitioned_and_scoped_what_ifs_answer_what_the_library_read_replay_answers(
+    journal: ResponsesApp, name: str
+) -> None:
     app = journal
     current = app.active_rules()
     candidate = current.patched(RULESETS[name], version="what-if")
@@ -85,7 +92,9 @@ def test_lean_partitioned_and_scoped_what_ifs_answer_what_the_library_read_repla
 def test_the_rulesets_change_answers_so_equality_means_something(journal: ResponsesApp) -> None:
     app = journal
     current = app.active_rules()
-    answers = {name: what_if(app, current, current.patched(doc, version="what-if"), scoped=False) for name, doc in RULESETS.items()}
+    answers = {
+        name: what_if(app, current, current.patched(doc, version="what-if"), scoped=False) for name, doc in RULESETS.items()
+    }
     assert answers["soft bounces final"]["changed"] > 0
     assert answers["statistics period of 0 days"]["changed"] > 0
     assert answers["a soft bounce mapped as a hard bounce"]["contacts"]["newly_suppressed"]["count"] > 0

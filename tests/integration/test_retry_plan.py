@@ -70,7 +70,11 @@ def full_scans(plan: list[str]) -> list[str]:
 
 
 def searches_the_primary_key(plan: list[str]) -> bool:
-    return any(("Index Scan using" in line and "_pkey" in line) or ("SEARCH" in line and "INDEX" in line and "originator_version=?" in line) for line in plan)
+    return any(
+        ("Index Scan using" in line and "_pkey" in line)
+        or ("SEARCH" in line and "INDEX" in line and "originator_version=?" in line)
+        for line in plan
+    )
 
 
 def test_checking_a_retried_batch_searches_the_primary_key_of_a_large_journal(app: ResponsesApp) -> None:
@@ -94,7 +98,7 @@ def test_a_retried_batch_is_found_stored_through_the_digests(app: ResponsesApp) 
         index = app.journal_index
         mark = "%s" if index.is_postgres else "?"
         for version, key in enumerate(keys, start=1):
-            state = ('{"signal": {"key": "%s"}}' % key).encode()
+            state = f'{{"signal": {{"key": "{key}"}}}}'.encode()
             c.execute(
                 f"INSERT INTO {index.table} (originator_id, originator_version, topic, state) VALUES ({mark}, {mark}, {mark}, {mark})",
                 [oid if index.is_postgres else oid.hex, version, "domain.aggregates:Recipient.SignalRecorded", state],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,12 +11,14 @@ from application.service import ResponsesApp
 from domain.rules import InvalidRuleset
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key, system_signal
 
-T0 = datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 
 
 def provider_event(source: str, fields: dict[str, str], at: datetime, corr: Correlation, url: str | None = None) -> ProviderEvent:
     key = dedup_key(source, fields, at, corr)
-    return ProviderEvent(Signal(key=key, source=source, fields=fields, received_at=T0 + timedelta(days=1), occurred_at=at, url=url), corr)
+    return ProviderEvent(
+        Signal(key=key, source=source, fields=fields, received_at=T0 + timedelta(days=1), occurred_at=at, url=url), corr
+    )
 
 
 def codes(app: ResponsesApp, mailing: str) -> dict[str, str]:
@@ -51,10 +53,28 @@ def test_email_fallback_stays_in_the_named_mailing_and_before_the_event(app: Res
         app.add_audience(mailing, [{"contact_id": "c", "email": "same@example.com"}])
         app.dispatch(mailing, now=T0 + timedelta(days=day))
     # An open that happened before Tuesday's sending is Monday's.
-    app.record_batch(ParsedBatch(events=[provider_event("unione", {"status": "opened"}, T0 + timedelta(hours=5), Correlation(email="same@example.com"))]))
+    app.record_batch(
+        ParsedBatch(
+            events=[
+                provider_event("unione", {"status": "opened"}, T0 + timedelta(hours=5), Correlation(email="same@example.com"))
+            ]
+        )
+    )
     assert (codes(app, "mon"), codes(app, "tue")) == ({"c": "opened"}, {"c": "sent_to_provider"})
     # An event naming its mailing but not its contact stays in that mailing.
-    app.record_batch(ParsedBatch(events=[provider_event("unione", {"status": "clicked"}, T0 + timedelta(days=2), Correlation(mailing_id="mon", email="same@example.com"), url="https://x.example/")]))
+    app.record_batch(
+        ParsedBatch(
+            events=[
+                provider_event(
+                    "unione",
+                    {"status": "clicked"},
+                    T0 + timedelta(days=2),
+                    Correlation(mailing_id="mon", email="same@example.com"),
+                    url="https://x.example/",
+                )
+            ]
+        )
+    )
     assert (codes(app, "mon"), codes(app, "tue")) == ({"c": "clicked"}, {"c": "sent_to_provider"})
 
 
@@ -64,8 +84,16 @@ def test_first_opens_are_charted_by_the_earliest_provider_time_and_include_impli
     app.dispatch("m", now=T0)
     events = [
         provider_event("unione", {"status": "opened"}, T0 + timedelta(hours=5, minutes=1), Correlation("m", "late")),
-        provider_event("unione", {"status": "opened"}, T0 + timedelta(hours=1, minutes=1), Correlation("m", "late")),  # arrives second
-        provider_event("unione", {"status": "clicked"}, T0 + timedelta(hours=2, minutes=1), Correlation("m", "clicker"), url="https://x.example/"),
+        provider_event(
+            "unione", {"status": "opened"}, T0 + timedelta(hours=1, minutes=1), Correlation("m", "late")
+        ),  # arrives second
+        provider_event(
+            "unione",
+            {"status": "clicked"},
+            T0 + timedelta(hours=2, minutes=1),
+            Correlation("m", "clicker"),
+            url="https://x.example/",
+        ),
     ]
     app.record_batch(ParsedBatch(events=events))
     app.wait_for_views()
@@ -78,7 +106,9 @@ def test_the_same_address_in_other_letters_does_not_revive_a_hard_bounced_email(
     app.create_mailing({"id": "m1", "name": "M1", "category": "bulk", "provider": "unione"})
     app.add_audience("m1", [{"contact_id": "k", "email": "kate@example.com"}])
     app.dispatch("m1", now=T0)
-    bounce = provider_event("unione", {"status": "hard_bounced", "delivery_status": "err_mailbox_full"}, T0, Correlation("m1", "k"))
+    bounce = provider_event(
+        "unione", {"status": "hard_bounced", "delivery_status": "err_mailbox_full"}, T0, Correlation("m1", "k")
+    )
     app.record_batch(ParsedBatch(events=[bounce]))
     app.change_contact("k", {"do_not_use_email": False})
     app.create_mailing({"id": "m2", "name": "M2", "category": "bulk", "provider": "unione"})
@@ -108,7 +138,9 @@ def test_an_event_from_another_provider_than_the_mailings_is_unmatched_and_never
     app.create_mailing({"id": "u", "name": "U", "category": "bulk", "provider": "unione"})
     app.add_audience("u", [{"contact_id": "a", "email": "a@example.com"}])
     app.dispatch("u", now=T0)
-    clicked = provider_event("elasticemail", {"status": "Clicked"}, T0 + timedelta(hours=1), Correlation("u", "a"), url="https://x.example/")
+    clicked = provider_event(
+        "elasticemail", {"status": "Clicked"}, T0 + timedelta(hours=1), Correlation("u", "a"), url="https://x.example/"
+    )
     counts = app.record_batch(ParsedBatch(events=[clicked]))
     assert (counts.accepted, counts.unmatched) == (0, 1)
     stranger = provider_event("unione", {"status": "opened"}, T0 + timedelta(hours=1), Correlation("u", "zed"))
@@ -141,7 +173,7 @@ def test_system_signals_of_the_sender_are_not_checked_against_the_provider(app: 
 def test_an_email_only_event_from_before_any_sending_matches_nobody(app: ResponsesApp) -> None:
     app.create_mailing({"id": "m", "name": "M", "category": "bulk", "provider": "unione"})
     app.add_audience("m", [{"contact_id": "a", "email": "a@example.com"}, {"contact_id": "b", "email": "b@example.com"}])
-    old = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    old = datetime(2024, 5, 1, tzinfo=UTC)
     parked = provider_event("unione", {"status": "opened"}, old, Correlation(email="b@example.com"))
     assert app.record_batch(ParsedBatch(events=[parked])).unmatched == 1  # nobody sent to b yet: parked
     app.dispatch("m", now=T0)  # 2026: sending to b must not claim the 2024 open

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,15 +11,24 @@ from application.service import Conflict, ResponsesApp
 from domain.rules import InvalidRuleset
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key, system_signal
 
-T0 = datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 SOFT_FINAL = {"responses": {"soft_bounce": {"final": True}}}
 
 
-def say(app: ResponsesApp, contact: str, event: str, minutes: float, *, url: str | None = None, mailing: str = "m", **extra: str) -> None:
+def say(
+    app: ResponsesApp, contact: str, event: str, minutes: float, *, url: str | None = None, mailing: str = "m", **extra: str
+) -> None:
     """A SendGrid signal for one recipient, received ``minutes`` after T0."""
     at = T0 + timedelta(minutes=minutes)
     fields = {"event": event, **extra}
-    signal = Signal(key=dedup_key(mailing, contact, event, minutes, url), source="sendgrid", fields=fields, received_at=at, occurred_at=at, url=url)
+    signal = Signal(
+        key=dedup_key(mailing, contact, event, minutes, url),
+        source="sendgrid",
+        fields=fields,
+        received_at=at,
+        occurred_at=at,
+        url=url,
+    )
     app.record_batch(ParsedBatch(events=[ProviderEvent(signal, Correlation(mailing, contact))]))
 
 
@@ -99,10 +108,23 @@ def test_history_of_non_delivery_machine_signals_and_confirmations(app: Response
     say(app, "bounced", "bounce", 1, type="bounce")
     say(app, "bounced", "open", 2)
     say(app, "robot", "delivered", 1)
-    app.record_batch(ParsedBatch(events=[ProviderEvent(
-        Signal(key="mpp", source="sendgrid", fields={"event": "open"}, received_at=T0 + timedelta(minutes=2), occurred_at=T0 + timedelta(minutes=2), machine=True),
-        Correlation("m", "robot"),
-    )]))
+    app.record_batch(
+        ParsedBatch(
+            events=[
+                ProviderEvent(
+                    Signal(
+                        key="mpp",
+                        source="sendgrid",
+                        fields={"event": "open"},
+                        received_at=T0 + timedelta(minutes=2),
+                        occurred_at=T0 + timedelta(minutes=2),
+                        machine=True,
+                    ),
+                    Correlation("m", "robot"),
+                )
+            ]
+        )
+    )
     app.sweep(now=T0 + timedelta(hours=1))
     app.sweep(now=T0 + timedelta(hours=50))
     assert [s["why"] for s in app.history("m", "bounced")["signals"]][-1] == "not_delivered"
@@ -210,14 +232,19 @@ def test_rule_versions_are_journaled_and_validated(app: ResponsesApp) -> None:
     assert listing["versions"][1]["changes"] == {"statistics_period_days": 7}
     assert app.ruleset(v.version).statistics_period_days == 7
     with pytest.raises(InvalidRuleset) as bad:
-        app.define_rules({
-            "responses": {"soft_bounce": {"final": True, "priority": 3}, "nope": {"final": True}},
-            "statistics_period_days": -1,
-            "provider_mappings": {"mailchimp": {}, "unione": {"colour:red": "delivered"}},
-        })
+        app.define_rules(
+            {
+                "responses": {"soft_bounce": {"final": True, "priority": 3}, "nope": {"final": True}},
+                "statistics_period_days": -1,
+                "provider_mappings": {"mailchimp": {}, "unione": {"colour:red": "delivered"}},
+            }
+        )
     assert set(bad.value.errors) == {
-        "responses.soft_bounce.priority", "responses.nope", "statistics_period_days",
-        "provider_mappings.mailchimp", "provider_mappings.unione.colour:red",
+        "responses.soft_bounce.priority",
+        "responses.nope",
+        "statistics_period_days",
+        "provider_mappings.mailchimp",
+        "provider_mappings.unione.colour:red",
     }
     with pytest.raises(Conflict):
         app.define_rules({"version": "2"})

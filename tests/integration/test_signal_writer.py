@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import select
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -19,7 +19,7 @@ from domain.fold import RecipientState, fold_into
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key, parse_iso
 from tests.integration.test_write_path import open_app, provider_event, start_campaign
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 class Spy:
@@ -37,10 +37,16 @@ class Spy:
 
 
 def opens(mailing: str, contacts: range, n: int) -> ParsedBatch:
-    return ParsedBatch(events=[provider_event(mailing, c, status, i, False) for c in contacts for i, status in enumerate(["delivered", "opened"][:n])])
+    return ParsedBatch(
+        events=[
+            provider_event(mailing, c, status, i, False) for c in contacts for i, status in enumerate(["delivered", "opened"][:n])
+        ]
+    )
 
 
-def test_a_batch_is_planned_from_one_read_and_builds_no_aggregate_or_event_object(app: ResponsesApp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_batch_is_planned_from_one_read_and_builds_no_aggregate_or_event_object(
+    app: ResponsesApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     start_campaign(app, "one", range(20))
     reads = Spy(monkeypatch, app.journal_index, "lean_read")
     whole_reads = Spy(monkeypatch, app.journal_index, "rows")
@@ -89,7 +95,9 @@ def test_the_notification_log_reads_the_writers_rows_densely(app: ResponsesApp) 
     start_campaign(app, "log", range(5))
     before = app.journal_position()
     app.record_batch(opens("log", range(5), 2))
-    notifications = app.notification_log.select(start=before + 1, limit=10) + app.notification_log.select(start=before + 11, limit=10)
+    notifications = app.notification_log.select(start=before + 1, limit=10) + app.notification_log.select(
+        start=before + 11, limit=10
+    )
     assert [n.id for n in notifications] == list(range(before + 1, before + 11))  # and no more
     assert Counter(n.topic for n in notifications) == {"domain.aggregates:Recipient.SignalRecorded": 10}
     assert app.views_position() < app.journal_position()  # nothing applied them yet: the follower does
@@ -97,7 +105,9 @@ def test_the_notification_log_reads_the_writers_rows_densely(app: ResponsesApp) 
     assert app.views_position() == app.journal_position()
 
 
-def test_a_conflict_with_another_writer_is_planned_again_from_fresh_reads(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_conflict_with_another_writer_is_planned_again_from_fresh_reads(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first, second = open_app(ResponsesApp, database_url), open_app(ResponsesApp, database_url)
     try:
         start_campaign(first, "race", range(2))
@@ -110,9 +120,16 @@ def test_a_conflict_with_another_writer_is_planned_again_from_fresh_reads(databa
             write(rows, signals)
 
         monkeypatch.setattr(first.signal_writer, "write", racing)
-        counts = first.record_batch(ParsedBatch(events=[provider_event("race", 0, "delivered", 0, False), provider_event("race", 0, "opened", 1, False)]))
+        counts = first.record_batch(
+            ParsedBatch(events=[provider_event("race", 0, "delivered", 0, False), provider_event("race", 0, "opened", 1, False)])
+        )
         assert raced == [1]
-        assert counts.as_dict() == {"accepted": 1, "duplicates": 1, "unmatched": 0, "quarantined": 0}  # planned again: the open is there
+        assert counts.as_dict() == {
+            "accepted": 1,
+            "duplicates": 1,
+            "unmatched": 0,
+            "quarantined": 0,
+        }  # planned again: the open is there
         versions = [e.originator_version for e in first.events.get(recipient_id("race", "c0"))]
         assert versions == list(range(1, len(versions) + 1)) and len(versions) == 2 + 2  # joined, dispatched, two signals
     finally:
@@ -137,8 +154,16 @@ def test_parked_signals_and_claims_are_the_aggregates_own(app: ResponsesApp) -> 
     """Signals parked by the writer are claimed by ``add_audience`` (the library's way: get, command, save)."""
     start_campaign(app, "late", range(1))
     early = [
-        ProviderEvent(Signal(key=dedup_key("late", i), source="unione", fields={"status": "opened"}, received_at=T0 + timedelta(hours=i),
-                             occurred_at=T0 + timedelta(hours=i)), Correlation("late", "newcomer"))
+        ProviderEvent(
+            Signal(
+                key=dedup_key("late", i),
+                source="unione",
+                fields={"status": "opened"},
+                received_at=T0 + timedelta(hours=i),
+                occurred_at=T0 + timedelta(hours=i),
+            ),
+            Correlation("late", "newcomer"),
+        )
         for i in range(3)
     ]
     assert app.record_batch(ParsedBatch(events=early)).unmatched == 3

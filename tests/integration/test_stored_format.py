@@ -48,9 +48,18 @@ def as_json(value: Any) -> Any:
 def test_the_fixture_is_small_and_complete() -> None:
     assert (LEGACY / "v14.db").stat().st_size < 1_000_000
     topics = {row[2] for row in expected("sqlite")["journal"]}
-    for topic in ("Recipient.SignalRecorded", "UnmatchedBucket.Parked", "UnmatchedBucket.Claimed", "SideRecord.Recorded",
-                  "AddressIndex.RecipientSent", "Contact.CommandRecorded", "Mailing.Stopped", "RulesBook.VersionDefined",
-                  "Job.Answered", "Job.Finished"):
+    for topic in (
+        "Recipient.SignalRecorded",
+        "UnmatchedBucket.Parked",
+        "UnmatchedBucket.Claimed",
+        "SideRecord.Recorded",
+        "AddressIndex.RecipientSent",
+        "Contact.CommandRecorded",
+        "Mailing.Stopped",
+        "RulesBook.VersionDefined",
+        "Job.Answered",
+        "Job.Finished",
+    ):
         assert f"domain.aggregates:{topic}" in topics, topic
 
 

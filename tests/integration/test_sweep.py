@@ -4,7 +4,7 @@ at most one confirmation check per waiting recipient per hour, so the journal do
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,7 +14,7 @@ from domain.aggregates import recipient_id
 from domain.signals import CONFIRMATION_CHECKED, SYSTEM, Signal
 from interface.runner import PeriodicSweep
 
-T0 = datetime(2026, 3, 14, 9, 5, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 14, 9, 5, tzinfo=UTC)
 
 
 def waiting_mailing(app: ResponsesApp, now: datetime = T0) -> None:
@@ -45,7 +45,7 @@ def test_one_confirmation_check_per_recipient_per_hour(app: ResponsesApp) -> Non
 
 @pytest.mark.timeout(30)
 def test_the_periodic_sweep_runs_every_interval_without_filling_the_journal(app: ResponsesApp) -> None:
-    waiting_mailing(app, now=datetime.now(timezone.utc))
+    waiting_mailing(app, now=datetime.now(UTC))
     runs: list[dict[str, int]] = []
     sweeper = PeriodicSweep(app, interval=0.05, on_result=runs.append).start()
     try:

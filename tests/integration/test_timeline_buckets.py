@@ -3,22 +3,27 @@ boundaries (the start has a fraction of a second; the views group by minute in S
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from application.queries import Queries
 from application.service import ResponsesApp
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
 
-START = datetime(2026, 3, 14, 9, 0, 22, 500000, tzinfo=timezone.utc)  # seconds 22.5: inside a minute
+START = datetime(2026, 3, 14, 9, 0, 22, 500000, tzinfo=UTC)  # seconds 22.5: inside a minute
 HOUR = timedelta(hours=1)
 
 
 def provider_event(contact: str, status: str, at: datetime, url: str | None = None) -> ProviderEvent:
     signal = Signal(
-        key=dedup_key("unione", contact, status, at.isoformat(), url), source="unione", fields={"status": status},
+        key=dedup_key("unione", contact, status, at.isoformat(), url),
+        source="unione",
+        fields={"status": status},
         # received after every provider time here (a provider time later than its receipt plus the clock-skew allowance
         # would be clamped, issue 14): the hour each falls in is its own
-        received_at=START + 4 * HOUR, occurred_at=at, url=url, raw={"status": status},
+        received_at=START + 4 * HOUR,
+        occurred_at=at,
+        url=url,
+        raw={"status": status},
     )
     return ProviderEvent(signal, Correlation("tl", contact))
 
@@ -40,8 +45,10 @@ def test_first_opens_and_clicks_fall_in_their_hour_at_the_boundaries(app: Respon
     app.add_audience("tl", [{"contact_id": c, "email": f"{c}@example.com"} for c in contacts])
     app.dispatch("tl", now=START)
     events = [provider_event(c, "opened", at) for c, at in opens_at.items()]
-    events += [provider_event("clicker", "clicked", START + HOUR + timedelta(minutes=5), "https://x.example/a"),
-               provider_event("clicker", "clicked", START + 2 * HOUR, "https://x.example/b")]  # only the first counts
+    events += [
+        provider_event("clicker", "clicked", START + HOUR + timedelta(minutes=5), "https://x.example/a"),
+        provider_event("clicker", "clicked", START + 2 * HOUR, "https://x.example/b"),
+    ]  # only the first counts
     app.record_batch(ParsedBatch(events=events))
     app.wait_for_views()
     timeline = Queries(app).timeline("tl", hours=3)

@@ -11,7 +11,7 @@ are the same before, during and after; the history then folds from checkpoints.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -29,15 +29,20 @@ from projections import projector
 from projections.follower import ViewFollower
 from projections.views import VIEW_SHAPE, dump_recipient_state, load_recipient_row_state, shape_key
 
-T0 = datetime(2026, 3, 14, 9, 0, 22, 500000, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 14, 9, 0, 22, 500000, tzinfo=UTC)
 CONTACTS = [f"c{i}" for i in range(30)]
 
 
 def provider_event(contact: str, status: str, at: datetime, n: int) -> ProviderEvent:
     url = "https://x.example/a" if status == "clicked" else None
     signal = Signal(
-        key=dedup_key("unione", contact, status, n), source="unione", fields={"status": status},
-        received_at=T0 + timedelta(hours=5), occurred_at=at, url=url, raw={"status": status},
+        key=dedup_key("unione", contact, status, n),
+        source="unione",
+        fields={"status": status},
+        received_at=T0 + timedelta(hours=5),
+        occurred_at=at,
+        url=url,
+        raw={"status": status},
     )
     return ProviderEvent(signal, Correlation("up", contact))
 
@@ -80,7 +85,10 @@ def downgrade(app: ResponsesApp) -> None:
         c.execute(f"DELETE FROM {views.t(g, 'checkpoints')}")
         for r in rows:  # rows without a version, as projected before checkpoints
             state = load_recipient_row_state(r["state"])[0]
-            c.execute(views._q(f"UPDATE {views.t(g, 'recipients')} SET state = ? WHERE rid = ?"), (dump_recipient_state(state), r["rid"]))
+            c.execute(
+                views._q(f"UPDATE {views.t(g, 'recipients')} SET state = ? WHERE rid = ?"),
+                (dump_recipient_state(state), r["rid"]),
+            )
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ ever. Asked again, it is a new job.
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,7 +17,7 @@ from application.rules import WhatIfQueueFull
 from application.service import ResponsesApp
 from projections.follower import ViewFollower
 
-T0 = datetime(2026, 3, 14, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
 
 
 def hours(n: int) -> dict[str, int]:

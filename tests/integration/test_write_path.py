@@ -12,9 +12,9 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from dataclasses import replace
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -33,7 +33,7 @@ from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedu
 from projections.follower import ViewFollower
 from tests.integration import aggregate_ingest
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 STATUSES = ("delivered", "opened", "clicked", "soft_bounced", "hard_bounced", "unsubscribed", "spam")
 
 
@@ -199,7 +199,12 @@ def test_a_digest_collision_never_makes_a_new_signal_a_duplicate(app: ResponsesA
     first = [provider_event("clash", c, "delivered", 0, False) for c in range(3)]
     assert app.record_batch(ParsedBatch(events=first)).accepted == 3
     then = [provider_event("clash", c, "opened", 0, False) for c in range(3)]
-    assert app.record_batch(ParsedBatch(events=then + first)).as_dict() == {"accepted": 3, "duplicates": 3, "unmatched": 0, "quarantined": 0}
+    assert app.record_batch(ParsedBatch(events=then + first)).as_dict() == {
+        "accepted": 3,
+        "duplicates": 3,
+        "unmatched": 0,
+        "quarantined": 0,
+    }
     assert [r[1] for r in audience(app, "clash")] == ["opened"] * 3
 
 

@@ -49,4 +49,3 @@ def system():
 def fold_all():
     """``fold_all(signals, rules=DEFAULT_RULESET, mailing_start=T0, state=None) -> (state, steps)``"""
     return fold_signals
-

@@ -74,8 +74,14 @@ def test_the_serve_access_log_masks_an_address_however_often_it_was_encoded(path
 @pytest.mark.parametrize("path", PATHS)
 def test_gunicorns_access_atoms_mask_an_address_however_often_it_was_encoded(path: str) -> None:
     logger = GunicornLogger(Config())
-    environ = {"PATH_INFO": _decoded_once(path), "REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.1", "QUERY_STRING": "",
-               "RAW_URI": path, "REMOTE_ADDR": "127.0.0.1"}
+    environ = {
+        "PATH_INFO": _decoded_once(path),
+        "REQUEST_METHOD": "GET",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "QUERY_STRING": "",
+        "RAW_URI": path,
+        "REMOTE_ADDR": "127.0.0.1",
+    }
     atoms = logger.atoms(_Response(), _Request(path), environ, timedelta(milliseconds=3))
     shown = " ".join(str(v) for v in atoms.values())
     assert LOCAL not in revealed(shown), shown

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -22,9 +22,9 @@ from domain.signals import Signal, clamped_time, iso, system_signal
 from interface.simulate import Simulator, event_time
 from projections.lean_replay import LightSignal
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
-IN_2027 = datetime(2027, 6, 1, 12, 0, tzinfo=timezone.utc)
-IN_2031 = datetime(2031, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+IN_2027 = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
+IN_2031 = datetime(2031, 1, 1, tzinfo=UTC)
 ALLOWANCE = timedelta(seconds=600)
 
 
@@ -123,9 +123,7 @@ def test_the_confirmation_timeout_is_measured_on_effective_times() -> None:
 # ---- old records, other readers --------------------------------------------------------------------------
 
 
-times = st.datetimes(
-    min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(timezone.utc)
-)
+times = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
 
 
 @settings(max_examples=200, deadline=None)
@@ -187,12 +185,14 @@ class FakeService:
         if path.endswith("/audience"):
             return 200, {}
         if path.endswith("/dispatch"):
-            send = [{"contact_id": f"c{i}", "email": f"c{i}@example.com", "metadata": {"contact_id": f"c{i}"}} for i in range(300)]
-            self.dispatched_at = datetime.now(timezone.utc)
+            send = [
+                {"contact_id": f"c{i}", "email": f"c{i}@example.com", "metadata": {"contact_id": f"c{i}"}} for i in range(300)
+            ]
+            self.dispatched_at = datetime.now(UTC)
             return 200, {"send": send, "remaining": 0}
         if path == "/v1/webhooks/unione":
             document = json.loads(body or b"{}")
-            self.posts.append((datetime.now(timezone.utc), [e["event_data"] for e in document["events_by_user"][0]["events"]]))
+            self.posts.append((datetime.now(UTC), [e["event_data"] for e in document["events_by_user"][0]["events"]]))
             return 200, {"accepted": 1}
         if path == "/readyz":
             return 200, {"lag": 0}

@@ -92,7 +92,9 @@ def test_invalid_address_that_sets_the_response_marks_the_email_not_actual(effec
         "unsubscribed",
     ],
 )
-def test_hard_bounce_or_invalid_address_after_a_final_does_not_reach_the_contact(effects_of, sent, system, provider_signal, unione, before):
+def test_hard_bounce_or_invalid_address_after_a_final_does_not_reach_the_contact(
+    effects_of, sent, system, provider_signal, unione, before
+):
     contact, state, steps = effects_of(
         [
             sent,
@@ -150,13 +152,20 @@ def test_a_duplicate_step_has_no_effect(code):
 
 
 def test_informational_and_engagement_signals_leave_flags_alone(effects_of, sent, unione):
-    contact, _, _ = effects_of([sent, unione("sent", H), unione("delivered", H), unione("opened", 2 * H), unione("clicked", 3 * H)])
+    contact, _, _ = effects_of(
+        [sent, unione("sent", H), unione("delivered", H), unione("opened", 2 * H), unione("clicked", 3 * H)]
+    )
     assert flags(contact) == (False, True, set())
 
 
 def test_effects_do_not_modify_the_contact_given():
     contact = ContactState(email="a@b.test")
-    after = apply_signal_effect(contact, Step("unsubscribed", None, "set", None, "unsubscribed"), "promo", DEFAULT_RULESET.patched({"unsubscribe_from_all": False}))
+    after = apply_signal_effect(
+        contact,
+        Step("unsubscribed", None, "set", None, "unsubscribed"),
+        "promo",
+        DEFAULT_RULESET.patched({"unsubscribe_from_all": False}),
+    )
     assert after.unsubscribed_types == {"promo"}
     assert contact.unsubscribed_types == set() and contact.do_not_use_email is False
 
@@ -201,7 +210,9 @@ def test_a_delivery_resets_the_soft_bounce_streak(effects_of, unione, system):
 def test_a_soft_bounce_then_delivery_in_one_mailing_breaks_the_streak(effects_of, unione, system):
     rules = DEFAULT_RULESET.patched({"soft_bounce_limit": 3})
     contact = ContactState(email="a@b.test", soft_bounce_streak=1)
-    contact, _, _ = effects_of([system("sent_to_provider"), unione("soft_bounced", H), unione("delivered", 2 * H)], contact=contact, rules=rules)
+    contact, _, _ = effects_of(
+        [system("sent_to_provider"), unione("soft_bounced", H), unione("delivered", 2 * H)], contact=contact, rules=rules
+    )
     assert (contact.email_is_actual, contact.soft_bounce_streak) == (True, 0)
 
 
@@ -221,7 +232,9 @@ def test_several_soft_bounces_of_one_mailing_are_one_soft_bounce(effects_of, pro
 
 def test_a_late_soft_bounce_of_a_delivered_mail_is_not_a_soft_bounce_of_the_address(effects_of, unione, system):
     rules = DEFAULT_RULESET.patched({"soft_bounce_limit": 1})
-    contact, _, steps = effects_of([system("sent_to_provider"), unione("delivered", H), unione("soft_bounced", 2 * H)], rules=rules)
+    contact, _, steps = effects_of(
+        [system("sent_to_provider"), unione("delivered", H), unione("soft_bounced", 2 * H)], rules=rules
+    )
     assert steps[-1].why == "lower_priority"
     assert contact.email_is_actual is True
 
@@ -258,7 +271,12 @@ def test_new_email_resets_email_is_actual_and_the_streak():
 def test_new_email_does_not_reset_what_the_same_patch_sets():
     contact = ContactState(email="old@b.test", email_is_actual=False, soft_bounce_streak=4)
     after = apply_command(contact, {"op": "patch", "email": "new@b.test", "email_is_actual": False, "do_not_use_email": True})
-    assert (after.email, after.email_is_actual, after.do_not_use_email, after.soft_bounce_streak) == ("new@b.test", False, True, 0)
+    assert (after.email, after.email_is_actual, after.do_not_use_email, after.soft_bounce_streak) == (
+        "new@b.test",
+        False,
+        True,
+        0,
+    )
 
 
 def test_same_email_is_not_a_change():

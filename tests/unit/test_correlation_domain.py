@@ -3,12 +3,12 @@ what a recipient may claim, and dispatch wave numbering."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from domain.aggregates import CLOCK_SKEW, AddressIndex, Mailing, UnmatchedBucket, provider_mismatch, sent_before
 from domain.signals import Signal, iso, system_signal
 
-T0 = datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 
 
 def signal(source: str = "unione", key: str = "k", at: datetime | None = T0) -> Signal:
@@ -16,7 +16,7 @@ def signal(source: str = "unione", key: str = "k", at: datetime | None = T0) -> 
 
 
 def test_the_clock_skew_is_ten_minutes() -> None:
-    assert CLOCK_SKEW == timedelta(minutes=10)
+    assert timedelta(minutes=10) == CLOCK_SKEW
 
 
 def test_sent_before_allows_the_skew_and_no_more() -> None:
@@ -60,7 +60,9 @@ def test_a_recipient_claims_only_what_may_be_its_own() -> None:
 
 
 def test_dispatch_waves_are_numbered_from_one() -> None:
-    mailing = Mailing(mailing_id="m", name="M", category="bulk", email_type=None, provider="unione", expires_at=None, prevent_duplicates=False)
+    mailing = Mailing(
+        mailing_id="m", name="M", category="bulk", email_type=None, provider="unione", expires_at=None, prevent_duplicates=False
+    )
     assert mailing.start_dispatch_wave(iso(T0)) == 1  # type: ignore[arg-type]
     assert mailing.start_dispatch_wave(iso(T0 + timedelta(days=1))) == 2  # type: ignore[arg-type]
     assert (mailing.waves, mailing.started_at) == (2, iso(T0))
@@ -69,4 +71,4 @@ def test_dispatch_waves_are_numbered_from_one() -> None:
 
 
 def test_sent_before_holds_for_the_last_representable_time() -> None:
-    assert sent_before(iso(T0), datetime.max.replace(tzinfo=timezone.utc))  # (was: an OverflowError adding the skew)
+    assert sent_before(iso(T0), datetime.max.replace(tzinfo=UTC))  # (was: an OverflowError adding the skew)

@@ -6,14 +6,14 @@ first rule that applies wins, so each test also shows which rules it beats.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from domain.contacts import ContactState
 from domain.dispatch import MailingTerms, dispatch_outcome
 
-NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 PLAIN = MailingTerms(email_type=None, prevent_duplicates=False, expires_at=None)
 NEWS = MailingTerms(email_type="news", prevent_duplicates=True, expires_at=NOW + timedelta(days=1))
 
@@ -198,7 +198,7 @@ def test_expiry_is_exclusive_the_moment_itself_still_sends():
 
 def test_a_future_expiry_or_none_sends():
     assert outcome(terms=MailingTerms(None, False, NOW + timedelta(seconds=1))) == "sent_to_provider"
-    assert outcome(terms=MailingTerms(None, False, None), now=datetime.max.replace(tzinfo=timezone.utc)) == "sent_to_provider"
+    assert outcome(terms=MailingTerms(None, False, None), now=datetime.max.replace(tzinfo=UTC)) == "sent_to_provider"
 
 
 # ---- an audience in order ---------------------------------------------------------------------------

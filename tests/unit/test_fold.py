@@ -137,7 +137,13 @@ def test_higher_priority_replaces_lower(fold_all, system):
 
 
 def test_equal_priority_does_not_replace(fold_all, sent, unione, provider_signal):
-    state, steps = fold_all([sent, unione("delivered", MIN, detail="first"), provider_signal("sendgrid", {"event": "delivered"}, 2 * MIN, detail="second")])
+    state, steps = fold_all(
+        [
+            sent,
+            unione("delivered", MIN, detail="first"),
+            provider_signal("sendgrid", {"event": "delivered"}, 2 * MIN, detail="second"),
+        ]
+    )
     assert state.detail == "first"
     assert (steps[-1].effect, steps[-1].why) == ("ignored", "lower_priority")
 
@@ -264,7 +270,11 @@ def test_unsubscribe_link_click_is_not_a_click(fold_all, sent, unione):
 
 def test_unsubscribe_url_patterns_are_ruleset_data(fold_all, sent, unione):
     rules = DEFAULT_RULESET.patched({"unsubscribe_url_patterns": [r"/optout\b"]})
-    journal = [sent, unione("clicked", H, url="https://a.test/OptOut"), unione("clicked", 2 * H, url="https://a.test/unsubscribe")]
+    journal = [
+        sent,
+        unione("clicked", H, url="https://a.test/OptOut"),
+        unione("clicked", 2 * H, url="https://a.test/unsubscribe"),
+    ]
     state, steps = fold_all(journal, rules=rules)
     assert state.clicks == 1
     assert state.clicked_urls == {"https://a.test/unsubscribe": 1}
@@ -318,7 +328,11 @@ def test_provider_flagged_machine_open_is_opened_machine_and_not_counted(fold_al
 
 def test_machine_open_after_a_real_open_is_ignored_as_machine_open(fold_all, sent, provider_signal):
     state, steps = fold_all(
-        [sent, provider_signal("sendgrid", {"event": "open"}, H), provider_signal("sendgrid", {"event": "open"}, 2 * H, machine=True)]
+        [
+            sent,
+            provider_signal("sendgrid", {"event": "open"}, H),
+            provider_signal("sendgrid", {"event": "open"}, 2 * H, machine=True),
+        ]
     )
     assert (state.response, state.opens) == ("opened", 1)
     assert steps[-1] == Step("opened_machine", None, "ignored", "machine_open", "opened")
@@ -326,14 +340,22 @@ def test_machine_open_after_a_real_open_is_ignored_as_machine_open(fold_all, sen
 
 def test_real_open_after_machine_open_shows_opened(fold_all, sent, provider_signal):
     state, steps = fold_all(
-        [sent, provider_signal("sendgrid", {"event": "open"}, H, machine=True), provider_signal("sendgrid", {"event": "open"}, 2 * H)]
+        [
+            sent,
+            provider_signal("sendgrid", {"event": "open"}, H, machine=True),
+            provider_signal("sendgrid", {"event": "open"}, 2 * H),
+        ]
     )
     assert (state.response, state.opens) == ("opened", 1)
 
 
 def test_count_machine_opens_counts_them(fold_all, sent, provider_signal):
     rules = DEFAULT_RULESET.patched({"count_machine_opens": True})
-    journal = [sent, provider_signal("sendgrid", {"event": "open"}, H), provider_signal("sendgrid", {"event": "open"}, 2 * H, machine=True)]
+    journal = [
+        sent,
+        provider_signal("sendgrid", {"event": "open"}, H),
+        provider_signal("sendgrid", {"event": "open"}, 2 * H, machine=True),
+    ]
     state, steps = fold_all(journal, rules=rules)
     assert state.opens == 2
     assert steps[-1] == Step("opened_machine", None, "counted", "lower_priority", "opened")
@@ -500,7 +522,9 @@ def test_first_times_are_provider_times(fold_all, sent, unione, t0):
 
 
 def test_updated_at_moves_on_set_and_counted_only(fold_all, sent, unione, t0):
-    state, _ = fold_all([sent, unione("clicked", H), unione("opened", 2 * H), unione("soft_bounced", 3 * H), unione("sent", 4 * H)])
+    state, _ = fold_all(
+        [sent, unione("clicked", H), unione("opened", 2 * H), unione("soft_bounced", 3 * H), unione("sent", 4 * H)]
+    )
     assert state.updated_at == t0 + 2 * H
 
 

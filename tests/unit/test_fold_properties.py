@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -12,7 +12,7 @@ from domain.fold import RecipientState, fold
 from domain.rules import DEFAULT_RULESET, Ruleset
 from domain.signals import Signal, system_signal
 
-T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -152,7 +152,9 @@ def test_any_order_of_the_same_non_final_signals_gives_the_same_response_and_cou
         source, fields, machine = ENGAGEMENT_SHAPES[code]
         at = T0 + timedelta(hours=i + 1)
         url = URLS[i % 2] if code == "clicked" else None
-        journal.append(Signal(key=f"k{i}", source=source, fields=fields, received_at=at, occurred_at=at, url=url, machine=machine))
+        journal.append(
+            Signal(key=f"k{i}", source=source, fields=fields, received_at=at, occurred_at=at, url=url, machine=machine)
+        )
     shuffled = order.draw(st.permutations(journal), label="another order")
 
     a, _ = fold_journal([dispatch, *journal], rules)

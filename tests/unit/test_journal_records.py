@@ -7,7 +7,7 @@ record shapes are pinned here (a change would orphan stored aggregates or count 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
@@ -46,7 +46,7 @@ from domain.signals import (
     utc,
 )
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 PLUS3 = timezone(timedelta(hours=3))
 
 
@@ -298,7 +298,14 @@ def test_a_job_as_the_api_shows_it():
     job.progressed(0.123456)
     assert job.as_dict()["progress"] == 0.1235
     job.finish("failed", "boom", "t2")
-    assert job.as_dict() == {"id": "j", "kind": "activate", "version": "2", "status": "failed", "progress": 0.1235, "error": "boom"}
+    assert job.as_dict() == {
+        "id": "j",
+        "kind": "activate",
+        "version": "2",
+        "status": "failed",
+        "progress": 0.1235,
+        "error": "boom",
+    }
     done = Job(job="k", kind="activate", rules_version="3", requested_at="t")
     done.finish("done", None, "t2")
     assert (done.as_dict()["status"], done.as_dict()["progress"]) == ("done", 1.0)
@@ -334,7 +341,7 @@ def test_an_address_matches_only_recipients_sent_before_the_event():
 
 def test_the_clock_skew_allowance_is_inclusive():
     index = index_of(("m-1", "c-1", iso(T0)))
-    assert CLOCK_SKEW == timedelta(minutes=10)
+    assert timedelta(minutes=10) == CLOCK_SKEW
     assert index.match(occurred_at=T0 - CLOCK_SKEW) == ("m-1", "c-1")
     assert index.match(occurred_at=T0 - CLOCK_SKEW - timedelta(microseconds=1)) is None
 

@@ -3,14 +3,14 @@ events the write path builds directly are the ones the library's own ``@event`` 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from domain.aggregates import LeanKeys, NotLoaded, Recipient, UnmatchedBucket, recipient_id
 from domain.signals import Signal
 
-T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def signal(key: str) -> Signal:
@@ -126,7 +126,7 @@ def test_a_lean_bucket_remembers_what_it_parked_in_this_command() -> None:
 
 def test_a_directly_built_event_carries_when_it_happened() -> None:
     recipient = Recipient(mailing_id="m", contact_id="c", name=None, email=None)
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     recipient.record(signal("k"))
     event = recipient.collect_events()[-1]
-    assert before <= event.timestamp <= datetime.now(timezone.utc)
+    assert before <= event.timestamp <= datetime.now(UTC)

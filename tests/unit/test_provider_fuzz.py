@@ -10,7 +10,7 @@ the fold and correlation do on them). Bounded examples: the file runs in a few s
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -22,19 +22,34 @@ from domain.aggregates import CLOCK_SKEW
 from domain.signals import ParsedBatch, Signal
 from interface.providers import canonical, elasticemail, sendgrid, unione
 
-NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=UTC)
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-TIMES = st.sampled_from([
-    "2026-03-14 10:04:11", "2026-03-14T10:04:11Z", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
-    "9999-12-31T23:59:59Z", "3/14/2026 10:04:11 AM", "12/31/9999 11:59:59 PM", "1969-12-31T23:59:59Z", "soon", "",
-])
+TIMES = st.sampled_from(
+    [
+        "2026-03-14 10:04:11",
+        "2026-03-14T10:04:11Z",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "9999-12-31T23:59:59Z",
+        "3/14/2026 10:04:11 AM",
+        "12/31/9999 11:59:59 PM",
+        "1969-12-31T23:59:59Z",
+        "soon",
+        "",
+    ]
+)
 TEXT = st.text(max_size=12) | st.sampled_from(["\x00", "a\x00b", "<script>alert(1)</script>", "\ud7ff", "é"]) | TIMES
 SCALARS = (
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False) | TEXT
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | TEXT
 )
-JSONISH = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3), max_leaves=12)
+JSONISH = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3), max_leaves=12
+)
 
 
 def deep(depth: int) -> Any:
@@ -53,31 +68,75 @@ def fields(names: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[s
     return st.tuples(known, st.dictionaries(TEXT, ANY, max_size=2)).map(lambda pair: {**pair[1], **pair[0]})
 
 
-UNIONE_DATA = fields({
-    "job_id": TEXT, "email": st.sampled_from(["a@example.com", "B@Example.org"]), "event_time": TIMES,
-    "status": st.sampled_from(["delivered", "opened", "clicked", "hard_bounced", "soft_bounced", "spam"]),
-    "url": TEXT, "metadata": fields({"mailing_id": TEXT, "contact_id": TEXT, "test": SCALARS}),
-    "delivery_info": fields({"delivery_status": TEXT, "destination_response": TEXT, "user_agent": TEXT}),
-})
-UNIONE_EVENT = fields({
-    "event_name": st.sampled_from([unione.STATUS_EVENT, unione.SPAM_BLOCK, "something_new"]), "event_data": UNIONE_DATA,
-}) | ANY
+UNIONE_DATA = fields(
+    {
+        "job_id": TEXT,
+        "email": st.sampled_from(["a@example.com", "B@Example.org"]),
+        "event_time": TIMES,
+        "status": st.sampled_from(["delivered", "opened", "clicked", "hard_bounced", "soft_bounced", "spam"]),
+        "url": TEXT,
+        "metadata": fields({"mailing_id": TEXT, "contact_id": TEXT, "test": SCALARS}),
+        "delivery_info": fields({"delivery_status": TEXT, "destination_response": TEXT, "user_agent": TEXT}),
+    }
+)
+UNIONE_EVENT = (
+    fields(
+        {
+            "event_name": st.sampled_from([unione.STATUS_EVENT, unione.SPAM_BLOCK, "something_new"]),
+            "event_data": UNIONE_DATA,
+        }
+    )
+    | ANY
+)
 UNIONE_USER = fields({"user_id": SCALARS, "events": st.lists(UNIONE_EVENT, max_size=4)}) | ANY
-SENDGRID_EVENT = fields({
-    "event": st.sampled_from(["delivered", "open", "click", "bounce", "dropped"]), "email": TEXT | st.just("a@example.com"),
-    "timestamp": st.sampled_from([1773482651, "1773482651", 1e20, -1e20, "1e20", 253402300799, -1, 10**30]) | SCALARS,
-    "sg_event_id": TEXT, "url": TEXT, "type": TEXT, "useragent": TEXT, "sg_machine_open": SCALARS,
-    "mailing_id": TEXT, "contact_id": TEXT, "reason": TEXT,
-}) | ANY
-CANONICAL_ITEM = fields({
-    "event_id": TEXT, "mailing_id": TEXT, "contact_id": TEXT, "occurred_at": TIMES,
-    "kind": st.sampled_from(["delivered", "opened", "confirmation_checked", "teleported"]),
-    "url": TEXT, "reason": st.sampled_from(["will_retry", "because"]) | TEXT, "detail": TEXT,
-}) | ANY
-ELASTIC_PARAMS = st.fixed_dictionaries({}, optional={
-    "transaction": TEXT, "to": TEXT | st.just("a@example.com"), "status": st.sampled_from(["Sent", "Opened", "Error"]) | TEXT,
-    "category": TEXT, "date": TIMES | TEXT, "target": TEXT, "postback": TEXT, "token": TEXT,
-}).flatmap(lambda known: st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=2).map(lambda extra: {**extra, **known}))
+SENDGRID_EVENT = (
+    fields(
+        {
+            "event": st.sampled_from(["delivered", "open", "click", "bounce", "dropped"]),
+            "email": TEXT | st.just("a@example.com"),
+            "timestamp": st.sampled_from([1773482651, "1773482651", 1e20, -1e20, "1e20", 253402300799, -1, 10**30]) | SCALARS,
+            "sg_event_id": TEXT,
+            "url": TEXT,
+            "type": TEXT,
+            "useragent": TEXT,
+            "sg_machine_open": SCALARS,
+            "mailing_id": TEXT,
+            "contact_id": TEXT,
+            "reason": TEXT,
+        }
+    )
+    | ANY
+)
+CANONICAL_ITEM = (
+    fields(
+        {
+            "event_id": TEXT,
+            "mailing_id": TEXT,
+            "contact_id": TEXT,
+            "occurred_at": TIMES,
+            "kind": st.sampled_from(["delivered", "opened", "confirmation_checked", "teleported"]),
+            "url": TEXT,
+            "reason": st.sampled_from(["will_retry", "because"]) | TEXT,
+            "detail": TEXT,
+        }
+    )
+    | ANY
+)
+ELASTIC_PARAMS = st.fixed_dictionaries(
+    {},
+    optional={
+        "transaction": TEXT,
+        "to": TEXT | st.just("a@example.com"),
+        "status": st.sampled_from(["Sent", "Opened", "Error"]) | TEXT,
+        "category": TEXT,
+        "date": TIMES | TEXT,
+        "target": TEXT,
+        "postback": TEXT,
+        "token": TEXT,
+    },
+).flatmap(
+    lambda known: st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=2).map(lambda extra: {**extra, **known})
+)
 
 
 def encode(document: Any) -> bytes:

@@ -10,7 +10,7 @@ is refused when it is parsed, not in the fold or the views.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,7 +32,7 @@ from domain.signals import (
 from interface.providers import canonical, elasticemail, sendgrid, unione
 from interface.providers.common import parse_utc
 
-NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=UTC)
 GOOD_TIME = "2026-03-14 10:00:00"
 MAX_FIELD_BYTES = 64 * 1024  # a string (value or key) longer than this, in UTF-8, is refused
 MAX_EVENT_DEPTH = 32  # containers nested deeper than this in one event are refused
@@ -99,7 +99,9 @@ def unione_event(**data: Any) -> dict[str, Any]:
 
 
 def unione_envelope(*events: Any) -> bytes:
-    return json.dumps({"auth": "0" * 32, "events_by_user": [{"user_id": 1, "events": list(events)}]}).encode()  # json: orjson stops at 254 levels
+    return json.dumps(
+        {"auth": "0" * 32, "events_by_user": [{"user_id": 1, "events": list(events)}]}
+    ).encode()  # json: orjson stops at 254 levels
 
 
 @pytest.mark.parametrize("change, error", HOSTILE_UNIONE.values(), ids=HOSTILE_UNIONE.keys())
@@ -224,7 +226,7 @@ def test_plausible_time_bounds_are_inclusive_below_and_exclusive_above():
         with pytest.raises(ValueError, match="out of range"):
             plausible_time(outside)
     naive = datetime(2026, 3, 14, 10)
-    assert plausible_time(naive) == naive.replace(tzinfo=timezone.utc)  # naive means UTC
+    assert plausible_time(naive) == naive.replace(tzinfo=UTC)  # naive means UTC
     with pytest.raises(ValueError, match="out of range"):
         plausible_time(datetime.fromisoformat("0001-01-01T00:00:00+14:00"))
 
@@ -249,7 +251,10 @@ def test_a_quarantine_item_keeps_a_readable_bounded_raw_text():
     over = exactly + "x"
     kept = Quarantined("p", over, "bad").kept()
     assert kept["raw"] == exactly and kept["truncated"] is True and kept["raw_bytes"] == QUARANTINE_RAW_BYTES + 1
-    assert kept["error"] == f"bad (raw text truncated: the first {QUARANTINE_RAW_BYTES} of {QUARANTINE_RAW_BYTES + 1} bytes are kept)"
+    assert (
+        kept["error"]
+        == f"bad (raw text truncated: the first {QUARANTINE_RAW_BYTES} of {QUARANTINE_RAW_BYTES + 1} bytes are kept)"
+    )
     cut_in_a_character = Quarantined("p", "x" + exactly, "bad").kept()["raw"]
     assert cut_in_a_character == "x" + exactly[:-1]  # never half a character
     assert len(Quarantined("p", "raw", "e" * 5000).kept()["error"]) == QUARANTINE_ERROR_CHARS
@@ -257,7 +262,7 @@ def test_a_quarantine_item_keeps_a_readable_bounded_raw_text():
 
 def test_the_limits_are_the_documented_ones():
     """1970 to 9000 for provider times; 64 KiB of raw text and 1,000 characters of error kept."""
-    assert parse_utc("1970-01-01T00:00:00Z") == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert parse_utc("1970-01-01T00:00:00Z") == datetime(1970, 1, 1, tzinfo=UTC)
     assert parse_utc("8999-12-31T23:59:59.999999Z").year == 8999
     for outside in ("1969-12-31T23:59:59.999999Z", "9000-01-01T00:00:00Z"):
         with pytest.raises(ValueError, match="out of range"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -10,7 +10,7 @@ import pytest
 from domain.signals import dedup_key
 from interface.providers import canonical
 
-NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=UTC)
 
 
 def item(**fields):
@@ -29,8 +29,14 @@ def body(*items) -> bytes:
 
 
 def test_parse_signals():
-    full = item(event_id="ev-2", kind="soft_bounce", reason="will_retry", detail="451", url="https://x.example",
-                occurred_at="2026-03-14 10:00:00")
+    full = item(
+        event_id="ev-2",
+        kind="soft_bounce",
+        reason="will_retry",
+        detail="451",
+        url="https://x.example",
+        occurred_at="2026-03-14 10:00:00",
+    )
     batch = canonical.parse(body(item(), full, item(event_id="ev-3", kind="confirmation_checked")), NOW)
     assert batch.quarantined == [] and batch.notices == []
     first, second, third = batch.events
@@ -38,12 +44,12 @@ def test_parse_signals():
     assert first.signal.fields == {"kind": "canceled_unsubscribed_type"}
     assert first.signal.key == dedup_key("canonical", "ev-1")
     assert first.signal.received_at == NOW
-    assert first.signal.occurred_at == datetime(2026, 3, 14, 10, tzinfo=timezone.utc)
+    assert first.signal.occurred_at == datetime(2026, 3, 14, 10, tzinfo=UTC)
     assert first.signal.raw == item()
     assert (first.correlation.mailing_id, first.correlation.contact_id) == ("spring-sale", "c-1001")
     assert first.correlation.email is None and not first.correlation.test
     assert (second.signal.reason, second.signal.detail, second.signal.url) == ("will_retry", "451", "https://x.example")
-    assert second.signal.occurred_at == datetime(2026, 3, 14, 10, tzinfo=timezone.utc)
+    assert second.signal.occurred_at == datetime(2026, 3, 14, 10, tzinfo=UTC)
     assert third.signal.fields == {"kind": "confirmation_checked"}
 
 
@@ -77,9 +83,7 @@ def test_bad_item_is_quarantined_alone(bad, error):
     assert orjson.loads(q.raw_text) == bad
 
 
-@pytest.mark.parametrize(
-    "raw", [b"not json", b"", b"[]", b"{}", b'{"signals":{}}', b'{"signals":"x"}', b'"signals"']
-)
+@pytest.mark.parametrize("raw", [b"not json", b"", b"[]", b"{}", b'{"signals":{}}', b'{"signals":"x"}', b'"signals"'])
 def test_body_of_another_shape_is_a_value_error(raw):
     with pytest.raises(ValueError):
         canonical.parse(raw, NOW)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -82,16 +82,16 @@ def test_unsupported_encoding_is_a_value_error():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("2026-03-14 10:04:11", datetime(2026, 3, 14, 10, 4, 11, tzinfo=timezone.utc)),
-        ("2026-03-14T10:04:11Z", datetime(2026, 3, 14, 10, 4, 11, tzinfo=timezone.utc)),
-        ("2026-03-14T10:04:11.250Z", datetime(2026, 3, 14, 10, 4, 11, 250000, tzinfo=timezone.utc)),
-        ("2026-03-14T13:04:11+03:00", datetime(2026, 3, 14, 10, 4, 11, tzinfo=timezone.utc)),
-        (" 2026-03-14T10:04:11 ", datetime(2026, 3, 14, 10, 4, 11, tzinfo=timezone.utc)),
-        ("3/14/2026 10:04:11 AM", datetime(2026, 3, 14, 10, 4, 11, tzinfo=timezone.utc)),
-        ("3/14/2026 12:00:00 PM", datetime(2026, 3, 14, 12, 0, 0, tzinfo=timezone.utc)),
-        ("3/14/2026 12:30:00 AM", datetime(2026, 3, 14, 0, 30, 0, tzinfo=timezone.utc)),
-        ("12/1/2026 1:05:09 pm", datetime(2026, 12, 1, 13, 5, 9, tzinfo=timezone.utc)),
-        ("03/04/2026 09:07 PM", datetime(2026, 3, 4, 21, 7, 0, tzinfo=timezone.utc)),
+        ("2026-03-14 10:04:11", datetime(2026, 3, 14, 10, 4, 11, tzinfo=UTC)),
+        ("2026-03-14T10:04:11Z", datetime(2026, 3, 14, 10, 4, 11, tzinfo=UTC)),
+        ("2026-03-14T10:04:11.250Z", datetime(2026, 3, 14, 10, 4, 11, 250000, tzinfo=UTC)),
+        ("2026-03-14T13:04:11+03:00", datetime(2026, 3, 14, 10, 4, 11, tzinfo=UTC)),
+        (" 2026-03-14T10:04:11 ", datetime(2026, 3, 14, 10, 4, 11, tzinfo=UTC)),
+        ("3/14/2026 10:04:11 AM", datetime(2026, 3, 14, 10, 4, 11, tzinfo=UTC)),
+        ("3/14/2026 12:00:00 PM", datetime(2026, 3, 14, 12, 0, 0, tzinfo=UTC)),
+        ("3/14/2026 12:30:00 AM", datetime(2026, 3, 14, 0, 30, 0, tzinfo=UTC)),
+        ("12/1/2026 1:05:09 pm", datetime(2026, 12, 1, 13, 5, 9, tzinfo=UTC)),
+        ("03/04/2026 09:07 PM", datetime(2026, 3, 4, 21, 7, 0, tzinfo=UTC)),
     ],
 )
 def test_parse_utc(text, expected):
@@ -108,8 +108,20 @@ def test_parse_utc_rejects_junk(text):
 
 @pytest.mark.parametrize(
     "value, expected",
-    [(True, True), (False, False), (None, False), (1, True), (0, False), ("true", True), ("1", True),
-     ("false", False), ("0", False), ("", False), ("FALSE", False), ("yes", True)],
+    [
+        (True, True),
+        (False, False),
+        (None, False),
+        (1, True),
+        (0, False),
+        ("true", True),
+        ("1", True),
+        ("false", False),
+        ("0", False),
+        ("", False),
+        ("FALSE", False),
+        ("yes", True),
+    ],
 )
 def test_truthy(value, expected):
     assert truthy(value) is expected
@@ -117,7 +129,7 @@ def test_truthy(value, expected):
 
 def test_collect_sorts_results_and_quarantines_value_errors():
     batch = ParsedBatch()
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     notice = Notice(provider="p", key="k", kind="x", received_at=now, raw={})
 
     def bad():

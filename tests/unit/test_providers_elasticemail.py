@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, parse_qsl
 
@@ -12,7 +12,7 @@ from domain.signals import dedup_key
 from interface.providers import elasticemail
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "elasticemail" / "notifications.txt"
-NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=UTC)
 
 
 def notifications() -> list[dict[str, str]]:
@@ -21,14 +21,23 @@ def notifications() -> list[dict[str, str]]:
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
     "given, configured, ok",
-    [("s3cret", "s3cret", True), ("s3cre", "s3cret", False), ("S3CRET", "s3cret", False),
-     (None, "s3cret", False), ("", "s3cret", False), ("s3cret", None, False), ("s3cret", "", False),
-     (None, None, False), ("", "", False), ("sécret", "sécret", True)],
+    [
+        ("s3cret", "s3cret", True),
+        ("s3cre", "s3cret", False),
+        ("S3CRET", "s3cret", False),
+        (None, "s3cret", False),
+        ("", "s3cret", False),
+        ("s3cret", None, False),
+        ("s3cret", "", False),
+        (None, None, False),
+        ("", "", False),
+        ("sécret", "sécret", True),
+    ],
 )
 def test_verify(given, configured, ok):
     assert elasticemail.verify(given, configured) is ok
@@ -59,8 +68,12 @@ def test_every_fixture_line_parses():
         utc(2026, 3, 14, 11, 0, 0),
     ]
     assert [(e.correlation.mailing_id, e.correlation.contact_id) for e in events] == [
-        ("spring-sale", "c-1001"), ("spring-sale", "c-1001"), ("spring-sale", "c-1001"),
-        ("spring-sale", "c-1003"), ("spring-sale", "c-1002"), ("spring-sale", "c-1005"),
+        ("spring-sale", "c-1001"),
+        ("spring-sale", "c-1001"),
+        ("spring-sale", "c-1001"),
+        ("spring-sale", "c-1003"),
+        ("spring-sale", "c-1002"),
+        ("spring-sale", "c-1005"),
         ("spring-sale", "c-1004"),
     ]
     assert events[0].correlation.email == "anna@example.com"
@@ -78,8 +91,13 @@ def test_raw_keeps_every_param_but_the_token_and_key_is_stable():
     [event] = elasticemail.parse({**params, "token": "s3cret"}, NOW).events
     assert event.signal.raw == params
     assert event.signal.key == dedup_key(
-        "elasticemail", params["transaction"], "anna@example.com", "Clicked", None,
-        "3/14/2026 10:32:02 AM", "https://shop.example.com/sale",
+        "elasticemail",
+        params["transaction"],
+        "anna@example.com",
+        "Clicked",
+        None,
+        "3/14/2026 10:32:02 AM",
+        "https://shop.example.com/sale",
     )
     [same] = elasticemail.parse(params, NOW).events
     assert same.signal.key == event.signal.key

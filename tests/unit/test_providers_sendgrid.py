@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -13,14 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from domain.signals import dedup_key
 from interface.providers import sendgrid
 
-NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=UTC)
 TIMESTAMP = "1773482651"
 
 
 def _public_b64(private_key: ec.EllipticCurvePrivateKey) -> str:
-    der = private_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    der = private_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(der).decode()
 
 
@@ -116,7 +114,7 @@ def test_parse_events():
     processed, delivered, open1, open2, click, bounce, blocked, deferred = (e.signal for e in batch.events)
     assert processed.fields == {"event": "processed"}
     assert processed.source == "sendgrid" and processed.received_at == NOW
-    assert processed.occurred_at == datetime(2026, 3, 14, 10, 4, 11, tzinfo=timezone.utc)
+    assert processed.occurred_at == datetime(2026, 3, 14, 10, 4, 11, tzinfo=UTC)
     assert processed.key == dedup_key("sendgrid", "p")
     assert delivered.detail == "250 OK"
     assert not open1.machine and open1.user_agent == "Mozilla/5.0"
@@ -129,7 +127,10 @@ def test_parse_events():
     assert deferred.raw["response"] == "451 try later"
     correlation = batch.events[0].correlation
     assert (correlation.mailing_id, correlation.contact_id, correlation.email, correlation.test) == (
-        "spring-sale", "c-1001", "anna@example.com", False,
+        "spring-sale",
+        "c-1001",
+        "anna@example.com",
+        False,
     )
 
 

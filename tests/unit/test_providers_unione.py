@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -17,7 +17,7 @@ from interface.providers.common import read_body
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "unione"
 REAL_KEY = "6mjstx9gwi7qj8eni6m77hfiiw6aifmss154y4ze"
 OUR_KEY = "our-test-key-0123456789"
-NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 14, 13, 0, 0, tzinfo=UTC)
 
 
 def signed(body: bytes, key: str = OUR_KEY) -> bytes:
@@ -31,7 +31,7 @@ def fixture(name: str) -> bytes:
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 # --- verify -------------------------------------------------------------------
@@ -97,7 +97,13 @@ def test_mixed_batch_counts(mixed):
     assert len(mixed.notices) == 1
     assert mixed.quarantined == []
     assert [e.signal.fields["status"] for e in mixed.events] == [
-        "delivered", "opened", "clicked", "soft_bounced", "hard_bounced", "unsubscribed", "spam",
+        "delivered",
+        "opened",
+        "clicked",
+        "soft_bounced",
+        "hard_bounced",
+        "unsubscribed",
+        "spam",
     ]
 
 
@@ -121,16 +127,25 @@ def test_mixed_batch_signal_fields(mixed):
     assert spam.fields == {"status": "spam"}
     assert hard.raw["delivery_info"]["delivery_status"] == "err_user_unknown"
     assert hard.key == dedup_key(
-        "unione", "1smi9f-00057m-86zr", "nobody@example.net", "hard_bounced",
-        "2026-03-14 10:06:40", None, "err_user_unknown",
+        "unione",
+        "1smi9f-00057m-86zr",
+        "nobody@example.net",
+        "hard_bounced",
+        "2026-03-14 10:06:40",
+        None,
+        "err_user_unknown",
     )
     assert len({e.signal.key for e in mixed.events}) == 7
 
 
 def test_mixed_batch_correlation(mixed):
     assert [(e.correlation.mailing_id, e.correlation.contact_id) for e in mixed.events] == [
-        ("spring-sale", "c-1001"), ("spring-sale", "c-1001"), ("spring-sale", "c-1001"),
-        ("spring-sale", "c-1002"), ("spring-sale", "c-1003"), ("spring-sale", "c-1004"),
+        ("spring-sale", "c-1001"),
+        ("spring-sale", "c-1001"),
+        ("spring-sale", "c-1001"),
+        ("spring-sale", "c-1002"),
+        ("spring-sale", "c-1003"),
+        ("spring-sale", "c-1004"),
         ("spring-sale", "c-1005"),
     ]
     assert mixed.events[4].correlation.email == "nobody@example.net"
@@ -275,8 +290,16 @@ def test_unrecognised_body_is_a_value_error(body):
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"a":1}x', b'{"a":1}\n{"b":2}', b'{"a":"}"}\x80\x00\x00', b' [1,[2]] ]', b'{"a":"\\"}"} z', b'"text" more', b"12 34",
-     b'{"a":1}\x00'],
+    [
+        b'{"a":1}x',
+        b'{"a":1}\n{"b":2}',
+        b'{"a":"}"}\x80\x00\x00',
+        b" [1,[2]] ]",
+        b'{"a":"\\"}"} z',
+        b'"text" more',
+        b"12 34",
+        b'{"a":1}\x00',
+    ],
 )
 def test_a_document_followed_by_bytes_has_trailing_bytes(body):
     assert unione.trailing_bytes(body)
@@ -284,8 +307,19 @@ def test_a_document_followed_by_bytes_has_trailing_bytes(body):
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"a":1}', b'{"a":1} \r\n\t', b"", b"   ", b'{"a":', b'{"a":"}', b'{"a": nonsense} x', b"hello world",
-     b'[' * 2000 + b']' * 2000 + b"x", b'{"a":"\\u00"} x', b"\xff\xfe"],
+    [
+        b'{"a":1}',
+        b'{"a":1} \r\n\t',
+        b"",
+        b"   ",
+        b'{"a":',
+        b'{"a":"}',
+        b'{"a": nonsense} x',
+        b"hello world",
+        b"[" * 2000 + b"]" * 2000 + b"x",
+        b'{"a":"\\u00"} x',
+        b"\xff\xfe",
+    ],
 )
 def test_one_document_or_no_document_has_no_trailing_bytes(body):
     assert not unione.trailing_bytes(body)

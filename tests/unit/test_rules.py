@@ -390,7 +390,9 @@ def test_periods_the_fold_cannot_represent_are_errors(text):
 def test_very_long_periods_are_still_usable(fold_all, system):
     rules = DEFAULT_RULESET.patched({"statistics_period_days": 999_999_999, "confirmation_timeout_hours": 10**9})
     late = timedelta(days=3650)
-    state, steps = fold_all([system("sent_to_provider"), system("confirmation_checked", late), system("delivered", late)], rules=rules)
+    state, steps = fold_all(
+        [system("sent_to_provider"), system("confirmation_checked", late), system("delivered", late)], rules=rules
+    )
     assert [s.why for s in steps] == [None, "not_due", None]
     assert state.response == "delivered"
 
@@ -669,10 +671,15 @@ def test_rulesets_are_values():
 
 
 _MIN, _D = timedelta(minutes=1), timedelta(days=1)
-_ALL_ON = DEFAULT_RULESET.patched({
-    "soft_bounce_limit": 1, "machine_open_user_agents": ["proxy"], "machine_open_window_seconds": 10,
-    "machine_click_window_seconds": 10, "statistics_period_days": 7,
-})
+_ALL_ON = DEFAULT_RULESET.patched(
+    {
+        "soft_bounce_limit": 1,
+        "machine_open_user_agents": ["proxy"],
+        "machine_open_window_seconds": 10,
+        "machine_click_window_seconds": 10,
+        "statistics_period_days": 7,
+    }
+)
 
 
 def _off(name):
@@ -696,7 +703,11 @@ def test_null_machine_open_window_lets_the_user_agent_alone_decide(fold_all, sys
 
 
 def test_null_machine_click_window_is_no_scanner_rule(fold_all, system, unione):
-    journal = [system("sent_to_provider", key="d"), unione("delivered", _MIN), unione("clicked", 2 * _MIN, occurred_at=_MIN, url="https://a.test/")]
+    journal = [
+        system("sent_to_provider", key="d"),
+        unione("delivered", _MIN),
+        unione("clicked", 2 * _MIN, occurred_at=_MIN, url="https://a.test/"),
+    ]
     assert fold_all(journal, rules=_ALL_ON)[-1][-1].why == "machine_click"
     assert fold_all(journal, rules=_off("machine_click_window_seconds"))[0].clicks == 1
 
@@ -708,7 +719,9 @@ def test_null_statistics_period_never_closes(fold_all, system, unione):
 
 
 def test_patterns_are_case_insensitive_searches_on_re2():
-    rules = DEFAULT_RULESET.patched({"unsubscribe_url_patterns": ["/opt-?out"], "machine_open_user_agents": ["^googleimageproxy"]})
+    rules = DEFAULT_RULESET.patched(
+        {"unsubscribe_url_patterns": ["/opt-?out"], "machine_open_user_agents": ["^googleimageproxy"]}
+    )
     assert rules.is_unsubscribe_link("https://a.test/x/OPTOUT?c=1")
     assert not rules.is_unsubscribe_link("https://a.test/opt")
     assert rules.is_machine_user_agent("GoogleImageProxy/1.0") and not rules.is_machine_user_agent("x GoogleImageProxy")
@@ -855,7 +868,9 @@ def test_every_invalid_mapping_is_reported_with_its_message():
             }
         }
     )
-    reasons = "will_retry, unknown_recipient, mailbox_problem, spam_reject, domain_not_found, ip_reputation, recipient_blocked, other"
+    reasons = (
+        "will_retry, unknown_recipient, mailbox_problem, spam_reject, domain_not_found, ip_reputation, recipient_blocked, other"
+    )
     assert errors == {
         "provider_mappings.mailgun": "unknown provider (one of unione, elasticemail, sendgrid)",
         "provider_mappings.postmark": "unknown provider (one of unione, elasticemail, sendgrid)",
@@ -871,9 +886,7 @@ def test_every_invalid_mapping_is_reported_with_its_message():
         "provider_mappings.unione.status:e": "a mapping is a response code, {code, reason} or null",
         "provider_mappings.elasticemail.bad": "a mapping key is field:value",
     }
-    assert errors_of({"provider_mappings": []}) == {
-        "provider_mappings": "must be an object of provider → {field:value → code}"
-    }
+    assert errors_of({"provider_mappings": []}) == {"provider_mappings": "must be an object of provider → {field:value → code}"}
 
 
 def test_an_invalid_pattern_is_reported_by_its_position():

@@ -50,4 +50,3 @@ def browser(web: Flask) -> FlaskClient:
 def campaign(app: ResponsesApp, api: FlaskClient) -> Report:
     """A simulated campaign of 60 recipients through the UniOne webhook (repeatable: seeded)."""
     return simulate_campaign(app, api, TOKEN, UNIONE_KEY, recipients=60, mailing_id=MAILING, seed=1)
-

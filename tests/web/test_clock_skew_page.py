@@ -4,30 +4,40 @@ only where there was one, in both languages."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask.testing import FlaskClient
 
 from interface.simulate import UNIONE_TIME, unione_batch
 from tests.helpers.http import UNIONE_KEY
 
-IN_2027 = datetime(2027, 6, 1, 12, 0, tzinfo=timezone.utc)
+IN_2027 = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)
 SKEW = re.compile(r'<div class="skew" data-skew-seconds="([0-9.]+)">')
 
 
 def test_the_history_page_shows_the_effective_time_and_the_skew_where_there_was_one(
     browser: FlaskClient, api: FlaskClient, client_raw: FlaskClient
 ) -> None:
-    assert api.post("/v1/mailings", json={"id": "skew", "name": "Skew", "category": "bulk", "provider": "unione"}).status_code == 201
+    assert (
+        api.post("/v1/mailings", json={"id": "skew", "name": "Skew", "category": "bulk", "provider": "unione"}).status_code == 201
+    )
     api.post("/v1/mailings/skew/audience", json={"recipients": [{"contact_id": "c1", "email": "c1@example.com"}]})
     api.post("/v1/mailings/skew/dispatch")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     events = [
-        {"job_id": "j", "email": "c1@example.com", "status": status, "event_time": at.strftime(UNIONE_TIME),
-         "metadata": {"mailing_id": "skew", "contact_id": "c1"}}
+        {
+            "job_id": "j",
+            "email": "c1@example.com",
+            "status": status,
+            "event_time": at.strftime(UNIONE_TIME),
+            "metadata": {"mailing_id": "skew", "contact_id": "c1"},
+        }
         for status, at in (("delivered", now - timedelta(seconds=5)), ("opened", IN_2027))
     ]
-    assert client_raw.post("/v1/webhooks/unione", data=unione_batch(events, UNIONE_KEY), content_type="application/json").status_code == 200
+    assert (
+        client_raw.post("/v1/webhooks/unione", data=unione_batch(events, UNIONE_KEY), content_type="application/json").status_code
+        == 200
+    )
     history = api.get("/v1/mailings/skew/recipients/c1/history").json["signals"]
     opened = next(s for s in history if s["maps_to"] == "opened")
 

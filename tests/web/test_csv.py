@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from interface.shared.audience_csv import COLUMNS
 from tests.helpers.http import error_of
 
-HOSTILE = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+2", "-3", "@SUM(A1)", "\tTab", "\rCR", "Anna"]
+HOSTILE = ['=HYPERLINK("http://evil.example","x")', "+1+2", "-3", "@SUM(A1)", "\tTab", "\rCR", "Anna"]
 
 
 def rows(text: str) -> list[dict[str, str]]:
@@ -18,18 +18,28 @@ def rows(text: str) -> list[dict[str, str]]:
 
 
 def make_mailing(api: FlaskClient, recipients: list[dict[str, str]]) -> None:
-    assert api.post("/v1/mailings", json={"id": "csv-m", "name": "CSV", "category": "bulk", "provider": "unione"}).status_code == 201
+    assert (
+        api.post("/v1/mailings", json={"id": "csv-m", "name": "CSV", "category": "bulk", "provider": "unione"}).status_code == 201
+    )
     for i in range(0, len(recipients), 1000):
         assert api.post("/v1/mailings/csv-m/audience", json={"recipients": recipients[i : i + 1000]}).status_code == 200
 
 
 def test_cells_a_spreadsheet_would_run_are_defused(api: FlaskClient) -> None:
-    make_mailing(api, [{"contact_id": f"c-{i}", "name": name, "email": f"{'=' if i == 0 else ''}u{i}@example.com"} for i, name in enumerate(HOSTILE)])
+    make_mailing(
+        api,
+        [
+            {"contact_id": f"c-{i}", "name": name, "email": f"{'=' if i == 0 else ''}u{i}@example.com"}
+            for i, name in enumerate(HOSTILE)
+        ],
+    )
     r = api.get("/v1/mailings/csv-m/audience.csv")
     assert r.status_code == 200 and r.mimetype == "text/csv" and r.mimetype_params.get("charset") == "utf-8"
     assert 'attachment; filename="csv-m-audience.csv"' in r.headers["Content-Disposition"]
     text = r.get_data(as_text=True)
-    assert text.splitlines()[0] == ",".join(COLUMNS) == "contact_id,name,email,response,response_name,reason,opens,clicks,updated_at"
+    assert (
+        text.splitlines()[0] == ",".join(COLUMNS) == "contact_id,name,email,response,response_name,reason,opens,clicks,updated_at"
+    )
     got = rows(text)
     assert [g["name"] for g in got] == ["'" + n if n[0] in "=+-@\t\r" else n for n in HOSTILE]
     assert got[0]["email"] == "'=u0@example.com" and got[1]["email"] == "u1@example.com"
@@ -45,7 +55,10 @@ def test_the_csv_is_the_whole_filtered_audience_in_either_language(api: FlaskCli
     assert [r["contact_id"] for r in canceled] == [f"c-{i:05d}" for i in range(0, 1203, 7)]
     assert {r["response_name"] for r in canceled} == {"Не отправлено (email не указан)"}
     page = browser.get("/mailings/csv-m/audience.csv?response=canceled_no_email&lang=ru")
-    assert page.status_code == 200 and page.get_data() == api.get("/v1/mailings/csv-m/audience.csv?response=canceled_no_email&lang=ru").get_data()
+    assert (
+        page.status_code == 200
+        and page.get_data() == api.get("/v1/mailings/csv-m/audience.csv?response=canceled_no_email&lang=ru").get_data()
+    )
 
 
 def test_the_csv_route_answers_its_errors_in_the_apis_shape(api: FlaskClient, client_raw: FlaskClient) -> None:

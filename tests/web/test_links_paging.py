@@ -50,21 +50,30 @@ def unione_click(contact: str, url: str, second: int) -> dict[str, Any]:
     return {
         "event_name": "transactional_email_status",
         "event_data": {
-            "job_id": "links-job", "metadata": {"mailing_id": MAILING, "contact_id": contact}, "email": f"{contact}@example.com",
-            "status": "clicked", "event_time": f"2026-11-14 {10 + second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}", "url": url,
+            "job_id": "links-job",
+            "metadata": {"mailing_id": MAILING, "contact_id": contact},
+            "email": f"{contact}@example.com",
+            "status": "clicked",
+            "event_time": f"2026-11-14 {10 + second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}",
+            "url": url,
         },
     }
 
 
 def seed_links(app: ResponsesApp, api: FlaskClient, webhook: FlaskClient, urls: int) -> None:
     """A mailing to five recipients whose clicks reach ``urls`` distinct URLs, through the UniOne webhook."""
-    assert api.post("/v1/mailings", json={"id": MAILING, "name": "Links", "category": "bulk", "provider": "unione"}).status_code == 201
+    assert (
+        api.post("/v1/mailings", json={"id": MAILING, "name": "Links", "category": "bulk", "provider": "unione"}).status_code
+        == 201
+    )
     audience = [{"contact_id": c, "email": f"{c}@example.com"} for c in CONTACTS]
     assert api.post(f"/v1/mailings/{MAILING}/audience", json={"recipients": audience}).status_code == 200
     assert api.post(f"/v1/mailings/{MAILING}/dispatch").status_code == 200
     events = [unione_click(contact, url, n) for n, (url, contact) in enumerate(planned_clicks(urls))]
     for start in range(0, len(events), EVENTS_PER_BATCH):
-        body = json.dumps({"auth": "AUTH_PLACEHOLDER", "events_by_user": [{"user_id": 1, "events": events[start : start + EVENTS_PER_BATCH]}]})
+        body = json.dumps(
+            {"auth": "AUTH_PLACEHOLDER", "events_by_user": [{"user_id": 1, "events": events[start : start + EVENTS_PER_BATCH]}]}
+        )
         r = webhook.post("/v1/webhooks/unione", data=sign_unione(body.encode()), content_type="application/json")
         assert r.status_code == 200 and r.json["accepted"] == len(events[start : start + EVENTS_PER_BATCH]), r.json
     app.wait_for_views()
@@ -102,7 +111,9 @@ def test_a_smaller_limit_pages_the_same_order(app: ResponsesApp, api: FlaskClien
     assert seen == expected_links(40)
 
 
-def test_a_page_reads_a_page_of_rows_not_every_link(app: ResponsesApp, api: FlaskClient, client_raw: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_page_reads_a_page_of_rows_not_every_link(
+    app: ResponsesApp, api: FlaskClient, client_raw: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seed_links(app, api, client_raw, 300)
     fetched: list[int] = []
     fetch = app.views.fetch
@@ -151,8 +162,18 @@ def _b64(text: str) -> str:
 
 
 HOSTILE_CURSORS = [
-    "x", "%%%", "====", _b64("s12"), _b64("l1:" + "0" * 32), _b64("l99999999999999999999999:" + "a" * 32),
-    _b64("l-1:" + "a" * 32), _b64("l1:' OR 1=1 --"), "A" * 5000, _b64("l1:" + "g" * 32), _b64("\x00\xff"), "\u00e9\u00e9",
+    "x",
+    "%%%",
+    "====",
+    _b64("s12"),
+    _b64("l1:" + "0" * 32),
+    _b64("l99999999999999999999999:" + "a" * 32),
+    _b64("l-1:" + "a" * 32),
+    _b64("l1:' OR 1=1 --"),
+    "A" * 5000,
+    _b64("l1:" + "g" * 32),
+    _b64("\x00\xff"),
+    "\u00e9\u00e9",
 ]
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -57,7 +55,13 @@ def test_the_mailings_list_shows_the_apis_counts(browser: FlaskClient, api: Flas
 def test_the_mailings_list_filters_searches_and_pages(browser: FlaskClient, api: FlaskClient) -> None:
     for i in range(55):
         category = "trigger" if i % 5 == 0 else "bulk"
-        assert api.post("/v1/mailings", json={"id": f"m-{i:02d}", "name": f"Campaign {i:02d} 100%_off", "category": category, "provider": "unione"}).status_code == 201
+        assert (
+            api.post(
+                "/v1/mailings",
+                json={"id": f"m-{i:02d}", "name": f"Campaign {i:02d} 100%_off", "category": category, "provider": "unione"},
+            ).status_code
+            == 201
+        )
     first = text(browser.get("/mailings"))
     assert first.count("data-mailing=") == 50
     assert first.index('data-mailing="m-54"') < first.index('data-mailing="m-53"'), "newest first"
@@ -74,7 +78,9 @@ def test_the_mailings_list_filters_searches_and_pages(browser: FlaskClient, api:
     assert browser.get("/mailings?cursor=not-ours").status_code == 400
 
 
-def test_a_mailings_tiles_state_the_apis_numbers_and_denominators(browser: FlaskClient, api: FlaskClient, campaign: Report) -> None:
+def test_a_mailings_tiles_state_the_apis_numbers_and_denominators(
+    browser: FlaskClient, api: FlaskClient, campaign: Report
+) -> None:
     html = text(browser.get(f"/mailings/{MAILING}"))
     s = api.get(f"/v1/mailings/{MAILING}/summary").json
     assert digits(kpi(html, "audience")) == s["audience"]
@@ -99,12 +105,16 @@ def test_the_audience_tab_pages_filters_and_links_to_histories(browser: FlaskCli
     assert re.findall(r'<tr data-contact="([^"]+)">', text(browser.get(nxt))) == [i["contact_id"] for i in items[50:]]
     code = "opened"
     filtered = text(browser.get(f"/mailings/{MAILING}?response={code}"))
-    assert re.findall(r'<tr data-contact="([^"]+)">', filtered) == [i["contact_id"] for i in items if i["response"]["code"] == code]
+    assert re.findall(r'<tr data-contact="([^"]+)">', filtered) == [
+        i["contact_id"] for i in items if i["response"]["code"] == code
+    ]
     assert browser.get(f"/mailings/{MAILING}?response=bogus").status_code == 400
     assert browser.get(f"/mailings/{MAILING}?tab=bogus").status_code == 400
 
 
-def test_the_results_tab_draws_the_error_diagram_and_the_funnel_with_tables(browser: FlaskClient, api: FlaskClient, campaign: Report) -> None:
+def test_the_results_tab_draws_the_error_diagram_and_the_funnel_with_tables(
+    browser: FlaskClient, api: FlaskClient, campaign: Report
+) -> None:
     s = api.get(f"/v1/mailings/{MAILING}/summary").json
     html = text(browser.get(f"/mailings/{MAILING}?tab=results"))
     errors = {**s["errors"]["not_sent"], **s["errors"]["not_delivered"]}
@@ -119,7 +129,9 @@ def test_the_results_tab_draws_the_error_diagram_and_the_funnel_with_tables(brow
     assert 'id="funnel-table"' in html and 'id="errors-table"' in html
 
 
-def test_the_opens_and_clicks_tab_buckets_per_hour_in_the_viewers_zone(browser: FlaskClient, api: FlaskClient, campaign: Report) -> None:
+def test_the_opens_and_clicks_tab_buckets_per_hour_in_the_viewers_zone(
+    browser: FlaskClient, api: FlaskClient, campaign: Report
+) -> None:
     timeline = api.get(f"/v1/mailings/{MAILING}/timeline?hours=72").json
     html = text(browser.get(f"/mailings/{MAILING}?tab=engagement&hours=72&tz=Asia/Kolkata"))
     opens = [int(v) for v in re.findall(r'class="bar opens" data-hour="\d+" data-value="(\d+)"', html)]
@@ -136,8 +148,10 @@ def test_the_opens_and_clicks_tab_buckets_per_hour_in_the_viewers_zone(browser: 
 def test_the_links_tab_is_the_click_map(browser: FlaskClient, api: FlaskClient, campaign: Report) -> None:
     links = api.get(f"/v1/mailings/{MAILING}/links").json["links"]
     html = text(browser.get(f"/mailings/{MAILING}?tab=links"))
-    rows = re.findall(r'<tr data-url="([^"]+)"><td class="url">[^<]*</td><td class="num">(\d+)</td><td class="num">(\d+)</td>', html)
-    assert [(u, int(c), int(n)) for u, c, n in rows] == [(l["url"], l["clicks"], l["unique_clicks"]) for l in links]
+    rows = re.findall(
+        r'<tr data-url="([^"]+)"><td class="url">[^<]*</td><td class="num">(\d+)</td><td class="num">(\d+)</td>', html
+    )
+    assert [(u, int(c), int(n)) for u, c, n in rows] == [(link["url"], link["clicks"], link["unique_clicks"]) for link in links]
     assert links, "the simulated campaign has clicks"
 
 
@@ -148,14 +162,18 @@ def test_a_recipients_history_says_why_as_sentences(browser: FlaskClient, api: F
     history = api.get(f"/v1{path.replace('/mailings', '/mailings', 1)}/history").json
     html = text(browser.get(path))
     sentences = re.findall(r'<p class="why">([^<]*)</p>', html)
-    assert sentences == [why_sentence(s["effect"], s["why"], s["response_after"]["code"], "en").replace("“", "“") for s in history["signals"]]
+    assert sentences == [
+        why_sentence(s["effect"], s["why"], s["response_after"]["code"], "en").replace("“", "“") for s in history["signals"]
+    ]
     assert any("the response stayed" in s for s in sentences)
     assert "<details><summary>What the provider said</summary>" in html
     ru = text(browser.get(path + "?lang=ru"))
     assert why_sentence(history["signals"][0]["effect"], None, history["signals"][0]["response_after"]["code"], "ru") in ru
 
 
-def test_history_as_of_and_under_another_rules_version(browser: FlaskClient, api: FlaskClient, app: ResponsesApp, campaign: Report) -> None:
+def test_history_as_of_and_under_another_rules_version(
+    browser: FlaskClient, api: FlaskClient, app: ResponsesApp, campaign: Report
+) -> None:
     items = api.get(f"/v1/mailings/{MAILING}/audience?limit=1000").json["items"]
     busy = next(i for i in items if i["opens"] > 1)
     path = f"/mailings/{MAILING}/recipients/{busy['contact_id']}"
@@ -172,7 +190,9 @@ def test_history_as_of_and_under_another_rules_version(browser: FlaskClient, api
 
 
 def test_a_name_or_payload_with_markup_stays_text(browser: FlaskClient, api: FlaskClient, client_raw: FlaskClient) -> None:
-    assert api.post("/v1/mailings", json={"id": "xss", "name": SCRIPT, "category": "bulk", "provider": "unione"}).status_code == 201
+    assert (
+        api.post("/v1/mailings", json={"id": "xss", "name": SCRIPT, "category": "bulk", "provider": "unione"}).status_code == 201
+    )
     api.post("/v1/mailings/xss/audience", json={"recipients": [{"contact_id": "c-x", "name": SCRIPT, "email": "x@example.com"}]})
     body = sign_unione(('{"auth":"AUTH_PLACEHOLDER","events_by_user":[{"events":[' + SCRIPT).encode())
     assert client_raw.post("/v1/webhooks/unione", data=body, content_type="application/json").json["quarantined"] == 1
@@ -204,12 +224,19 @@ def test_find_contacts_by_email_in_the_api(api: FlaskClient, campaign: Report) -
     assert api.get("/v1/contacts?email=nobody@example.com").json == {"items": []}
     assert api.get("/v1/contacts").status_code == 422
     assert api.get(f"/v1/contacts?email={quote(item['email'])}&lang=ru").json["items"][0]["responses"][0]["response"]["name"] == {
-        "delivered": "Доставлено", "opened": "Открыто", "clicked": "Переход по ссылке"}.get(item["response"]["code"], api.get(
-        f"/v1/contacts/{item['contact_id']}?lang=ru").json["responses"][0]["response"]["name"])
+        "delivered": "Доставлено",
+        "opened": "Открыто",
+        "clicked": "Переход по ссылке",
+    }.get(
+        item["response"]["code"], api.get(f"/v1/contacts/{item['contact_id']}?lang=ru").json["responses"][0]["response"]["name"]
+    )
 
 
 def test_a_contact_page_shows_flags_and_responses_across_mailings(browser: FlaskClient, api: FlaskClient) -> None:
-    api.post("/v1/mailings", json={"id": "bulk-1", "name": "Spring bulk", "category": "bulk", "provider": "unione", "email_type": "news"})
+    api.post(
+        "/v1/mailings",
+        json={"id": "bulk-1", "name": "Spring bulk", "category": "bulk", "provider": "unione", "email_type": "news"},
+    )
     api.post("/v1/mailings", json={"id": "trig-1", "name": "Welcome trigger", "category": "trigger", "provider": "unione"})
     for m in ("bulk-1", "trig-1"):
         api.post(f"/v1/mailings/{m}/audience", json={"recipients": [{"contact_id": "c-7", "email": "seven@example.com"}]})
@@ -228,7 +255,11 @@ def test_the_flag_form_journals_a_manual_change(browser: FlaskClient, api: Flask
     r = post_form(browser, "/contacts/c-9", "/contacts/c-9/flags", {"do_not_use_email": "yes", "email_is_actual": ""})
     assert r.status_code == 302
     assert "Saved." in text(browser.get("/contacts/c-9"))
-    assert api.get("/v1/contacts/c-9").json["flags"] == {"do_not_use_email": True, "email_is_actual": True, "unsubscribed_types": []}
+    assert api.get("/v1/contacts/c-9").json["flags"] == {
+        "do_not_use_email": True,
+        "email_is_actual": True,
+        "unsubscribed_types": [],
+    }
     r = post_form(browser, "/contacts/c-9", "/contacts/c-9/flags", {"email": "not an email"})
     assert r.status_code == 422 and "Not a valid email address." in r.get_data(as_text=True)
     r = post_form(browser, "/contacts/c-9", "/contacts/c-9/flags", {})
@@ -238,18 +269,38 @@ def test_the_flag_form_journals_a_manual_change(browser: FlaskClient, api: Flask
     assert api.get("/v1/contacts/c-9").json["flags"]["unsubscribed_types"] == ["news"]
 
 
-def test_every_form_that_changes_something_needs_its_csrf_token(web: Flask, browser: FlaskClient, api: FlaskClient, app: ResponsesApp) -> None:
+def test_every_form_that_changes_something_needs_its_csrf_token(
+    web: Flask, browser: FlaskClient, api: FlaskClient, app: ResponsesApp
+) -> None:
     api.patch("/v1/contacts/c-1", json={"email": "one@example.com"})
     version = app.define_rules({"count_machine_opens": True}).version
     posts = sorted(r.rule for r in web.url_map.iter_rules() if r.endpoint.startswith("web.") and "POST" in (r.methods or ()))
-    assert posts == ["/contacts/<contact_id>/flags", "/contacts/<contact_id>/subscriptions", "/login", "/logout",
-                     "/rules/<version>/activate", "/what-if", "/what-if/adopt"]
-    targets = ["/contacts/c-1/flags", "/contacts/c-1/subscriptions", "/logout", f"/rules/{version}/activate", "/what-if", "/what-if/adopt"]
+    assert posts == [
+        "/contacts/<contact_id>/flags",
+        "/contacts/<contact_id>/subscriptions",
+        "/login",
+        "/logout",
+        "/rules/<version>/activate",
+        "/what-if",
+        "/what-if/adopt",
+    ]
+    targets = [
+        "/contacts/c-1/flags",
+        "/contacts/c-1/subscriptions",
+        "/logout",
+        f"/rules/{version}/activate",
+        "/what-if",
+        "/what-if/adopt",
+    ]
     for path in targets:
         r = browser.post(path, data={"do_not_use_email": "yes", "email_type": "news", "subscribed": "false", "document": "{}"})
         assert r.status_code == 400, path
         assert "The form expired" in r.get_data(as_text=True)
-    assert api.get("/v1/contacts/c-1").json["flags"] == {"do_not_use_email": False, "email_is_actual": True, "unsubscribed_types": []}
+    assert api.get("/v1/contacts/c-1").json["flags"] == {
+        "do_not_use_email": False,
+        "email_is_actual": True,
+        "unsubscribed_types": [],
+    }
     assert api.get("/v1/rules").json["active"] == "1" and app.pending_jobs()[0] == []
     assert browser.get("/mailings").status_code == 200, "still signed in"
 
@@ -278,14 +329,26 @@ def test_the_rules_page_lists_versions_and_draws_the_state_diagram(browser: Flas
     assert browser.get("/rules?version=nope").status_code == 404
 
 
-def test_what_if_shows_the_apis_result_then_adopt_activates_it(browser: FlaskClient, api: FlaskClient, app: ResponsesApp, campaign: Report) -> None:
+def test_what_if_shows_the_apis_result_then_adopt_activates_it(
+    browser: FlaskClient, api: FlaskClient, app: ResponsesApp, campaign: Report
+) -> None:
     html = text(browser.get("/what-if"))
-    form = {"csrf_token": csrf_of(html), "soft_bounce_final": "no", "statistics_period_days": "0", "unsubscribe_from_all": ["off", "on"],
-            "confirmation_timeout_hours": "48", "unsubscribe_url_patterns": "/unsubscribe", "confirmation_timeout_response": "unknown_response", "sample": "5"}
+    form = {
+        "csrf_token": csrf_of(html),
+        "soft_bounce_final": "no",
+        "statistics_period_days": "0",
+        "unsubscribe_from_all": ["off", "on"],
+        "confirmation_timeout_hours": "48",
+        "unsubscribe_url_patterns": "/unsubscribe",
+        "confirmation_timeout_response": "unknown_response",
+        "sample": "5",
+    }
     page = text(browser.post("/what-if", data=form))
     expected = api.post("/v1/what-if", json={"rules": {"statistics_period_days": 0}, "sample": 5}).json
     assert digits(kpi(page, "changed")) == expected["changed"] > 0
-    assert re.findall(r'<tr data-from="([^"]+)" data-to="([^"]+)">', page) == [(t["from"], t["to"]) for t in expected["transitions"]]
+    assert re.findall(r'<tr data-from="([^"]+)" data-to="([^"]+)">', page) == [
+        (t["from"], t["to"]) for t in expected["transitions"]
+    ]
     assert f'data-mailing="{MAILING}"' in page and 'id="adopt-form"' in page
     document = re.search(r'name="document" value="([^"]+)"', page).group(1).replace("&#34;", '"')
     assert document == '{"statistics_period_days": 0}'
@@ -303,20 +366,30 @@ def test_what_if_shows_the_apis_result_then_adopt_activates_it(browser: FlaskCli
 
 def test_what_if_errors_are_shown_beside_their_fields(browser: FlaskClient) -> None:
     html = text(browser.get("/what-if"))
-    r = browser.post("/what-if", data={"csrf_token": csrf_of(html), "statistics_period_days": "seven", "soft_bounce_final": "no", "sample": "5"})
+    r = browser.post(
+        "/what-if",
+        data={"csrf_token": csrf_of(html), "statistics_period_days": "seven", "soft_bounce_final": "no", "sample": "5"},
+    )
     assert r.status_code == 422
     assert re.search(r'id="statistics_period_days"[^>]*aria-invalid="true"', r.get_data(as_text=True))
     assert 'id="statistics_period_days-error" role="alert">must be a whole number<' in r.get_data(as_text=True)
-    r = browser.post("/what-if", data={"csrf_token": csrf_of(html), "statistics_period_days": "-3", "soft_bounce_final": "no", "sample": "5"})
+    r = browser.post(
+        "/what-if", data={"csrf_token": csrf_of(html), "statistics_period_days": "-3", "soft_bounce_final": "no", "sample": "5"}
+    )
     assert r.status_code == 422 and 'id="statistics_period_days-error"' in r.get_data(as_text=True)
-    r = browser.post("/what-if", data={"csrf_token": csrf_of(html), "document": '{"responses": {"nope": {"final": true}}}', "soft_bounce_final": "no"})
+    r = browser.post(
+        "/what-if",
+        data={"csrf_token": csrf_of(html), "document": '{"responses": {"nope": {"final": true}}}', "soft_bounce_final": "no"},
+    )
     assert r.status_code == 422 and 'id="document-error"' in r.get_data(as_text=True)
     r = browser.post("/what-if", data={"csrf_token": csrf_of(html), "document": "{not json", "soft_bounce_final": "no"})
     assert r.status_code == 422 and "not valid JSON" in r.get_data(as_text=True)
 
 
 @sqlite_only
-def test_what_if_shows_a_jobs_progress_when_the_app_answers_with_one(browser: FlaskClient, app: ResponsesApp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_what_if_shows_a_jobs_progress_when_the_app_answers_with_one(
+    browser: FlaskClient, app: ResponsesApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     job = app.request_activation("1")["id"]  # any journaled job: the page only follows it
     calls: list[dict[str, Any]] = []
 
@@ -333,11 +406,23 @@ def test_what_if_shows_a_jobs_progress_when_the_app_answers_with_one(browser: Fl
 
 
 def test_the_inbox_lists_unmatched_quarantine_and_notices(browser: FlaskClient, client_raw: FlaskClient) -> None:
-    event = {"job_id": "j", "email": "who@example.com", "status": "delivered", "event_time": "2026-03-14 10:00:00",
-             "metadata": {"mailing_id": "unknown-mailing", "contact_id": "c-404"}}
+    event = {
+        "job_id": "j",
+        "email": "who@example.com",
+        "status": "delivered",
+        "event_time": "2026-03-14 10:00:00",
+        "metadata": {"mailing_id": "unknown-mailing", "contact_id": "c-404"},
+    }
     import json
 
-    body = sign_unione(json.dumps({"auth": "AUTH_PLACEHOLDER", "events_by_user": [{"events": [{"event_name": "transactional_email_status", "event_data": event}]}]}).encode())
+    body = sign_unione(
+        json.dumps(
+            {
+                "auth": "AUTH_PLACEHOLDER",
+                "events_by_user": [{"events": [{"event_name": "transactional_email_status", "event_data": event}]}],
+            }
+        ).encode()
+    )
     assert client_raw.post("/v1/webhooks/unione", data=body, content_type="application/json").json["unmatched"] == 1
     html = text(browser.get("/inbox"))
     assert ">no_recipient<" in html and "unknown-mailing" in html and "who@example.com" in html
@@ -363,17 +448,25 @@ def test_the_preferences_page_sets_zone_and_language(browser: FlaskClient) -> No
 
 
 def test_a_long_history_is_paged(browser: FlaskClient, app: ResponsesApp) -> None:
-    from datetime import timezone
 
     from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
 
-    start = datetime(2026, 3, 14, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
     app.create_mailing({"id": "long", "name": "Long", "category": "bulk", "provider": "unione"})
     app.add_audience("long", [{"contact_id": "c-long", "email": "long@example.com"}])
     app.dispatch("long", now=start)
     events = [
-        ProviderEvent(Signal(key=dedup_key("unione", "long", i), source="unione", fields={"status": "opened"}, received_at=start + timedelta(minutes=i + 1),
-                             occurred_at=start + timedelta(minutes=i + 1), raw={"status": "opened", "n": i}), Correlation("long", "c-long"))
+        ProviderEvent(
+            Signal(
+                key=dedup_key("unione", "long", i),
+                source="unione",
+                fields={"status": "opened"},
+                received_at=start + timedelta(minutes=i + 1),
+                occurred_at=start + timedelta(minutes=i + 1),
+                raw={"status": "opened", "n": i},
+            ),
+            Correlation("long", "c-long"),
+        )
         for i in range(120)
     ]
     app.record_batch(ParsedBatch(events=events))

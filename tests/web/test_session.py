@@ -86,7 +86,9 @@ def test_the_cookie_is_httponly_samesite_lax_and_secure_over_https(web: Flask) -
 @sqlite_only
 def test_a_revoked_token_ends_its_sessions(app: ResponsesApp, browser: FlaskClient) -> None:
     cookie = session_cookie(browser)
-    other = create_app(app, http_settings(app.settings.database_url, secret_key=SECRET, api_tokens=("another-token",))).test_client()
+    other = create_app(
+        app, http_settings(app.settings.database_url, secret_key=SECRET, api_tokens=("another-token",))
+    ).test_client()
     other.set_cookie(COOKIE_NAME, cookie)
     assert other.get("/mailings").status_code == 302
     same = create_app(app, http_settings(app.settings.database_url, secret_key=SECRET)).test_client()
@@ -143,5 +145,8 @@ def test_workers_creating_the_key_together_agree(tmp_path: Path) -> None:
 @sqlite_only
 def test_pages_answer_with_security_headers(browser: FlaskClient) -> None:
     r = browser.get("/mailings")
-    assert "script-src 'self'" in r.headers["Content-Security-Policy"] and "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    assert (
+        "script-src 'self'" in r.headers["Content-Security-Policy"]
+        and "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    )
     assert r.headers["X-Frame-Options"] == "DENY" and r.headers["Cache-Control"] == "no-store"

@@ -74,7 +74,9 @@ def test_a_cookie_kept_from_before_sign_out_opens_nothing(app: ResponsesApp, web
     assert is_sign_in_page(client_with(worker(app), captured).get("/mailings")), "another worker refuses it too"
 
 
-def test_a_form_posted_with_a_cookie_kept_from_before_sign_out_changes_nothing(app: ResponsesApp, web: Flask, browser: FlaskClient) -> None:
+def test_a_form_posted_with_a_cookie_kept_from_before_sign_out_changes_nothing(
+    app: ResponsesApp, web: Flask, browser: FlaskClient
+) -> None:
     captured = cookie_of(browser)
     form_token = csrf_of(browser.get("/mailings").get_data(as_text=True))
     assert sign_out(browser).status_code == 302

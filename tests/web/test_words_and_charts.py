@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader
+
 from domain.catalogue import RESPONSES, WHYS
 from domain.rules import DEFAULT_RULESET
 from interface.web import charts
-from interface.web.i18n import REASONS, RU, WHYS as WHY_TEXTS, why_sentence
+from interface.web.i18n import REASONS, RU, why_sentence
+from interface.web.i18n import WHYS as WHY_TEXTS
 from interface.web.pages_rules import LABELS
 
 WEB = Path(__file__).resolve().parents[2] / "interface" / "web"
@@ -45,10 +47,21 @@ def test_every_ui_string_has_its_russian() -> None:
 
 def test_every_why_and_reason_reads_as_words_in_both_languages() -> None:
     assert set(WHY_TEXTS) == set(WHYS)
-    assert set(REASONS) >= {"will_retry", "unknown_recipient", "mailbox_problem", "spam_reject", "domain_not_found", "ip_reputation", "recipient_blocked", "other"}
+    assert set(REASONS) >= {
+        "will_retry",
+        "unknown_recipient",
+        "mailbox_problem",
+        "spam_reject",
+        "domain_not_found",
+        "ip_reputation",
+        "recipient_blocked",
+        "other",
+    }
     assert why_sentence("ignored", "final", "unsubscribed", "en") == "Ignored: a final response was already set."
     assert why_sentence("set", None, "clicked", "ru") == "Установлен отклик «Переход по ссылке»."
-    assert why_sentence("counted", "lower_priority", "clicked", "en").startswith("Counted in the opens or clicks; the response stayed")
+    assert why_sentence("counted", "lower_priority", "clicked", "en").startswith(
+        "Counted in the opens or clicks; the response stayed"
+    )
 
 
 def test_a_chart_has_a_title_a_description_and_escaped_labels() -> None:
@@ -65,7 +78,9 @@ def test_axis_maxima_are_round_and_their_steps_whole() -> None:
 
 
 def test_the_state_diagram_follows_the_rules_not_the_catalogue() -> None:
-    rules = DEFAULT_RULESET.patched({"responses": {"soft_bounce": {"final": True}, "unsubscribed": {"final": False, "priority": 70}}}, version="x")
+    rules = DEFAULT_RULESET.patched(
+        {"responses": {"soft_bounce": {"final": True}, "unsubscribed": {"final": False, "priority": 70}}}, version="x"
+    )
     svg = drawn(charts.state_diagram(rules, "en"))
     finals = re.findall(r'<g class="state final" data-code="([^"]+)"', svg)
     chain = re.findall(r'<g class="state" data-code="([^"]+)"', svg)
