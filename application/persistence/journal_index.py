@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -55,6 +55,8 @@ class JournalIndex:
     def __init__(self, recorder: Any, is_postgres: bool):
         self.recorder = recorder
         self.is_postgres = is_postgres
+        # opens the sealed personal fields of the states it reads for a history (set by the application)
+        self.open_states: Callable[[list[dict[str, Any]]], None] | None = None
         table = recorder.events_table_name
         if is_postgres:
             schema = recorder.datastore.schema
@@ -298,8 +300,14 @@ class JournalIndex:
                 f"AND originator_version > {mark} AND topic = '{SIGNAL_TOPICS[0]}' ORDER BY originator_version LIMIT {int(page)}",
                 [oid if self.is_postgres else oid.hex, after],
             )
-            for row in rows:
-                yield row["originator_version"], orjson.loads(bytes(row["state"]))["signal"]
+            states = [orjson.loads(bytes(row["state"])) for row in rows]
+            if self.open_states is not None:
+                self.open_states(states)
+            for row, state in zip(rows, states):
+                signal = state["signal"]
+                if state.get("erased"):
+                    signal["erased"] = True
+                yield row["originator_version"], signal
             if len(rows) < page:
                 return
             after = rows[-1]["originator_version"]

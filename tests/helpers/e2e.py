@@ -42,6 +42,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def test_keys() -> dict[str, str]:
+    """RESPONSES_KEK and RESPONSES_ADDRESS_KEY as the key files under ./var/ hold them (PostgreSQL requires both)."""
+    from application.persistence.keys import ensure_key_file
+
+    return {"RESPONSES_KEK": ensure_key_file(Path("var") / "kek"), "RESPONSES_ADDRESS_KEY": ensure_key_file(Path("var") / "address-key")}
+
+
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
     """The process environment: the caller's, less any configuration of ours, plus exactly this."""
     env = {
@@ -57,6 +64,8 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
         MAX_BODY_BYTES=str(MAX_BODY),
         PYTHONUNBUFFERED="1",
     )
+    if database_url.startswith("postgresql"):  # the keys settings made in code use (./var/): one journal, one key set
+        env.update(test_keys())
     env.update(extra)
     return env
 

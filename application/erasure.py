@@ -1,0 +1,175 @@
+"""Forget a contact (CONTRACT §12): erase a person from an immutable journal, keep every count right.
+
+Erasure destroys the data keys of the contact and of every address it had (crypto-shredding: every
+personal field the journal sealed under them is gone, in every copy), overwrites the views' clear copies
+in the same transaction, keeps a record of destruction (the ``erasures`` table and a ``Contact.Erased``
+event, neither holding personal data), and leaves the store's files without the old bytes (SQLite:
+``secure_delete`` and a WAL checkpoint; PostgreSQL: ``VACUUM`` of the tables it touched).
+
+A retry after a crash completes it: the keys and the views are erased before the record is journaled,
+and each step is idempotent. The same call again answers the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from application.errors import NotFound
+from application.unit_of_work import UnitOfWork, now_utc
+from domain.aggregates import Contact, contact_id_of, recipient_id
+from domain.personal import contact_subject
+from domain.signals import iso
+from projections.erasure import erase_from_views, person_in_views
+
+if TYPE_CHECKING:
+    from application.service import ResponsesApp
+
+log = logging.getLogger("responses.erasure")
+
+BASIS_MAX_CHARS = 200
+ERASURES = "erasures"
+
+
+def check_basis(basis: Any) -> str:
+    """The legal basis an operator gives: free text, 1 to 200 characters."""
+    if not isinstance(basis, str) or not basis.strip():
+        raise ValueError("basis is required: why this contact is erased (e.g. 'GDPR art. 17 request 2026-12-01')")
+    if len(basis) > BASIS_MAX_CHARS:
+        raise ValueError(f"basis is at most {BASIS_MAX_CHARS} characters ({len(basis)} given)")
+    return basis.strip()
+
+
+class Erasures:
+    """Erase contacts; list and export."""
+
+    def __init__(self, app: ResponsesApp):
+        self.app = app
+        self.is_postgres = app.settings.is_postgres
+        self.mark = "%s" if self.is_postgres else "?"
+
+    @staticmethod
+    def create_table(views: Any) -> None:
+        """The records of erasures (under the schema lock, with the other tables)."""
+        with views.cursor(commit=True) as c:
+            c.execute(
+                f"CREATE TABLE IF NOT EXISTS {ERASURES} (contact_id TEXT PRIMARY KEY, erased_at TEXT NOT NULL, "
+                "basis TEXT NOT NULL, erased_by TEXT, signals INTEGER NOT NULL, mailings TEXT NOT NULL)"
+            )
+
+    # ---- reads ----------------------------------------------------------------------------------
+
+    def record(self, contact_id: str) -> dict[str, Any] | None:
+        """The record of an erasure, or None when the contact was not erased."""
+        rows = self.app.views.fetch(
+            f"SELECT contact_id, erased_at, basis, erased_by, signals, mailings FROM {ERASURES} WHERE contact_id = {self.mark}",
+            (contact_id,),
+        )
+        return _answer(rows[0]) if rows else None
+
+    def erased_at(self, contact_ids: list[str]) -> dict[str, str]:
+        """When each of these contacts was erased (absent: not erased)."""
+        found: dict[str, str] = {}
+        for i in range(0, len(contact_ids), 500):
+            part = contact_ids[i : i + 500]
+            rows = self.app.views.fetch(
+                f"SELECT contact_id, erased_at FROM {ERASURES} WHERE contact_id IN ({', '.join([self.mark] * len(part))})", part
+            )
+            found.update((r["contact_id"], r["erased_at"]) for r in rows)
+        return found
+
+    def page(self, limit: int, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Erasures, most recent first, ``limit`` a page; ``after``: the page's cursor (erased_at, contact)."""
+        where, params = "", []
+        if after:
+            at, _, cid = after.partition("|")
+            where = f"WHERE (erased_at < {self.mark} OR (erased_at = {self.mark} AND contact_id < {self.mark}))"
+            params = [at, at, cid]
+        rows = self.app.views.fetch(
+            f"SELECT contact_id, erased_at, basis, erased_by, signals, mailings FROM {ERASURES} {where} "
+            f"ORDER BY erased_at DESC, contact_id DESC LIMIT {int(limit) + 1}",
+            params,
+        )
+        items = [_answer(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        return items, (f"{items[-1]['erased_at']}|{items[-1]['contact_id']}" if more and items else None)
+
+    # ---- erase ----------------------------------------------------------------------------------
+
+    def erase(self, contact_id: str, basis: str, by: str | None, now: datetime | None = None) -> dict[str, Any]:
+        basis = check_basis(basis)
+        done = self.record(contact_id)
+        if done is not None:
+            return done
+        app = self.app
+        contact: Contact | None = app.repository.get(contact_id_of(contact_id)) if self._contact_exists(contact_id) else None
+        if contact is None:
+            raise NotFound("contact", contact_id)
+        started = time.monotonic()
+        app.wait_for_views()  # every recipient row of the contact is in the views
+        at = iso(now or now_utc())
+        views = app.views
+        with views.cursor(commit=False) as c:  # read first: the write below holds the store's writer
+            found = person_in_views(views, c, views.active_generation(), contact_id)
+        if contact.email:
+            found.addresses.add(contact.email.strip().lower())
+        subjects = [contact_subject(contact_id)] + [app.privacy.address_subject(a) for a in sorted(found.addresses)]
+        rids = [recipient_id(m, contact_id) for m in found.mailings]
+        versions = app.journal_index.versions(rids)
+        facts = app.journal_index.facts(rids)
+        signals = sum(v - len(facts.get(rid, [])) for rid, v in versions.items())
+        with views.cursor(commit=True) as c:  # one transaction: the keys destroyed, the clear copies overwritten, the record
+            app.privacy.keys.destroy(c, subjects, at)
+            erase_from_views(views, c, contact_id, found.addresses)
+            c.execute(
+                f"INSERT INTO {ERASURES} (contact_id, erased_at, basis, erased_by, signals, mailings) VALUES "
+                f"({', '.join([self.mark] * 6)}) ON CONFLICT (contact_id) DO NOTHING",
+                (contact_id, at, basis, by, signals, ",".join(found.mailings)),
+            )
+        app.privacy.keys.forget_cached(subjects)
+
+        def journal(uow: UnitOfWork) -> None:
+            kept: Contact = uow.get(contact_id_of(contact_id))
+            if kept.erased is None:
+                kept.erase(erased_at=at, basis=basis, by=by, signals=signals, mailings=found.mailings)
+
+        app._in_transaction(journal)
+        self._scrub_files()
+        log.info("erased contact %s: %d signals in %d mailings, %.2f s", contact_id, signals, len(found.mailings), time.monotonic() - started)
+        record = self.record(contact_id)
+        assert record is not None
+        return record
+
+    def _contact_exists(self, contact_id: str) -> bool:
+        return bool(self.app.journal_index.versions([contact_id_of(contact_id)]))
+
+    def _scrub_files(self) -> None:
+        """No old copy left in the store's files: SQLite's WAL checkpointed into the (zeroed) pages and
+        truncated; PostgreSQL's dead row versions vacuumed."""
+        app = self.app
+        if self.is_postgres:
+            tables = ["data_keys", ERASURES] + [app.views.t(app.views.active_generation(), t) for t in ("recipients", "contacts", "wave_sends", "side", "checkpoints")]
+            with app.views.datastore.get_connection() as conn:  # type: ignore[attr-defined]  # the recorder's datastore
+                conn.commit()
+                conn.autocommit = True
+                try:
+                    for table in tables:
+                        conn.execute(f"VACUUM {table}")
+                finally:
+                    conn.autocommit = False
+            return
+        with app.views.cursor(commit=False) as c:
+            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _answer(row: Any) -> dict[str, Any]:
+    return {
+        "contact_id": row["contact_id"],
+        "erased_at": row["erased_at"],
+        "basis": row["basis"],
+        "by": row["erased_by"],
+        "signals": int(row["signals"]),
+        "mailings": [m for m in str(row["mailings"]).split(",") if m],
+    }
