@@ -137,10 +137,56 @@ class Erasures:
 
         app._in_transaction(journal)
         self._scrub_files()
-        log.info("erased contact %s: %d signals in %d mailings, %.2f s", contact_id, signals, len(found.mailings), time.monotonic() - started)
+        log.info(
+            "erased contact %s: %d signals in %d mailings, %.2f s",
+            contact_id,
+            signals,
+            len(found.mailings),
+            time.monotonic() - started,
+        )
         record = self.record(contact_id)
         assert record is not None
         return record
+
+    def export(self, contact_id: str) -> dict[str, Any]:
+        """Everything kept about the contact, its personal fields opened (GDPR art. 15 and 20): the contact,
+        every mailing it was in with its name and address there, and every signal as received. After
+        erasure: only when it was erased."""
+        done = self.record(contact_id)
+        if done is not None:
+            return {"contact_id": contact_id, "erased_at": done["erased_at"]}
+        if not self._contact_exists(contact_id):
+            raise NotFound("contact", contact_id)
+        app = self.app
+        app.wait_for_views()
+        contact: Contact = app.repository.get(contact_id_of(contact_id))
+        views = app.views
+        with views.cursor(commit=False) as c:
+            found = person_in_views(views, c, views.active_generation(), contact_id)
+        rids = {m: recipient_id(m, contact_id) for m in found.mailings}
+        facts = app.journal_index.facts(list(rids.values()))
+        mailings = []
+        for mailing_id, rid in rids.items():
+            states = [app.mapper.transcoder.decode(e.state) for e in facts.get(rid, [])]
+            joined: dict[str, Any] = next((s for s in states if "mailing_id" in s and "contact_id" in s), {})
+            name, email = joined.get("name"), joined.get("email")
+            for state in states:
+                if "name" in state and "email" in state and "mailing_id" not in state:  # a details change
+                    name, email = state["name"], state["email"]
+            signals = []
+            for _, record in app.journal_index.signals_of(rid):
+                if record.get("original_url"):
+                    record = {**record, "url": record["original_url"]}
+                    del record["original_url"]
+                signals.append(record)
+            mailings.append({"mailing_id": mailing_id, "name": name, "email": email, "signals": signals})
+        return {
+            "contact_id": contact_id,
+            "erased_at": None,
+            "email": contact.email,
+            "exported_at": iso(now_utc()),
+            "mailings": mailings,
+        }
 
     def _contact_exists(self, contact_id: str) -> bool:
         return bool(self.app.journal_index.versions([contact_id_of(contact_id)]))
@@ -150,8 +196,11 @@ class Erasures:
         truncated; PostgreSQL's dead row versions vacuumed."""
         app = self.app
         if self.is_postgres:
-            tables = ["data_keys", ERASURES] + [app.views.t(app.views.active_generation(), t) for t in ("recipients", "contacts", "wave_sends", "side", "checkpoints")]
-            with app.views.datastore.get_connection() as conn:  # type: ignore[attr-defined]  # the recorder's datastore
+            tables = ["data_keys", ERASURES] + [
+                app.views.t(app.views.active_generation(), t)
+                for t in ("recipients", "contacts", "wave_sends", "side", "checkpoints")
+            ]
+            with app.views.datastore.get_connection() as conn:
                 conn.commit()
                 conn.autocommit = True
                 try:

@@ -647,7 +647,9 @@ def plan_batch(
     methods would have decided (``NeedMore`` when ``reads`` lacks something). ``now``: the receipt time of
     quarantined items; ``timestamp``: the new events' (the library's ``create_timestamp``); ``aimed`` and
     ``loaded``: the batch's ``targets`` and ``stage_a``, when worked out already."""
-    planner = _Planner(reads, mailings, skew, {"_type_": "datetime_iso", "_data_": timestamp.isoformat()}, encode, address_subject)
+    planner = _Planner(
+        reads, mailings, skew, {"_type_": "datetime_iso", "_data_": timestamp.isoformat()}, encode, address_subject
+    )
     aimed = aimed if aimed is not None else targets(batch)
     for oid in loaded if loaded is not None else stage_a(batch, aimed):
         planner.touch(oid)

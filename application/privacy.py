@@ -10,8 +10,13 @@ themselves (the views' follower, the write path's reads, the history) open state
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from application.encoding import OrjsonTranscoder
 from application.persistence.keys import AddressHasher, DataKeys
@@ -22,10 +27,23 @@ from domain.personal import (
     address_subject,
     mark_erased,
     merge_personal,
-    open_sealed,
-    seal,
     split_personal,
 )
+
+NONCE_BYTES = 12
+
+
+def seal(personal: dict[str, Any], key: bytes, subject: str) -> str:
+    """One blob: nonce and AES-GCM ciphertext of the fields (JSON), bound to the subject; base64 text."""
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(key).encrypt(nonce, orjson.dumps(personal), subject.encode())
+    return base64.b64encode(nonce + sealed).decode("ascii")
+
+
+def open_sealed(blob: str, key: bytes, subject: str) -> dict[str, Any]:
+    data = base64.b64decode(blob)
+    opened: dict[str, Any] = orjson.loads(AESGCM(key).decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], subject.encode()))
+    return opened
 
 
 class Privacy:

@@ -15,13 +15,13 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Transcoder
 
 from application.config import Settings
-from application.persistence.keys import DataKeys, address_hasher, key_ring
-from application.privacy import Privacy, SealingTranscoder
 from application.erasure import Erasures
 from application.errors import Conflict, NotFound
 from application.ingest import IngestCounts, SignalIngest
 from application.jobs import JobRunner
 from application.persistence import JournalIndex, StoredRow, load_many, schema_lock, signal_writer
+from application.persistence.keys import DataKeys, address_hasher, key_ring
+from application.privacy import Privacy, SealingTranscoder
 from application.rules import HISTORY_PAGE, RulesService
 from application.unit_of_work import UnitOfWork, chunks, in_transaction, now_utc
 from domain.aggregates import (
@@ -88,11 +88,15 @@ class ResponsesApp(Application[uuid.UUID]):
             self.views.create_views(self.views.active_generation())
             self.journal_index = JournalIndex(self.recorder, self.settings.is_postgres)
             self.journal_index.create_indexes()
-            keys = DataKeys(self.recorder.datastore, key_ring(self.settings.kek, self.settings.key_file("kek")), self.settings.is_postgres)  # type: ignore[attr-defined]  # both stores' recorders have a datastore
+            recorder: Any = self.recorder  # both stores' recorders have a datastore
+            keys = DataKeys(
+                recorder.datastore, key_ring(self.settings.kek, self.settings.key_file("kek")), self.settings.is_postgres
+            )
             keys.create_table()
             Erasures.create_table(self.views)
         self.privacy = Privacy(keys, address_hasher(self.settings.address_key, self.settings.key_file("address-key")))
-        self.transcoder.privacy = self.privacy
+        if isinstance(self.mapper.transcoder, SealingTranscoder):
+            self.mapper.transcoder.privacy = self.privacy
         self.journal_index.open_states = self.privacy.open_states
         self.reads, self.rules = ViewReads(self.views), RulesService(self, self._in_transaction)
         self.erasures = Erasures(self)
@@ -112,7 +116,6 @@ class ResponsesApp(Application[uuid.UUID]):
     def construct_transcoder(self) -> Transcoder:
         transcoder = SealingTranscoder()  # seals personal fields once ``privacy`` is set (below, once the keys table is)
         self.register_transcodings(transcoder)
-        self.transcoder = transcoder
         return transcoder
 
     def write_events(self, events: Sequence[Any]) -> None:
@@ -195,7 +198,9 @@ class ResponsesApp(Application[uuid.UUID]):
                     else:
                         p += 1
                         if (name, email) != (recipient.name, recipient.email) and (name or email):
-                            recipient.change_details(name or recipient.name, email or recipient.email, subject=contact_subject(cid))
+                            recipient.change_details(
+                                name or recipient.name, email or recipient.email, subject=contact_subject(cid)
+                            )
                     contact: Contact = uow.get_or_create(contact_id_of(cid), lambda cid=cid: Contact(contact_id=cid))
                     if email and normalise_email(contact.email) != normalise_email(email):
                         contact.record_command(

@@ -88,7 +88,9 @@ def service_env(database_url: str) -> dict[str, str]:
     if database_url.startswith("postgresql"):  # the keys the benchmark's in-process apps use (./var/)
         from application.persistence.keys import ensure_key_file
 
-        env.update(RESPONSES_KEK=ensure_key_file(Path("var") / "kek"), RESPONSES_ADDRESS_KEY=ensure_key_file(Path("var") / "address-key"))
+        env.update(
+            RESPONSES_KEK=ensure_key_file(Path("var") / "kek"), RESPONSES_ADDRESS_KEY=ensure_key_file(Path("var") / "address-key")
+        )
     return env
 
 

@@ -318,8 +318,8 @@ class UnmatchedBucket(Aggregate):
         if self.lean.holds(self.id, signal.key) if self.lean is not None else signal.key in self.parked:
             return False
         record = signal.to_record()
-        sealing = {"subject": self.subject} if getattr(self, "subject", None) else {}
-        append_event(self, self.Parked, signal=record, correlation=correlation, **sealing)  # type: ignore[attr-defined]
+        subject = getattr(self, "subject", None)  # None: a bucket opened before sealing existed
+        append_event(self, self.Parked, signal=record, correlation=correlation, subject=subject)  # type: ignore[attr-defined]
         self._keep(record, correlation)
         return True
 

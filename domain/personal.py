@@ -9,25 +9,19 @@ What stays in clear is what the fold and the analytics read: codes, times, provi
 contact ids, dedup keys, reasons, machine flags, the user agent, and the click URL with any e-mail
 address in it replaced by ``{email}`` (the link's identity). The fold never reads a sealed field.
 
-Pure: the keys come from the caller (``application.privacy``).
+Pure: sealing itself (the cipher, the keys) is ``application.privacy``'s.
 """
 
 from __future__ import annotations
 
-import base64
-import os
 import re
 from typing import Any
 from urllib.parse import unquote
-
-import orjson
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 SEALED = "sealed"  # the event-state key holding the blob
 SUBJECT = "subject"  # the event-state key naming whose data key seals it
 ERASED = "erased"  # set on a decoded state whose subject's key was destroyed
 EMAIL_PLACEHOLDER = "{email}"
-NONCE_BYTES = 12
 
 # an address in a URL: plain, or with its @ URL-encoded; bounded (no backtracking past these lengths)
 _ADDRESS_IN_URL = re.compile(r"[A-Za-z0-9._%+\-]{1,64}(?:@|%40)[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){1,8}", re.IGNORECASE)
@@ -132,19 +126,3 @@ def mark_erased(state: dict[str, Any]) -> dict[str, Any]:
     state.pop(SEALED, None)
     state[ERASED] = True
     return state
-
-
-# ---- sealing -----------------------------------------------------------------------------------------
-
-
-def seal(personal: dict[str, Any], key: bytes, subject: str) -> str:
-    """One blob: nonce and AES-GCM ciphertext of the fields (JSON), bound to the subject; base64 text."""
-    nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, orjson.dumps(personal), subject.encode())
-    return base64.b64encode(nonce + sealed).decode("ascii")
-
-
-def open_sealed(blob: str, key: bytes, subject: str) -> dict[str, Any]:
-    data = base64.b64decode(blob)
-    opened: dict[str, Any] = orjson.loads(AESGCM(key).decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], subject.encode()))
-    return opened

@@ -30,7 +30,9 @@ class ViewsErased:
 def generations(views: ViewsMixin, c: Any) -> list[int]:
     """The generations whose recipients table exists."""
     if views.placeholder == "%s":
-        c.execute("SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'rv%%_recipients'")
+        c.execute(
+            "SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'rv%%_recipients'"
+        )
     else:
         c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'rv%_recipients'")
     found = []
@@ -83,7 +85,8 @@ def erase_from_views(views: ViewsMixin, c: Any, contact_id: str, addresses: set[
             kept = load_contact(bytes(contact["state"]) if not isinstance(contact["state"], str) else contact["state"])
             kept.email = None
             c.execute(
-                f"UPDATE {t(g, 'contacts')} SET email = NULL, state = {m} WHERE contact_id = {m}", (dump_contact(kept), contact_id)
+                f"UPDATE {t(g, 'contacts')} SET email = NULL, state = {m} WHERE contact_id = {m}",
+                (dump_contact(kept), contact_id),
             )
         c.execute(f"UPDATE {t(g, 'wave_sends')} SET email = NULL WHERE contact_id = {m}", (contact_id,))
         _erase_side(views, c, g, contact_id, addresses)

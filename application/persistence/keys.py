@@ -110,9 +110,7 @@ class DataKeys:
         found: dict[str, bytes | None] = {}
         for i in range(0, len(subjects), 500):
             part = subjects[i : i + 500]
-            c.execute(
-                f"SELECT subject, wrapped FROM {self.TABLE} WHERE subject IN ({', '.join([self.mark] * len(part))})", part
-            )
+            c.execute(f"SELECT subject, wrapped FROM {self.TABLE} WHERE subject IN ({', '.join([self.mark] * len(part))})", part)
             for row in c.fetchall():
                 wrapped = row["wrapped"]
                 found[row["subject"]] = None if wrapped is None else self.ring.unwrap(bytes(wrapped), row["subject"])

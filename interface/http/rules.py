@@ -149,6 +149,12 @@ class HistoryStepSchema(ma.Schema):
     )
     source = ma.fields.String(required=True)
     raw = ma.fields.Raw(allow_none=True, metadata={"description": "the provider's payload, as received"})
+    erased = ma.fields.Boolean(
+        dump_default=False,
+        metadata={
+            "description": "true: the contact was erased; the signal's personal fields (raw included) are null (CONTRACT §12)"
+        },
+    )
     maps_to = ma.fields.String(allow_none=True)
     effect = ma.fields.String(required=True, validate=validate.OneOf(["set", "counted", "ignored"]))
     why = ma.fields.String(allow_none=True)

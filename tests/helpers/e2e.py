@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.stores import store_keys
+
 BIN = Path(sys.executable).parent
 
 
@@ -42,13 +44,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_keys() -> dict[str, str]:
-    """RESPONSES_KEK and RESPONSES_ADDRESS_KEY as the key files under ./var/ hold them (PostgreSQL requires both)."""
-    from application.persistence.keys import ensure_key_file
-
-    return {"RESPONSES_KEK": ensure_key_file(Path("var") / "kek"), "RESPONSES_ADDRESS_KEY": ensure_key_file(Path("var") / "address-key")}
-
-
 def service_env(database_url: str, **extra: str) -> dict[str, str]:
     """The process environment: the caller's, less any configuration of ours, plus exactly this."""
     env = {
@@ -65,7 +60,7 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     if database_url.startswith("postgresql"):  # the keys settings made in code use (./var/): one journal, one key set
-        env.update(test_keys())
+        env.update(store_keys())
     env.update(extra)
     return env
 
