@@ -15,7 +15,9 @@ def some_contact(api: FlaskClient) -> dict[str, str]:
     return next(i for i in items if i["email"])
 
 
-def test_export_then_erase_from_the_contact_page(app: ResponsesApp, api: FlaskClient, browser: FlaskClient, campaign: object) -> None:
+def test_export_then_erase_from_the_contact_page(
+    app: ResponsesApp, api: FlaskClient, browser: FlaskClient, campaign: object
+) -> None:
     person = some_contact(api)
     cid, email = person["contact_id"], person["email"]
     page = browser.get(f"/contacts/{cid}").get_data(as_text=True)
