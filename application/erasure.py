@@ -13,14 +13,17 @@ and each step is idempotent. The same call again answers the same.
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from application.errors import NotFound
+from application.persistence.journal_index import JournalRedaction
 from application.unit_of_work import UnitOfWork, now_utc
 from domain.aggregates import Contact, contact_id_of, recipient_id
-from domain.personal import contact_subject
+from domain.personal import contact_subject, person_patterns, redact_text
 from domain.signals import iso
 from projections.erasure import erase_from_views, person_in_views
 
@@ -49,6 +52,7 @@ class Erasures:
         self.app = app
         self.is_postgres = app.settings.is_postgres
         self.mark = "%s" if self.is_postgres else "?"
+        self.redaction = JournalRedaction(app.journal_index)
 
     @staticmethod
     def create_table(views: Any) -> None:
@@ -116,13 +120,16 @@ class Erasures:
         if contact.email:
             found.addresses.add(contact.email.strip().lower())
         subjects = [contact_subject(contact_id)] + [app.privacy.address_subject(a) for a in sorted(found.addresses)]
+        patterns = person_patterns(found.addresses), person_patterns(found.names)
+        redacted = self._redacted_side_records(*patterns)
         rids = [recipient_id(m, contact_id) for m in found.mailings]
         versions = app.journal_index.versions(rids)
         facts = app.journal_index.facts(rids)
         signals = sum(v - len(facts.get(rid, [])) for rid, v in versions.items())
         with views.cursor(commit=True) as c:  # one transaction: the keys destroyed, the clear copies overwritten, the record
             app.privacy.keys.destroy(c, subjects, at)
-            erase_from_views(views, c, contact_id, found.addresses)
+            erase_from_views(views, c, contact_id, found.addresses, *patterns)
+            self.redaction.rewrite(c, redacted)
             c.execute(
                 f"INSERT INTO {ERASURES} (contact_id, erased_at, basis, erased_by, signals, mailings) VALUES "
                 f"({', '.join([self.mark] * 6)}) ON CONFLICT (contact_id) DO NOTHING",
@@ -187,6 +194,21 @@ class Erasures:
             "exported_at": iso(now_utc()),
             "mailings": mailings,
         }
+
+    def _redacted_side_records(
+        self, addresses: re.Pattern[str] | None, names: re.Pattern[str] | None
+    ) -> list[tuple[uuid.UUID, int, bytes]]:
+        """The journal's quarantined input and notices that hold one of the person's addresses, those and
+        (in them only: a name alone identifies no one) their names redacted; one pass."""
+        if addresses is None:
+            return []
+        out = []
+        for oid, version, state in self.redaction.side_records():
+            text = state.decode("utf-8", "replace")
+            redacted = redact_text(text, addresses, names)
+            if redacted != text:
+                out.append((oid, version, redacted.encode("utf-8")))
+        return out
 
     def _contact_exists(self, contact_id: str) -> bool:
         return bool(self.app.journal_index.versions([contact_id_of(contact_id)]))

@@ -15,8 +15,9 @@ Pure: sealing itself (the cipher, the keys) is ``application.privacy``'s.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 SEALED = "sealed"  # the event-state key holding the blob
 SUBJECT = "subject"  # the event-state key naming whose data key seals it
@@ -126,3 +127,31 @@ def mark_erased(state: dict[str, Any]) -> dict[str, Any]:
     state.pop(SEALED, None)
     state[ERASED] = True
     return state
+
+
+ERASED_TEXT = "[erased]"
+
+
+def person_patterns(texts: Iterable[str]) -> re.Pattern[str] | None:
+    """One case-insensitive pattern for every form a person's address or name takes in stored text: as
+    given, URL-encoded, and JSON-escaped (non-ASCII as ``\\uXXXX``), longest first. None when there is none."""
+    forms: set[str] = set()
+    for text in texts:
+        text = text.strip()
+        if len(text) < 3:  # a two-letter name would redact half the journal
+            continue
+        forms.update(
+            {text, quote(text, safe=""), quote(text, safe="@"), text.encode("ascii", "backslashreplace").decode("ascii")}
+        )
+        forms.add("".join(ch if ord(ch) < 128 else f"\\u{ord(ch):04x}" for ch in text))
+    if not forms:
+        return None
+    return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)), re.IGNORECASE)
+
+
+def redact_text(text: str, addresses: re.Pattern[str], names: re.Pattern[str] | None = None) -> str:
+    """The text with the person's addresses replaced; when it held one, their names too."""
+    redacted, found = addresses.subn(ERASED_TEXT, text)
+    if found and names is not None:
+        redacted = names.sub(ERASED_TEXT, redacted)
+    return redacted

@@ -9,12 +9,13 @@ page folds from the journal, whose sealed fields can no longer be opened).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from domain.personal import split_personal
+from domain.personal import redact_text, split_personal
 from projections.views import ViewsMixin, dump_contact, load_contact
 
 
@@ -25,6 +26,7 @@ class ViewsErased:
     mailings: list[str] = field(default_factory=list)
     signals: int = 0
     addresses: set[str] = field(default_factory=set)
+    names: set[str] = field(default_factory=set)
 
 
 def generations(views: ViewsMixin, c: Any) -> list[int]:
@@ -48,11 +50,13 @@ def person_in_views(views: ViewsMixin, c: Any, generation: int, contact_id: str)
     m = views.placeholder
     t = views.t
     found = ViewsErased()
-    c.execute(f"SELECT mailing_id, email, seq, state FROM {t(generation, 'recipients')} WHERE contact_id = {m}", (contact_id,))
+    c.execute(f"SELECT mailing_id, name, email FROM {t(generation, 'recipients')} WHERE contact_id = {m}", (contact_id,))
     for row in c.fetchall():
         found.mailings.append(row["mailing_id"])
         if row["email"]:
             found.addresses.add(str(row["email"]).strip().lower())
+        if row["name"]:
+            found.names.add(str(row["name"]))
     c.execute(f"SELECT email FROM {t(generation, 'contacts')} WHERE contact_id = {m}", (contact_id,))
     row = c.fetchone()
     if row is not None and row["email"]:
@@ -61,8 +65,16 @@ def person_in_views(views: ViewsMixin, c: Any, generation: int, contact_id: str)
     return found
 
 
-def erase_from_views(views: ViewsMixin, c: Any, contact_id: str, addresses: set[str]) -> None:
-    """Overwrite the contact's clear copies in every generation: names, addresses, details, parked payloads."""
+def erase_from_views(
+    views: ViewsMixin,
+    c: Any,
+    contact_id: str,
+    addresses: set[str],
+    pattern: re.Pattern[str] | None = None,
+    names: re.Pattern[str] | None = None,
+) -> None:
+    """Overwrite the contact's clear copies in every generation: names, addresses, details, parked payloads,
+    and (``pattern``: every form of their addresses and names) the text of quarantined input and notices."""
     m = views.placeholder
     t = views.t
     for g in generations(views, c):
@@ -90,6 +102,21 @@ def erase_from_views(views: ViewsMixin, c: Any, contact_id: str, addresses: set[
             )
         c.execute(f"UPDATE {t(g, 'wave_sends')} SET email = NULL WHERE contact_id = {m}", (contact_id,))
         _erase_side(views, c, g, contact_id, addresses)
+        if pattern is not None:
+            redact_side_text(views, c, g, pattern, names)
+
+
+def redact_side_text(views: ViewsMixin, c: Any, g: int, pattern: re.Pattern[str], names: re.Pattern[str] | None) -> None:
+    """Quarantined input and provider notices whose text names the person: those forms replaced."""
+    m = views.placeholder
+    table = views.t(g, "side")
+    c.execute(f"SELECT id, payload FROM {table} WHERE kind IN ('quarantine', 'notice')")
+    for row in c.fetchall():
+        raw = row["payload"]
+        text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
+        redacted = redact_text(text, pattern, names)
+        if redacted != text:
+            c.execute(f"UPDATE {table} SET payload = {m} WHERE id = {m}", (redacted.encode(), row["id"]))
 
 
 def _erase_side(views: ViewsMixin, c: Any, g: int, contact_id: str, addresses: set[str]) -> None:
@@ -108,4 +135,4 @@ def _erase_side(views: ViewsMixin, c: Any, g: int, contact_id: str, addresses: s
         clear, personal = split_personal(payload)
         if personal:
             clear["erased"] = True
-            c.execute(f"UPDATE {table} SET payload = {m} WHERE id = {m}", (orjson.dumps(clear).decode(), row["id"]))
+            c.execute(f"UPDATE {table} SET payload = {m} WHERE id = {m}", (orjson.dumps(clear), row["id"]))

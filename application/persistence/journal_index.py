@@ -429,3 +429,41 @@ class DigestingPostgresRecorder(PostgresApplicationRecorder):
                 ([d for d, _ in rows], [v for _, v in rows]),
             )
         PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
+
+
+SIDE_RECORDED_TOPIC = "domain.aggregates:SideRecord.Recorded"
+
+
+class JournalRedaction:
+    """What no key covers: the raw text of quarantined input and provider notices, kept in ``SideRecord``
+    events. Erasure rewrites the ones that name an erased person (CONTRACT §12): the only rewrite of
+    the journal, and only of these events' text."""
+
+    PAGE = 2000
+
+    def __init__(self, index: JournalIndex):
+        self.index = index
+
+    def side_records(self) -> Iterator[tuple[uuid.UUID, int, bytes]]:
+        """Every kept side record (quarantined input, notices, test sends), a page at a time."""
+        mark = "%s" if self.index.is_postgres else "?"
+        after_id, after_version = "", 0
+        while True:
+            rows = self.index._fetch(
+                f"SELECT originator_id, originator_version, state FROM {self.index.table} WHERE topic = {mark} "
+                f"AND (CAST(originator_id AS TEXT) > {mark} OR (CAST(originator_id AS TEXT) = {mark} AND originator_version > {mark})) "
+                f"ORDER BY CAST(originator_id AS TEXT), originator_version LIMIT {self.PAGE}",
+                [SIDE_RECORDED_TOPIC, after_id, after_id, after_version],
+            )
+            for row in rows:
+                yield _uuid(row["originator_id"]), int(row["originator_version"]), bytes(row["state"])
+            if len(rows) < self.PAGE:
+                return
+            after_id, after_version = str(rows[-1]["originator_id"]), int(rows[-1]["originator_version"])
+
+    def rewrite(self, cursor: Any, rows: Sequence[tuple[uuid.UUID, int, bytes]]) -> None:
+        mark = "%s" if self.index.is_postgres else "?"
+        cursor.executemany(
+            f"UPDATE {self.index.table} SET state = {mark} WHERE originator_id = {mark} AND originator_version = {mark}",
+            [(state, oid if self.index.is_postgres else oid.hex, version) for oid, version, state in rows],
+        )
