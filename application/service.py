@@ -21,6 +21,7 @@ from application.ingest import IngestCounts, SignalIngest
 from application.jobs import JobRunner
 from application.persistence import JournalIndex, StoredRow, load_many, schema_lock, signal_writer
 from application.persistence.keys import DataKeys, address_hasher, key_ring
+from application.persistence.sealing import JournalSealing
 from application.privacy import Privacy, SealingTranscoder
 from application.rules import HISTORY_PAGE, RulesService
 from application.unit_of_work import UnitOfWork, chunks, in_transaction, now_utc
@@ -94,7 +95,8 @@ class ResponsesApp(Application[uuid.UUID]):
             )
             keys.create_table()
             Erasures.create_table(self.views)
-        self.privacy = Privacy(keys, address_hasher(self.settings.address_key, self.settings.key_file("address-key")))
+            self.privacy = Privacy(keys, address_hasher(self.settings.address_key, self.settings.key_file("address-key")))
+            self._seal_older_journal(recorder)
         if isinstance(self.mapper.transcoder, SealingTranscoder):
             self.mapper.transcoder.privacy = self.privacy
         self.journal_index.open_states = self.privacy.open_states
@@ -134,6 +136,16 @@ class ResponsesApp(Application[uuid.UUID]):
 
     def _in_transaction(self, work: Callable[[UnitOfWork], T]) -> T:
         return in_transaction(self, work)
+
+    def _seal_older_journal(self, recorder: Any) -> None:
+        """A journal written before personal data was sealed is sealed at its first start (CONTRACT §12): once,
+        under the schema lock (workers starting together wait for it), resumable, with progress in the log."""
+        sealing = JournalSealing(self.journal_index, self.privacy.seal_state, self.privacy.prepare, self.privacy.hasher)
+        with recorder.datastore.transaction(commit=True) as c:
+            sealing.create_table(c)
+            c.execute(f"SELECT 1 AS found FROM {self.journal_index.table} LIMIT 1")
+            sealing.start(c, fresh=c.fetchone() is None)
+        sealing.run()
 
     def open_states(self, states: Iterable[dict[str, Any]]) -> None:
         """Open the sealed personal fields of journal states in place (CONTRACT §12)."""
