@@ -5,7 +5,6 @@ PostgreSQL tests never skip: if the server cannot be reached they fail, loudly
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +20,7 @@ from tests.helpers.stores import (
     PG_ADMIN_URL,
     _admin_connection,
     fail_unavailable,
-    store_keys,
 )
-
-# settings read from the environment (the CLI's, a PostgreSQL service's) use the keys settings made in code use
-os.environ.update(store_keys())
 
 
 @pytest.fixture

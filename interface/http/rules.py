@@ -150,7 +150,7 @@ class HistoryStepSchema(ma.Schema):
     source = ma.fields.String(required=True)
     raw = ma.fields.Raw(allow_none=True, metadata={"description": "the provider's payload, as received"})
     erased = ma.fields.Boolean(
-        dump_default=False,
+        required=True,
         metadata={
             "description": "true: the contact was erased; the signal's personal fields (raw included) are null (CONTRACT §12)"
         },

@@ -80,3 +80,12 @@ def store_keys() -> dict[str, str]:
         "RESPONSES_KEK": ensure_key_file(Path("var") / "kek"),
         "RESPONSES_ADDRESS_KEY": ensure_key_file(Path("var") / "address-key"),
     }
+
+
+def use_database(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """``DATABASE_URL`` for settings read from the environment (the CLI's); on PostgreSQL with the keys that
+    settings made in code use from the current directory (call it after any ``chdir``)."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    if url.startswith("postgresql"):
+        for name, value in store_keys().items():
+            monkeypatch.setenv(name, value)
