@@ -105,7 +105,8 @@ class Erasures:
     def erase(self, contact_id: str, basis: str, by: str | None, now: datetime | None = None) -> dict[str, Any]:
         basis = check_basis(basis)
         done = self.record(contact_id)
-        if done is not None:
+        if done is not None:  # erased: journaled too, unless a crash came between the two (then journaled now)
+            self._journal(contact_id, done)
             return done
         app = self.app
         contact: Contact | None = app.repository.get(contact_id_of(contact_id)) if self._contact_exists(contact_id) else None
@@ -137,12 +138,7 @@ class Erasures:
             )
         app.privacy.keys.forget_cached(subjects)
 
-        def journal(uow: UnitOfWork) -> None:
-            kept: Contact = uow.get(contact_id_of(contact_id))
-            if kept.erased is None:
-                kept.erase(erased_at=at, basis=basis, by=by, signals=signals, mailings=found.mailings)
-
-        app._in_transaction(journal)
+        self._journal(contact_id, {"erased_at": at, "basis": basis, "by": by, "signals": signals, "mailings": found.mailings})
         self._scrub_files()
         log.info(
             "erased contact %s: %d signals in %d mailings, %.2f s",
@@ -209,6 +205,22 @@ class Erasures:
             if redacted != text:
                 out.append((oid, version, redacted.encode("utf-8")))
         return out
+
+    def _journal(self, contact_id: str, record: dict[str, Any]) -> None:
+        """The record of destruction as a ``Contact.Erased`` event, once."""
+
+        def journal(uow: UnitOfWork) -> None:
+            kept: Contact = uow.get(contact_id_of(contact_id))
+            if kept.erased is None:
+                kept.erase(
+                    erased_at=record["erased_at"],
+                    basis=record["basis"],
+                    by=record["by"],
+                    signals=record["signals"],
+                    mailings=record["mailings"],
+                )
+
+        self.app._in_transaction(journal)
 
     def _contact_exists(self, contact_id: str) -> bool:
         return bool(self.app.journal_index.versions([contact_id_of(contact_id)]))
