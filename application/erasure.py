@@ -16,16 +16,17 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from application.errors import NotFound
 from application.persistence.journal_index import JournalRedaction
 from application.unit_of_work import UnitOfWork, now_utc
-from domain.aggregates import Contact, contact_id_of, recipient_id
+from domain.aggregates import Contact, Job, contact_id_of, recipient_id
 from domain.personal import contact_subject, person_patterns, redact_text
 from domain.signals import iso
-from projections.erasure import erase_from_views, person_in_views
+from projections.erasure import ViewsErased, erase_from_views, person_in_views
 
 if TYPE_CHECKING:
     from application.service import ResponsesApp
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("responses.erasure")
 
 BASIS_MAX_CHARS = 200
+BULK_MAX = 10_000  # contacts and addresses of one bulk erasure
+ERASE = "erase"  # the bulk erasure's job kind (application.jobs runs it)
 ERASURES = "erasures"
 
 
@@ -103,25 +106,105 @@ class Erasures:
     # ---- erase ----------------------------------------------------------------------------------
 
     def erase(self, contact_id: str, basis: str, by: str | None, now: datetime | None = None) -> dict[str, Any]:
+        """Erase one contact: its keys destroyed, its clear copies overwritten, text naming it redacted, the
+        store's files scrubbed; idempotent (the same record again); ``NotFound`` for an unknown contact."""
         basis = check_basis(basis)
         done = self.record(contact_id)
         if done is not None:  # erased: journaled too, unless a crash came between the two (then journaled now)
             self._journal(contact_id, done)
             return done
-        app = self.app
-        contact: Contact | None = app.repository.get(contact_id_of(contact_id)) if self._contact_exists(contact_id) else None
-        if contact is None:
-            raise NotFound("contact", contact_id)
+        self.app.wait_for_views()  # every recipient row of the contact is in the views
         started = time.monotonic()
-        app.wait_for_views()  # every recipient row of the contact is in the views
-        at = iso(now or now_utc())
+        record, found = self._erase_one(contact_id, basis, by, iso(now or now_utc()), redact=True)
+        self._scrub_files()
+        log.info(
+            "erased contact %s: %d signals in %d mailings, %.2f s",
+            contact_id,
+            record["signals"],
+            len(found.mailings),
+            time.monotonic() - started,
+        )
+        return self.record(contact_id) or record
+
+    def erase_many(
+        self,
+        contact_ids: list[str],
+        emails: list[str],
+        basis: str,
+        by: str | None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """The bulk erasure a job runs: every contact as ``erase`` does, every address (people who never became
+        contacts: the signals parked under it), then one redaction pass over the text no key covers for all
+        of them, and one scrub of the store's files."""
+        basis = check_basis(basis)
+        self.app.wait_for_views()
+        at = iso(now_utc())
+        addresses: set[str] = {e.strip().lower() for e in emails if e.strip()}
+        names: set[str] = set()
+        erased, unknown, total = 0, [], len(contact_ids) + 1
+        for n, contact_id in enumerate(dict.fromkeys(contact_ids)):
+            if self.record(contact_id) is not None:
+                self._journal(contact_id, self.record(contact_id) or {})
+                erased += 1
+            else:
+                try:
+                    _, found = self._erase_one(contact_id, basis, by, at, redact=False)
+                except NotFound:
+                    unknown.append(contact_id)
+                else:
+                    erased += 1
+                    addresses |= found.addresses
+                    names |= found.names
+            if progress is not None:
+                progress(n + 1, total)
+        self._erase_addresses(addresses, names, at)
+        self._scrub_files()
+        if progress is not None:
+            progress(total, total)
+        return {"erased": erased, "unknown": unknown, "addresses": len({e.strip().lower() for e in emails if e.strip()})}
+
+    def request_bulk(self, contact_ids: list[str], emails: list[str], basis: str, by: str | None) -> str:
+        """Journal a bulk erasure as a job (the projection process runs it); its addresses sealed under the
+        job's own key, destroyed once it has run. At most ``BULK_MAX`` contacts and addresses in all."""
+        basis = check_basis(basis)
+        if len(contact_ids) + len(emails) > BULK_MAX:
+            raise ValueError(f"at most {BULK_MAX:,} contacts and addresses in all ({len(contact_ids) + len(emails):,} given)")
+        if not contact_ids and not emails:
+            raise ValueError("name at least one contact or address")
+        job = uuid.uuid4().hex
+        self.app.save(
+            Job(
+                job=job,
+                kind=ERASE,
+                rules_version=self.app.active_version(),
+                requested_at=iso(now_utc()),
+                request={"contact_ids": contact_ids, "emails": emails, "basis": basis, "by": by},
+                subject=f"job:{job}",
+            )
+        )
+        return job
+
+    def forget_request(self, subject: str) -> None:
+        """Destroy a bulk erasure job's own key: the addresses its request held can no longer be read."""
+        with self.app.views.cursor(commit=True) as c:
+            self.app.privacy.keys.destroy(c, [subject], iso(now_utc()))
+        self.app.privacy.keys.forget_cached([subject])
+
+    def _erase_one(
+        self, contact_id: str, basis: str, by: str | None, at: str, redact: bool
+    ) -> tuple[dict[str, Any], ViewsErased]:
+        app = self.app
+        if not self._contact_exists(contact_id):
+            raise NotFound("contact", contact_id)
+        contact: Contact = app.repository.get(contact_id_of(contact_id))
         views = app.views
         with views.cursor(commit=False) as c:  # read first: the write below holds the store's writer
             found = person_in_views(views, c, views.active_generation(), contact_id)
         if contact.email:
             found.addresses.add(contact.email.strip().lower())
         subjects = [contact_subject(contact_id)] + [app.privacy.address_subject(a) for a in sorted(found.addresses)]
-        patterns = person_patterns(found.addresses), person_patterns(found.names)
+        patterns = (person_patterns(found.addresses), person_patterns(found.names)) if redact else (None, None)
         redacted = self._redacted_side_records(*patterns)
         rids = [recipient_id(m, contact_id) for m in found.mailings]
         versions = app.journal_index.versions(rids)
@@ -137,19 +220,24 @@ class Erasures:
                 (contact_id, at, basis, by, signals, ",".join(found.mailings)),
             )
         app.privacy.keys.forget_cached(subjects)
+        record = {"erased_at": at, "basis": basis, "by": by, "signals": signals, "mailings": found.mailings}
+        self._journal(contact_id, record)
+        return {"contact_id": contact_id, **record}, found
 
-        self._journal(contact_id, {"erased_at": at, "basis": basis, "by": by, "signals": signals, "mailings": found.mailings})
-        self._scrub_files()
-        log.info(
-            "erased contact %s: %d signals in %d mailings, %.2f s",
-            contact_id,
-            signals,
-            len(found.mailings),
-            time.monotonic() - started,
-        )
-        record = self.record(contact_id)
-        assert record is not None
-        return record
+    def _erase_addresses(self, addresses: set[str], names: set[str], at: str) -> None:
+        """Addresses' keys destroyed (what was parked under them), the views' copies overwritten, and the text
+        no key covers redacted of every address (and, in text holding one, every name): one pass."""
+        if not addresses:
+            return
+        app = self.app
+        subjects = [app.privacy.address_subject(a) for a in sorted(addresses)]
+        patterns = person_patterns(addresses), person_patterns(names)
+        redacted = self._redacted_side_records(*patterns)
+        with app.views.cursor(commit=True) as c:
+            app.privacy.keys.destroy(c, subjects, at)
+            erase_from_views(app.views, c, None, addresses, *patterns)
+            self.redaction.rewrite(c, redacted)
+        app.privacy.keys.forget_cached(subjects)
 
     def export(self, contact_id: str) -> dict[str, Any]:
         """Everything kept about the contact, its personal fields opened (GDPR art. 15 and 20): the contact,

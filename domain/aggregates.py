@@ -437,11 +437,29 @@ class Job(Aggregate):
     request's identity, see ``application.rules``)."""
 
     @staticmethod
-    def create_id(job: str, kind: str, rules_version: str, requested_at: str, request: dict[str, Any] | None = None) -> UUID:
+    def create_id(
+        job: str,
+        kind: str,
+        rules_version: str,
+        requested_at: str,
+        request: dict[str, Any] | None = None,
+        subject: str | None = None,
+    ) -> UUID:
         return job_id(job)
 
     @event("Requested")
-    def __init__(self, job: str, kind: str, rules_version: str, requested_at: str, request: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        job: str,
+        kind: str,
+        rules_version: str,
+        requested_at: str,
+        request: dict[str, Any] | None = None,
+        subject: str | None = None,
+    ):
+        """``subject``: whose key seals the request's personal fields (a bulk erasure's addresses: the job's own
+        key, destroyed once it has run)."""
+        self.subject = subject
         self.job = job
         self.kind = kind
         self.rules_version = rules_version

@@ -58,6 +58,7 @@ _NESTED = {
     "signal": ("raw", "detail", "url"),
     "command": ("email", "name"),
     "correlation": ("email",),
+    "request": ("emails",),  # a bulk erasure's addresses
 }
 _SYSTEM_RAW_KEPT = "system"  # our own signals' raw (decided_by, wave) names no one: kept in clear
 

@@ -68,16 +68,22 @@ def person_in_views(views: ViewsMixin, c: Any, generation: int, contact_id: str)
 def erase_from_views(
     views: ViewsMixin,
     c: Any,
-    contact_id: str,
+    contact_id: str | None,
     addresses: set[str],
     pattern: re.Pattern[str] | None = None,
     names: re.Pattern[str] | None = None,
 ) -> None:
     """Overwrite the contact's clear copies in every generation: names, addresses, details, parked payloads,
-    and (``pattern``: every form of their addresses and names) the text of quarantined input and notices."""
+    and (``pattern``: every form of their addresses and names) the text of quarantined input and notices.
+    ``contact_id`` None: addresses only (people who never became contacts: what was parked under them)."""
     m = views.placeholder
     t = views.t
     for g in generations(views, c):
+        if contact_id is None:
+            _erase_side(views, c, g, None, addresses)
+            if pattern is not None:
+                redact_side_text(views, c, g, pattern, names)
+            continue
         c.execute(f"SELECT rid, state FROM {t(g, 'recipients')} WHERE contact_id = {m}", (contact_id,))
         rows = c.fetchall()
         for row in rows:
@@ -119,7 +125,7 @@ def redact_side_text(views: ViewsMixin, c: Any, g: int, pattern: re.Pattern[str]
             c.execute(f"UPDATE {table} SET payload = {m} WHERE id = {m}", (redacted.encode(), row["id"]))
 
 
-def _erase_side(views: ViewsMixin, c: Any, g: int, contact_id: str, addresses: set[str]) -> None:
+def _erase_side(views: ViewsMixin, c: Any, g: int, contact_id: str | None, addresses: set[str]) -> None:
     """Parked signals and test sends naming the contact or one of its addresses: their payloads without
     the personal fields (what they counted stays)."""
     m = views.placeholder
@@ -130,7 +136,7 @@ def _erase_side(views: ViewsMixin, c: Any, g: int, contact_id: str, addresses: s
         payload = orjson.loads(raw if isinstance(raw, (bytes, str)) else bytes(raw))
         correlation = payload.get("correlation") or payload
         email = str(correlation.get("email") or "").strip().lower()
-        if correlation.get("contact_id") != contact_id and email not in addresses:
+        if (contact_id is None or correlation.get("contact_id") != contact_id) and email not in addresses:
             continue
         clear, personal = split_personal(payload)
         if personal:

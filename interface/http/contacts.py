@@ -7,6 +7,7 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import validate
 
+from application.erasure import BULK_MAX
 from application.queries import MAX_PAGE
 from interface.http.auth import caller, require_bearer
 from interface.http.common import Blueprint, LangArgsSchema, ResponseObjectSchema
@@ -153,3 +154,34 @@ class ErasureListSchema(ma.Schema):
 def list_erasures(args: dict[str, Any]) -> dict[str, Any]:
     items, following = service().erasures.page(args["limit"], args["cursor"])
     return {"items": items, "next": following}
+
+
+class BulkErasureSchema(ma.Schema):
+    contact_ids = ma.fields.List(Text(validate=validate.Length(min=1, max=200)), load_default=list)
+    emails = ma.fields.List(
+        Text(validate=validate.Length(min=3, max=320)),
+        load_default=list,
+        metadata={"description": "addresses of people who never became contacts: the signals parked under them"},
+    )
+    basis = Text(required=True, validate=validate.Length(min=1, max=200))
+
+    @ma.validates_schema
+    def bounded(self, data: dict[str, Any], **_: Any) -> None:
+        given = len(data.get("contact_ids") or []) + len(data.get("emails") or [])
+        if given > BULK_MAX:
+            raise ma.ValidationError(f"at most {BULK_MAX:,} contacts and addresses in all ({given:,} given)")
+        if not given:
+            raise ma.ValidationError("name at least one contact or address")
+
+
+class BulkAcceptedSchema(ma.Schema):
+    job = ma.fields.String(required=True, metadata={"description": "follow it at GET /v1/jobs/{job}"})
+
+
+@erasures_blp.route("", methods=["POST"])
+@erasures_blp.doc(summary="Erase many contacts and addresses: a job (one redaction pass for them all)")
+@erasures_blp.arguments(BulkErasureSchema)
+@erasures_blp.response(202, BulkAcceptedSchema)
+def bulk_erasure(body: dict[str, Any]) -> dict[str, Any]:
+    job = service().erasures.request_bulk(body["contact_ids"], body["emails"], body["basis"], caller())
+    return {"job": job}

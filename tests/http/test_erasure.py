@@ -225,3 +225,22 @@ def test_erase_refuses_what_it_cannot_do(app: ResponsesApp, api: FlaskClient) ->
         error_of(r)
     assert api.get("/v1/contacts/gleb").json["erased_at"] is None  # nothing was erased
     assert api.get("/v1/contacts/nobody/export").status_code == 404
+
+
+def test_a_bulk_erasure_is_a_job_with_one_pass_for_all(app: ResponsesApp, api: FlaskClient) -> None:
+    campaign(app)
+    before = counts(api)
+    r = api.post(
+        "/v1/erasures",
+        json={"contact_ids": ["gleb", "nobody"], "emails": ["gleb.other@mail.example.com"], "basis": "GDPR art. 17 batch"},
+    )
+    assert r.status_code == 202, r.json
+    app.jobs.run()
+    job = api.get(f"/v1/jobs/{r.json['job']}").json
+    assert job["status"] == "done" and job["result"] == {"erased": 1, "unknown": ["nobody"], "addresses": 1}
+    assert hits(stored_bytes(app)) == []
+    assert b"gleb.other@mail.example.com" not in stored_bytes(app)  # parked under an address nobody was sent to
+    assert counts(api) == before
+    assert [i["contact_id"] for i in api.get("/v1/erasures").json["items"]] == ["gleb"]
+    for body in ({"basis": "x"}, {"contact_ids": ["a"] * 10_001, "basis": "x"}, {"contact_ids": ["a"]}):
+        assert api.post("/v1/erasures", json=body).status_code == 422, body
