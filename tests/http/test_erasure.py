@@ -174,6 +174,10 @@ def test_erase_destroys_every_copy_and_keeps_every_count(app: ResponsesApp, api:
     assert items["other"]["email"] == OTHER and items["other"]["erased_at"] is None  # a neighbour keeps everything
     assert api.get("/v1/contacts/gleb/export").json == {"contact_id": "gleb", "erased_at": record["erased_at"]}
     assert api.get("/v1/contacts", query_string={"email": ADDRESS}).json["items"] == []
+    csv_rows = api.get("/v1/mailings/spring/audience.csv").get_data(as_text=True).splitlines()
+    assert csv_rows[0].endswith(",erased_at")
+    [gleb_row] = [r for r in csv_rows if r.startswith("gleb,")]
+    assert gleb_row.startswith("gleb,,,") and gleb_row.endswith("," + record["erased_at"])
 
     again = api.post("/v1/contacts/gleb/erase", json={"basis": "GDPR art. 17 request 2026-12-01"})
     assert again.status_code == 200 and again.json == record  # idempotent
