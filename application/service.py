@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Transcoder
+from eventsourcing.persistence import OperationalError, Transcoder
 
 from application.config import Settings
 from application.erasure import Erasures
@@ -141,10 +141,16 @@ class ResponsesApp(Application[uuid.UUID]):
         """A journal written before personal data was sealed is sealed at its first start (CONTRACT §12): once,
         under the schema lock (workers starting together wait for it), resumable, with progress in the log."""
         sealing = JournalSealing(self.journal_index, self.privacy.seal_state, self.privacy.prepare, self.privacy.hasher)
-        with recorder.datastore.transaction(commit=True) as c:
-            sealing.create_table(c)
-            c.execute(f"SELECT 1 AS found FROM {self.journal_index.table} LIMIT 1")
-            sealing.start(c, fresh=c.fetchone() is None)
+        for attempt in range(20):  # beside a busy writer, SQLite refuses a read lock's upgrade at once: again, as create_views
+            try:
+                with recorder.datastore.transaction(commit=True) as c:
+                    sealing.create_table(c)
+                    sealing.start(c)
+                break
+            except OperationalError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         sealing.run()
 
     def open_states(self, states: Iterable[dict[str, Any]]) -> None:

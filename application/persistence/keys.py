@@ -124,12 +124,13 @@ class DataKeys:
         missing = [s for s in wanted if s not in answer]
         if not missing:
             return answer
-        with self.datastore.transaction(commit=True) as c:
+        with self.datastore.transaction(commit=False) as c:
             found = self._read(c, missing)
-            fresh = [s for s in missing if s not in found]
-            if fresh:
-                rows = [(s, self.ring.wrap(os.urandom(KEY_BYTES), s)) for s in fresh]
-                conflict = "ON CONFLICT (subject) DO NOTHING"
+        fresh = [s for s in missing if s not in found]
+        if fresh:  # written first, then read: a transaction that reads before it writes meets "database is locked" on SQLite
+            rows = [(s, self.ring.wrap(os.urandom(KEY_BYTES), s)) for s in fresh]
+            conflict = "ON CONFLICT (subject) DO NOTHING"
+            with self.datastore.transaction(commit=True) as c:
                 c.executemany(f"INSERT INTO {self.TABLE} (subject, wrapped) VALUES ({self.mark}, {self.mark}) {conflict}", rows)
                 found.update(self._read(c, fresh))  # another process may have made one first: its key wins
         with self._lock:

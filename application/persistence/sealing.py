@@ -60,11 +60,14 @@ class JournalSealing:
         rows = self.index._fetch(f"SELECT value FROM {META} WHERE key = {self.mark}", [DONE])
         return str(rows[0]["value"]) if rows else None
 
-    def start(self, c: Any, fresh: bool) -> None:
-        """A new database has nothing to seal: marked done. An existing one: marked to do (from the start)."""
+    def start(self, c: Any) -> None:
+        """The first start of this version marks what there is to do: nothing on a new journal ("done"), from
+        the start on an older one (""). One statement that writes first, so it never reads before it
+        writes beside a busy writer (SQLite would refuse the upgrade of its read lock at once)."""
         c.execute(
-            f"INSERT INTO {META} (key, value) VALUES ({self.mark}, {self.mark}) ON CONFLICT (key) DO NOTHING",
-            (DONE, "done" if fresh else ""),
+            f"INSERT INTO {META} (key, value) SELECT {self.mark}, CASE WHEN EXISTS (SELECT 1 FROM {self.index.table}) "
+            "THEN '' ELSE 'done' END ON CONFLICT (key) DO NOTHING",
+            (DONE,),
         )
 
     def run(self) -> int:

@@ -123,6 +123,10 @@ def opened(app: ResponsesApp, row: list[Any]) -> list[Any]:
         assert not {"name", "email"} & {k for k, v in state.items() if v is not None}, "sealed fields are not in clear"
     app.privacy.open_state(state)
     state.pop("subject", None)
+    for example in (state.get("result") or {}).get("examples", []):  # a what-if's answer: its history steps
+        for step in example.get("explanation", []) if isinstance(example, dict) else []:  # now say whether they were erased
+            if step.get("erased") is False:
+                del step["erased"]
     return [*row[:3], state]
 
 
