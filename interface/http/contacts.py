@@ -100,7 +100,7 @@ def set_subscription(body: dict[str, Any], args: dict[str, Any], contact_id: str
 class EraseSchema(ma.Schema):
     basis = Text(
         required=True,
-        validate=validate.Length(min=1, max=200),
+        validate=[validate.Length(min=1, max=200), validate.Regexp(r"(?s).*\S", error="give the basis: not only spaces")],
         metadata={"description": "why: free text, e.g. 'GDPR art. 17 request 2026-12-01'"},
     )
 
@@ -163,7 +163,10 @@ class BulkErasureSchema(ma.Schema):
         load_default=list,
         metadata={"description": "addresses of people who never became contacts: the signals parked under them"},
     )
-    basis = Text(required=True, validate=validate.Length(min=1, max=200))
+    basis = Text(
+        required=True,
+        validate=[validate.Length(min=1, max=200), validate.Regexp(r"(?s).*\S", error="give the basis: not only spaces")],
+    )
 
     @ma.validates_schema
     def bounded(self, data: dict[str, Any], **_: Any) -> None:
