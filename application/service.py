@@ -144,6 +144,9 @@ class ResponsesApp(Application[uuid.UUID]):
         for attempt in range(20):  # beside a busy writer, SQLite refuses a read lock's upgrade at once: again, as create_views
             try:
                 with recorder.datastore.transaction(commit=True) as c:
+                    if not self.settings.is_postgres:  # the write lock first, waiting for it (as create_views)
+                        c.execute("ROLLBACK")
+                        c.execute("BEGIN IMMEDIATE")
                     sealing.create_table(c)
                     sealing.start(c)
                 break
