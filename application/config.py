@@ -176,6 +176,10 @@ class Settings:
     what_if_max_pending: int = DEFAULT_WHAT_IF_MAX_PENDING
     # MAX_CLOCK_SKEW_SECONDS: correlation's allowance, and how far past its receipt a provider time is trusted
     max_clock_skew_seconds: float = DEFAULT_MAX_CLOCK_SKEW_SECONDS
+    # RESPONSES_KEK: base64 key-encryption keys (the first wraps new data keys, all unwrap); () on SQLite: var/kek
+    kek: tuple[str, ...] = ()
+    # RESPONSES_ADDRESS_KEY: base64 key of the addresses' keyed hash (never rotated); None on SQLite: var/address-key
+    address_key: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -197,8 +201,17 @@ class Settings:
             raise ConfigError("REPLAY_WORKERS must be a whole number of processes") from exc
         if replay_workers < 1:
             raise ConfigError("REPLAY_WORKERS must be at least 1")
+        database_url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        kek, address_key = _split(env.get("RESPONSES_KEK")), env.get("RESPONSES_ADDRESS_KEY") or None
+        if database_url.startswith(("postgresql://", "postgres://")) and not (kek and address_key):
+            raise ConfigError(
+                "RESPONSES_KEK and RESPONSES_ADDRESS_KEY are required with PostgreSQL (base64 of 32 bytes each; every "
+                "worker on every host needs the same): `responses keys` prints new ones"
+            )
         return cls(
-            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            kek=kek,
+            address_key=address_key,
+            database_url=database_url,
             api_tokens=_split(env.get("RESPONSES_API_TOKENS")),
             unione_api_keys=_split(env.get("UNIONE_API_KEYS")),
             elasticemail_webhook_token=env.get("ELASTICEMAIL_WEBHOOK_TOKEN") or None,
@@ -228,6 +241,16 @@ class Settings:
     def max_clock_skew(self) -> timedelta:
         """``max_clock_skew_seconds`` as the domain takes it."""
         return timedelta(seconds=self.max_clock_skew_seconds)
+
+    def key_file(self, name: str) -> Path | None:
+        """Where a key is kept when its setting is empty: beside the SQLite database (./var/ for the default
+        one). On PostgreSQL the service refuses to start without the settings (``from_env``); settings made in
+        code (tests, the benchmark) keep theirs under ./var/."""
+        if self.is_postgres:
+            return DEFAULT_SQLITE_FOLDER / name
+        path = self.eventsourcing_env()["SQLITE_DBNAME"]
+        folder = DEFAULT_SQLITE_FOLDER if path == ":memory:" or "mode=memory" in path else Path(path).parent
+        return folder / name
 
     @property
     def is_postgres(self) -> bool:
@@ -282,7 +305,7 @@ def eventsourcing_env(database_url: str, pool_size: int = DEFAULT_DATABASE_POOL_
         if Path(path).parent == DEFAULT_SQLITE_FOLDER:  # ./var/, the service's own folder, is made when missing
             DEFAULT_SQLITE_FOLDER.mkdir(parents=True, exist_ok=True)
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "application.persistence.sqlite_store:Factory",  # the library's, with secure_delete
             "SQLITE_DBNAME": path,
             "SQLITE_LOCK_TIMEOUT": "30",
         }

@@ -52,6 +52,7 @@ from domain.aggregates import (
     side_record_id,
     unmatched_bucket_id,
 )
+from domain.personal import contact_subject
 from domain.signals import SYSTEM, ParsedBatch, ProviderEvent, Signal, clamped_time, iso, normalise_email
 
 log = logging.getLogger("responses.ingest")
@@ -152,14 +153,22 @@ class Reads:
     whole: dict[uuid.UUID, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)  # buckets read whole
 
 
-def read(index: JournalIndex, wants: Wants, mailings: MailingCache) -> Reads:
+def read(
+    index: JournalIndex,
+    wants: Wants,
+    mailings: MailingCache,
+    open_states: Callable[[Iterable[dict[str, Any]]], None] | None = None,
+) -> Reads:
     """The journal as a plan needs it: one statement (the digest hits checked by one more), plus the
-    buckets a claim reads whole, if any. Mailings read are remembered in ``mailings``."""
+    buckets a claim reads whole, if any. Mailings read are remembered in ``mailings``; sealed personal
+    fields are opened by ``open_states`` (an address to index, signals a claim moves)."""
     versions, stored_facts, stored = index.lean_read(wants.lean, wants.facts)
     facts = {oid: [(e.topic, orjson.loads(e.state)) for e in events] for oid, events in stored_facts.items()}
     whole = {}
     if wants.whole:
         whole = {oid: [(e.topic, orjson.loads(e.state)) for e in events] for oid, events in index.rows(wants.whole).items()}
+    if open_states is not None:
+        open_states(state for part in (facts, whole) for events in part.values() for _, state in events)
     for oid, events in facts.items():
         if events and events[0][0] == MAILING_CREATED:
             mailings.learn(oid, events[0][1])
@@ -292,9 +301,17 @@ class _Planner:
     Keyed by each id's 128-bit integer, not the ``UUID`` (whose hash is a Python call: a dozen a signal)."""
 
     def __init__(
-        self, reads: Reads, mailings: MailingCache, skew: timedelta, timestamp: dict[str, str], encode: Callable[[Any], bytes]
+        self,
+        reads: Reads,
+        mailings: MailingCache,
+        skew: timedelta,
+        timestamp: dict[str, str],
+        encode: Callable[[Any], bytes],
+        address_subject: Callable[[str], str] | None = None,
     ):
         self.reads = reads
+        self.address_subject = address_subject
+        self.contact_of: dict[int, str] = {}  # a recipient's contact, as correlation learned it: whose key seals its signals
         self.mailings = mailings
         self.skew = skew
         self.timestamp = timestamp
@@ -412,7 +429,9 @@ class _Planner:
         """``Recipient.record``: append unless its journal holds the key."""
         if self.holds(rid, record["key"]):
             return False
-        self.append(rid, SIGNAL_RECORDED, {"signal": record}, record["key"])
+        contact = self.contact_of.get(rid.int)
+        sealing = {"subject": contact_subject(contact)} if contact is not None else {}
+        self.append(rid, SIGNAL_RECORDED, {"signal": record, **sealing}, record["key"])
         return True
 
     def keep_side(self, key: str, kind: str, source: str, received_at: str | None, payload: dict[str, Any]) -> bool:
@@ -434,16 +453,26 @@ class _Planner:
         )
         return True
 
+    def bucket_subject(self, name: str, correlation: dict[str, Any]) -> dict[str, str]:
+        """Whose key seals what parks in a bucket: the contact a recipient bucket names, the address of an
+        address bucket; nobody's for the bucket of events naming no one."""
+        if name.startswith("recipient:") and correlation.get("contact_id"):
+            return {"subject": contact_subject(str(correlation["contact_id"]))}
+        if name.startswith("email:") and self.address_subject is not None:
+            return {"subject": self.address_subject(name.split(":", 2)[2])}
+        return {}
+
     def park(self, name: str, signal: Signal, correlation: dict[str, Any]) -> bool:
         oid = unmatched_bucket_id(name)
         i = self.touch(oid)
+        sealing = self.bucket_subject(name, correlation)
         if not self.exists(oid):
-            self.append(oid, BUCKET_OPENED, {"originator_topic": BUCKET, "bucket": name})
+            self.append(oid, BUCKET_OPENED, {"originator_topic": BUCKET, "bucket": name, **sealing})
             self.buckets[i] = _Bucket()  # new: whole from its start
         if self.holds(oid, signal.key):
             return False
         record = self.records.of(signal, self.skew)
-        self.append(oid, PARKED, {"signal": record, "correlation": correlation}, signal.key)
+        self.append(oid, PARKED, {"signal": record, "correlation": correlation, **sealing}, signal.key)
         if i in self.buckets:
             self.buckets[i].parked[signal.key] = record
             self.buckets[i].named_mailing[signal.key] = correlation.get("mailing_id")
@@ -491,6 +520,7 @@ class _Planner:
             mailing = self.mailing(mailing_id)
             if mailing is not None and provider_mismatch(signal, mailing.provider):
                 return None, recipient_bucket(mailing_id, contact_id)
+            self.contact_of[target.lean.int] = contact_id
             return (target.lean if self.exists(target.lean) else None), recipient_bucket(mailing_id, contact_id)
         if target.address is None:
             return None, NOWHERE
@@ -500,6 +530,7 @@ class _Planner:
         match = match_address(self.index(index), mailing_id, signal.occurred_at, self.skew) if self.exists(index) else None
         if match is not None:
             rid = recipient_id(*match)
+            self.contact_of[rid.int] = match[1]
             self.touch(rid)
             return (rid if self.exists(rid) else None), email_bucket(signal.source, target.address)
         return None, email_bucket(signal.source, target.address)
@@ -528,7 +559,8 @@ class _Planner:
         self.touch(oid)
         entries = self.index(oid)
         if not self.exists(oid):
-            self.append(oid, INDEX_OPENED, {"originator_topic": ADDRESS_INDEX, "provider": provider, "email": address})
+            sealing = {"subject": self.address_subject(address)} if self.address_subject is not None else {}
+            self.append(oid, INDEX_OPENED, {"originator_topic": ADDRESS_INDEX, "provider": provider, "email": address, **sealing})
         sent_at = iso(at)
         self.append(oid, RECIPIENT_SENT, {"mailing_id": mailing_id, "contact_id": contact_id, "sent_at": sent_at})
         entries.append((mailing_id, contact_id, sent_at))
@@ -548,6 +580,7 @@ class _Planner:
         }
         if missing:
             raise NeedMore(Wants(lean={rid: missing}))
+        self.contact_of[rid.int] = contact_id
         for signal in sorted(signals, key=lambda s: s.received_at):
             self.record(rid, self.records.of(signal))  # keeps its original received_at
         keys = [s.key for s in signals]
@@ -608,12 +641,15 @@ def plan_batch(
     encode: Callable[[Any], bytes],
     aimed: list[Target] | None = None,
     loaded: list[uuid.UUID] | None = None,
+    address_subject: Callable[[str], str] | None = None,
 ) -> Plan:
     """The rows a (stamped) batch appends and what it counts, decided over ``reads``: what the aggregates'
     methods would have decided (``NeedMore`` when ``reads`` lacks something). ``now``: the receipt time of
     quarantined items; ``timestamp``: the new events' (the library's ``create_timestamp``); ``aimed`` and
     ``loaded``: the batch's ``targets`` and ``stage_a``, when worked out already."""
-    planner = _Planner(reads, mailings, skew, {"_type_": "datetime_iso", "_data_": timestamp.isoformat()}, encode)
+    planner = _Planner(
+        reads, mailings, skew, {"_type_": "datetime_iso", "_data_": timestamp.isoformat()}, encode, address_subject
+    )
     aimed = aimed if aimed is not None else targets(batch)
     for oid in loaded if loaded is not None else stage_a(batch, aimed):
         planner.touch(oid)
@@ -665,8 +701,17 @@ class SignalIngest:
     """Journals provider batches: read, plan, write; planned again from fresh reads when it must be."""
 
     def __init__(
-        self, index: JournalIndex, writer: SignalWriter, encode: Callable[[Any], bytes], skew: timedelta, attempts: int = 40
+        self,
+        index: JournalIndex,
+        writer: SignalWriter,
+        encode: Callable[[Any], bytes],
+        skew: timedelta,
+        attempts: int = 40,
+        address_subject: Callable[[str], str] | None = None,
+        open_states: Callable[[Iterable[dict[str, Any]]], None] | None = None,
     ):
+        self.address_subject = address_subject
+        self.open_states = open_states
         self.index = index
         self.writer = writer
         self.encode = encode
@@ -688,8 +733,10 @@ class SignalIngest:
         wants = wants or first_wants(batch, aimed, self.mailings)
         while True:
             try:
-                reads = read(self.index, wants, self.mailings)
-                return plan_batch(batch, reads, self.mailings, self.skew, now, timestamp, self.encode, aimed, loaded)
+                reads = read(self.index, wants, self.mailings, self.open_states)
+                return plan_batch(
+                    batch, reads, self.mailings, self.skew, now, timestamp, self.encode, aimed, loaded, self.address_subject
+                )
             except NeedMore as more:
                 asked = sum(len(k) + 1 for k in wants.lean.values()) + len(wants.whole) + len(wants.first) + len(wants.facts)
                 wants.merge(more.wants)

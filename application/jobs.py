@@ -30,6 +30,7 @@ import orjson
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ConnectionPoolClosedError, RecordConflictError
 
+from application.erasure import ERASE, Erasures
 from application.errors import NotFound
 from application.rules import REFUSED, RulesService, WhatIfQueueFull
 from application.unit_of_work import now_utc
@@ -59,6 +60,9 @@ class JobsHost(ReplaySource, Protocol):
 
     @property
     def rules(self) -> RulesService: ...
+
+    @property
+    def erasures(self) -> Erasures: ...
 
     def save(self, *objs: Aggregate) -> Any: ...
 
@@ -103,6 +107,8 @@ class JobRunner:
                     self.execute_what_if(job, follower)
                 elif job.kind == UPGRADE:
                     self.execute_upgrade(job, follower)
+                elif job.kind == ERASE:
+                    self.execute_erasure(job)
                 else:
                     self.execute(job.job, job.rules_version, follower=follower)
             if jobs or position:
@@ -279,6 +285,38 @@ class JobRunner:
         else:
             rules.answer_job(job.job, result)
             log.info("job %s: what-if answered", job.job)
+
+    def execute_erasure(self, job: Job) -> None:
+        """A bulk erasure (``POST /v1/erasures``): its contacts and addresses erased, one redaction pass, its
+        answer kept; then the job's own key is destroyed, and with it the addresses its request held."""
+        rules = self.rules
+        rules.start_job(job.job)
+        request = job.request or {}
+        last = [time.monotonic()]
+
+        def report(done: int, end: int) -> None:
+            now = time.monotonic()
+            if end and now - last[0] >= 1.0:
+                last[0] = now
+                rules.update_job(job.job, progress=min(done / end, 0.99))
+
+        try:
+            result = self.host.erasures.erase_many(
+                list(request.get("contact_ids") or []),
+                list(request.get("emails") or []),
+                str(request.get("basis") or ""),
+                request.get("by"),
+                progress=report,
+            )
+        except Exception as exc:
+            log.exception("job %s (erasure) failed", job.job)
+            rules.update_job(job.job, status="failed", error=f"{type(exc).__name__}: {exc}")
+        else:
+            rules.answer_job(job.job, result)
+            log.info("job %s: %d contacts erased", job.job, result["erased"])
+        finally:
+            if job.request is not None and getattr(job, "subject", None):
+                self.host.erasures.forget_request(str(job.subject))
 
     # ---- asking for a what-if -----------------------------------------------------------------------
 

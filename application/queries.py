@@ -10,6 +10,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.application import Repository
 
+from application.erasure import Erasures
 from application.errors import NotFound
 from domain.aggregates import Contact, Mailing, contact_id_of
 from domain.catalogue import response_object
@@ -53,6 +54,7 @@ class QueriedApp(Protocol):
 
     reads: ViewReads
     repository: Repository[UUID]
+    erasures: Erasures
 
     def get_mailing_aggregate(self, mailing_id: str) -> Mailing: ...
     def wait_for_views(self, timeout: float | None = None) -> None: ...
@@ -132,6 +134,7 @@ class Queries:
     ) -> dict[str, Any]:
         self.require_mailing(mailing_id)
         rows = self.reads.audience_page(mailing_id, decode_cursor(cursor), limit + 1, response)
+        erased = self.app.erasures.erased_at([r["contact_id"] for r in rows[:limit]])
         items = [
             {
                 "contact_id": r["contact_id"],
@@ -141,6 +144,7 @@ class Queries:
                 "opens": r["opens"],
                 "clicks": r["clicks"],
                 "updated_at": r["updated_at"],
+                "erased_at": erased.get(r["contact_id"]),
             }
             for r in rows[:limit]
         ]
@@ -233,6 +237,7 @@ class Queries:
         return {
             "contact_id": contact_id,
             "email": state.email,
+            "erased_at": self.app.erasures.erased_at([contact_id]).get(contact_id),
             "flags": state.flags(),
             "responses": [
                 {

@@ -12,14 +12,17 @@ from typing import Any, TypeVar, cast
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Transcoder
+from eventsourcing.persistence import OperationalError, Transcoder
 
 from application.config import Settings
-from application.encoding import OrjsonTranscoder
+from application.erasure import Erasures
 from application.errors import Conflict, NotFound
 from application.ingest import IngestCounts, SignalIngest
 from application.jobs import JobRunner
 from application.persistence import JournalIndex, StoredRow, load_many, schema_lock, signal_writer
+from application.persistence.keys import DataKeys, address_hasher, key_ring
+from application.persistence.sealing import JournalSealing
+from application.privacy import Privacy, SealingTranscoder
 from application.rules import HISTORY_PAGE, RulesService
 from application.unit_of_work import UnitOfWork, chunks, in_transaction, now_utc
 from domain.aggregates import (
@@ -38,6 +41,7 @@ from domain.aggregates import (
     unmatched_bucket_id,
 )
 from domain.dispatch import MailingTerms, dispatch_outcome
+from domain.personal import contact_subject
 from domain.rules import Ruleset
 from domain.signals import (
     CONFIRMATION_CHECKED,
@@ -85,23 +89,41 @@ class ResponsesApp(Application[uuid.UUID]):
             self.views.create_views(self.views.active_generation())
             self.journal_index = JournalIndex(self.recorder, self.settings.is_postgres)
             self.journal_index.create_indexes()
+            recorder: Any = self.recorder  # both stores' recorders have a datastore
+            keys = DataKeys(
+                recorder.datastore, key_ring(self.settings.kek, self.settings.key_file("kek")), self.settings.is_postgres
+            )
+            keys.create_table()
+            Erasures.create_table(self.views)
+            self.privacy = Privacy(keys, address_hasher(self.settings.address_key, self.settings.key_file("address-key")))
+            self._seal_older_journal(recorder)
+        if isinstance(self.mapper.transcoder, SealingTranscoder):
+            self.mapper.transcoder.privacy = self.privacy
+        self.journal_index.open_states = self.privacy.open_states
         self.reads, self.rules = ViewReads(self.views), RulesService(self, self._in_transaction)
+        self.erasures = Erasures(self)
         self.jobs, self.follower = JobRunner(self), None  # the follower: set when one follows in this process
         self.signal_writer = signal_writer(self.recorder, self.settings.is_postgres)
         self.signals = SignalIngest(
-            self.journal_index, self.signal_writer, self.mapper.transcoder.encode, self.settings.max_clock_skew
+            self.journal_index,
+            self.signal_writer,
+            self.mapper.transcoder.encode,
+            self.settings.max_clock_skew,
+            address_subject=self.privacy.address_subject,
+            open_states=self.privacy.open_states,
         )
 
     # ---- reading and writing the journal ---------------------------------------------------
 
     def construct_transcoder(self) -> Transcoder:
-        transcoder = OrjsonTranscoder()
+        transcoder = SealingTranscoder()  # seals personal fields once ``privacy`` is set (below, once the keys table is)
         self.register_transcodings(transcoder)
         return transcoder
 
     def write_events(self, events: Sequence[Any]) -> None:
         """Store a command's new events in one transaction, through the store's ``SignalWriter`` (the
         signals among them with their dedup digests)."""
+        self.privacy.prepare(s for e in events if (s := getattr(e, "subject", None)))  # the keys, in one read
         stored = [self.mapper.to_stored_event(e) for e in events]
         signals = [(e.originator_id, e.originator_version, e.signal["key"]) for e in events if isinstance(e, SIGNAL_EVENTS)]
         self.signal_writer.write(
@@ -114,6 +136,29 @@ class ResponsesApp(Application[uuid.UUID]):
 
     def _in_transaction(self, work: Callable[[UnitOfWork], T]) -> T:
         return in_transaction(self, work)
+
+    def _seal_older_journal(self, recorder: Any) -> None:
+        """A journal written before personal data was sealed is sealed at its first start (CONTRACT §12): once,
+        under the schema lock (workers starting together wait for it), resumable, with progress in the log."""
+        sealing = JournalSealing(self.journal_index, self.privacy.seal_state, self.privacy.prepare, self.privacy.hasher)
+        for attempt in range(20):  # beside a busy writer, SQLite refuses a read lock's upgrade at once: again, as create_views
+            try:
+                with recorder.datastore.transaction(commit=True) as c:
+                    if not self.settings.is_postgres:  # the write lock first, waiting for it (as create_views)
+                        c.execute("ROLLBACK")
+                        c.execute("BEGIN IMMEDIATE")
+                    sealing.create_table(c)
+                    sealing.start(c)
+                break
+            except OperationalError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        sealing.run()
+
+    def open_states(self, states: Iterable[dict[str, Any]]) -> None:
+        """Open the sealed personal fields of journal states in place (CONTRACT §12)."""
+        self.privacy.open_states(states)
 
     # ---- mailings -------------------------------------------------------------------------------
 
@@ -167,15 +212,21 @@ class ResponsesApp(Application[uuid.UUID]):
                     cid, name, email = str(item["contact_id"]), item.get("name"), item.get("email")
                     recipient: Recipient | None = uow.get(recipient_id(mailing_id, cid))
                     if recipient is None:
-                        recipient = uow.add(Recipient(mailing_id=mailing_id, contact_id=cid, name=name, email=email))
+                        recipient = uow.add(
+                            Recipient(mailing_id=mailing_id, contact_id=cid, name=name, email=email, subject=contact_subject(cid))
+                        )
                         a += 1
                     else:
                         p += 1
                         if (name, email) != (recipient.name, recipient.email) and (name or email):
-                            recipient.change_details(name or recipient.name, email or recipient.email)
+                            recipient.change_details(
+                                name or recipient.name, email or recipient.email, subject=contact_subject(cid)
+                            )
                     contact: Contact = uow.get_or_create(contact_id_of(cid), lambda cid=cid: Contact(contact_id=cid))
                     if email and normalise_email(contact.email) != normalise_email(email):
-                        contact.record_command({"op": "patch", "contact_id": cid, "email": email, "at": iso(now_utc())})
+                        contact.record_command(
+                            {"op": "patch", "contact_id": cid, "email": email, "at": iso(now_utc())}, subject=contact_subject(cid)
+                        )
                     self._claim(uow, recipient_bucket(mailing_id, cid), recipient, provider)
                 return a, p
 
@@ -280,7 +331,7 @@ class ResponsesApp(Application[uuid.UUID]):
             # a stopped mailing sends nobody, not even recipients added after the stop
             code = "stopped_manually" if mailing.stopped_at else dispatch_outcome(email, contact, terms, chunk_taken, now)  # type: ignore[arg-type]
             if email and email != recipient.email:
-                recipient.change_details(recipient.name, email)
+                recipient.change_details(recipient.name, email, subject=contact_subject(cid))
             recipient.record(system_signal(code, key=key, at=now, raw=raw))
             if code == "sent_to_provider":
                 self._index_address(uow, mailing.provider, normalise_email(email), recipient, now)  # type: ignore[arg-type]
@@ -343,7 +394,8 @@ class ResponsesApp(Application[uuid.UUID]):
     def _index_address(self, uow: UnitOfWork, provider: str, address: str, recipient: Recipient, at: datetime) -> None:
         """Remember who was sent to this address through this provider; claim what was parked for it."""
         index: AddressIndex = uow.get_or_create(
-            address_id(provider, address), lambda: AddressIndex(provider=provider, email=address)
+            address_id(provider, address),
+            lambda: AddressIndex(provider=provider, email=address, subject=self.privacy.address_subject(address)),
         )
         index.add_recipient(recipient.mailing_id, recipient.contact_id, iso(at))
         self._claim(uow, email_bucket(provider, address), recipient, provider, iso(at))
@@ -360,7 +412,9 @@ class ResponsesApp(Application[uuid.UUID]):
     def _contact_command(self, contact_id: str, command: dict[str, Any]) -> None:
         def work(uow: UnitOfWork) -> None:
             contact: Contact = uow.get_or_create(contact_id_of(contact_id), lambda: Contact(contact_id=contact_id))
-            contact.record_command({**command, "contact_id": contact_id, "at": iso(now_utc())})
+            contact.record_command(
+                {**command, "contact_id": contact_id, "at": iso(now_utc())}, subject=contact_subject(contact_id)
+            )
 
         self._in_transaction(work)
 

@@ -2,7 +2,7 @@
 
     python -m bench [--quick] [--signals N] [--big N] [--http-recipients N] [--http-batches N] [--crash-recipients N]
                     [--hot-prior N] [--dispatch N] [--pages-recipients N] [--history-signals N] [--flood-recipients N]
-                    [--only ingest,pg,hot,dispatch,replay,retry,history,pages,flood,http,lag,crash] [--json PATH]
+                    [--only ingest,pg,hot,dispatch,replay,retry,history,pages,flood,erasure,http,lag,crash] [--json PATH]
 
 Writes var/bench.json (the machine, the sizes, every figure) beside the table it prints.
 
@@ -76,6 +76,7 @@ QUICK = {
     "pages_recipients": 20_000,
     "history_signals": 10_000,
     "flood_recipients": 1_000,
+    "erase_recipients": 2_000,
 }
 
 
@@ -100,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--quick", action="store_true", default=os.environ.get("QUICK") == "1", help="smaller sizes (QUICK=1): under 5 minutes"
     )
-    parser.add_argument("--only", default="ingest,pg,hot,dispatch,replay,retry,history,pages,flood,http,lag,crash")
+    parser.add_argument("--erase-recipients", type=int, default=10_000, help="audience of the campaign contacts are erased from")
+    parser.add_argument("--only", default="ingest,pg,hot,dispatch,replay,retry,history,pages,flood,erasure,http,lag,crash")
     parser.add_argument("--json", default="var/bench.json", help="where the machine-readable results go")
     args = parser.parse_args(argv)
     shrunk: dict[str, tuple[int, int]] = {}
@@ -119,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         "sizes": {k: getattr(args, k) for k in QUICK},
     }
     print(f"machine: {machine()}")
+    from bench.erasure import bench_erasure
     from bench.history import bench_history
     from bench.ingest import bench_dispatch, bench_hot_recipient, bench_pg_ingest, bench_sqlite_ingest
     from bench.pages import bench_pages
@@ -138,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
             ("history", lambda: bench_history(work, report, results, signals=args.history_signals)),
             ("pages", lambda: bench_pages(work, report, results, recipients=args.pages_recipients)),
             ("flood", lambda: bench_whatif_flood(work, report, results, recipients=args.flood_recipients)),
+            ("erasure", lambda: bench_erasure(work, report, results, recipients=args.erase_recipients)),
         ]
         for name, step in steps:
             if name in only:

@@ -85,6 +85,12 @@ def service_env(database_url: str) -> dict[str, str]:
         if not k.startswith(("RESPONSES_", "UNIONE_", "ELASTICEMAIL_", "SENDGRID_", "DATABASE_URL", "MAX_BODY"))
     }
     env.update(DATABASE_URL=database_url, RESPONSES_API_TOKENS=API_TOKEN, UNIONE_API_KEYS=UNIONE_KEY, PYTHONUNBUFFERED="1")
+    if database_url.startswith("postgresql"):  # the keys the benchmark's in-process apps use (./var/)
+        from application.persistence.keys import ensure_key_file
+
+        env.update(
+            RESPONSES_KEK=ensure_key_file(Path("var") / "kek"), RESPONSES_ADDRESS_KEY=ensure_key_file(Path("var") / "address-key")
+        )
     return env
 
 

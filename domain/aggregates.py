@@ -14,6 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.personal import contact_subject
 from domain.signals import CLOCK_SKEW, PROVIDERS, Signal, parse_iso
 
 NAMESPACE = uuid5(NAMESPACE_URL, "https://recipient-responses.invalid/")
@@ -113,11 +114,12 @@ class Recipient(Aggregate):
     ``lean`` (the looked-up dedup keys) instead of every signal's key."""
 
     @staticmethod
-    def create_id(mailing_id: str, contact_id: str, name: str | None, email: str | None) -> UUID:
+    def create_id(mailing_id: str, contact_id: str, name: str | None, email: str | None, subject: str | None = None) -> UUID:
         return recipient_id(mailing_id, contact_id)
 
     @event("Joined")
-    def __init__(self, mailing_id: str, contact_id: str, name: str | None, email: str | None):
+    def __init__(self, mailing_id: str, contact_id: str, name: str | None, email: str | None, subject: str | None = None):
+        """``subject``: whose data key seals the name and address (``domain.personal``); None before sealing existed."""
         self.mailing_id = mailing_id
         self.contact_id = contact_id
         self.name = name
@@ -130,7 +132,7 @@ class Recipient(Aggregate):
         if self.has_signal(signal.key):
             return False
         record = signal.to_record()
-        append_event(self, self.SignalRecorded, signal=record)  # type: ignore[attr-defined]
+        append_event(self, self.SignalRecorded, signal=record, subject=contact_subject(self.contact_id))  # type: ignore[attr-defined]
         self._remember(record["key"])
         return True
 
@@ -144,7 +146,7 @@ class Recipient(Aggregate):
         self.lean = LeanKeys(stored, scope)
 
     @event("SignalRecorded")
-    def _signal_recorded(self, signal: dict[str, Any]) -> None:
+    def _signal_recorded(self, signal: dict[str, Any], subject: str | None = None) -> None:
         self._remember(signal["key"])
 
     def _remember(self, key: str) -> None:
@@ -154,7 +156,7 @@ class Recipient(Aggregate):
             self.keys.add(key)
 
     @event("DetailsChanged")
-    def change_details(self, name: str | None, email: str | None) -> None:
+    def change_details(self, name: str | None, email: str | None, subject: str | None = None) -> None:
         self.name = name
         self.email = email
 
@@ -224,9 +226,16 @@ class Contact(Aggregate):
     def __init__(self, contact_id: str):
         self.contact_id = contact_id
         self.email: str | None = None
+        self.erased: dict[str, Any] | None = None
+
+    @event("Erased")
+    def erase(self, erased_at: str, basis: str, by: str | None, signals: int, mailings: list[str]) -> None:
+        """The record of destruction (CONTRACT §12): when, why, by whose token, how much; no personal data."""
+        self.erased = {"erased_at": erased_at, "basis": basis, "by": by, "signals": signals, "mailings": list(mailings)}
+        self.email = None
 
     @event("CommandRecorded")
-    def record_command(self, command: dict[str, Any]) -> None:
+    def record_command(self, command: dict[str, Any], subject: str | None = None) -> None:
         if command.get("op") == "patch" and "email" in command:
             self.email = command["email"]
 
@@ -235,11 +244,11 @@ class AddressIndex(Aggregate):
     """Which recipients were sent to one address through one provider (for email correlation)."""
 
     @staticmethod
-    def create_id(provider: str, email: str) -> UUID:
+    def create_id(provider: str, email: str, subject: str | None = None) -> UUID:
         return address_id(provider, email)
 
     @event("Opened")
-    def __init__(self, provider: str, email: str):
+    def __init__(self, provider: str, email: str, subject: str | None = None):
         self.provider = provider
         self.email = email
         self.recipients: list[tuple[str, str, str | None]] = []
@@ -289,12 +298,14 @@ class UnmatchedBucket(Aggregate):
     claiming from it needs it whole."""
 
     @staticmethod
-    def create_id(bucket: str) -> UUID:
+    def create_id(bucket: str, subject: str | None = None) -> UUID:
         return unmatched_bucket_id(bucket)
 
     @event("Opened")
-    def __init__(self, bucket: str):
+    def __init__(self, bucket: str, subject: str | None = None):
+        """``subject``: whose data key seals what is parked here (an address's, a contact's; None: nobody's)."""
         self.bucket = bucket
+        self.subject = subject
         self.parked: dict[str, dict[str, Any]] = {}
         self.named_mailing: dict[str, str | None] = {}
         self.claimed: set[str] = set()
@@ -307,12 +318,13 @@ class UnmatchedBucket(Aggregate):
         if self.lean.holds(self.id, signal.key) if self.lean is not None else signal.key in self.parked:
             return False
         record = signal.to_record()
-        append_event(self, self.Parked, signal=record, correlation=correlation)  # type: ignore[attr-defined]
+        subject = getattr(self, "subject", None)  # None: a bucket opened before sealing existed
+        append_event(self, self.Parked, signal=record, correlation=correlation, subject=subject)  # type: ignore[attr-defined]
         self._keep(record, correlation)
         return True
 
     @event("Parked")
-    def _parked(self, signal: dict[str, Any], correlation: dict[str, Any]) -> None:
+    def _parked(self, signal: dict[str, Any], correlation: dict[str, Any], subject: str | None = None) -> None:
         self._keep(signal, correlation)
 
     def _keep(self, signal: dict[str, Any], correlation: dict[str, Any]) -> None:
@@ -425,11 +437,29 @@ class Job(Aggregate):
     request's identity, see ``application.rules``)."""
 
     @staticmethod
-    def create_id(job: str, kind: str, rules_version: str, requested_at: str, request: dict[str, Any] | None = None) -> UUID:
+    def create_id(
+        job: str,
+        kind: str,
+        rules_version: str,
+        requested_at: str,
+        request: dict[str, Any] | None = None,
+        subject: str | None = None,
+    ) -> UUID:
         return job_id(job)
 
     @event("Requested")
-    def __init__(self, job: str, kind: str, rules_version: str, requested_at: str, request: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        job: str,
+        kind: str,
+        rules_version: str,
+        requested_at: str,
+        request: dict[str, Any] | None = None,
+        subject: str | None = None,
+    ):
+        """``subject``: whose key seals the request's personal fields (a bulk erasure's addresses: the job's own
+        key, destroyed once it has run)."""
+        self.subject = subject
         self.job = job
         self.kind = kind
         self.rules_version = rules_version

@@ -135,6 +135,9 @@ class Signal:
     # when it counts as having happened: set at ingest (``stamped``) and stored beside ``occurred_at``;
     # None in a record stored before it existed (``effective_time`` applies the rule when read)
     effective_at: datetime | None = None
+    # its personal fields were sealed under a key since destroyed (CONTRACT §12): raw, detail and the
+    # original URL are gone; never stored, set when a reader opens the journal
+    erased: bool = False
 
     @cached_property
     def key_digest(self) -> bytes:
@@ -194,6 +197,7 @@ class Signal:
             machine=bool(record.get("machine", False)),
             raw=record.get("raw"),
             effective_at=parse_iso(record.get("effective_at")),
+            erased=bool(record.get("erased", False)),
         )
 
     def with_received_at(self, received_at: datetime) -> Signal:

@@ -54,6 +54,7 @@ def apply_batch(
         decoded = read_journal(JournalSource.of(app), store.cursor, store.position, limit, stop)
         if not decoded:
             return 0
+        app.open_states(d for _, _, _, d in decoded)  # the views keep clear copies of names and addresses
         store.preload(*touched(decoded))
         projector = Projector(rules, store)
         for seq, oid, topic, data in decoded:

@@ -7,7 +7,7 @@ may call above it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -58,6 +58,10 @@ class ProjectionSource(Protocol):
 
     @property
     def views(self) -> ViewsMixin: ...
+
+    def open_states(self, states: Iterable[dict[str, Any]]) -> None:
+        """Open the sealed personal fields of journal states in place (``erased`` where their key is gone)."""
+        ...
 
     def generation(self) -> int: ...
 

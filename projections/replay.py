@@ -403,6 +403,7 @@ def history_step(seq: int, signal: Signal, step: Step, state: RecipientState, la
         "skew_seconds": signal.skew_seconds(),
         "source": signal.source,
         "raw": signal.raw,
+        "erased": signal.erased,
         "maps_to": step.maps_to,
         "effect": step.effect,
         "why": step.why,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -55,6 +55,8 @@ class JournalIndex:
     def __init__(self, recorder: Any, is_postgres: bool):
         self.recorder = recorder
         self.is_postgres = is_postgres
+        # opens the sealed personal fields of the states it reads for a history (set by the application)
+        self.open_states: Callable[[list[dict[str, Any]]], None] | None = None
         table = recorder.events_table_name
         if is_postgres:
             schema = recorder.datastore.schema
@@ -298,8 +300,14 @@ class JournalIndex:
                 f"AND originator_version > {mark} AND topic = '{SIGNAL_TOPICS[0]}' ORDER BY originator_version LIMIT {int(page)}",
                 [oid if self.is_postgres else oid.hex, after],
             )
-            for row in rows:
-                yield row["originator_version"], orjson.loads(bytes(row["state"]))["signal"]
+            states = [orjson.loads(bytes(row["state"])) for row in rows]
+            if self.open_states is not None:
+                self.open_states(states)
+            for row, state in zip(rows, states):
+                signal = state["signal"]
+                if state.get("erased"):
+                    signal["erased"] = True
+                yield row["originator_version"], signal
             if len(rows) < page:
                 return
             after = rows[-1]["originator_version"]
@@ -421,3 +429,41 @@ class DigestingPostgresRecorder(PostgresApplicationRecorder):
                 ([d for d, _ in rows], [v for _, v in rows]),
             )
         PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
+
+
+SIDE_RECORDED_TOPIC = "domain.aggregates:SideRecord.Recorded"
+
+
+class JournalRedaction:
+    """What no key covers: the raw text of quarantined input and provider notices, kept in ``SideRecord``
+    events. Erasure rewrites the ones that name an erased person (CONTRACT §12): the only rewrite of
+    the journal, and only of these events' text."""
+
+    PAGE = 2000
+
+    def __init__(self, index: JournalIndex):
+        self.index = index
+
+    def side_records(self) -> Iterator[tuple[uuid.UUID, int, bytes]]:
+        """Every kept side record (quarantined input, notices, test sends), a page at a time."""
+        mark = "%s" if self.index.is_postgres else "?"
+        after_id, after_version = "", 0
+        while True:
+            rows = self.index._fetch(
+                f"SELECT originator_id, originator_version, state FROM {self.index.table} WHERE topic = {mark} "
+                f"AND (CAST(originator_id AS TEXT) > {mark} OR (CAST(originator_id AS TEXT) = {mark} AND originator_version > {mark})) "
+                f"ORDER BY CAST(originator_id AS TEXT), originator_version LIMIT {self.PAGE}",
+                [SIDE_RECORDED_TOPIC, after_id, after_id, after_version],
+            )
+            for row in rows:
+                yield _uuid(row["originator_id"]), int(row["originator_version"]), bytes(row["state"])
+            if len(rows) < self.PAGE:
+                return
+            after_id, after_version = str(rows[-1]["originator_id"]), int(rows[-1]["originator_version"])
+
+    def rewrite(self, cursor: Any, rows: Sequence[tuple[uuid.UUID, int, bytes]]) -> None:
+        mark = "%s" if self.index.is_postgres else "?"
+        cursor.executemany(
+            f"UPDATE {self.index.table} SET state = {mark} WHERE originator_id = {mark} AND originator_version = {mark}",
+            [(state, oid if self.index.is_postgres else oid.hex, version) for oid, version, state in rows],
+        )

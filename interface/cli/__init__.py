@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from application.config import ConfigError, Settings
 from interface.cli.common import SERVICE_ENV, Commands, HelpFormatter, configure_logging, environment_help
+from interface.cli.keys import add_keys
 from interface.cli.project import add_project, add_sweep
 from interface.cli.rules import add_rebuild, add_what_if
 from interface.cli.serve import add_serve
@@ -28,6 +29,7 @@ COMMANDS: tuple[Callable[[Commands], None], ...] = (
     add_send,
     add_rebuild,
     add_what_if,
+    add_keys,
 )
 
 

@@ -45,6 +45,8 @@ ENVIRONMENT: dict[str, str] = {
     "MAX_CLOCK_SKEW_SECONDS": "how far past its receipt a provider's time is believed (default: 600)",
     "RESPONSES_SECRET_KEY": "signs the sessions of the marketer pages (/login); every worker needs the same (default: one kept in ./var/secret-key)",
     "DATABASE_POOL_SIZE": "PostgreSQL connections of the process, no overflow; at least its request threads (default: 4)",
+    "RESPONSES_KEK": "base64 key-encryption keys of the contacts' data keys, comma-separated, the first wraps (required with PostgreSQL; SQLite: var/kek)",
+    "RESPONSES_ADDRESS_KEY": "base64 key of the addresses' keyed hash, never rotated (required with PostgreSQL; SQLite: var/address-key)",
 }
 SERVICE_ENV = tuple(ENVIRONMENT)
 

@@ -22,7 +22,14 @@ def add_project(commands: Commands) -> None:
         "Keeps the views current, runs rule activations (rebuilds) and the sweep every\n"
         "SWEEP_INTERVAL_SECONDS. One process per database follows; a second one stands by and\n"
         "takes over when the first goes away. Stops cleanly on SIGTERM or Ctrl-C.",
-        ("DATABASE_URL", "SWEEP_INTERVAL_SECONDS", "REPLAY_WORKERS", "DATABASE_POOL_SIZE"),
+        (
+            "DATABASE_URL",
+            "SWEEP_INTERVAL_SECONDS",
+            "REPLAY_WORKERS",
+            "DATABASE_POOL_SIZE",
+            "RESPONSES_KEK",
+            "RESPONSES_ADDRESS_KEY",
+        ),
     )
     p.add_argument(
         "--report-every",
@@ -74,7 +81,7 @@ def add_sweep(commands: Commands) -> None:
         "Once, now; `serve` and `project` already run it every SWEEP_INTERVAL_SECONDS. A recipient\n"
         "sent but unconfirmed gets at most one check an hour; after the confirmation timeout (48 h\n"
         'by default) the check gives it its timeout response. Prints {"expired", "checked"}.',
-        ("DATABASE_URL",),
+        ("DATABASE_URL", "RESPONSES_KEK", "RESPONSES_ADDRESS_KEY"),
     )
     p.set_defaults(func=sweep)
 

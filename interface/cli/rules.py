@@ -26,7 +26,7 @@ def add_rebuild(commands: Commands) -> None:
         "Journals an activation job, like POST /v1/rules/{version}/activate. Runs it here when no\n"
         "other process projects this database, else waits for the one that does. The old views\n"
         "serve until the swap; a failed rebuild leaves the old rules active. Prints the job.",
-        ("DATABASE_URL",),
+        ("DATABASE_URL", "RESPONSES_KEK", "RESPONSES_ADDRESS_KEY"),
     )
     p.add_argument("--rules", metavar="VERSION", help="ruleset version to adopt (default: the active one)")
     p.set_defaults(func=rebuild)
@@ -74,7 +74,7 @@ def add_what_if(commands: Commands) -> None:
         '  {"responses": {"soft_bounce": {"final": true}}}\n'
         "or the version of a stored ruleset (GET /v1/rules). The text answer shows only what\n"
         "changes: transitions, per-mailing counters and rates, contacts (un)suppressed, examples.",
-        ("DATABASE_URL", "REPLAY_WORKERS"),
+        ("DATABASE_URL", "REPLAY_WORKERS", "RESPONSES_KEK", "RESPONSES_ADDRESS_KEY"),
     )
     p.add_argument("rules", metavar="RULES.json", help="a ruleset document file, or a stored ruleset version")
     p.add_argument("--mailing", action="append", metavar="ID", help="only this mailing (repeat for more; default: every mailing)")

@@ -30,7 +30,7 @@ def add_simulate(commands: Commands) -> None:
         "Creates a mailing with N recipients, dispatches it, then posts UniOne batches of 100\n"
         "events (shuffled, every 25th batch twice, as a provider retries), signed with the first\n"
         "UNIONE_API_KEYS key, and prints a JSON report with the mailing's summary.",
-        ("DATABASE_URL", "RESPONSES_API_TOKENS", "UNIONE_API_KEYS"),
+        ("DATABASE_URL", "RESPONSES_API_TOKENS", "UNIONE_API_KEYS", "RESPONSES_KEK", "RESPONSES_ADDRESS_KEY"),
         note="With --url: the service's token (RESPONSES_API_TOKENS, else ./var/api-token) and a UniOne key it\n"
         "accepts are needed. Without: DATABASE_URL is used in this process, with keys of its own if unset.",
     )

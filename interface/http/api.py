@@ -16,7 +16,16 @@ from interface.shared.errors import ErrorSchema, http_error
 
 SWAGGER_UI_URL = "static/swagger-ui/"  # relative to /docs, so it also works under a path prefix
 
-BLUEPRINTS = (ops.blp, webhooks.blp, webhooks.signals_blp, mailings.blp, contacts.blp, inbox.blp, rules.blp)
+BLUEPRINTS = (
+    ops.blp,
+    webhooks.blp,
+    webhooks.signals_blp,
+    mailings.blp,
+    contacts.blp,
+    contacts.erasures_blp,
+    inbox.blp,
+    rules.blp,
+)
 
 
 class ResponsesApi(Api):  # type: ignore[misc]  # flask-smorest ships no type hints

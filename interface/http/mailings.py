@@ -107,6 +107,9 @@ class AudienceItemSchema(ma.Schema):
     opens = ma.fields.Integer(required=True)
     clicks = ma.fields.Integer(required=True)
     updated_at = ma.fields.String(allow_none=True, metadata=TIME)
+    erased_at = ma.fields.String(
+        allow_none=True, metadata={"description": "when the contact was erased (CONTRACT §12); null while not"}
+    )
 
 
 AudiencePageSchema = page_schema(AudienceItemSchema, "AudiencePage")

@@ -90,10 +90,20 @@ class JobSchema(ma.Schema):
     status = ma.fields.String(required=True, validate=validate.OneOf(["running", "done", "failed"]))
     progress = ma.fields.Float(required=True)
     error = ma.fields.String(allow_none=True)
-    result = ma.fields.Nested(
-        lambda: WhatIfSchema(),
-        metadata={"description": 'a what-if job\'s answer (kind "what-if"), once status is "done"; absent until then'},
+    result = ma.fields.Method(
+        "dump_result",
+        metadata={
+            "type": "object",
+            "description": 'once status is "done" (absent until then): a what-if\'s answer (kind "what-if", as POST '
+            '/v1/what-if answers it) or a bulk erasure\'s (kind "erase": {"erased", "unknown", "addresses"})',
+        },
     )
+
+    def dump_result(self, job: dict[str, Any]) -> Any:
+        result = job.get("result")
+        if result is None:
+            return ma.missing
+        return WhatIfSchema().dump(result) if job.get("kind") == "what-if" else result
 
 
 class JobAcceptedSchema(ma.Schema):
@@ -149,6 +159,12 @@ class HistoryStepSchema(ma.Schema):
     )
     source = ma.fields.String(required=True)
     raw = ma.fields.Raw(allow_none=True, metadata={"description": "the provider's payload, as received"})
+    erased = ma.fields.Boolean(
+        required=True,
+        metadata={
+            "description": "true: the contact was erased; the signal's personal fields (raw included) are null (CONTRACT §12)"
+        },
+    )
     maps_to = ma.fields.String(allow_none=True)
     effect = ma.fields.String(required=True, validate=validate.OneOf(["set", "counted", "ignored"]))
     why = ma.fields.String(allow_none=True)

@@ -18,7 +18,7 @@ from flask import Response
 
 from application.queries import MAX_PAGE, Queries
 
-COLUMNS = ("contact_id", "name", "email", "response", "response_name", "reason", "opens", "clicks", "updated_at")
+COLUMNS = ("contact_id", "name", "email", "response", "response_name", "reason", "opens", "clicks", "updated_at", "erased_at")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -45,6 +45,7 @@ def audience_rows(queries: Queries, mailing_id: str, response: str | None, lang:
                     item["opens"],
                     item["clicks"],
                     item["updated_at"],
+                    item["erased_at"],
                 )
             ]
         cursor = page["next"]

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Blueprint, flash, redirect, request, url_for
+import orjson
+from flask import Blueprint, Response, flash, redirect, request, url_for
 
+from application.erasure import BASIS_MAX_CHARS
 from application.errors import NotFound
 from interface.shared.contact_changes import ContactPatchSchema, SubscriptionSchema
 from interface.shared.context import caught_up_views, fresh_views, service
 from interface.web.rendering import _, page
-from interface.web.session import current_lang
+from interface.web.session import current_lang, signed_in_as
 
 bp = Blueprint("contacts", __name__)
 
@@ -35,9 +37,19 @@ def contacts() -> Any:
             pass
         if len(found) == 1 and found[0]["contact_id"] == query:
             return redirect(url_for("web.contacts.contact", contact_id=query))
+    elif request.args.get("erased"):  # the records of erasure, newest first
+        items, following = service().erasures.page(PAGE, request.args.get("after") or None)
+        return page(
+            "contacts.html",
+            query="",
+            found=[],
+            listing=None,
+            erasures={"items": items, "next": following},
+            after=request.args.get("after"),
+        )
     else:
         listing = views.contacts_page(request.args.get("after") or None, PAGE)
-    return page("contacts.html", query=query, found=found, listing=listing, after=request.args.get("after"))
+    return page("contacts.html", query=query, found=found, listing=listing, erasures=None, after=request.args.get("after"))
 
 
 @bp.get("/contacts/<contact_id>")
@@ -85,4 +97,31 @@ def contact_subscription(contact_id: str) -> Any:
     service().set_subscription(contact_id, body["email_type"], body["subscribed"])
     caught_up_views()
     flash(_("Saved."))
+    return redirect(url_for("web.contacts.contact", contact_id=contact_id))
+
+
+@bp.get("/contacts/<contact_id>/export")
+def contact_export(contact_id: str) -> Any:
+    """Everything kept about the contact, as the API's export answers it, as a JSON file (GDPR art. 15 and 20)."""
+    exported = service().erasures.export(contact_id)
+    body = orjson.dumps(exported, option=orjson.OPT_INDENT_2)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in contact_id)[:80] or "contact"
+    return Response(
+        body, mimetype="application/json", headers={"Content-Disposition": f'attachment; filename="contact-{safe}.json"'}
+    )
+
+
+@bp.post("/contacts/<contact_id>/erase")
+def contact_erase(contact_id: str) -> Any:
+    """Erase the contact (the confirmation and the basis are required), recorded with the session's token fingerprint."""
+    basis = (request.form.get("basis") or "").strip()
+    errors: dict[str, Any] = {}
+    if not basis or len(basis) > BASIS_MAX_CHARS:
+        errors["basis"] = [_("Give the basis of the erasure, at most 200 characters.")]
+    if request.form.get("confirm") != "yes":
+        errors["confirm"] = [_("Confirm that this cannot be undone.")]
+    if errors:
+        return contact(contact_id, errors=errors, status=422)
+    service().erasures.erase(contact_id, basis, signed_in_as())
+    flash(_("Erased: the contact's personal data is destroyed; its counts stay."))
     return redirect(url_for("web.contacts.contact", contact_id=contact_id))

@@ -15,6 +15,7 @@ from interface.access_log import SECRET_PARAM
 from interface.cli import COMMANDS, build_parser, main
 from interface.runner import ProjectorLock
 from projections.follower import ViewFollower
+from tests.helpers.stores import use_database
 
 
 @pytest.fixture
@@ -28,8 +29,8 @@ def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         "MAX_BODY_BYTES",
     ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.chdir(tmp_path)
+    use_database(monkeypatch, url)
     return url
 
 

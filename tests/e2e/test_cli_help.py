@@ -15,6 +15,7 @@ from application.config import Settings
 from interface.cli import build_parser, main
 from interface.cli.rules import what_if_report
 from tests.helpers.e2e import responses_command
+from tests.helpers.stores import KEYS
 
 COMMAND_ENV = {
     "serve": {
@@ -36,13 +37,23 @@ COMMAND_ENV = {
         "FORWARDED_ALLOW_IPS",
         "AUTH_FAILURES_PER_MINUTE",
         "MAX_CLOCK_SKEW_SECONDS",
+        "RESPONSES_KEK",
+        "RESPONSES_ADDRESS_KEY",
     },
-    "project": {"DATABASE_URL", "SWEEP_INTERVAL_SECONDS", "REPLAY_WORKERS", "DATABASE_POOL_SIZE"},
-    "sweep": {"DATABASE_URL"},
-    "simulate": {"DATABASE_URL", "RESPONSES_API_TOKENS", "UNIONE_API_KEYS"},
+    "project": {
+        "DATABASE_URL",
+        "SWEEP_INTERVAL_SECONDS",
+        "REPLAY_WORKERS",
+        "DATABASE_POOL_SIZE",
+        "RESPONSES_KEK",
+        "RESPONSES_ADDRESS_KEY",
+    },
+    "sweep": {"DATABASE_URL", "RESPONSES_KEK", "RESPONSES_ADDRESS_KEY"},
+    "simulate": {"DATABASE_URL", "RESPONSES_API_TOKENS", "UNIONE_API_KEYS", "RESPONSES_KEK", "RESPONSES_ADDRESS_KEY"},
     "send": {"UNIONE_API_KEYS", "ELASTICEMAIL_WEBHOOK_TOKEN"},
-    "rebuild": {"DATABASE_URL"},
-    "what-if": {"DATABASE_URL", "REPLAY_WORKERS"},
+    "rebuild": {"DATABASE_URL", "RESPONSES_KEK", "RESPONSES_ADDRESS_KEY"},
+    "what-if": {"DATABASE_URL", "REPLAY_WORKERS", "RESPONSES_KEK", "RESPONSES_ADDRESS_KEY"},
+    "keys": {"RESPONSES_KEK", "RESPONSES_ADDRESS_KEY"},
 }
 
 
@@ -103,7 +114,7 @@ def test_a_missing_postgres_database_is_one_line_with_the_way_to_create_it(
         postgres_url.rsplit("/", 1)[0].replace("postgresql://postgres@", "postgresql://postgres:hunter2@")
         + "/responses_missing_db"
     )
-    env = {"DATABASE_URL": missing, "PATH": "/usr/bin:/bin"}
+    env = {"DATABASE_URL": missing, "PATH": "/usr/bin:/bin", **KEYS}
     done = subprocess.run(responses_command("sweep"), capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if "responses.cli" not in line]  # the "database ..." info line
@@ -117,7 +128,7 @@ def test_a_missing_postgres_database_is_one_line_with_the_way_to_create_it(
 
 
 def test_an_unreachable_postgres_server_is_one_line(tmp_path: Path) -> None:
-    env = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:9/responses", "PATH": "/usr/bin:/bin"}
+    env = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:9/responses", "PATH": "/usr/bin:/bin", **KEYS}
     done = subprocess.run(responses_command("project"), capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert done.returncode == 2
     [line] = [line for line in done.stderr.splitlines() if "responses.cli" not in line]
@@ -156,3 +167,12 @@ def test_the_text_what_if_shows_only_what_changes() -> None:
     assert "contacts" not in text  # nobody (un)suppressed
     assert "nothing changes" in report({})
     assert "mailing" not in report({})
+
+
+def test_postgresql_without_its_keys_is_refused_at_start_in_one_line(tmp_path: Path) -> None:
+    """Workers on several hosts must share the keys that seal personal data: no silent per-host default."""
+    env = {"DATABASE_URL": "postgresql://postgres@127.0.0.1:9/responses", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(responses_command("project"), capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "RESPONSES_KEK and RESPONSES_ADDRESS_KEY are required with PostgreSQL" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -14,6 +14,7 @@ from application.service import ResponsesApp
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Signal, dedup_key
 from interface.cli import main
 from projections.follower import ViewFollower
+from tests.helpers.stores import use_database
 
 T0 = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 
@@ -21,8 +22,8 @@ T0 = datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def journal(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A mailing whose recipients soft-bounced: one then delivered, one then opened twice, one only soft-bounced."""
-    monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.chdir(tmp_path)
+    use_database(monkeypatch, database_url)
     app = ResponsesApp(Settings(database_url=database_url))
     app.follower = ViewFollower(app)
     app.create_mailing({"id": "m", "name": "M", "category": "bulk", "provider": "sendgrid"})

@@ -16,6 +16,7 @@ import pytest
 
 from interface.cli.serve import CHANNEL_TIMEOUT_SECONDS, connection_limit, raise_open_files_limit
 from tests.helpers.e2e import Http, Process, free_port, responses_command, service_env, start
+from tests.helpers.stores import use_database
 
 IDLE_SOCKETS = 150
 LOW_SOFT_LIMIT = 200
@@ -96,7 +97,7 @@ def test_serve_on_postgresql_refuses_a_pool_smaller_than_its_threads(
 ) -> None:
     from interface.cli import main
 
-    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    use_database(monkeypatch, postgres_url)
     monkeypatch.setenv("RESPONSES_API_TOKENS", "t")
     monkeypatch.setenv("DATABASE_POOL_SIZE", "4")
     assert main(["serve", "--threads", "8", "--port", str(free_port())]) == 2

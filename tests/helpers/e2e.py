@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.stores import store_keys
+
 BIN = Path(sys.executable).parent
 
 
@@ -57,6 +59,8 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
         MAX_BODY_BYTES=str(MAX_BODY),
         PYTHONUNBUFFERED="1",
     )
+    if database_url.startswith("postgresql"):  # the keys settings made in code use (./var/): one journal, one key set
+        env.update(store_keys())
     env.update(extra)
     return env
 

@@ -61,3 +61,31 @@ def _admin_connection() -> psycopg.Connection:
         return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:  # pragma: no cover - the environment is broken
         fail_unavailable(PG_ADMIN_URL, exc)
+
+
+# RESPONSES_KEK and RESPONSES_ADDRESS_KEY for settings read from an environment (PostgreSQL requires both);
+# fixed, public test keys: nothing they seal is secret
+KEYS = {
+    "RESPONSES_KEK": "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=",
+    "RESPONSES_ADDRESS_KEY": "dGVzdC1hZGRyZXNzLWtleS1vZi0zMi1ieXRlcyEhISE=",
+}
+
+
+def store_keys() -> dict[str, str]:
+    """RESPONSES_KEK and RESPONSES_ADDRESS_KEY as the key files under ./var/ hold them: the keys settings made
+    in code use, so a test's in-process application and the services it starts open the same journal."""
+    from application.persistence.keys import ensure_key_file
+
+    return {
+        "RESPONSES_KEK": ensure_key_file(Path("var") / "kek"),
+        "RESPONSES_ADDRESS_KEY": ensure_key_file(Path("var") / "address-key"),
+    }
+
+
+def use_database(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """``DATABASE_URL`` for settings read from the environment (the CLI's); on PostgreSQL with the keys that
+    settings made in code use from the current directory (call it after any ``chdir``)."""
+    monkeypatch.setenv("DATABASE_URL", url)
+    if url.startswith("postgresql"):
+        for name, value in store_keys().items():
+            monkeypatch.setenv(name, value)

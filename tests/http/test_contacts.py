@@ -22,6 +22,7 @@ def test_patch_creates_the_contact_and_answers_it(api: FlaskClient) -> None:
     assert r.json == {
         "contact_id": "c-9",
         "email": "new@example.com",
+        "erased_at": None,
         "flags": {"do_not_use_email": True, "email_is_actual": True, "unsubscribed_types": []},
         "responses": [],
     }

@@ -150,6 +150,7 @@ def test_adding_the_audience_is_idempotent(api: FlaskClient) -> None:
         "opens": 0,
         "clicks": 0,
         "updated_at": items[0]["updated_at"],
+        "erased_at": None,
     }
 
 

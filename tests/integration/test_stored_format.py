@@ -65,6 +65,7 @@ def test_the_fixture_is_small_and_complete() -> None:
 
 SHAPE_2_ADDITIONS = {"engagement"}  # the per-minute buckets' table (a new shape of views: CONTRACT §8)
 SHAPE_2_COLUMNS = {"mailings": {"first_sent_at"}}
+PRIVACY_TABLES = {"data_keys", "erasures", "data_keys_meta"}  # the data keys and the records of erasure (CONTRACT §12)
 
 
 def test_todays_code_reads_a_database_written_by_issue_14(tmp_path: Path) -> None:
@@ -78,11 +79,12 @@ def test_todays_code_reads_a_database_written_by_issue_14(tmp_path: Path) -> Non
         app.jobs.run()  # the upgrade (the follower's owner would run it in the background)
         app.wait_for_views()
         read, generation = legacy.dump(app), app.generation()
+        journal = [opened(app, row) for row in read["journal"]]
     finally:
         app.close()
     want = expected("sqlite")
-    old, added = read["journal"][: len(want["journal"])], read["journal"][len(want["journal"]) :]
-    assert old == want["journal"]
+    old, added = journal[: len(want["journal"])], read["journal"][len(want["journal"]) :]
+    assert old == [[*row[:3], orjson.loads(row[3])] for row in want["journal"]]  # sealed at the first start, the same once opened
     assert added and {row[0] for row in added} == {added[0][0]}, "one job: the upgrade"
     assert all(row[2].startswith("domain.aggregates:Job.") for row in added) and '"kind":"upgrade"' in added[0][3]
     assert generation == 3  # the fixture's active generation was 2
@@ -102,14 +104,30 @@ def test_the_same_inputs_write_the_same_journal_and_views(store: str, request: p
         try:
             answers = legacy.build(app)
             written = legacy.dump(app)
+            journal = [opened(app, row) for row in written["journal"]]
         finally:
             app.close()
     want = expected(store)
     assert as_json(answers) == want["answers"]
-    assert len(written["journal"]) == len(want["journal"])
-    for got, old in zip(written["journal"], want["journal"]):
-        assert got == old
+    assert len(journal) == len(want["journal"])
+    for got, old in zip(journal, want["journal"]):
+        assert got == [*old[:3], orjson.loads(old[3])]
     assert without_shape_2(written["views"]) == without_shape_2(want["views"])
+
+
+def opened(app: ResponsesApp, row: list[Any]) -> list[Any]:
+    """A journal row as issue 14's code wrote it: its sealed personal fields opened (CONTRACT §12), less the
+    subject that names whose key sealed them; what else the row holds is byte for byte the same data."""
+    state = orjson.loads(row[3])
+    if "sealed" in state:
+        assert not {"name", "email"} & {k for k, v in state.items() if v is not None}, "sealed fields are not in clear"
+    app.privacy.open_state(state)
+    state.pop("subject", None)
+    for example in (state.get("result") or {}).get("examples", []):  # a what-if's answer: its history steps
+        for step in example.get("explanation", []) if isinstance(example, dict) else []:  # now say whether they were erased
+            if step.get("erased") is False:
+                del step["erased"]
+    return [*row[:3], state]
 
 
 def without_shape_2(views: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +135,7 @@ def without_shape_2(views: dict[str, Any]) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     for name, rows in views.items():
         table = name.split("_", 1)[1] if name.startswith("rv") and "_" in name and name[2:3].isdigit() else name
-        if table in SHAPE_2_ADDITIONS:
+        if table in SHAPE_2_ADDITIONS or table in PRIVACY_TABLES:
             continue
         extra = SHAPE_2_COLUMNS.get(table, set())
         rows = [[cell for cell in row if cell[0] not in extra] for row in rows]
@@ -125,3 +143,32 @@ def without_shape_2(views: dict[str, Any]) -> dict[str, Any]:
             rows = [row for row in rows if not str(dict(row).get("key", "")).endswith("-shape")]
         kept[name] = rows
     return kept
+
+
+@pytest.mark.parametrize("contact,address", [("u1", "u1@example.com"), ("u4", "u4@example.com")])
+def test_a_journal_written_before_sealing_is_sealed_then_a_contact_erased_leaves_nothing(
+    tmp_path: Path, contact: str, address: str
+) -> None:
+    """Issue 14's database: sealed at the first start (no address left in the journal's events but where no key
+    covers it), then a contact erased: its address is nowhere in the file, its counts are what they were."""
+    path = tmp_path / "v14.db"
+    shutil.copyfile(LEGACY / "v14.db", path)
+    app = legacy.open_app(f"sqlite:///{path}")
+    try:
+        app.wait_for_views()
+        app.jobs.run()
+        app.wait_for_views()
+        notifications = app.recorder.select_notifications(start=1, limit=100_000)
+        kept_whole = ("SideRecord.Recorded",)  # notices and quarantined input: redacted by an erasure, not sealed
+        journal = b"".join(bytes(n.state) for n in notifications if not n.topic.endswith(kept_whole))
+        assert address.encode() not in journal
+        before = app.reads.contact(contact)
+        responses = [dict(r) for r in app.reads.contact_responses(contact)]
+        app.erasures.erase(contact, "GDPR art. 17", None)
+        assert [dict(r) for r in app.reads.contact_responses(contact)] == responses
+        after = app.reads.contact(contact)
+        assert before is not None and after is not None and after.flags() == before.flags()
+    finally:
+        app.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("v14.db*") if p.is_file())
+    assert address.encode() not in stored and address.replace("@", "%40").encode() not in stored

@@ -118,6 +118,8 @@ def journal(app: ResponsesApp) -> list[tuple[str, int, str, Any]]:
     rows = []
     for n in app.recorder.select_notifications(start=1, limit=1_000_000):
         state = orjson.loads(n.state)
+        app.privacy.open_state(state)  # sealed or not, the same fields (CONTRACT §12)
+        state.pop("subject", None)
         state.pop("timestamp", None)
         if isinstance(state.get("command"), dict):
             state["command"].pop("at", None)

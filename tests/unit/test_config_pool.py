@@ -11,20 +11,21 @@ from typing import Any
 import pytest
 
 from application.config import ConfigError, Settings, check_pool_covers_threads
+from tests.helpers.stores import KEYS
 
 PG = "postgresql://responses@db.example:5432/responses"
 GUNICORN_CONF = Path(__file__).resolve().parents[2] / "gunicorn.conf.py"
 
 
 def test_the_pool_is_four_connections_without_overflow_by_default() -> None:
-    settings = Settings.from_env({"DATABASE_URL": PG})
+    settings = Settings.from_env({"DATABASE_URL": PG, **KEYS})
     assert settings.database_pool_size == 4
     env = settings.eventsourcing_env()
     assert (env["POSTGRES_POOL_SIZE"], env["POSTGRES_MAX_OVERFLOW"]) == ("4", "0")
 
 
 def test_database_pool_size_sets_the_pool_of_the_process() -> None:
-    env = Settings.from_env({"DATABASE_URL": PG, "DATABASE_POOL_SIZE": "9"}).eventsourcing_env()
+    env = Settings.from_env({"DATABASE_URL": PG, "DATABASE_POOL_SIZE": "9", **KEYS}).eventsourcing_env()
     assert (env["POSTGRES_POOL_SIZE"], env["POSTGRES_MAX_OVERFLOW"]) == ("9", "0")
 
 

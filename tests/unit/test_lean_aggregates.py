@@ -60,8 +60,8 @@ def test_the_write_paths_events_are_the_librarys_own_and_rebuild_the_same_aggreg
     fast.record(signal("k1"))
     fast.record(signal("k2"))
     library = Recipient(mailing_id="m", contact_id="c", name=None, email=None)
-    library._signal_recorded(signal("k1").to_record())  # the decorated method: the library's trigger
-    library._signal_recorded(signal("k2").to_record())
+    library._signal_recorded(signal("k1").to_record(), "contact:c")  # the decorated method: the library's trigger
+    library._signal_recorded(signal("k2").to_record(), "contact:c")  # (with its subject: whose key seals it)
     mine, theirs = fast.collect_events(), library.collect_events()
     assert [type(e) for e in mine] == [type(e) for e in theirs]
     strip = lambda e: {k: v for k, v in vars(e).items() if k != "timestamp"}  # noqa: E731

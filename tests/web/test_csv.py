@@ -38,7 +38,9 @@ def test_cells_a_spreadsheet_would_run_are_defused(api: FlaskClient) -> None:
     assert 'attachment; filename="csv-m-audience.csv"' in r.headers["Content-Disposition"]
     text = r.get_data(as_text=True)
     assert (
-        text.splitlines()[0] == ",".join(COLUMNS) == "contact_id,name,email,response,response_name,reason,opens,clicks,updated_at"
+        text.splitlines()[0]
+        == ",".join(COLUMNS)
+        == "contact_id,name,email,response,response_name,reason,opens,clicks,updated_at,erased_at"
     )
     got = rows(text)
     assert [g["name"] for g in got] == ["'" + n if n[0] in "=+-@\t\r" else n for n in HOSTILE]

@@ -276,6 +276,7 @@ def test_every_form_that_changes_something_needs_its_csrf_token(
     version = app.define_rules({"count_machine_opens": True}).version
     posts = sorted(r.rule for r in web.url_map.iter_rules() if r.endpoint.startswith("web.") and "POST" in (r.methods or ()))
     assert posts == [
+        "/contacts/<contact_id>/erase",
         "/contacts/<contact_id>/flags",
         "/contacts/<contact_id>/subscriptions",
         "/login",
@@ -285,6 +286,7 @@ def test_every_form_that_changes_something_needs_its_csrf_token(
         "/what-if/adopt",
     ]
     targets = [
+        "/contacts/c-1/erase",
         "/contacts/c-1/flags",
         "/contacts/c-1/subscriptions",
         "/logout",

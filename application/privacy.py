@@ -1,0 +1,111 @@
+"""Personal data in the journal: sealed on the way in, opened on the way out, destroyed by erasure (CONTRACT §12).
+
+Every event state that names a ``subject`` has its personal fields (``domain.personal``) sealed under
+that subject's data key when it is encoded, by the application's transcoder: the library's path
+(commands, saved through the mapper) and the signal writer's (rows dumped by the same transcoder) seal
+alike. Decoding through the transcoder opens them again while the key exists; once it is destroyed the
+state comes back with its personal fields null and ``erased: true``. Readers that decode rows
+themselves (the views' follower, the write path's reads, the history) open states with ``open_states``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from application.encoding import OrjsonTranscoder
+from application.persistence.keys import AddressHasher, DataKeys
+from domain.personal import (
+    ERASED,
+    SEALED,
+    SUBJECT,
+    address_subject,
+    mark_erased,
+    merge_personal,
+    split_personal,
+)
+
+NONCE_BYTES = 12
+
+
+def seal(personal: dict[str, Any], key: bytes, subject: str) -> str:
+    """One blob: nonce and AES-GCM ciphertext of the fields (JSON), bound to the subject; base64 text."""
+    nonce = os.urandom(NONCE_BYTES)
+    sealed = AESGCM(key).encrypt(nonce, orjson.dumps(personal), subject.encode())
+    return base64.b64encode(nonce + sealed).decode("ascii")
+
+
+def open_sealed(blob: str, key: bytes, subject: str) -> dict[str, Any]:
+    data = base64.b64decode(blob)
+    opened: dict[str, Any] = orjson.loads(AESGCM(key).decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], subject.encode()))
+    return opened
+
+
+class Privacy:
+    """Seals and opens event states with the subjects' data keys; names addresses by their keyed hash."""
+
+    def __init__(self, keys: DataKeys, hasher: AddressHasher):
+        self.keys = keys
+        self.hasher = hasher
+
+    def address_subject(self, email: str) -> str:
+        return address_subject(self.hasher(email))
+
+    def prepare(self, subjects: Iterable[str]) -> None:
+        """Make (or fetch) the keys a batch will seal with, in one read."""
+        self.keys.for_sealing(subjects)
+
+    def seal_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        subject = state.get(SUBJECT)
+        if not subject:
+            return state
+        clear, personal = split_personal(state)
+        if not personal:
+            return state
+        key = self.keys.for_sealing([subject])[subject]
+        if clear is state:
+            clear = dict(state)
+        if key is None:  # the subject was erased: a late signal keeps none of its personal fields
+            clear[ERASED] = True
+        else:
+            clear[SEALED] = seal(personal, key, subject)
+        return clear
+
+    def open_states(self, states: Iterable[dict[str, Any]]) -> None:
+        """Open every sealed state in place (one read of the keys for them all)."""
+        sealed = [s for s in states if SEALED in s]
+        if not sealed:
+            return
+        keys = self.keys.for_opening({s[SUBJECT] for s in sealed})
+        for state in sealed:
+            key = keys.get(state[SUBJECT])
+            if key is None:
+                mark_erased(state)
+            else:
+                merge_personal(state, open_sealed(state.pop(SEALED), key, state[SUBJECT]))
+
+    def open_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        self.open_states([state])
+        return state
+
+
+class SealingTranscoder(OrjsonTranscoder):
+    """The application's transcoder: the library's stored format, personal fields sealed."""
+
+    privacy: Privacy | None = None
+
+    def encode(self, obj: Any) -> bytes:
+        if self.privacy is not None and type(obj) is dict and SUBJECT in obj:
+            obj = self.privacy.seal_state(obj)
+        return super().encode(obj)
+
+    def decode(self, data: bytes) -> Any:
+        obj = super().decode(data)
+        if self.privacy is not None and type(obj) is dict and SEALED in obj:
+            self.privacy.open_state(obj)
+        return obj
