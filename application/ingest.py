@@ -52,7 +52,7 @@ from domain.aggregates import (
     side_record_id,
     unmatched_bucket_id,
 )
-from domain.personal import contact_subject
+from domain.personal import address_subject, contact_subject
 from domain.signals import SYSTEM, ParsedBatch, ProviderEvent, Signal, clamped_time, iso, normalise_email
 
 log = logging.getLogger("responses.ingest")
@@ -186,8 +186,9 @@ class Target(NamedTuple):
     address: str | None
 
 
-def targets(batch: ParsedBatch) -> list[Target]:
-    """Each event's ``Target``, in the batch's order."""
+def targets(batch: ParsedBatch, identity: Callable[[str], str] | None = None) -> list[Target]:
+    """Each event's ``Target``, in the batch's order. An address is known by its ``identity`` (the keyed hash
+    of ``RESPONSES_ADDRESS_KEY``: the ids of its index and bucket never hold the clear address)."""
     out = []
     for event in batch.events:
         c, signal = event.correlation, event.signal
@@ -196,13 +197,14 @@ def targets(batch: ParsedBatch) -> list[Target]:
         elif c.mailing_id and c.contact_id:
             out.append(Target(False, True, mailing_id_of(c.mailing_id), recipient_id(c.mailing_id, c.contact_id), None))
         elif (address := normalise_email(c.email)) is not None:
+            known_as = identity(address) if identity is not None else address
             out.append(
                 Target(
                     False,
                     False,
-                    address_id(signal.source, address),
-                    unmatched_bucket_id(email_bucket(signal.source, address)),
-                    address,
+                    address_id(signal.source, known_as),
+                    unmatched_bucket_id(email_bucket(signal.source, known_as)),
+                    known_as,
                 )
             )
         else:
@@ -307,10 +309,10 @@ class _Planner:
         skew: timedelta,
         timestamp: dict[str, str],
         encode: Callable[[Any], bytes],
-        address_subject: Callable[[str], str] | None = None,
+        address_identity: Callable[[str], str] | None = None,
     ):
         self.reads = reads
-        self.address_subject = address_subject
+        self.address_identity = address_identity  # an address's keyed hash (None: the address itself, unsealed)
         self.contact_of: dict[int, str] = {}  # a recipient's contact, as correlation learned it: whose key seals its signals
         self.mailings = mailings
         self.skew = skew
@@ -458,8 +460,8 @@ class _Planner:
         address bucket; nobody's for the bucket of events naming no one."""
         if name.startswith("recipient:") and correlation.get("contact_id"):
             return {"subject": contact_subject(str(correlation["contact_id"]))}
-        if name.startswith("email:") and self.address_subject is not None:
-            return {"subject": self.address_subject(name.split(":", 2)[2])}
+        if name.startswith("email:") and self.address_identity is not None:  # named by the address's identity
+            return {"subject": address_subject(name.split(":", 2)[2])}
         return {}
 
     def park(self, name: str, signal: Signal, correlation: dict[str, Any]) -> bool:
@@ -555,16 +557,17 @@ class _Planner:
         return joined["mailing_id"], joined["contact_id"]
 
     def index_address(self, provider: str, address: str, mailing_id: str, contact_id: str, rid: uuid.UUID, at: datetime) -> None:
-        oid = address_id(provider, address)
+        known_as = self.address_identity(address) if self.address_identity is not None else address
+        oid = address_id(provider, known_as)
         self.touch(oid)
         entries = self.index(oid)
         if not self.exists(oid):
-            sealing = {"subject": self.address_subject(address)} if self.address_subject is not None else {}
-            self.append(oid, INDEX_OPENED, {"originator_topic": ADDRESS_INDEX, "provider": provider, "email": address, **sealing})
+            named = {"subject": address_subject(known_as), "known_as": known_as} if self.address_identity is not None else {}
+            self.append(oid, INDEX_OPENED, {"originator_topic": ADDRESS_INDEX, "provider": provider, "email": address, **named})
         sent_at = iso(at)
         self.append(oid, RECIPIENT_SENT, {"mailing_id": mailing_id, "contact_id": contact_id, "sent_at": sent_at})
         entries.append((mailing_id, contact_id, sent_at))
-        self.claim(email_bucket(provider, address), rid, mailing_id, contact_id, provider, sent_at)
+        self.claim(email_bucket(provider, known_as), rid, mailing_id, contact_id, provider, sent_at)
 
     def claim(self, name: str, rid: uuid.UUID, mailing_id: str, contact_id: str, provider: str, sent_at: str | None) -> None:
         """Re-match: the recipient takes the signals parked for it (``UnmatchedBucket.claimable``)."""
@@ -641,16 +644,16 @@ def plan_batch(
     encode: Callable[[Any], bytes],
     aimed: list[Target] | None = None,
     loaded: list[uuid.UUID] | None = None,
-    address_subject: Callable[[str], str] | None = None,
+    address_identity: Callable[[str], str] | None = None,
 ) -> Plan:
     """The rows a (stamped) batch appends and what it counts, decided over ``reads``: what the aggregates'
     methods would have decided (``NeedMore`` when ``reads`` lacks something). ``now``: the receipt time of
     quarantined items; ``timestamp``: the new events' (the library's ``create_timestamp``); ``aimed`` and
     ``loaded``: the batch's ``targets`` and ``stage_a``, when worked out already."""
     planner = _Planner(
-        reads, mailings, skew, {"_type_": "datetime_iso", "_data_": timestamp.isoformat()}, encode, address_subject
+        reads, mailings, skew, {"_type_": "datetime_iso", "_data_": timestamp.isoformat()}, encode, address_identity
     )
-    aimed = aimed if aimed is not None else targets(batch)
+    aimed = aimed if aimed is not None else targets(batch, address_identity)
     for oid in loaded if loaded is not None else stage_a(batch, aimed):
         planner.touch(oid)
     lean = [t.lean for t in aimed if t.lean is not None]  # the old path's lean prefetch: recipients and buckets,
@@ -707,10 +710,10 @@ class SignalIngest:
         encode: Callable[[Any], bytes],
         skew: timedelta,
         attempts: int = 40,
-        address_subject: Callable[[str], str] | None = None,
+        address_identity: Callable[[str], str] | None = None,
         open_states: Callable[[Iterable[dict[str, Any]]], None] | None = None,
     ):
-        self.address_subject = address_subject
+        self.address_identity = address_identity
         self.open_states = open_states
         self.index = index
         self.writer = writer
@@ -728,14 +731,14 @@ class SignalIngest:
         wants: Wants | None = None,
     ) -> Plan:
         """Read what the batch needs and plan it (reading more while the plan asks for more)."""
-        aimed = aimed if aimed is not None else targets(batch)
+        aimed = aimed if aimed is not None else targets(batch, self.address_identity)
         loaded = stage_a(batch, aimed)
         wants = wants or first_wants(batch, aimed, self.mailings)
         while True:
             try:
                 reads = read(self.index, wants, self.mailings, self.open_states)
                 return plan_batch(
-                    batch, reads, self.mailings, self.skew, now, timestamp, self.encode, aimed, loaded, self.address_subject
+                    batch, reads, self.mailings, self.skew, now, timestamp, self.encode, aimed, loaded, self.address_identity
                 )
             except NeedMore as more:
                 asked = sum(len(k) + 1 for k in wants.lean.values()) + len(wants.whole) + len(wants.first) + len(wants.facts)
@@ -747,7 +750,7 @@ class SignalIngest:
 
     def record(self, batch: ParsedBatch, now: datetime, timestamp: Callable[[], datetime]) -> IngestCounts:
         """Plan, write, count; when another writer stored one of the same aggregate versions first, plan again."""
-        aimed = targets(batch)
+        aimed = targets(batch, self.address_identity)
         wants = first_wants(batch, aimed, self.mailings)
         for attempt in range(self.attempts):
             plan = self.plan(batch, now, timestamp(), aimed, wants)

@@ -41,7 +41,7 @@ from domain.aggregates import (
     unmatched_bucket_id,
 )
 from domain.dispatch import MailingTerms, dispatch_outcome
-from domain.personal import contact_subject
+from domain.personal import address_subject, contact_subject
 from domain.rules import Ruleset
 from domain.signals import (
     CONFIRMATION_CHECKED,
@@ -109,7 +109,7 @@ class ResponsesApp(Application[uuid.UUID]):
             self.signal_writer,
             self.mapper.transcoder.encode,
             self.settings.max_clock_skew,
-            address_subject=self.privacy.address_subject,
+            address_identity=self.privacy.hasher,
             open_states=self.privacy.open_states,
         )
 
@@ -140,7 +140,9 @@ class ResponsesApp(Application[uuid.UUID]):
     def _seal_older_journal(self, recorder: Any) -> None:
         """A journal written before personal data was sealed is sealed at its first start (CONTRACT §12): once,
         under the schema lock (workers starting together wait for it), resumable, with progress in the log."""
-        sealing = JournalSealing(self.journal_index, self.privacy.seal_state, self.privacy.prepare, self.privacy.hasher)
+        sealing = JournalSealing(
+            self.journal_index, self.privacy.seal_state, self.privacy.prepare, self.privacy.hasher, self.views
+        )
         for attempt in range(20):  # beside a busy writer, SQLite refuses a read lock's upgrade at once: again, as create_views
             try:
                 with recorder.datastore.transaction(commit=True) as c:
@@ -313,12 +315,13 @@ class ResponsesApp(Application[uuid.UUID]):
         decided: list[tuple[str, str, str | None]] = []
         chunk_taken = set(taken)
         addresses = [normalise_email(row.contact.email or row.email) for row in chunk]
+        known_as = [self.privacy.hasher(a) for a in addresses if a]  # an address's index and bucket: its keyed hash
         uow.prefetch_lean(
             {recipient_id(mailing_id, row.contact_id): {dedup_key("dispatch", mailing_id, row.contact_id)} for row in chunk}
         )
         uow.prefetch(
-            [address_id(mailing.provider, a) for a in addresses if a]
-            + [unmatched_bucket_id(email_bucket(mailing.provider, a)) for a in addresses if a]
+            [address_id(mailing.provider, k) for k in known_as]
+            + [unmatched_bucket_id(email_bucket(mailing.provider, k)) for k in known_as]
         )
         raw = {"decided_by": "dispatch", "provider": mailing.provider, "wave": wave}
         for row in chunk:
@@ -392,13 +395,15 @@ class ResponsesApp(Application[uuid.UUID]):
         return self.record_batch(ParsedBatch(quarantined=list(items)))
 
     def _index_address(self, uow: UnitOfWork, provider: str, address: str, recipient: Recipient, at: datetime) -> None:
-        """Remember who was sent to this address through this provider; claim what was parked for it."""
+        """Remember who was sent to this address through this provider; claim what was parked for it. The index
+        and the bucket are named by the address's keyed hash (CONTRACT §12), never the clear address."""
+        known_as = self.privacy.hasher(address)
         index: AddressIndex = uow.get_or_create(
-            address_id(provider, address),
-            lambda: AddressIndex(provider=provider, email=address, subject=self.privacy.address_subject(address)),
+            address_id(provider, known_as),
+            lambda: AddressIndex(provider=provider, email=address, subject=address_subject(known_as), known_as=known_as),
         )
         index.add_recipient(recipient.mailing_id, recipient.contact_id, iso(at))
-        self._claim(uow, email_bucket(provider, address), recipient, provider, iso(at))
+        self._claim(uow, email_bucket(provider, known_as), recipient, provider, iso(at))
 
     # ---- contacts ---------------------------------------------------------------------------------
 

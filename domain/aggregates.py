@@ -244,11 +244,13 @@ class AddressIndex(Aggregate):
     """Which recipients were sent to one address through one provider (for email correlation)."""
 
     @staticmethod
-    def create_id(provider: str, email: str, subject: str | None = None) -> UUID:
-        return address_id(provider, email)
+    def create_id(provider: str, email: str, subject: str | None = None, known_as: str | None = None) -> UUID:
+        return address_id(provider, known_as or email)
 
     @event("Opened")
-    def __init__(self, provider: str, email: str, subject: str | None = None):
+    def __init__(self, provider: str, email: str, subject: str | None = None, known_as: str | None = None):
+        """``known_as``: the address's keyed hash, which names the index (CONTRACT §12); None in an index opened
+        before, named by the address itself. ``email`` is sealed under ``subject``."""
         self.provider = provider
         self.email = email
         self.recipients: list[tuple[str, str, str | None]] = []

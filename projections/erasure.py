@@ -142,3 +142,12 @@ def _erase_side(views: ViewsMixin, c: Any, g: int, contact_id: str | None, addre
         if personal:
             clear["erased"] = True
             c.execute(f"UPDATE {table} SET payload = {m} WHERE id = {m}", (orjson.dumps(clear), row["id"]))
+
+
+def rekey_side(views: ViewsMixin, c: Any, old_hex: str, new_hex: str) -> None:
+    """A bucket renamed by its address's keyed hash: its parked rows' ids (``<bucket id>:<key>``) follow it, in
+    every generation."""
+    m = views.placeholder
+    for g in generations(views, c):
+        table = views.t(g, "side")
+        c.execute(f"UPDATE {table} SET id = {m} || substr(id, 33) WHERE id LIKE {m}", (new_hex, old_hex + ":%"))

@@ -17,14 +17,21 @@ from typing import Any
 
 import orjson
 
-from application.persistence.journal_index import JournalIndex, _uuid
+from application.persistence.journal_index import JournalIndex, _uuid, key_digest
+from domain.aggregates import address_id, email_bucket, unmatched_bucket_id
 from domain.personal import SEALED, SUBJECT, address_subject, contact_subject
+from projections.erasure import rekey_side
+from projections.views import ViewsMixin
 
 log = logging.getLogger("responses.sealing")
 
 PAGE = 2000
 META = "data_keys_meta"
 DONE = "sealed"
+
+ADDRESS_OPENED = "domain.aggregates:AddressIndex.Opened"
+BUCKET_OPENED = "domain.aggregates:UnmatchedBucket.Opened"
+PARKED = "domain.aggregates:UnmatchedBucket.Parked"
 
 PERSONAL_TOPICS = (
     "domain.aggregates:Recipient.Joined",
@@ -46,8 +53,10 @@ class JournalSealing:
         seal: Callable[[dict[str, Any]], dict[str, Any]],
         prepare: Callable[[set[str]], None],
         hash_address: Callable[[str], str],
+        views: ViewsMixin | None = None,
     ):
         self.index = index
+        self.views = views
         self.seal = seal
         self.prepare = prepare
         self.hash_address = hash_address
@@ -84,6 +93,8 @@ class JournalSealing:
             oid_text, _, version = after.partition("/")
             position = (oid_text, int(version))
         log.warning("sealing the personal data of a journal written before it was sealed (once; resumable)")
+        if not after:  # first, the address indexes and buckets named by clear addresses take their keyed names
+            self.rekey()
         while True:
             where = ""
             params: list[Any] = []
@@ -129,6 +140,65 @@ class JournalSealing:
         log.warning("sealed the personal data of %d events in %.1f s", sealed, time.monotonic() - started)
         return sealed
 
+    def rekey(self) -> int:
+        """Address indexes and address buckets named by the clear address (their ids a UUIDv5 of it) renamed by
+        its keyed hash, rows moved in place (notification ids kept), their dedup digests and the views' parked
+        rows with them. Idempotent: what is named by a hash already is left alone."""
+        mark = self.mark
+        rows = self.index._fetch(
+            f"SELECT originator_id, topic, state FROM {self.index.table} WHERE topic IN ({mark}, {mark}) AND originator_version = 1",
+            [ADDRESS_OPENED, BUCKET_OPENED],
+        )
+        moved = 0
+        for row in rows:
+            old = _uuid(row["originator_id"])
+            state = orjson.loads(bytes(row["state"]))
+            renamed = self._renamed(row["topic"], state)
+            if renamed is None:
+                continue
+            new, state = renamed
+            if new == old:
+                continue
+            self._move(old, new, orjson.dumps(state))
+            moved += 1
+        if moved:
+            log.warning("renamed %d address indexes and buckets by their keyed hash", moved)
+        return moved
+
+    def _renamed(self, topic: str, state: dict[str, Any]) -> tuple[uuid.UUID, dict[str, Any]] | None:
+        if topic == ADDRESS_OPENED and "@" in str(state.get("email") or "") and not state.get("known_as"):
+            known = self.hash_address(str(state["email"]))
+            return address_id(str(state["provider"]), known), {**state, "known_as": known}
+        bucket = str(state.get("bucket") or "")
+        if topic == BUCKET_OPENED and bucket.startswith("email:") and "@" in bucket:
+            _, provider, address = bucket.split(":", 2)
+            name = email_bucket(provider, self.hash_address(address))
+            return unmatched_bucket_id(name), {**state, "bucket": name}
+        return None
+
+    def _move(self, old: uuid.UUID, new: uuid.UUID, opened: bytes) -> None:
+        pg = self.index.is_postgres
+        mark = self.mark
+        parked = self.index._fetch(
+            f"SELECT originator_version, state FROM {self.index.table} WHERE originator_id = {mark} AND topic = {mark}",
+            [old if pg else old.hex, PARKED],
+        )
+        keys = [(int(r["originator_version"]), orjson.loads(bytes(r["state"]))["signal"]["key"]) for r in parked]
+        with self.index.recorder.datastore.transaction(commit=True) as c:
+            c.execute(
+                f"UPDATE {self.index.table} SET originator_id = {mark} WHERE originator_id = {mark}",
+                (new if pg else new.hex, old if pg else old.hex),
+            )
+            c.execute(
+                f"UPDATE {self.index.table} SET state = {mark} WHERE originator_id = {mark} AND originator_version = 1",
+                (opened, new if pg else new.hex),
+            )
+            if keys:
+                c.executemany(f"DELETE FROM signal_digests WHERE digest = {mark}", [(key_digest(old, k),) for _, k in keys])
+                self.index.insert_digests(c, [(new, v, k) for v, k in keys])
+            if self.views is not None:
+                rekey_side(self.views, c, old.hex, new.hex)
+
     def _first_state(self, oid: uuid.UUID) -> dict[str, Any]:
         rows = self.index._fetch(
             f"SELECT state FROM {self.index.table} WHERE originator_id = {self.mark} AND originator_version = 1",
@@ -144,9 +214,12 @@ class JournalSealing:
             return contact_subject(str(first["contact_id"]))
         if topic.endswith(":AddressIndex") and first.get("email"):
             return address_subject(self.hash_address(str(first["email"])))
+        if topic.endswith(":AddressIndex") and first.get("known_as"):
+            return address_subject(str(first["known_as"]))
         bucket = str(first.get("bucket") or "")
         if bucket.startswith("email:"):
-            return address_subject(self.hash_address(bucket.split(":", 2)[2]))
+            named = bucket.split(":", 2)[2]
+            return address_subject(self.hash_address(named) if "@" in named else named)
         if bucket.startswith("recipient:"):
             return contact_subject(bucket.split(":", 2)[2])
         command = first.get("command")

@@ -16,6 +16,7 @@ import orjson
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
+from domain.aggregates import address_id, email_bucket, unmatched_bucket_id
 from domain.signals import Correlation, ParsedBatch, ProviderEvent, Quarantined, Signal, dedup_key
 from tests.helpers.http import error_of
 
@@ -137,6 +138,13 @@ def test_the_journal_holds_no_personal_field_in_clear(app: ResponsesApp) -> None
     assert b"203.0.113.7" not in journal  # the raw body's IP
     assert b"Mozilla/5.0" in journal  # the user agent stays in clear: machine-open rules read it
     assert b"u={email}" in journal  # the click URL's identity, the address replaced
+    # an address's index and bucket are named by its keyed hash: nobody can recompute them from the address
+    ids = {n.originator_id for n in notifications}
+    for address in (ADDRESS, "gleb.other@mail.example.com"):
+        assert address_id("unione", address.lower()) not in ids
+        assert unmatched_bucket_id(email_bucket("unione", address.lower())) not in ids
+    assert address_id("unione", app.privacy.hasher(ADDRESS)) in ids
+    assert unmatched_bucket_id(email_bucket("unione", app.privacy.hasher("gleb.other@mail.example.com"))) in ids
 
 
 def test_erase_destroys_every_copy_and_keeps_every_count(app: ResponsesApp, api: FlaskClient) -> None:

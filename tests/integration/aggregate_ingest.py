@@ -5,6 +5,7 @@ through the aggregates (``Recipient.record``, ``UnmatchedBucket.park``, ``Addres
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -38,12 +39,12 @@ def record_batch(app: ResponsesApp, batch: ParsedBatch) -> IngestCounts:
 
     def work(uow: UnitOfWork) -> IngestCounts:
         counts = IngestCounts()
-        whole, lean = _batch_ids(batch)
+        whole, lean = _batch_ids(batch, app.privacy.hasher)
         uow.prefetch(whole)
         for event in batch.events:  # email-only events: the recipient the address index points at
             c = event.correlation
             if not c.test and not (c.mailing_id and c.contact_id) and (address := normalise_email(c.email)):
-                index: AddressIndex | None = uow.get(address_id(event.signal.source, address))
+                index: AddressIndex | None = uow.get(address_id(event.signal.source, app.privacy.hasher(address)))
                 match = index.match(c.mailing_id, event.signal.occurred_at, skew) if index is not None else None
                 if match is not None:
                     lean.setdefault(recipient_id(*match), set()).add(event.signal.key)
@@ -79,7 +80,7 @@ def record_batch(app: ResponsesApp, batch: ParsedBatch) -> IngestCounts:
     return in_transaction(app, work)
 
 
-def _batch_ids(batch: ParsedBatch) -> tuple[list[uuid.UUID], dict[uuid.UUID, set[str]]]:
+def _batch_ids(batch: ParsedBatch, known_as: Callable[[str], str]) -> tuple[list[uuid.UUID], dict[uuid.UUID, set[str]]]:
     ids: list[uuid.UUID] = []
     lean: dict[uuid.UUID, set[str]] = {}
     for event in batch.events:
@@ -90,8 +91,8 @@ def _batch_ids(batch: ParsedBatch) -> tuple[list[uuid.UUID], dict[uuid.UUID, set
             ids.append(mailing_id_of(c.mailing_id))
             lean.setdefault(recipient_id(c.mailing_id, c.contact_id), set()).add(key)
         elif (address := normalise_email(c.email)) is not None:
-            ids.append(address_id(event.signal.source, address))
-            lean.setdefault(unmatched_bucket_id(email_bucket(event.signal.source, address)), set()).add(key)
+            ids.append(address_id(event.signal.source, known_as(address)))
+            lean.setdefault(unmatched_bucket_id(email_bucket(event.signal.source, known_as(address))), set()).add(key)
         else:
             lean.setdefault(unmatched_bucket_id("nowhere"), set()).add(key)
     ids.extend(side_record_id(f"notice:{n.key}") for n in batch.notices)
@@ -145,11 +146,12 @@ def _correlate(
     address = normalise_email(email)
     if address is None:
         return None, "nowhere"
-    index: AddressIndex | None = uow.get(address_id(signal.source, address))
+    known_as = app.privacy.hasher(address)  # the keyed hash names an address's index and bucket (CONTRACT §12)
+    index: AddressIndex | None = uow.get(address_id(signal.source, known_as))
     match = index.match(mailing_id, signal.occurred_at, app.settings.max_clock_skew) if index is not None else None
     if match is not None:
-        return uow.get(recipient_id(*match)), email_bucket(signal.source, address)
-    return None, email_bucket(signal.source, address)
+        return uow.get(recipient_id(*match)), email_bucket(signal.source, known_as)
+    return None, email_bucket(signal.source, known_as)
 
 
 def _sent_by_sender(app: ResponsesApp, uow: UnitOfWork, recipient: Recipient, signal: Signal) -> None:

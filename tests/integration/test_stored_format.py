@@ -9,6 +9,7 @@ but the follower's own wall-clock readings (which ``dump`` already blanks).
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import orjson
 import pytest
 
 from application.service import ResponsesApp
+from domain.aggregates import address_id, email_bucket, unmatched_bucket_id
 
 LEGACY = Path(__file__).resolve().parents[1] / "fixtures" / "legacy"
 
@@ -80,16 +82,20 @@ def test_todays_code_reads_a_database_written_by_issue_14(tmp_path: Path) -> Non
         app.wait_for_views()
         read, generation = legacy.dump(app), app.generation()
         journal = [opened(app, row) for row in read["journal"]]
+        want_journal, renamed = keyed_names(app, expected("sqlite")["journal"])
     finally:
         app.close()
     want = expected("sqlite")
     old, added = journal[: len(want["journal"])], read["journal"][len(want["journal"]) :]
-    assert old == [[*row[:3], orjson.loads(row[3])] for row in want["journal"]]  # sealed at the first start, the same once opened
+    assert renamed, "the fixture has address indexes and buckets named by clear addresses"
+    assert old == want_journal  # sealed at the first start, indexes and buckets renamed by keyed hashes: the same once opened
     assert added and {row[0] for row in added} == {added[0][0]}, "one job: the upgrade"
     assert all(row[2].startswith("domain.aggregates:Job.") for row in added) and '"kind":"upgrade"' in added[0][3]
     assert generation == 3  # the fixture's active generation was 2
     upgraded = {name.split("_", 1)[1]: rows for name, rows in read["views"].items() if name.startswith(f"rv{generation}_")}
-    before = {name.split("_", 1)[1]: rows for name, rows in want["views"].items() if name.startswith("rv2_")}
+    before = {
+        name.split("_", 1)[1]: rows for name, rows in renamed_side(want["views"], renamed).items() if name.startswith("rv2_")
+    }
     assert set(upgraded) - set(before) == SHAPE_2_ADDITIONS and set(before) <= set(upgraded)
     for table, rows in before.items():
         extra = SHAPE_2_COLUMNS.get(table, set())
@@ -105,14 +111,54 @@ def test_the_same_inputs_write_the_same_journal_and_views(store: str, request: p
             answers = legacy.build(app)
             written = legacy.dump(app)
             journal = [opened(app, row) for row in written["journal"]]
+            want_journal, renamed = keyed_names(app, expected(store)["journal"])
         finally:
             app.close()
     want = expected(store)
     assert as_json(answers) == want["answers"]
-    assert len(journal) == len(want["journal"])
-    for got, old in zip(journal, want["journal"]):
-        assert got == [*old[:3], orjson.loads(old[3])]
-    assert without_shape_2(written["views"]) == without_shape_2(want["views"])
+    assert len(journal) == len(want_journal)
+    for got, old in zip(journal, want_journal):
+        assert got == old
+    assert without_shape_2(written["views"]) == without_shape_2(renamed_side(want["views"], renamed))
+
+
+def keyed_names(app: ResponsesApp, rows: list[list[Any]]) -> tuple[list[list[Any]], dict[str, str]]:
+    """Issue 14's journal as this version names it: an address index and an address bucket are named by the
+    address's keyed hash (CONTRACT §12: their ids no longer derive from the clear address). The rows'
+    states parsed; the renaming (old id → new id, hex) beside them."""
+    parsed = [[*row[:3], orjson.loads(row[3])] for row in rows]
+    moves: dict[str, tuple[str, dict[str, Any]]] = {}
+    for oid, version, topic, state in parsed:
+        if version != 1:
+            continue
+        if topic.endswith("AddressIndex.Opened"):
+            known = app.privacy.hasher(state["email"])
+            moves[oid] = (address_id(state["provider"], known).hex, {"known_as": known})
+        elif topic.endswith("UnmatchedBucket.Opened") and state["bucket"].startswith("email:"):
+            _, provider, address = state["bucket"].split(":", 2)
+            name = email_bucket(provider, app.privacy.hasher(address))
+            moves[oid] = (unmatched_bucket_id(name).hex, {"bucket": name})
+    out = []
+    for oid, version, topic, state in parsed:
+        if oid in moves:
+            oid, changes = moves[oid][0], moves[oid][1] if version == 1 else {}
+            state = {**state, **changes}
+        out.append([oid, version, topic, state])
+    return out, {old: new for old, (new, _) in moves.items()}
+
+
+def renamed_side(views: dict[str, Any], renamed: dict[str, str]) -> dict[str, Any]:
+    """The views' parked rows (``<bucket id>:<key>``) under their buckets' new ids."""
+    out: dict[str, Any] = {}
+    for name, rows in views.items():
+        if name.endswith("_side"):
+            rows = [
+                [[k, (renamed.get(v[:32], v[:32]) + v[32:]) if k == "id" and isinstance(v, str) else v] for k, v in row]
+                for row in rows
+            ]
+            rows = sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))  # as the dump sorts them
+        out[name] = rows
+    return out
 
 
 def opened(app: ResponsesApp, row: list[Any]) -> list[Any]:
