@@ -33,16 +33,29 @@ from domain.personal import (
 NONCE_BYTES = 12
 
 
+_CIPHERS: dict[bytes, AESGCM] = {}  # a key's cipher, made once (its key schedule costs as much as a small encryption)
+
+
+def cipher(key: bytes) -> AESGCM:
+    found = _CIPHERS.get(key)
+    if found is None:
+        if len(_CIPHERS) > 100_000:
+            _CIPHERS.clear()
+        found = _CIPHERS[key] = AESGCM(key)
+    return found
+
+
 def seal(personal: dict[str, Any], key: bytes, subject: str) -> str:
-    """One blob: nonce and AES-GCM ciphertext of the fields (JSON), bound to the subject; base64 text."""
+    """One blob: a random 96-bit nonce and the AES-GCM ciphertext of the fields (JSON), bound to the subject;
+    base64 text."""
     nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, orjson.dumps(personal), subject.encode())
+    sealed = cipher(key).encrypt(nonce, orjson.dumps(personal), subject.encode())
     return base64.b64encode(nonce + sealed).decode("ascii")
 
 
 def open_sealed(blob: str, key: bytes, subject: str) -> dict[str, Any]:
     data = base64.b64decode(blob)
-    opened: dict[str, Any] = orjson.loads(AESGCM(key).decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], subject.encode()))
+    opened: dict[str, Any] = orjson.loads(cipher(key).decrypt(data[:NONCE_BYTES], data[NONCE_BYTES:], subject.encode()))
     return opened
 
 
@@ -67,7 +80,7 @@ class Privacy:
         clear, personal = split_personal(state)
         if not personal:
             return state
-        key = self.keys.for_sealing([subject])[subject]
+        key = self.keys.sealing_key(subject)
         if clear is state:
             clear = dict(state)
         if key is None:  # the subject was erased: a late signal keeps none of its personal fields

@@ -71,6 +71,8 @@ def split_personal(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     signals' ``raw`` stays in clear."""
     personal: dict[str, Any] = {}
     clear = state
+    if "signal" in state and "name" not in state:  # a signal (the hot path): only its record holds personal fields
+        return _split_signal(state)
     for name in _TOP:
         if state.get(name) is not None:
             if clear is state:
@@ -107,6 +109,40 @@ def split_personal(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
             if clear is state:
                 clear = dict(state)
             clear[outer] = inner
+    return clear, personal
+
+
+def _split_signal(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``split_personal`` of a state whose personal fields are its signal record's (and a parked one's
+    correlation address)."""
+    record = state["signal"]
+    personal: dict[str, Any] = {}
+    inner = None
+    detail = record.get("detail")
+    if detail is not None:
+        inner = dict(record)
+        personal["signal.detail"] = inner.pop("detail")
+    raw = record.get("raw")
+    if raw is not None and record.get("source") != _SYSTEM_RAW_KEPT:
+        inner = inner if inner is not None else dict(record)
+        personal["signal.raw"] = inner.pop("raw")
+    url = record.get("url")
+    if isinstance(url, str):
+        redacted = redact_url(url)
+        if redacted != url:
+            inner = inner if inner is not None else dict(record)
+            personal["signal.original_url"] = url
+            inner["url"] = redacted
+    correlation = state.get("correlation")
+    email = correlation.get("email") if isinstance(correlation, dict) else None
+    if inner is None and email is None:
+        return state, personal
+    clear = dict(state)
+    if inner is not None:
+        clear["signal"] = inner
+    if email is not None:
+        personal["correlation.email"] = email
+        clear["correlation"] = {k: v for k, v in correlation.items() if k != "email"}  # type: ignore[union-attr]
     return clear, personal
 
 

@@ -116,6 +116,11 @@ class DataKeys:
                 found[row["subject"]] = None if wrapped is None else self.ring.unwrap(bytes(wrapped), row["subject"])
         return found
 
+    def sealing_key(self, subject: str) -> bytes | None:
+        """One subject's key for sealing: the process's cache first (the signal path's common case)."""
+        key = self._sealing.get(subject)
+        return key if key is not None else self.for_sealing([subject])[subject]
+
     def for_sealing(self, subjects: Iterable[str]) -> dict[str, bytes | None]:
         """Each subject's key, created when it has none; None for a destroyed one (its fields are not kept)."""
         wanted = sorted(set(subjects))
