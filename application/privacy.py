@@ -89,12 +89,13 @@ class Privacy:
             clear[SEALED] = seal(personal, key, subject)
         return clear
 
-    def open_states(self, states: Iterable[dict[str, Any]]) -> None:
-        """Open every sealed state in place (one read of the keys for them all)."""
+    def open_states(self, states: Iterable[dict[str, Any]], cursor: Any = None) -> None:
+        """Open every sealed state in place (one read of the keys for them all; through ``cursor`` when the
+        caller holds a transaction of the store)."""
         sealed = [s for s in states if SEALED in s]
         if not sealed:
             return
-        keys = self.keys.for_opening({s[SUBJECT] for s in sealed})
+        keys = self.keys.for_opening({s[SUBJECT] for s in sealed}, cursor)
         for state in sealed:
             key = keys.get(state[SUBJECT])
             if key is None:

@@ -158,9 +158,10 @@ class ResponsesApp(Application[uuid.UUID]):
                 time.sleep(0.05 * (attempt + 1))
         sealing.run()
 
-    def open_states(self, states: Iterable[dict[str, Any]]) -> None:
-        """Open the sealed personal fields of journal states in place (CONTRACT §12)."""
-        self.privacy.open_states(states)
+    def open_states(self, states: Iterable[dict[str, Any]], cursor: Any = None) -> None:
+        """Open the sealed personal fields of journal states in place (CONTRACT §12); ``cursor``: read the keys
+        through it (a caller inside a transaction of the store)."""
+        self.privacy.open_states(states, cursor)
 
     # ---- mailings -------------------------------------------------------------------------------
 

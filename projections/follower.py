@@ -54,7 +54,9 @@ def apply_batch(
         decoded = read_journal(JournalSource.of(app), store.cursor, store.position, limit, stop)
         if not decoded:
             return 0
-        app.open_states(d for _, _, _, d in decoded)  # the views keep clear copies of names and addresses
+        # the views keep clear copies of names and addresses; the keys read through the batch's own connection (a
+        # second one asked for while this batch holds the writer waits behind whoever waits for the writer: a deadlock)
+        app.open_states((d for _, _, _, d in decoded), cursor=store.cursor)
         store.preload(*touched(decoded))
         projector = Projector(rules, store)
         for seq, oid, topic, data in decoded:

@@ -59,7 +59,7 @@ class ProjectionSource(Protocol):
     @property
     def views(self) -> ViewsMixin: ...
 
-    def open_states(self, states: Iterable[dict[str, Any]]) -> None:
+    def open_states(self, states: Iterable[dict[str, Any]], cursor: Any = None) -> None:
         """Open the sealed personal fields of journal states in place (``erased`` where their key is gone)."""
         ...
 

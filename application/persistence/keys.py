@@ -145,7 +145,7 @@ class DataKeys:
         answer.update(found)
         return answer
 
-    def for_opening(self, subjects: Iterable[str]) -> dict[str, bytes | None]:
+    def for_opening(self, subjects: Iterable[str], cursor: Any = None) -> dict[str, bytes | None]:
         """Each subject's key, None when destroyed or never made (nothing sealed under it can be opened)."""
         now = time.monotonic()
         wanted = sorted(set(subjects))
@@ -157,8 +157,11 @@ class DataKeys:
                     answer[s] = cached[1]
         missing = [s for s in wanted if s not in answer]
         if missing:
-            with self.datastore.transaction(commit=False) as c:
-                found = self._read(c, missing)
+            if cursor is not None:  # inside the caller's transaction: never a second connection (see the follower)
+                found = self._read(cursor, missing)
+            else:
+                with self.datastore.transaction(commit=False) as c:
+                    found = self._read(c, missing)
             with self._lock:
                 if len(self._opening) > 100_000:
                     self._opening.clear()

@@ -232,3 +232,28 @@ def test_simulate_against_a_running_service(tmp_path: Path, processes: list[Proc
     assert report["answers"]["accepted"] == report["events"]
     assert report["answers"]["duplicates"] == 100 * report["retried_batches"]
     assert report["summary"]["audience"] == 300
+
+
+def test_the_follower_opening_sealed_fields_never_blocks_a_writer(tmp_path: Path, processes: list[Process]) -> None:
+    """Seen in `make bench`: the follower opened sealed names through a second connection while its batch held
+    the writer; a request waiting for the writer held the pool's queue, so both waited 5 s and the request
+    answered 503. Audiences added and dispatched at once, as fast as a sender does it, answer 200."""
+    port = free_port()
+    env = service_env(f"sqlite:///{tmp_path / 'responses.db'}")
+    server = start(processes, "serve", responses_command("serve", "--port", str(port)), env, tmp_path)
+    http = Http(port)
+    http.wait_until_up(server)
+    for n in range(3):
+        mailing = f"fast-{n}"
+        http.ok("POST", "/v1/mailings", {"id": mailing, "name": mailing, "category": "bulk", "provider": "unione"})
+        for part in range(4):  # bodies under the tests' MAX_BODY_BYTES
+            audience = [
+                {"contact_id": f"c{n}-{part}-{i}", "email": f"u{n}-{part}-{i}@example.com", "name": f"Name {i}"}
+                for i in range(250)
+            ]
+            status, answer = http.call("POST", f"/v1/mailings/{mailing}/audience", {"recipients": audience})
+            assert status == 200, answer
+        status, answer = http.call("POST", f"/v1/mailings/{mailing}/dispatch", {})
+        assert status == 200, answer
+        assert len(answer["send"]) == 1000
+    assert server.stop() == 0
