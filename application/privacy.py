@@ -103,6 +103,18 @@ class Privacy:
             else:
                 merge_personal(state, open_sealed(state.pop(SEALED), key, state[SUBJECT]))
 
+    def warm(self, stored_states: Iterable[bytes]) -> None:
+        """Read the keys of the sealed ones among stored states in one query, before they are decoded one by
+        one (loading a chunk of recipients would otherwise read a key a recipient)."""
+        subjects = set()
+        for state in stored_states:
+            if b'"sealed"' in state:
+                subject = orjson.loads(state).get(SUBJECT)
+                if subject:
+                    subjects.add(subject)
+        if subjects:
+            self.keys.for_opening(subjects)
+
     def open_state(self, state: dict[str, Any]) -> dict[str, Any]:
         self.open_states([state])
         return state

@@ -87,6 +87,9 @@ class UnitOfWork:
         versions, facts, stored = self.app.journal_index.lean_read(lean)
         present = {i: lean[i] for i in lean if i in versions}
         to_domain = self.app.mapper.to_domain_event  # type: ignore[attr-defined]
+        privacy = getattr(self.app, "privacy", None)
+        if privacy is not None:  # the sealed names of the whole chunk's recipients: their keys in one read
+            privacy.warm(e.state for events in facts.values() for e in events)
         for i in lean:
             if i not in present:
                 self.loaded[i] = None

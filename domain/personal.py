@@ -71,8 +71,8 @@ def split_personal(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     signals' ``raw`` stays in clear."""
     personal: dict[str, Any] = {}
     clear = state
-    if "signal" in state and "name" not in state:  # a signal (the hot path): only its record holds personal fields
-        return _split_signal(state)
+    if "signal" in state and not any(name in state for name in _TOP) and "command" not in state:
+        return _split_signal(state)  # a signal or a parked one (the hot path): only its record and correlation hold any
     for name in _TOP:
         if state.get(name) is not None:
             if clear is state:

@@ -30,6 +30,8 @@ states = st.one_of(
     st.builds(lambda r, e: {"signal": r, "correlation": {"mailing_id": None, "email": e}, "subject": "address:h"}, records, text),
     st.fixed_dictionaries({"mailing_id": text, "contact_id": text, "name": st.none() | text, "email": st.none() | text}),
     st.builds(lambda e: {"command": {"op": "patch", "contact_id": "c", "email": e}}, text),
+    # a test send's kept payload: the address beside the signal (the fast path for signals must not skip it)
+    st.builds(lambda r, e: {"mailing_id": "m", "contact_id": "c", "email": e, "signal": r}, records, text),
 )
 
 
