@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from application.errors import NotFound
 from application.persistence.journal_index import JournalRedaction
+from application.persistence.schema import scrub_files
 from application.unit_of_work import UnitOfWork, now_utc
 from domain.aggregates import Contact, Job, contact_id_of, recipient_id
 from domain.personal import contact_subject, person_patterns, redact_text
@@ -144,8 +145,9 @@ class Erasures:
         names: set[str] = set()
         erased, unknown, total = 0, [], len(contact_ids) + 1
         for n, contact_id in enumerate(dict.fromkeys(contact_ids)):
-            if self.record(contact_id) is not None:
-                self._journal(contact_id, self.record(contact_id) or {})
+            done = self.record(contact_id)
+            if done is not None:
+                self._journal(contact_id, done)
                 erased += 1
             else:
                 try:
@@ -314,25 +316,12 @@ class Erasures:
         return bool(self.app.journal_index.versions([contact_id_of(contact_id)]))
 
     def _scrub_files(self) -> None:
-        """No old copy left in the store's files: SQLite's WAL checkpointed into the (zeroed) pages and
-        truncated; PostgreSQL's dead row versions vacuumed."""
-        app = self.app
-        if self.is_postgres:
-            tables = ["data_keys", ERASURES] + [
-                app.views.t(app.views.active_generation(), t)
-                for t in ("recipients", "contacts", "wave_sends", "side", "checkpoints")
-            ]
-            with app.views.datastore.get_connection() as conn:
-                conn.commit()
-                conn.autocommit = True
-                try:
-                    for table in tables:
-                        conn.execute(f"VACUUM {table}")
-                finally:
-                    conn.autocommit = False
-            return
-        with app.views.cursor(commit=False) as c:
-            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """No old copy left in the store's files (``schema.scrub_files``), of the tables an erasure rewrites."""
+        views = self.app.views
+        tables = ["data_keys", ERASURES] + [
+            views.t(views.active_generation(), t) for t in ("recipients", "contacts", "wave_sends", "side", "checkpoints")
+        ]
+        scrub_files(views.datastore, self.is_postgres, tables)
 
 
 def _answer(row: Any) -> dict[str, Any]:

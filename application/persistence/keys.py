@@ -16,7 +16,7 @@ import hmac
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -191,9 +191,10 @@ class DataKeys:
                 self._opening.pop(s, None)
 
 
-def ensure_key_file(path: Path) -> str:
-    """The base64 key kept in ``path``; made (mode 0600) when missing. Processes starting together agree on
-    one: each writes its candidate to a file of its own and links it into place, and the first link wins."""
+def ensure_key_file(path: Path, make: Callable[[], str] = new_key_text) -> str:
+    """The key kept in ``path`` (by default base64 of 32 random bytes, else what ``make`` gives); made (mode
+    0600) when missing. Processes starting together agree on one: each writes its candidate to a file of its
+    own and links it into place, and the first link wins."""
     try:
         existing = path.read_text(encoding="utf-8").strip()
     except OSError:
@@ -204,7 +205,7 @@ def ensure_key_file(path: Path) -> str:
     candidate = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
     fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(new_key_text() + "\n")
+        f.write(make() + "\n")
         f.flush()
         os.fsync(f.fileno())
     try:

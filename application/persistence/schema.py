@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 
@@ -40,3 +41,24 @@ def schema_lock(settings: Settings) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
+def scrub_files(datastore: Any, is_postgres: bool, tables: Sequence[str], vacuum_sqlite: bool = False) -> None:
+    """No old copy of rewritten rows left in the store's files (CONTRACT §12): PostgreSQL's dead row versions of
+    ``tables`` vacuumed; SQLite's WAL checkpointed into its (zeroed, ``secure_delete``) pages and truncated, and
+    with ``vacuum_sqlite`` the whole file rebuilt (free pages written before ``secure_delete`` was on)."""
+    if is_postgres:
+        with datastore.get_connection() as conn:
+            conn.commit()
+            conn.autocommit = True  # VACUUM runs outside a transaction
+            try:
+                for table in tables:
+                    conn.execute(f"VACUUM {table}")
+            finally:
+                conn.autocommit = False
+        return
+    with datastore.transaction(commit=False) as c:
+        c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if vacuum_sqlite:
+        with datastore.get_connection(commit=True) as conn:
+            conn._sqlite_conn.execute("VACUUM")

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from application.persistence.journal_index import JournalIndex, _uuid, key_digest
+from application.persistence.schema import scrub_files
 from domain.aggregates import address_id, email_bucket, unmatched_bucket_id
 from domain.personal import SEALED, SUBJECT, address_subject, contact_subject
 from projections.erasure import rekey_side
@@ -229,16 +230,4 @@ class JournalSealing:
 
     def _vacuum(self) -> None:
         """No free page or dead row version keeps a copy of what was rewritten."""
-        if self.index.is_postgres:
-            with self.index.recorder.datastore.get_connection() as conn:
-                conn.commit()
-                conn.autocommit = True
-                try:
-                    conn.execute(f"VACUUM {self.index.table}")
-                finally:
-                    conn.autocommit = False
-            return
-        with self.index.recorder.datastore.transaction(commit=False) as c:
-            c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        with self.index.recorder.datastore.get_connection(commit=True) as conn:
-            conn._sqlite_conn.execute("VACUUM")
+        scrub_files(self.index.recorder.datastore, self.index.is_postgres, [self.index.table], vacuum_sqlite=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -26,10 +25,10 @@ from flask import Flask, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 
+from application.persistence.keys import ensure_key_file
 from interface.shared import context
 from interface.shared.context import EXTENSION
 from interface.shared.guard import guard
-from interface.shared.token_file import read_token_file
 
 log = logging.getLogger("responses.web")
 
@@ -43,28 +42,9 @@ CSRF_FIELD = "csrf_token"
 
 
 def ensure_secret_file(path: Path = SECRET_FILE) -> str:
-    """The key kept in ``path``; made (mode 0600) when missing. Workers starting together agree on one:
-    each writes its candidate to a file of its own and links it into place, and the first link wins."""
-    existing = read_token_file(path)
-    if existing:
-        return existing
-    path.parent.mkdir(parents=True, exist_ok=True)
-    candidate = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(secrets.token_urlsafe(48) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    try:
-        os.link(candidate, path)
-    except FileExistsError:
-        pass  # another worker's key is in place: use it
-    finally:
-        os.unlink(candidate)
-    key = read_token_file(path)
-    if not key:
-        raise RuntimeError(f"{path} holds no key")
-    return key
+    """The session key kept in ``path``; made (mode 0600) when missing, workers starting together agreeing on
+    one (``ensure_key_file``, as the data keys' files)."""
+    return ensure_key_file(path, make=lambda: secrets.token_urlsafe(48))
 
 
 class WebSessionInterface(SecureCookieSessionInterface):
