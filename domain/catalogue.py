@@ -104,6 +104,11 @@ REASONS: tuple[str, ...] = (
     "ip_reputation",
     "recipient_blocked",
     "other",
+    "previously_bounced",
+    "sender_blocked",
+    "content_rejected",
+    "rate_limited",
+    "technical",
 )
 
 # Effects and whys of a fold step (CONTRACT §4).

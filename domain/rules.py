@@ -20,35 +20,15 @@ from typing import Any, cast
 import re2
 
 from domain.catalogue import CODES, REASONS, RESPONSES
+from domain.mappings import BUILTIN_MAPPINGS, MAPPING_FIELDS
+from domain.mappings.target import CONTACT_EFFECTS, Target
 from domain.signals import SYSTEM
-
-# Per provider, the status fields a mapping key may name, most specific first.
-MAPPING_FIELDS: dict[str, tuple[str, ...]] = {
-    "unione": ("delivery_status", "status"),
-    "elasticemail": ("category", "status"),
-    "sendgrid": ("type", "event"),
-}
 
 
 class InvalidRuleset(ValueError):
     def __init__(self, errors: dict[str, str]):
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a provider status maps to: a response code (or None: informational) and a reason."""
-
-    code: str | None
-    reason: str | None = None
-
-    def to_document(self) -> Any:
-        if self.code is None:
-            return None
-        if self.reason is None:
-            return self.code
-        return {"code": self.code, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -59,75 +39,6 @@ class ResponseRule:
     def to_document(self) -> dict[str, Any]:
         return {"final": True} if self.final else {"final": False, "priority": self.priority}
 
-
-def _t(code: str | None, reason: str | None = None) -> Target:
-    return Target(code, reason)
-
-
-def _many(keys: str, target: Target, field_name: str) -> dict[str, Target]:
-    return {f"{field_name}:{k}": target for k in keys.split()}
-
-
-DEFAULT_PROVIDER_MAPPINGS: dict[str, dict[str, Target]] = {
-    "unione": {
-        "status:delivered": _t("delivered"),
-        "status:opened": _t("opened"),
-        "status:clicked": _t("clicked"),
-        "status:unsubscribed": _t("unsubscribed"),
-        "status:spam": _t("spam_complaint"),
-        "status:soft_bounced": _t("soft_bounce", "will_retry"),
-        "status:hard_bounced": _t("hard_bounce", "other"),
-        "status:sent": _t(None),
-        "status:accepted": _t(None),
-        "status:subscribed": _t(None),
-        **_many(
-            "err_user_unknown err_user_inactive err_mailbox_discarded", _t("hard_bounce", "unknown_recipient"), "delivery_status"
-        ),
-        **_many("err_domain_inactive err_no_dns err_dest_invalid", _t("hard_bounce", "domain_not_found"), "delivery_status"),
-        **_many("err_mailbox_full err_too_large", _t("hard_bounce", "mailbox_problem"), "delivery_status"),
-        **_many("err_spam_rejected", _t("hard_bounce", "spam_reject"), "delivery_status"),
-        **_many(
-            "err_blacklisted err_unsubscribed err_spam_skipped err_spam_removed err_skip_letter skip_dup_*",
-            _t("rejected", "recipient_blocked"),
-            "delivery_status",
-        ),
-        **_many("err_lost err_internal err_src_invalid", _t("send_error"), "delivery_status"),
-    },
-    "elasticemail": {
-        "status:Sent": _t("delivered"),
-        "status:Opened": _t("opened"),
-        "status:Clicked": _t("clicked"),
-        "status:Unsubscribed": _t("unsubscribed"),
-        "status:AbuseReport": _t("spam_complaint"),
-        "status:Error": _t("send_error", "other"),
-        "category:NoMailbox": _t("invalid_address"),
-        "category:DNSProblem": _t("hard_bounce", "domain_not_found"),
-        **_many(
-            "GreyListed Throttled Timeout ConnectionProblem ConnectionTerminated AccountProblem",
-            _t("soft_bounce", "will_retry"),
-            "category",
-        ),
-        **_many("Spam ContentFilter", _t("soft_bounce", "spam_reject"), "category"),
-        **_many("BlackListed SPFProblem WhitelistingProblem", _t("soft_bounce", "ip_reputation"), "category"),
-        **_many("Ignore NotDelivered NotDeliveredCancelled ManualCancel CodeError", _t("send_error"), "category"),
-        "category:Unknown": _t("send_error", "other"),
-    },
-    "sendgrid": {
-        "event:processed": _t("queued"),
-        "event:delivered": _t("delivered"),
-        "event:open": _t("opened"),
-        "event:click": _t("clicked"),
-        "event:bounce": _t("hard_bounce", "other"),
-        "type:bounce": _t("hard_bounce", "other"),
-        "type:blocked": _t("soft_bounce", "other"),
-        "event:deferred": _t("soft_bounce", "will_retry"),
-        "event:dropped": _t("rejected", "recipient_blocked"),
-        "event:spamreport": _t("spam_complaint"),
-        "event:unsubscribe": _t("unsubscribed"),
-        "event:group_unsubscribe": _t("unsubscribed"),
-        "event:group_resubscribe": _t(None),
-    },
-}
 
 # A system signal's ``kind`` is its response code (anything else is informational): built once.
 _SYSTEM_TARGETS: dict[str, Target] = {code: Target(code) for code in RESPONSES}
@@ -216,7 +127,7 @@ class Ruleset:
     confirmation_timeout_hours: float = 48
     confirmation_timeout_response: str = "unknown_response"
     provider_mappings: Mapping[str, Mapping[str, Target]] = field(
-        default_factory=lambda: {p: dict(m) for p, m in DEFAULT_PROVIDER_MAPPINGS.items()}
+        default_factory=lambda: {p: dict(m) for p, m in BUILTIN_MAPPINGS.items()}
     )
 
     # ---- questions the fold asks -------------------------------------------------
@@ -560,17 +471,19 @@ class _Patch:
                 return None
             return Target(value, kept_reason)
         if isinstance(value, Mapping):
-            code, reason = value.get("code"), value.get("reason")
-            if set(value) - {"code", "reason"}:
-                self.errors[where] = "a mapping object has only code and reason"
+            code, reason, effect = value.get("code"), value.get("reason"), value.get("contact_effect")
+            if set(value) - {"code", "reason", "contact_effect"}:
+                self.errors[where] = "a mapping object has only code, reason and contact_effect"
             elif not isinstance(code, str) or code not in RESPONSES:
                 self.errors[where] = f"unknown response code {code!r}"
             elif reason is not None and reason not in REASONS:
                 self.errors[where] = f"unknown reason {reason!r} (one of {', '.join(REASONS)})"
+            elif effect is not None and effect not in CONTACT_EFFECTS:
+                self.errors[where] = f"unknown contact_effect {effect!r} (one of {', '.join(CONTACT_EFFECTS)}, or absent)"
             else:
-                return Target(code, reason)
+                return Target(code, reason, effect)
             return None
-        self.errors[where] = "a mapping is a response code, {code, reason} or null"
+        self.errors[where] = "a mapping is a response code, {code, reason, contact_effect} or null"
         return None
 
 

@@ -16,7 +16,7 @@ from functools import cached_property
 from typing import Any, overload
 
 SYSTEM = "system"  # dispatch outcomes and canonical signals from the sender
-PROVIDERS = ("unione", "elasticemail", "sendgrid")
+PROVIDERS = ("unione", "elasticemail", "sendgrid", "ses", "mailgun", "brevo", "postmark")
 SOURCES = PROVIDERS + (SYSTEM,)
 
 CONFIRMATION_CHECKED = "confirmation_checked"

@@ -287,6 +287,11 @@ REASONS = {
     "ip_reputation": ("sender IP reputation", "репутация IP отправителя"),
     "recipient_blocked": ("recipient blocked", "получатель заблокирован"),
     "other": ("other", "другое"),
+    "previously_bounced": ("previously bounced", "ранее был отказ"),
+    "sender_blocked": ("sender or campaign blocked", "заблокирован отправитель или рассылка"),
+    "content_rejected": ("content rejected", "содержимое отклонено"),
+    "rate_limited": ("rate limited", "превышен лимит скорости"),
+    "technical": ("technical failure", "техническая ошибка"),
 }
 
 # What a fold step did, as a sentence: (effect, why) → English and Russian.

@@ -127,6 +127,11 @@ def test_reasons_are_the_spec_reasons():
         "ip_reputation",
         "recipient_blocked",
         "other",
+        "previously_bounced",
+        "sender_blocked",
+        "content_rejected",
+        "rate_limited",
+        "technical",
     }
 
 

@@ -11,6 +11,7 @@ import pytest
 from domain.catalogue import RESPONSES
 from domain.contacts import ContactState, apply_signal_effect
 from domain.fold import Step
+from domain.mappings import MAPPING_FIELDS
 from domain.rules import (
     DEFAULT_RULESET,
     InvalidRuleset,
@@ -850,8 +851,8 @@ def test_every_invalid_mapping_is_reported_with_its_message():
     errors = errors_of(
         {
             "provider_mappings": {
-                "mailgun": {},
-                "postmark": {},
+                "mailjet": {},
+                "resend": {},
                 "sendgrid": 3,
                 "unione": {
                     "nocolon": "delivered",
@@ -863,27 +864,31 @@ def test_every_invalid_mapping_is_reported_with_its_message():
                     "status:c": {"code": "nope"},
                     "status:d": {"code": "delivered", "reason": "nope"},
                     "status:e": 5,
+                    "status:f": {"code": "rejected", "contact_effect": "forget"},
                 },
                 "elasticemail": {"bad": "delivered"},
             }
         }
     )
     reasons = (
-        "will_retry, unknown_recipient, mailbox_problem, spam_reject, domain_not_found, ip_reputation, recipient_blocked, other"
+        "will_retry, unknown_recipient, mailbox_problem, spam_reject, domain_not_found, ip_reputation, recipient_blocked, other,"
+        " previously_bounced, sender_blocked, content_rejected, rate_limited, technical"
     )
+    providers = ", ".join(MAPPING_FIELDS)
     assert errors == {
-        "provider_mappings.mailgun": "unknown provider (one of unione, elasticemail, sendgrid)",
-        "provider_mappings.postmark": "unknown provider (one of unione, elasticemail, sendgrid)",
+        "provider_mappings.mailjet": f"unknown provider (one of {providers})",
+        "provider_mappings.resend": f"unknown provider (one of {providers})",
         "provider_mappings.sendgrid": "must be an object",
         "provider_mappings.unione.nocolon": "a mapping key is field:value",
         "provider_mappings.unione.status:": "a mapping key is field:value",
         "provider_mappings.unione.weird:x": "unknown key field 'weird' (one of delivery_status, status)",
         "provider_mappings.unione.other:x": "unknown key field 'other' (one of delivery_status, status)",
         "provider_mappings.unione.status:a": "unknown response code 'nope'",
-        "provider_mappings.unione.status:b": "a mapping object has only code and reason",
+        "provider_mappings.unione.status:b": "a mapping object has only code, reason and contact_effect",
         "provider_mappings.unione.status:c": "unknown response code 'nope'",
         "provider_mappings.unione.status:d": f"unknown reason 'nope' (one of {reasons})",
-        "provider_mappings.unione.status:e": "a mapping is a response code, {code, reason} or null",
+        "provider_mappings.unione.status:e": "a mapping is a response code, {code, reason, contact_effect} or null",
+        "provider_mappings.unione.status:f": "unknown contact_effect 'forget' (one of unsubscribe, suppress, or absent)",
         "provider_mappings.elasticemail.bad": "a mapping key is field:value",
     }
     assert errors_of({"provider_mappings": []}) == {"provider_mappings": "must be an object of provider → {field:value → code}"}

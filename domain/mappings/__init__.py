@@ -1,0 +1,24 @@
+"""Provider status mappings as data: one module a provider (CONTRACT §6, §7).
+
+Each module names the status fields a mapping key may use (``FIELDS``, most specific
+first) and its built-in mapping. A ruleset version without a mapping for a provider
+uses the built-in one, so a provider added later works under every version.
+"""
+
+from __future__ import annotations
+
+from domain.mappings import elasticemail, sendgrid, unione
+from domain.mappings.target import Target
+
+MAPPING_FIELDS: dict[str, tuple[str, ...]] = {
+    "unione": unione.FIELDS,
+    "elasticemail": elasticemail.FIELDS,
+    "sendgrid": sendgrid.FIELDS,
+}
+
+# The built-in mappings of ruleset version 1, every provider.
+BUILTIN_MAPPINGS: dict[str, dict[str, Target]] = {
+    "unione": unione.VERSION_1,
+    "elasticemail": elasticemail.VERSION_1,
+    "sendgrid": sendgrid.VERSION_1,
+}
