@@ -97,6 +97,10 @@ class AudienceCsvArgsSchema(LangArgsSchema):
     response = Text(
         load_default=None, validate=validate.OneOf(CODES), metadata={"description": "only recipients with this response code"}
     )
+    excel = ma.fields.Boolean(
+        load_default=False,
+        metadata={"description": "for spreadsheets: UTF-8 with a BOM, `;` between cells, headers in `lang`"},
+    )
 
 
 class AudienceItemSchema(ma.Schema):
@@ -303,7 +307,7 @@ def audience(args: dict[str, Any], mailing_id: str) -> dict[str, Any]:
 @blp.arguments(AudienceCsvArgsSchema, location="query")
 @blp.alt_response(404, schema=ErrorSchema)
 def audience_csv(args: dict[str, Any], mailing_id: str) -> Any:
-    return audience_csv_response(fresh_views(), mailing_id, args["response"], args["lang"])
+    return audience_csv_response(fresh_views(), mailing_id, args["response"], args["lang"], args["excel"])
 
 
 @blp.route("/<mailing_id>/dispatch", methods=["POST"])

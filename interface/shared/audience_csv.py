@@ -3,6 +3,10 @@
 Streamed a page of the views at a time (never the whole audience in memory). A cell that a
 spreadsheet would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
 return) is defused with a leading apostrophe (OWASP's CSV injection advice).
+
+``excel=True`` writes the form a spreadsheet in a Russian (or any comma-decimal) locale opens
+cell by cell: a UTF-8 byte-order mark, ``;`` between cells and headers in the page's language
+(CONTRACT §9). Without it the CSV stays as it always was.
 """
 
 from __future__ import annotations
@@ -20,6 +24,23 @@ from application.queries import MAX_PAGE, Queries
 
 COLUMNS = ("contact_id", "name", "email", "response", "response_name", "reason", "opens", "clicks", "updated_at", "erased_at")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+BOM = "\ufeff"
+# The column headers of the spreadsheet form, by language (the plain CSV keeps the codes above).
+HEADERS: dict[str, tuple[str, ...]] = {
+    "en": ("Contact", "Name", "Email", "Response code", "Response", "Reason", "Opens", "Clicks", "Updated", "Erased"),
+    "ru": (
+        "Контакт",
+        "Имя",
+        "Email",
+        "Код отклика",
+        "Отклик",
+        "Причина",
+        "Открытия",
+        "Переходы",
+        "Обновлено",
+        "Удалён",
+    ),
+}
 
 
 def defuse(value: Any) -> str:
@@ -53,10 +74,15 @@ def audience_rows(queries: Queries, mailing_id: str, response: str | None, lang:
             return
 
 
-def audience_csv(queries: Queries, mailing_id: str, response: str | None, lang: str) -> Iterator[str]:
+def audience_csv(queries: Queries, mailing_id: str, response: str | None, lang: str, excel: bool = False) -> Iterator[str]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
+    if excel:
+        buffer.write(BOM)
+        writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+        writer.writerow(HEADERS.get(lang, HEADERS["en"]))
+    else:
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(COLUMNS)
     for n, row in enumerate(audience_rows(queries, mailing_id, response, lang), start=1):
         writer.writerow(row)
         if n % 500 == 0:
@@ -66,13 +92,13 @@ def audience_csv(queries: Queries, mailing_id: str, response: str | None, lang: 
     yield buffer.getvalue()
 
 
-def audience_csv_response(queries: Queries, mailing_id: str, response: str | None, lang: str) -> Response:
+def audience_csv_response(queries: Queries, mailing_id: str, response: str | None, lang: str, excel: bool = False) -> Response:
     queries.require_mailing(mailing_id)  # an unknown mailing is a 404 before anything streams
     ascii_name = re.sub(r"[^A-Za-z0-9._-]+", "_", mailing_id)[:80] or "mailing"
-    suffix = f"-{response}" if response else ""
+    suffix = (f"-{response}" if response else "") + ("-excel" if excel else "")
     disposition = f"attachment; filename=\"{ascii_name}-audience{suffix}.csv\"; filename*=UTF-8''{quote(mailing_id, safe='')}-audience{suffix}.csv"
     return Response(
-        audience_csv(queries, mailing_id, response, lang),
+        audience_csv(queries, mailing_id, response, lang, excel),
         mimetype="text/csv",
         headers={"Content-Disposition": disposition, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )

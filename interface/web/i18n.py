@@ -83,6 +83,8 @@ RU: dict[str, str] = {
     "All responses": "Все отклики",
     "Filter": "Фильтр",
     "Export CSV": "Выгрузить CSV",
+    "Export for Excel": "Выгрузить для Excel",
+    "UTF-8 with a BOM, cells separated by ;": "UTF-8 с BOM, ячейки разделены «;»",
     "No recipients match.": "Нет подходящих получателей.",
     "recipients": "получателей",
     "Delivery errors": "Диаграмма ошибок отправки",

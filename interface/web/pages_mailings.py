@@ -74,7 +74,8 @@ def mailing(mailing_id: str) -> Any:
 
 @bp.get("/mailings/<mailing_id>/audience.csv")
 def mailing_csv(mailing_id: str) -> Response:
-    return audience_csv_response(fresh_views(), mailing_id, _choice("response", CODES), current_lang())
+    excel = request.args.get("excel") in ("1", "true")
+    return audience_csv_response(fresh_views(), mailing_id, _choice("response", CODES), current_lang(), excel)
 
 
 # ---- results: the delivery-error diagram and the funnel ---------------------------------------------

@@ -70,3 +70,24 @@ def test_the_csv_route_answers_its_errors_in_the_apis_shape(api: FlaskClient, cl
     make_mailing(api, [{"contact_id": "c-1"}])
     r = api.get("/v1/mailings/csv-m/audience.csv?response=nope")
     assert r.status_code == 422 and "response" in error_of(r)["details"]
+
+
+def test_the_spreadsheet_form_opens_cell_by_cell_in_a_russian_excel(api: FlaskClient, browser: FlaskClient) -> None:
+    make_mailing(api, [{"contact_id": "c-1", "name": "Анна; «Ромашка»", "email": "anna@example.com"}, {"contact_id": "c-2"}])
+    r = api.get("/v1/mailings/csv-m/audience.csv?excel=1&lang=ru")
+    assert r.status_code == 200 and 'filename="csv-m-audience-excel.csv"' in r.headers["Content-Disposition"]
+    data = r.get_data()
+    assert data.startswith("\ufeff".encode()), "a byte-order mark: Excel reads UTF-8, not the locale's code page"
+    text = data.decode("utf-8")[1:]
+    assert text.splitlines()[0] == "Контакт;Имя;Email;Код отклика;Отклик;Причина;Открытия;Переходы;Обновлено;Удалён"
+    got = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
+    assert got[1][:5] == ["c-1", "Анна; «Ромашка»", "anna@example.com", "planned", "В планах"], "a ; inside a cell is quoted"
+    assert len(got) == 3 and all(len(row) == 10 for row in got)
+    english = api.get("/v1/mailings/csv-m/audience.csv?excel=1").get_data(as_text=True)
+    assert english.lstrip("\ufeff").startswith("Contact;Name;Email;Response code;Response;")
+    plain = api.get("/v1/mailings/csv-m/audience.csv?lang=ru").get_data()
+    assert plain.startswith(b"contact_id,name,"), "without excel=1 the CSV stays as it was"
+    page = browser.get("/mailings/csv-m/audience.csv?excel=1&lang=ru")
+    assert page.get_data() == data
+    audience_page = browser.get("/mailings/csv-m?tab=audience&lang=ru").get_data(as_text=True)
+    assert "Выгрузить для Excel" in audience_page and "excel=1" in audience_page
