@@ -227,7 +227,7 @@ class Queries:
         return url
 
     def link_clickers(self, mailing_id: str) -> int:
-        """Unique clickers summed over every link of the mailing (the click map's shares are of this)."""
+        """The recipients who clicked any link of the mailing (the click map's shares are of this)."""
         return self.reads.link_clickers(mailing_id)
 
     # ---- contacts ------------------------------------------------------------------------

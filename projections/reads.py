@@ -252,8 +252,10 @@ class ViewReads:
         return str(rows[0]["url"]) if rows else None
 
     def link_clickers(self, mailing_id: str) -> int:
-        """Unique clickers summed over every link of the mailing."""
-        rows = self._fetch(f"SELECT COUNT(*) AS n FROM {self._t('link_clicks')} WHERE mailing_id = ?", (mailing_id,))
+        """The recipients who clicked any link of the mailing (each once, however many links they clicked)."""
+        rows = self._fetch(
+            f"SELECT COUNT(DISTINCT contact_id) AS n FROM {self._t('link_clicks')} WHERE mailing_id = ?", (mailing_id,)
+        )
         return int(rows[0]["n"]) if rows else 0
 
     # ---- contacts --------------------------------------------------------------------------------

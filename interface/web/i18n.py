@@ -110,8 +110,10 @@ RU: dict[str, str] = {
     "Each recipient counts once, in the hour of their first open or first click (provider time), from the start at %(start)s.": "Каждый получатель учтён один раз — в час первого открытия или перехода (время провайдера), от старта %(start)s.",
     "Click map": "Карта кликов",
     "URL": "URL",
-    "Unique recipients": "Уникальные получатели",
-    "Share of unique clicks": "Доля уникальных переходов",
+    "All clicks, repeats included": "Все переходы, с повторами",
+    "Recipients who clicked it": "Получатели, перешедшие по ней",
+    "Share of the recipients who clicked any link": "Доля от получателей, перешедших по любой ссылке",
+    "A recipient may click several links, so the shares add up to more than 100 %.": "Получатель может перейти по нескольким ссылкам, поэтому сумма долей больше 100 %.",
     "No clicks yet.": "Переходов пока нет.",
     "Unsubscribe links are not clicks (rules: unsubscribe_url_patterns).": "Ссылки отписки — не переходы (правила: unsubscribe_url_patterns).",
     # history

@@ -172,10 +172,10 @@ def engagement(views: Queries, mailing_id: str) -> dict[str, Any]:
 # ---- links ------------------------------------------------------------------------------------------------
 
 
-def click_map(links: dict[str, Any], unique_total: int) -> dict[str, Any]:
-    """A page of the click map; each link's share is of the unique clickers of every link (all pages)."""
-    out = [{**r, "share": (r["unique_clicks"] / unique_total) if unique_total else None} for r in links["links"]]
-    return {"links": out, "unique_link_clicks": unique_total, "links_next": links["next"]}
+def click_map(links: dict[str, Any], clickers: int) -> dict[str, Any]:
+    """A page of the click map; each link's share is of the recipients who clicked any link (all pages)."""
+    out = [{**r, "share": (r["unique_clicks"] / clickers) if clickers else None} for r in links["links"]]
+    return {"links": out, "link_clickers": clickers, "links_next": links["next"]}
 
 
 # ---- a recipient's audit history -----------------------------------------------------------------------------

@@ -4,12 +4,14 @@ formatting of numbers and times the templates see."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from flask import render_template, request
+from markupsafe import Markup, escape
 
 from domain.signals import parse_iso
 from interface.web import i18n
@@ -27,6 +29,14 @@ class PageError(Exception):
 
 def _(text: str, **values: object) -> str:
     return i18n.translate(text, current_lang(), **values)
+
+
+_CODE_SPAN = re.compile(r"`([^`\n]{1,200})`")
+
+
+def code_spans(text: str) -> Markup:
+    """A sentence whose `command` spans show as code, not as raw backticks (the rest escaped)."""
+    return Markup(_CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", str(escape(text))))
 
 
 def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:

@@ -19,7 +19,7 @@ from application.queries import BadCursor
 from domain.catalogue import RESPONSES
 from interface.shared.errors import ApiError
 from interface.web import i18n, pages_auth, pages_contacts, pages_inbox, pages_mailings, pages_rules
-from interface.web.rendering import PageError, _, localtime, num, page, pct, pretty, safe_next, url_with
+from interface.web.rendering import PageError, _, code_spans, localtime, num, page, pct, pretty, safe_next, url_with
 from interface.web.session import (
     configure_sessions,
     csrf_ok,
@@ -57,6 +57,7 @@ def site_blueprint() -> Blueprint:
     for error, handler in ERROR_PAGES:
         site.register_error_handler(error, handler)
     site.app_context_processor(template_values)
+    site.add_app_template_filter(code_spans, "code_spans")
     for area in AREAS:
         site.register_blueprint(area)
     return site
@@ -99,8 +100,25 @@ def security_headers(response: Response) -> Response:
 # ---- errors as pages --------------------------------------------------------------------------------
 
 
+# What was not found, as a sentence in each language (Russian needs the word's gender and case).
+NOT_FOUND_SENTENCES = {
+    "mailing": ("No mailing “{key}”", "Рассылка «{key}» не найдена"),
+    "contact": ("No contact “{key}”", "Контакт «{key}» не найден"),
+    "recipient": ("No recipient “{key}”", "Получатель «{key}» не найден"),
+    "ruleset version": ("No ruleset version “{key}”", "Версия правил «{key}» не найдена"),
+    "job": ("No job “{key}”", "Задача «{key}» не найдена"),
+    "wave": ("No wave “{key}”", "Волна «{key}» не найдена"),
+}
+
+
+def not_found_sentence(what: str, key: str, lang: str) -> str:
+    en, ru = NOT_FOUND_SENTENCES.get(what, ("No {what} “{key}”", "Не найдено: {what} «{key}»"))
+    return (ru if lang == "ru" else en).format(what=what, key=key)
+
+
 def not_found(error: NotFound) -> tuple[str, int]:
-    return render_template("error.html", message=f"{error.what} “{error.key}” — {_('not found')}", title=_("Not found")), 404
+    message = not_found_sentence(error.what, str(error.key), current_lang())
+    return render_template("error.html", message=message, title=_("Not found")), 404
 
 
 def page_error(error: PageError) -> tuple[str, int]:

@@ -144,8 +144,15 @@ def test_the_links_tab_shows_the_top_100_and_a_next_link(
     assert following.status_code == 200
     assert re.findall(r'<tr data-url="([^"]+)">', following.get_data(as_text=True)) == [link["url"] for link in expected[100:]]
     assert '<a rel="next"' not in following.get_data(as_text=True)
-    share_total = re.search(r"Share of unique clicks \(([^)]*)\)", html)
-    assert share_total and int(re.sub(r"\D", "", share_total.group(1))) == sum(link["unique_clicks"] for link in expected)
+    # Issue 18: the shares were of recipient-link pairs (here 300) beside a tile of 5 unique clickers.
+    share_total = re.search(r"Share of the recipients who clicked any link \(([^)]*)\)", html)
+    clickers = len({contact for _url, contact in planned_clicks(150)})
+    assert share_total and int(re.sub(r"\D", "", share_total.group(1))) == clickers == 5
+    assert api.get(f"/v1/mailings/{MAILING}/summary").json["unique_clicks"] == clickers, "the page agrees with the summary"
+    first = expected[0]
+    assert re.search(r'<tr data-url="' + re.escape(first["url"]) + r'">.*?<meter[^>]*value="([0-9.]+)"', html, re.S).group(1) == (
+        f"{first['unique_clicks'] / clickers:.4f}"
+    )
 
 
 def test_a_limit_outside_1_to_1000_is_refused(app: ResponsesApp, api: FlaskClient, client_raw: FlaskClient) -> None:
