@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -182,6 +182,37 @@ class Queries:
             ],
         }
 
+    def clock_timeline(self, mailing_id: str, hours: int, zone: tzinfo) -> dict[str, Any]:
+        """First opens and first clicks on the clock of ``zone`` (CONTRACT §9): from the start of the hour
+        (or, over 72 hours, of the day) the mailing started in, to ``hours`` after its start. Each bucket
+        is a sum of the per-minute engagement rows; a time zone a quarter of an hour off UTC (+05:30,
+        +05:45) splits hours at its own boundaries. ``unit`` is ``hour`` or ``day``; ``at`` is the
+        bucket's local start."""
+        mailing = self.require_mailing(mailing_id)
+        start = parse_iso(mailing["started_at"]) or parse_iso(self.reads.first_sent_at(mailing_id))
+        unit = "day" if hours > CLOCK_HOURS_UP_TO else "hour"
+        if start is None:
+            return {"start": None, "unit": unit, "buckets": []}
+        start, end = start.astimezone(UTC), start.astimezone(UTC) + timedelta(hours=hours)
+        slots = clock_slots(start, end, zone, unit)
+        index = {local: i for i, local in enumerate(slots)}
+        opens, clicks = [0] * len(slots), [0] * len(slots)
+        first = slots[0].astimezone(UTC)
+        rows = self.reads.engagement_minutes(mailing_id, "00000000", minute_text(first), minute_text(end - timedelta(minutes=1)))
+        for r in rows:
+            at = datetime.fromisoformat(r["minute"]).replace(tzinfo=UTC)
+            i = index.get(slot_of(at, zone, unit))
+            if i is not None and first <= at < end:
+                opens[i] += int(r["first_opens"])
+                clicks[i] += int(r["first_clicks"])
+        return {
+            "start": iso(start),
+            "unit": unit,
+            "buckets": [
+                {"at": local.isoformat(), "first_opens": opens[i], "first_clicks": clicks[i]} for i, local in enumerate(slots)
+            ],
+        }
+
     def _first_per_hour(self, mailing_id: str, start: datetime, hours: int) -> tuple[list[int], list[int]]:
         """Recipients whose first open and first click fall in each hour since ``start``, summed from the
         per-minute engagement buckets of the range (``ViewReads.engagement_minutes``). Each minute is split at
@@ -319,6 +350,32 @@ class Queries:
                 item["reason"] = unmatched_reason(r["source"], r["provider"])
             items.append(item)
         return {"items": items, "next": self._next(rows, limit)}
+
+
+CLOCK_HOURS_UP_TO = 72  # a longer range is bucketed by day
+_QUARTER = timedelta(minutes=15)  # every UTC offset in use is a multiple of a quarter of an hour
+
+
+def slot_of(at: datetime, zone: tzinfo, unit: str) -> datetime:
+    """The local start of the clock hour (or day) ``at`` falls in."""
+    local = at.astimezone(zone)
+    if unit == "day":
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return local.replace(minute=0, second=0, microsecond=0)
+
+
+def clock_slots(start: datetime, end: datetime, zone: tzinfo, unit: str) -> list[datetime]:
+    """Every local hour (or day) from the one ``start`` falls in to the one before ``end``, in order."""
+    slots: list[datetime] = []
+    at = start.replace(second=0, microsecond=0) - timedelta(minutes=start.minute % 15)
+    floor = slot_of(start, zone, unit).astimezone(UTC)
+    at = min(at, floor)
+    while at < end:
+        slot = slot_of(at, zone, unit)
+        if not slots or slot != slots[-1]:
+            slots.append(slot)
+        at += _QUARTER
+    return slots
 
 
 def minute_text(at: datetime) -> str:

@@ -10,10 +10,10 @@ puts beside it. Each bar is a ``rect`` with ``class="bar"``, ``data-label`` and 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from domain.catalogue import GROUPS, RESPONSES
+from domain.catalogue import GROUPS, REASONS, RESPONSES
 from domain.rules import Ruleset
 from interface.web.i18n import group_name, response_name, translate
 
@@ -30,6 +30,25 @@ BLUE, ORANGE, GREEN, SKY, VERMILLION, PURPLE, YELLOW, GREY = (
 )
 SERIES = (BLUE, ORANGE, GREEN, PURPLE, SKY, VERMILLION, YELLOW, GREY)
 GROUP_COLOURS = {"preparing": SKY, "delivered": GREEN, "not_delivered": ORANGE, "not_sent": PURPLE}
+# One colour a reason on every chart (the palette's seven, then darker tones of them; "none": grey).
+_REASON_PALETTE = (
+    BLUE,
+    ORANGE,
+    GREEN,
+    PURPLE,
+    SKY,
+    VERMILLION,
+    YELLOW,
+    "#004B75",
+    "#8A5F00",
+    "#005C45",
+    "#8E4A73",
+    "#2B7AA6",
+    "#8F3F00",
+)
+REASON_COLOURS: dict[str, str] = {reason: _REASON_PALETTE[i % len(_REASON_PALETTE)] for i, reason in enumerate(REASONS)} | {
+    "none": GREY
+}
 
 Number = int | float
 
@@ -82,16 +101,25 @@ def _truncate(text: str, chars: int) -> str:
     return text if len(text) <= chars else text[: chars - 1] + "…"
 
 
-def nice_max(value: float, ticks: int = 4) -> int:
-    """A round axis maximum at or above ``value`` whose ``ticks`` steps are whole round numbers (1, 2, 5 × 10^n)."""
-    if value <= 0:
-        return ticks
-    raw = value / ticks
-    power = 10 ** max(0, math.floor(math.log10(raw))) if raw >= 1 else 1
-    for step in (1, 2, 5, 10):
-        if raw <= step * power:
-            return int(step * power * ticks)
-    return int(10 * power * ticks)
+NICE = (1.0, 2.0, 2.5, 5.0, 10.0)
+
+
+def nice_scale(peak: float) -> tuple[int, int]:
+    """An axis for counts up to ``peak``: (top, steps). The top is the next "nice" value at or above the
+    peak (1, 2, 2.5 or 5 × 10ⁿ; a whole number), divided into 4 or 5 whole steps (fewer for tiny tops)."""
+    if peak <= 1:
+        return 1, 1
+    power = 10 ** math.floor(math.log10(peak))
+    top = next(int(m * power) for m in NICE if m * power >= peak and float(m * power).is_integer())
+    for steps in (5, 4, 2):
+        if top % steps == 0 and _is_nice(top // steps):
+            return top, steps
+    return top, 1
+
+
+def _is_nice(value: int) -> bool:
+    power = 10 ** math.floor(math.log10(value))
+    return value / power in NICE
 
 
 # ---- horizontal bars: the delivery funnel ------------------------------------------------------------
@@ -116,7 +144,14 @@ class HBarChart:
     bars: tuple[HBar, ...]
 
 
-def hbar_chart(chart_id: str, title: str, desc: str, rows: Sequence[tuple[str, int]], colour: str = BLUE) -> HBarChart:
+def hbar_chart(
+    chart_id: str,
+    title: str,
+    desc: str,
+    rows: Sequence[tuple[str, int]],
+    colour: str = BLUE,
+    fmt: Callable[[int], str] = str,
+) -> HBarChart:
     """Horizontal bars, one a row: the delivery funnel."""
     label_w, bar_w, row_h, top = 170, 380, 30, 10
     width, height = label_w + bar_w + 90, top + row_h * max(1, len(rows)) + 10
@@ -134,7 +169,7 @@ def hbar_chart(chart_id: str, title: str, desc: str, rows: Sequence[tuple[str, i
                 y + 5,
                 w,
                 row_h - 10,
-                Label(label_w + w + 6, y + 19, str(value)),
+                Label(label_w + w + 6, y + 19, fmt(value)),
             )
         )
     return HBarChart(Frame(chart_id, width, height, title, desc), colour, tuple(bars))
@@ -176,11 +211,13 @@ def stacked_hbar_chart(
     desc: str,
     rows: Sequence[tuple[str, Sequence[tuple[str, str, int]]]],
     legend: Sequence[tuple[str, str]],
+    fmt: Callable[[int], str] = str,
 ) -> StackedHBarChart:
     """Horizontal bars split into segments: the delivery-error diagram (a response a row, its reasons as segments).
 
-    ``rows``: (label, [(segment key, segment label, value)]); ``legend``: (segment key, label), in colour order."""
-    colours = {key: SERIES[i % len(SERIES)] for i, (key, _) in enumerate(legend)}
+    ``rows``: (label, [(segment key, segment label, value)]); ``legend``: (segment key, label). A reason's
+    segment has the reason's colour on every chart (``REASON_COLOURS``); another key one of the series."""
+    colours = {key: REASON_COLOURS.get(key, SERIES[i % len(SERIES)]) for i, (key, _) in enumerate(legend)}
     label_w, bar_w, row_h, top = 250, 330, 30, 10
     legend_h = 22 * math.ceil(len(legend) / 3) if legend else 0
     width = label_w + bar_w + 80
@@ -197,7 +234,7 @@ def stacked_hbar_chart(
             x += w
         total = sum(v for _, _, v in parts)
         bars.append(
-            StackedBar(label, Label(label_w - 8, y + 19, _truncate(label, 38)), tuple(segments), Label(x + 6, y + 19, str(total)))
+            StackedBar(label, Label(label_w - 8, y + 19, _truncate(label, 32)), tuple(segments), Label(x + 6, y + 19, fmt(total)))
         )
     ly = top + row_h * max(1, len(rows)) + 10
     swatches = []
@@ -255,31 +292,36 @@ class HourlyChart:
 
 
 def hourly_chart(
-    chart_id: str, title: str, desc: str, buckets: Sequence[tuple[str, str, int, int]], labels: tuple[str, str]
+    chart_id: str,
+    title: str,
+    desc: str,
+    buckets: Sequence[tuple[str | None, str, int, int]],
+    labels: tuple[str, str],
+    fmt: Callable[[int], str] = str,
 ) -> HourlyChart:
-    """Grouped vertical bars per hour: first opens (blue) and first clicks (orange).
+    """Grouped vertical bars a bucket (a clock hour or a day): first opens (blue) and first clicks (orange).
 
-    ``buckets``: (tick label, full label, first opens, first clicks); ``labels``: the two series' names."""
-    left, right, top, bottom = 48, 12, 28, 46
-    hours = max(1, len(buckets))
-    plot_w = 960 if hours <= 240 else 1200
+    ``buckets``: (tick label or None for no tick, full label, first opens, first clicks); ``labels``: the two
+    series' names; ``fmt``: how a number is written in the page's language."""
+    left, right, top, bottom = 56, 12, 28, 46
+    slots_n = max(1, len(buckets))
+    plot_w = 960
     plot_h = 220
     width, height = left + plot_w + right, top + plot_h + bottom
-    slot = plot_w / hours
+    slot = plot_w / slots_n
     bar = max(1.0, slot * 0.4)
-    top_value = nice_max(max([max(o, c) for _, _, o, c in buckets] + [1]))
+    top_value, steps = nice_scale(max([max(o, c) for _, _, o, c in buckets] + [1]))
     grid = []
-    for k in range(5):
-        y = top + plot_h - plot_h * k / 4
-        grid.append(GridLine(left, left + plot_w, y, Label(left - 6, y + 4, str(int(top_value * k / 4)))))
-    every = max(1, math.ceil(hours / 12))
+    for k in range(steps + 1):
+        y = top + plot_h - plot_h * k / steps
+        grid.append(GridLine(left, left + plot_w, y, Label(left - 6, y + 4, fmt(top_value * k // steps))))
     slots = []
     for h, (tick, full, opens, clicks) in enumerate(buckets):
         x = left + h * slot
         opens_h, clicks_h = plot_h * opens / top_value, plot_h * clicks / top_value
         pair = (
             HourBar(
-                "opens", h, opens, x + slot * 0.1, top + plot_h - opens_h, bar, opens_h, BLUE, f"{full}: {opens} {labels[0]}"
+                "opens", h, opens, x + slot * 0.1, top + plot_h - opens_h, bar, opens_h, BLUE, f"{full}: {fmt(opens)} {labels[0]}"
             ),
             HourBar(
                 "clicks",
@@ -290,10 +332,10 @@ def hourly_chart(
                 bar,
                 clicks_h,
                 ORANGE,
-                f"{full}: {clicks} {labels[1]}",
+                f"{full}: {fmt(clicks)} {labels[1]}",
             ),
         )
-        mark = Tick(x, top + plot_h, top + plot_h + 5, Label(x, top + plot_h + 18, tick)) if h % every == 0 else None
+        mark = Tick(x, top + plot_h, top + plot_h + 5, Label(x, top + plot_h + 18, tick)) if tick is not None else None
         slots.append(HourSlot(pair, mark))
     axis = Line(left, top + plot_h, left + plot_w, top + plot_h)
     legend = tuple(

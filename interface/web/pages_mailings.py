@@ -17,7 +17,7 @@ from interface.shared.context import fresh_views, service
 from interface.shared.fields import plus_restored
 from interface.web import charts
 from interface.web.i18n import reason_name, response_name
-from interface.web.rendering import PageError, _, page, to_local
+from interface.web.rendering import PageError, _, num, page, to_local
 from interface.web.session import current_lang, current_tz
 
 bp = Blueprint("mailings", __name__)
@@ -28,6 +28,7 @@ LINKS_PAGE = 100  # the links tab: the top links, a page at a time
 TABS = ("audience", "results", "engagement", "links")
 MAX_HOURS = 24 * 31
 HOUR_CHOICES = (24, 48, 72, 168, 336, 720)
+DEFAULT_HOURS = 24
 
 
 def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
@@ -110,6 +111,7 @@ def results_charts(summary: dict[str, Any]) -> dict[str, Any]:
             _("Responses of the groups not sent and not delivered, each split by reason."),
             [(row["name"], row["segments"]) for row in error_rows],
             legend,
+            num,
         )
         if error_rows
         else None
@@ -127,6 +129,7 @@ def results_charts(summary: dict[str, Any]) -> dict[str, Any]:
         _("Audience, sent, delivered, opened (unique), clicked (unique)."),
         [(label, value) for _key, label, value in funnel],
         charts.BLUE,
+        num,
     )
     return {"error_rows": error_rows, "error_chart": error_chart, "funnel": funnel, "funnel_chart": funnel_chart}
 
@@ -134,39 +137,76 @@ def results_charts(summary: dict[str, Any]) -> dict[str, Any]:
 # ---- opens and clicks per hour -------------------------------------------------------------------------
 
 
+TICKS_AT_MOST = 12
+HOUR_TICK_STEPS = (1, 2, 3, 6, 12, 24)
+DAY_TICK_STEPS = (1, 2, 7, 14)
+
+
 def engagement(views: Queries, mailing_id: str) -> dict[str, Any]:
+    """First opens and clicks on the viewer's clock: clock hours (days beyond 72 h) in their time zone."""
     try:
-        hours = int(request.args.get("hours") or 48)
+        hours = int(request.args.get("hours") or DEFAULT_HOURS)
     except ValueError:
         raise PageError(400, f"hours: a whole number from 1 to {MAX_HOURS}") from None
     if not 1 <= hours <= MAX_HOURS:
         raise PageError(400, f"hours: a whole number from 1 to {MAX_HOURS}")
-    timeline = views.timeline(mailing_id, hours)
+    lang = current_lang()
+    timeline = views.clock_timeline(mailing_id, hours, ZoneInfo(current_tz()))
+    by_day = timeline["unit"] == "day"
+    slots = [datetime.fromisoformat(b["at"]) for b in timeline["buckets"]]
+    every = next((n for n in (DAY_TICK_STEPS if by_day else HOUR_TICK_STEPS) if len(slots) / n <= TICKS_AT_MOST), 24)
     buckets = []
-    for b in timeline["buckets"]:
-        local = to_local(b["at"])
-        assert local is not None
-        tick = local.strftime("%H:%M") if local.hour or hours <= 24 else local.strftime("%d.%m")
-        buckets.append({**b, "local": local, "tick": tick, "full": local.strftime("%Y-%m-%d %H:%M")})
+    for i, (b, local) in enumerate(zip(timeline["buckets"], slots, strict=True)):
+        marked = (i % every == 0) if by_day else (local.hour % every == 0 or i == 0)
+        buckets.append(
+            {
+                **b,
+                "n": i,
+                "local": local,
+                "tick": _tick_label(local, by_day, first=i == 0, lang=lang) if marked else None,
+                "full": local.strftime("%Y-%m-%d") if by_day else local.strftime("%Y-%m-%d %H:%M"),
+            }
+        )
     chart = None
     if buckets:
+        title = _("First opens and first clicks per day") if by_day else _("First opens and first clicks per clock hour")
         chart = charts.hourly_chart(
             "hourly-chart",
-            _("First opens and first clicks per hour since the start"),
+            title,
             _(
                 "Each recipient counts once, in the hour of their first open or first click (provider time), from the start at %(start)s.",
-                start=f"{buckets[0]['full']} ({current_tz()})",
+                start=f"{_local_text(timeline['start'])} ({current_tz()})",
             ),
             [(b["tick"], b["full"], b["first_opens"], b["first_clicks"]) for b in buckets],
             (_("First opens"), _("First clicks")),
+            num,
         )
     return {
         "timeline": timeline,
         "buckets": buckets,
+        "by_day": by_day,
+        "start_text": _local_text(timeline["start"]),
         "hours": hours,
         "hour_choices": sorted(set(HOUR_CHOICES) | {hours}),
         "hourly_chart": chart,
     }
+
+
+def _local_text(at: str | None) -> str:
+    local = to_local(at)
+    return local.strftime("%Y-%m-%d %H:%M") if local is not None else ""
+
+
+MONTHS_RU = ("янв", "фев", "мар", "апр", "мая", "июн", "июл", "авг", "сен", "окт", "ноя", "дек")
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _tick_label(local: datetime, by_day: bool, first: bool, lang: str) -> str:
+    """A day's tick is its date; an hour's is its time, with the date at midnight and on the first tick."""
+    date = f"{local.day} {(MONTHS_RU if lang == 'ru' else MONTHS_EN)[local.month - 1]}"
+    if by_day:
+        return date
+    return f"{date} {local:%H:%M}" if first or local.hour == 0 else f"{local:%H:%M}"
 
 
 # ---- links ------------------------------------------------------------------------------------------------

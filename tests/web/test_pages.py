@@ -132,17 +132,42 @@ def test_the_results_tab_draws_the_error_diagram_and_the_funnel_with_tables(
 def test_the_opens_and_clicks_tab_buckets_per_hour_in_the_viewers_zone(
     browser: FlaskClient, api: FlaskClient, campaign: Report
 ) -> None:
+    # Issue 18: buckets started at the send's minute ("10:57 / 22:57" ticks, no dates); now clock hours of
+    # the viewer's zone, a half-hour zone included, summed from the same per-minute rows as the API.
     timeline = api.get(f"/v1/mailings/{MAILING}/timeline?hours=72").json
     html = text(browser.get(f"/mailings/{MAILING}?tab=engagement&hours=72&tz=Asia/Kolkata"))
     opens = [int(v) for v in re.findall(r'class="bar opens" data-hour="\d+" data-value="(\d+)"', html)]
     clicks = [int(v) for v in re.findall(r'class="bar clicks" data-hour="\d+" data-value="(\d+)"', html)]
-    assert opens == [b["first_opens"] for b in timeline["buckets"]] and len(opens) == 72 and sum(opens) > 0
-    assert clicks == [b["first_clicks"] for b in timeline["buckets"]] and sum(clicks) > 0
+    assert sum(opens) == sum(b["first_opens"] for b in timeline["buckets"]) > 0
+    assert sum(clicks) == sum(b["first_clicks"] for b in timeline["buckets"]) > 0
+    slots = [datetime.fromisoformat(at) for at in re.findall(r'<tr data-slot="\d+" data-at="([^"]+)">', html)]
+    assert len(slots) == len(opens) in (72, 73), "every clock hour the 72 hours touch"
+    assert all(s.minute == 0 and s.utcoffset() == timedelta(hours=5, minutes=30) for s in slots)
+    assert all(b - a == timedelta(hours=1) for a, b in zip(slots, slots[1:], strict=False))
     start = datetime.fromisoformat(timeline["start"]) + timedelta(hours=5, minutes=30)
-    assert f'<tr data-hour="0"><td class="num">0</td><td>{start:%Y-%m-%d %H:%M}</td>' in html
+    assert slots[0].replace(tzinfo=None) == start.replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    ticks = re.findall(r'<text x="[\d.]+" y="\d+" text-anchor="middle">([^<]+)</text>', html)
+    assert ticks and all(re.fullmatch(r"(\d{1,2} [A-Z][a-z]{2} )?\d\d:00", t) for t in ticks), ticks
+    assert ticks[0][0].isdigit() and " " in ticks[0], "the first tick carries its date"
     assert "Times are shown in Asia/Kolkata." in html
     assert "Asia/Kolkata" in text(browser.get("/mailings")), "the zone is kept in the session"
     assert browser.get(f"/mailings/{MAILING}?tab=engagement&hours=0").status_code == 400
+
+
+def test_the_opens_and_clicks_tab_shows_days_beyond_72_hours_and_a_day_by_default(
+    browser: FlaskClient, api: FlaskClient, campaign: Report
+) -> None:
+    week = api.get(f"/v1/mailings/{MAILING}/timeline?hours=168").json
+    html = text(browser.get(f"/mailings/{MAILING}?tab=engagement&hours=168&tz=Europe/Moscow&lang=ru"))
+    days = [datetime.fromisoformat(at) for at in re.findall(r'<tr data-slot="\d+" data-at="([^"]+)">', html)]
+    assert len(days) in (7, 8) and all(d.hour == 0 and d.minute == 0 for d in days), "local days, midnight to midnight"
+    opens = [int(v) for v in re.findall(r'class="bar opens" data-hour="\d+" data-value="(\d+)"', html)]
+    assert sum(opens) == sum(b["first_opens"] for b in week["buckets"])
+    ticks = re.findall(r'<text x="[\d.]+" y="\d+" text-anchor="middle">([^<]+)</text>', html)
+    assert ticks and all(re.fullmatch(r"\d{1,2} [а-я]{3}", t) for t in ticks), ticks
+    assert "Первые открытия и переходы по дням" in html
+    default = text(browser.get(f"/mailings/{MAILING}?tab=engagement&tz=UTC"))
+    assert len(re.findall(r"<tr data-slot=", default)) in (24, 25), "24 hours by default"
 
 
 def test_the_links_tab_is_the_click_map(browser: FlaskClient, api: FlaskClient, campaign: Report) -> None:

@@ -71,10 +71,15 @@ def test_a_chart_has_a_title_a_description_and_escaped_labels() -> None:
     assert 'role="img" aria-labelledby="c-title c-desc"' in svg
 
 
-def test_axis_maxima_are_round_and_their_steps_whole() -> None:
-    for value in (1, 3, 7, 27, 99, 120, 1234, 98765):
-        top = charts.nice_max(value)
-        assert top >= value and top % 4 == 0 and (top // 4) in {1, 2, 5} | {k * 10**e for k in (1, 2, 5) for e in range(1, 6)}
+def test_axis_maxima_are_the_next_nice_value_and_their_steps_whole() -> None:
+    nice = {m * 10**e for m in (1, 2, 5) for e in range(0, 7)} | {25 * 10**e for e in range(0, 6)}
+    for value in (1, 2, 3, 7, 27, 99, 120, 434, 1234, 2600, 98765):
+        top, steps = charts.nice_scale(value)
+        assert top >= value and top in nice, (value, top)
+        assert not any(value <= n < top for n in nice), f"{top} is not the next nice value above {value}"
+        assert top % steps == 0 and (top // steps) in nice, (value, top, steps)
+    assert charts.nice_scale(434) == (500, 5), "issue 18: a peak of 434 drew an axis to 800"
+    assert charts.nice_scale(2300)[0] == 2500
 
 
 def test_the_state_diagram_follows_the_rules_not_the_catalogue() -> None:
