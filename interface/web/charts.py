@@ -393,17 +393,39 @@ class StateDiagram:
     chain_caption: Label
     groups: tuple[FinalGroup, ...]
     replace_arrow: Line
-    replace_label: Label
+    replace_label: tuple[Label, ...]  # a line each: wrapped to fit between the columns
     timeout: TimeoutEdge | None
 
 
 BOX_H = 34
+FINAL_NAME_CHARS = 34  # at 11 px, what a final's box holds on a line
+ARROW_LABEL_CHARS = 26  # what fits between the columns at 11 px
 
 
-def _box(x: Number, y: Number, w: Number, code: str, lines: Sequence[str], group: str, final: bool) -> StateBox:
-    labels = tuple(Label(x + w / 2, y + 16 + i * 13, line) for i, line in enumerate(lines))
-    inner = Rect(x + 3, y + 3, w - 6, BOX_H - 6) if final else None
-    return StateBox(code, group, final, x, y, w, BOX_H, GROUP_COLOURS.get(group, GREY), labels, inner)
+LINE_H = 13
+
+
+def _box(
+    x: Number, y: Number, w: Number, code: str, lines: Sequence[str], group: str, final: bool, h: Number = BOX_H
+) -> StateBox:
+    labels = tuple(Label(x + w / 2, y + 16 + i * LINE_H, line) for i, line in enumerate(lines))
+    inner = Rect(x + 3, y + 3, w - 6, h - 6) if final else None
+    return StateBox(code, group, final, x, y, w, h, GROUP_COLOURS.get(group, GREY), labels, inner)
+
+
+def wrap(text: str, chars: int, lines: int = 2) -> list[str]:
+    """``text`` in at most ``lines`` lines of at most ``chars`` characters, broken at spaces (the last
+    line shortened with "…" when the rest does not fit; the full text stays in the box's title)."""
+    out: list[str] = []
+    words = text.split()
+    while words and len(out) < lines:
+        line = words.pop(0)
+        while words and len(line) + 1 + len(words[0]) <= chars:
+            line += " " + words.pop(0)
+        out.append(line)
+    if words:
+        out[-1] = _truncate(out[-1] + " " + " ".join(words), chars)
+    return [_truncate(line, chars) for line in out] or [""]
 
 
 def state_diagram(rules: Ruleset, lang: str, chart_id: str = "state-diagram") -> StateDiagram:
@@ -414,6 +436,9 @@ def state_diagram(rules: Ruleset, lang: str, chart_id: str = "state-diagram") ->
     )
     finals_by_group = {g: [c for c, rule in rules.responses.items() if rule.final and RESPONSES[c].group == g] for g in GROUPS}
     left_w, right_w, box_h, gap = 190, 262, BOX_H, 16
+    # a final's name wraps to two lines where it is long (Russian names are): every final box as tall as the tallest
+    final_names = {c: wrap(response_name(c, lang), FINAL_NAME_CHARS) for codes in finals_by_group.values() for c in codes}
+    final_h = BOX_H + LINE_H * (max([len(n) for n in final_names.values()] + [1]) - 1)
     left_x, top = 20, 50
     right_x = left_x + left_w + 200
     col_w = right_w + 12
@@ -449,17 +474,20 @@ def state_diagram(rules: Ruleset, lang: str, chart_id: str = "state-diagram") ->
         boxes = []
         for i, code in enumerate(codes):
             col, row = i % 2, i // 2
-            bx, by = right_x + col * col_w, y + row * (box_h + 8)
+            bx, by = right_x + col * col_w, y + row * (final_h + 8)
             positions[code] = (bx, by, right_w)
-            boxes.append(_box(bx, by, right_w, code, [_truncate(response_name(code, lang), 40), code], group, True))
+            boxes.append(_box(bx, by, right_w, code, [*final_names[code], code], group, True, final_h))
         groups.append(FinalGroup(group_heading, tuple(boxes)))
-        y += math.ceil(len(codes) / 2) * (box_h + 8) + 12
+        y += math.ceil(len(codes) / 2) * (final_h + 8) + 12
     finals_bottom = y
     # one broad arrow: any final replaces a non-final
     mid = top + (min(chain_bottom, finals_bottom) - top) * 0.55
     x1, x2 = left_x + left_w + 10, right_x - 10
     replace_arrow = Line(x1, mid, x2, mid)
-    replace_label = Label((x1 + x2) / 2, mid + 18, translate("any final replaces a non-final", lang))
+    replace_label = tuple(
+        Label((x1 + x2) / 2, mid + 18 + i * LINE_H, line)
+        for i, line in enumerate(wrap(translate("any final replaces a non-final", lang), ARROW_LABEL_CHARS, 3))
+    )
     timeout = None
     timeout_to = rules.confirmation_timeout_response
     if "sent_to_provider" in positions and timeout_to in positions:
