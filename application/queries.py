@@ -183,7 +183,7 @@ class Queries:
         }
 
     def clock_timeline(self, mailing_id: str, hours: int, zone: tzinfo) -> dict[str, Any]:
-        """First opens and first clicks on the clock of ``zone`` (CONTRACT §9): from the start of the hour
+        """First opens and first clicks on the clock of ``zone`` (CONTRACT §5): from the start of the hour
         (or, over 72 hours, of the day) the mailing started in, to ``hours`` after its start. Each bucket
         is a sum of the per-minute engagement rows; a time zone a quarter of an hour off UTC (+05:30,
         +05:45) splits hours at its own boundaries. ``unit`` is ``hour`` or ``day``; ``at`` is the
@@ -338,6 +338,61 @@ class Queries:
         items = [{**self._mailing_fields(r), "summary": builders[r["id"]].result()} for r in page]
         return {"items": items, "next": self._next(rows, limit, "created_seq")}
 
+    def mailing_table(
+        self,
+        category: str | None = None,
+        search: str | None = None,
+        sort: str = "date",
+        descending: bool = True,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every mailing that matches (at most ``MAX_TABLE``, newest first before sorting), each with its
+        summary, sorted by ``sort`` (``date``, ``audience`` or a rate of ``RATES``; a mailing without that
+        rate last either way); ``since``/``until`` bound the start (a mailing not started is outside a range)."""
+        rows = self.reads.mailing_page(MAX_SEQ, category, search, MAX_TABLE)
+        if since is not None or until is not None:
+            rows = [r for r in rows if _started_within(r["started_at"], since, until)]
+        items = self._with_summaries(rows)
+        if sort == "date":
+            items.sort(key=lambda m: (m["started_at"] or "", m["id"]), reverse=descending)
+        elif sort == "audience":
+            items.sort(key=lambda m: (m["summary"]["audience"], m["id"]), reverse=descending)
+        else:
+            known = [m for m in items if m["summary"]["rates"][sort] is not None]
+            known.sort(key=lambda m: (m["summary"]["rates"][sort], m["id"]), reverse=descending)
+            items = known + [m for m in items if m["summary"]["rates"][sort] is None]
+        return items
+
+    def compare(self, mailing_ids: list[str]) -> list[dict[str, Any]]:
+        """The mailings asked for, in that order, each with its summary (``NotFound`` for an unknown one)."""
+        for mailing_id in mailing_ids:
+            self.require_mailing(mailing_id)
+        rows = [self.reads.mailing(m) for m in mailing_ids]
+        return self._with_summaries([r for r in rows if r is not None])
+
+    def recent_medians(self, mailing_id: str, last: int = 10) -> dict[str, Any]:
+        """Each rate's median over the ``last`` mailings of this one's category created before it (those
+        with that rate), with how many there were: what a tile compares itself with."""
+        row = self.reads.mailing(mailing_id)
+        if row is None:
+            return {"count": 0, "category": None, "rates": {}}
+        before = self.reads.mailing_page(int(row["created_seq"]), row["category"], None, last)
+        items = self._with_summaries(before)
+        rates: dict[str, float | None] = {}
+        for rate in RATES:
+            values = sorted(m["summary"]["rates"][rate] for m in items if m["summary"]["rates"][rate] is not None)
+            rates[rate] = _median(values)
+        return {"count": len(items), "category": row["category"], "rates": rates}
+
+    def _with_summaries(self, rows: list[Row]) -> list[dict[str, Any]]:
+        builders: dict[str, SummaryBuilder] = {r["id"]: SummaryBuilder() for r in rows}
+        ids = list(builders)
+        for start in range(0, len(ids), 500):
+            for r in self.reads.stats_of(ids[start : start + 500]):
+                builders[r["mailing_id"]].add(**_group_args(r))
+        return [{**self._mailing_fields(r), "summary": builders[r["id"]].result()} for r in rows]
+
     # ---- kept inputs ------------------------------------------------------------------------
 
     def side(self, kind: str, mailing_id: str | None = None, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
@@ -350,6 +405,24 @@ class Queries:
                 item["reason"] = unmatched_reason(r["source"], r["provider"])
             items.append(item)
         return {"items": items, "next": self._next(rows, limit)}
+
+
+MAX_TABLE = 5_000  # mailings a sorted table or a comparison reads at most
+RATES = ("delivery", "open", "click", "click_to_open", "bounce", "unsubscribe", "spam_complaint")
+
+
+def _started_within(started_at: Any, since: datetime | None, until: datetime | None) -> bool:
+    started = parse_iso(started_at) if started_at else None
+    if started is None:
+        return False
+    return (since is None or started >= since) and (until is None or started < until)
+
+
+def _median(values: list[float]) -> float | None:
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 CLOCK_HOURS_UP_TO = 72  # a longer range is bucketed by day

@@ -6,7 +6,7 @@ return) is defused with a leading apostrophe (OWASP's CSV injection advice).
 
 ``excel=True`` writes the form a spreadsheet in a Russian (or any comma-decimal) locale opens
 cell by cell: a UTF-8 byte-order mark, ``;`` between cells and headers in the page's language
-(CONTRACT §9). Without it the CSV stays as it always was.
+(CONTRACT §7). Without it the CSV stays as it always was.
 """
 
 from __future__ import annotations

@@ -83,6 +83,24 @@ RU: dict[str, str] = {
     "All responses": "Все отклики",
     "Filter": "Фильтр",
     "Export CSV": "Выгрузить CSV",
+    "Started from": "Старт с",
+    "to": "по",
+    "Sort by": "Сортировать по",
+    "Order": "Порядок",
+    "highest first": "сначала больше",
+    "lowest first": "сначала меньше",
+    "Start date": "Дата старта",
+    "Tick two to five mailings to compare their rates.": "Отметьте от двух до пяти рассылок, чтобы сравнить их показатели.",
+    "Compare": "Сравнить",
+    "Previous page": "Предыдущая страница",
+    "Page %(page)s of %(pages)s": "Страница %(page)s из %(pages)s",
+    "mailings": "рассылок",
+    "Compare mailings": "Сравнение рассылок",
+    "Each rate with its difference from the first mailing, in percentage points.": "Каждый показатель и его разница с первой рассылкой в процентных пунктах.",
+    "Rate": "Показатель",
+    "Median of the last %(n)s mailings of this category": "Медиана последних рассылок этой категории: %(n)s",
+    "median of last %(n)s": "медиана последних %(n)s",
+    "Choose two to five mailings to compare.": "Выберите от двух до пяти рассылок для сравнения.",
     "First opens and first clicks per day": "Первые открытия и переходы по дням",
     "First opens and first clicks per clock hour": "Первые открытия и переходы по часам",
     "Buckets are days of your time zone beyond 72 hours.": "Дольше 72 часов — по дням вашего часового пояса.",
@@ -286,6 +304,17 @@ GROUPS = {
     "not_sent": ("Not sent", "Не отправлено"),
 }
 
+# The summary's rates as the pages name them (sorting, comparison).
+RATE_NAMES = {
+    "delivery": ("Delivery rate", "Доставляемость"),
+    "open": ("Open rate", "Открываемость"),
+    "click": ("Click rate", "Кликабельность"),
+    "click_to_open": ("Click-to-open rate", "CTOR (переходы / открытия)"),
+    "bounce": ("Bounce rate", "Доля отказов"),
+    "unsubscribe": ("Unsubscribe rate", "Доля отписок"),
+    "spam_complaint": ("Spam complaint rate", "Доля жалоб на спам"),
+}
+
 REASONS = {
     "will_retry": ("will retry", "будет повтор"),
     "unknown_recipient": ("unknown recipient", "неизвестный получатель"),
@@ -334,6 +363,11 @@ def response_name(code: str | None, lang: str) -> str:
         return ""
     response = RESPONSES.get(code)
     return response.name(lang) if response else code
+
+
+def rate_name(rate: str, lang: str) -> str:
+    en, ru = RATE_NAMES.get(rate, (rate, rate))
+    return ru if lang == "ru" else en
 
 
 def reason_name(reason: str | None, lang: str) -> str:

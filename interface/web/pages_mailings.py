@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, make_response, request
 
 from application.history_folds import HistoryBusy
-from application.queries import Queries
+from application.queries import RATES, Queries
 from application.service import CATEGORIES
 from domain.catalogue import CODES, NOT_DELIVERED, NOT_SENT, REASONS
 from interface.shared.audience_csv import audience_csv_response
@@ -38,13 +38,76 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
     return value
 
 
+SORTS = ("date", "audience", *RATES)
+MAX_COMPARED = 5
+
+
 @bp.get("/mailings")
 def mailings() -> Any:
+    """Newest first a page at a time; sorted by date, audience or a rate, or within a range of start
+    dates (in the viewer's zone), a numbered page of the whole table."""
     category = _choice("category", CATEGORIES)
     search = (request.args.get("q") or "").strip()[:200] or None
-    cursor = request.args.get("cursor") or None
-    listing = fresh_views().mailing_list(category, search, PAGE, cursor)
-    return page("mailings.html", listing=listing, category=category, search=search or "", categories=CATEGORIES, cursor=cursor)
+    sort = _choice("sort", SORTS)
+    order = _choice("order", ("asc", "desc")) or "desc"
+    since, until = _local_day("from"), _local_day("to")
+    values: dict[str, Any] = {
+        "category": category,
+        "search": search or "",
+        "categories": CATEGORIES,
+        "sort": sort or "date",
+        "order": order,
+        "sorts": SORTS,
+        "date_from": request.args.get("from") or "",
+        "date_to": request.args.get("to") or "",
+    }
+    if sort is None and since is None and until is None:
+        cursor = request.args.get("cursor") or None
+        listing = fresh_views().mailing_list(category, search, PAGE, cursor)
+        return page("mailings.html", listing=listing, cursor=cursor, numbered=None, **values)
+    table = fresh_views().mailing_table(
+        category, search, sort or "date", order == "desc", since, until + timedelta(days=1) if until else None
+    )
+    pages = max(1, -(-len(table) // PAGE))
+    try:
+        number = min(max(1, int(request.args.get("page") or 1)), pages)
+    except ValueError:
+        raise PageError(400, "page: a whole number") from None
+    listing = {"items": table[(number - 1) * PAGE : number * PAGE], "next": None}
+    numbered = {"page": number, "pages": pages, "total": len(table)}
+    return page("mailings.html", listing=listing, cursor=None, numbered=numbered, **values)
+
+
+def _local_day(name: str) -> datetime | None:
+    """A ``YYYY-MM-DD`` argument as the start of that day in the viewer's zone."""
+    text = (request.args.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        raise PageError(400, f"{name}: a date as YYYY-MM-DD") from None
+    return day.replace(tzinfo=ZoneInfo(current_tz()))
+
+
+@bp.get("/mailings/compare")
+def compare() -> Any:
+    """Two to five mailings side by side: each rate, and its difference from the first one chosen."""
+    ids = list(dict.fromkeys(i for i in request.args.getlist("ids") if i))
+    if not 2 <= len(ids) <= MAX_COMPARED:
+        raise PageError(400, _("Choose two to five mailings to compare."))
+    items = fresh_views().compare(ids)
+    first = items[0]["summary"]["rates"]
+    rows = []
+    for rate in RATES:
+        cells = []
+        for item in items:
+            value = item["summary"]["rates"][rate]
+            base = first[rate]
+            diff = None if value is None or base is None or item is items[0] else value - base
+            cells.append({"value": value, "diff": diff})
+        rows.append({"rate": rate, "cells": cells})
+    return page("compare.html", items=items, rows=rows)
 
 
 @bp.get("/mailings/<mailing_id>")
@@ -53,7 +116,7 @@ def mailing(mailing_id: str) -> Any:
     fields = views.require_mailing(mailing_id)
     summary = views.summary(mailing_id)
     tab = _choice("tab", TABS) or "audience"
-    values: dict[str, Any] = {"m": fields, "summary": summary, "tab": tab}
+    values: dict[str, Any] = {"m": fields, "summary": summary, "tab": tab, "medians": views.recent_medians(mailing_id)}
     if tab == "audience":
         response = _choice("response", CODES)
         cursor = request.args.get("cursor") or None

@@ -91,6 +91,14 @@ def pct(rate: float | None) -> str:
     return text.replace(".", ",") if current_lang() == "ru" else text
 
 
+def pp(difference: float | None) -> str:
+    """A difference of two rates in percentage points, signed ("+1.2 pp"; "+1,2 п. п." in Russian)."""
+    if difference is None:
+        return "—"
+    text = f"{difference * 100:+.1f}".replace("-", "−")
+    return text.replace(".", ",") + "\u00a0п.\u00a0п." if current_lang() == "ru" else text + "\u00a0pp"
+
+
 def num(value: Any) -> str:
     if value is None:
         return "—"

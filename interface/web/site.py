@@ -19,7 +19,7 @@ from application.queries import BadCursor
 from domain.catalogue import RESPONSES
 from interface.shared.errors import ApiError
 from interface.web import i18n, pages_auth, pages_contacts, pages_inbox, pages_mailings, pages_rules
-from interface.web.rendering import PageError, _, code_spans, localtime, num, page, pct, pretty, safe_next, url_with
+from interface.web.rendering import PageError, _, code_spans, localtime, num, page, pct, pp, pretty, safe_next, url_with
 from interface.web.session import (
     configure_sessions,
     csrf_ok,
@@ -184,6 +184,8 @@ def template_values() -> dict[str, Any]:
         "num": num,
         "response_name": lambda code: i18n.response_name(code, lang),
         "reason_name": lambda reason: i18n.reason_name(reason, lang),
+        "rate_name": lambda rate: i18n.rate_name(rate, lang),
+        "pp": pp,
         "group_name": lambda group: i18n.group_name(group, lang),
         "why_sentence": lambda effect, why, after: i18n.why_sentence(effect, why, after, lang),
         "group_of": lambda code: RESPONSES[code].group if code in RESPONSES else "",

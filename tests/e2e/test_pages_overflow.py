@@ -65,6 +65,7 @@ def test_no_text_overflows_on_any_page_in_either_language(served: dict[str, Any]
     someone = next(i for i in audience if i["email"])
     pages = {
         "mailings": "/mailings",
+        "mailings-sorted": "/mailings?sort=open&order=asc",
         "audience": f"/mailings/{MAILING}?tab=audience",
         "results": f"/mailings/{MAILING}?tab=results",
         "engagement": f"/mailings/{MAILING}?tab=engagement",

@@ -513,3 +513,81 @@ def test_an_older_version_is_adopted_from_the_rules_page(browser: FlaskClient, a
     assert f"Rules version {version} is active." in text(browser.get(r.headers["Location"]))
     assert api.get("/v1/rules").json["active"] == version
     assert re.search(rf'<tr data-version="{version}" class="active-row">', text(browser.get("/rules")))
+
+
+def _campaign_with_rates(api: FlaskClient, mailing_id: str, category: str, delivered: int, opened: int) -> None:
+    """A mailing of ten recipients, ``delivered`` delivered of which ``opened`` opened (canonical signals)."""
+    assert api.post(
+        "/v1/mailings", json={"id": mailing_id, "name": f"Name {mailing_id}", "category": category, "provider": "unione"}
+    ).status_code in (200, 201)
+    audience = [{"contact_id": f"{mailing_id}-c{i}", "email": f"{mailing_id}.{i}@example.com"} for i in range(10)]
+    assert api.post(f"/v1/mailings/{mailing_id}/audience", json={"recipients": audience}).status_code == 200
+    assert api.post(f"/v1/mailings/{mailing_id}/dispatch").status_code == 200
+    now = datetime.now(UTC).isoformat()
+    signals = [
+        {
+            "event_id": f"{mailing_id}-d{i}",
+            "mailing_id": mailing_id,
+            "contact_id": f"{mailing_id}-c{i}",
+            "kind": "delivered",
+            "occurred_at": now,
+        }
+        for i in range(delivered)
+    ] + [
+        {
+            "event_id": f"{mailing_id}-o{i}",
+            "mailing_id": mailing_id,
+            "contact_id": f"{mailing_id}-c{i}",
+            "kind": "opened",
+            "occurred_at": now,
+        }
+        for i in range(opened)
+    ]
+    r = api.post("/v1/signals", json={"signals": signals})
+    assert r.status_code == 200 and r.json["accepted"] == len(signals), r.json
+
+
+def test_mailings_sort_by_a_rate_and_compare_side_by_side_with_the_apis_numbers(
+    browser: FlaskClient, api: FlaskClient, app: ResponsesApp
+) -> None:
+    # issue 18 item 5: /mailings sorted only by creation; nothing compared two campaigns
+    for mailing_id, delivered, opened in (("m-a", 10, 2), ("m-b", 10, 7), ("m-c", 8, 5), ("m-d", 10, 5)):
+        _campaign_with_rates(api, mailing_id, "bulk", delivered, opened)
+    app.wait_for_views()
+    by_open = re.findall(r'data-mailing="([^"]+)"', text(browser.get("/mailings?sort=open&order=desc")))
+    rates = {m: api.get(f"/v1/mailings/{m}/summary").json["rates"]["open"] for m in ("m-a", "m-b", "m-c", "m-d")}
+    assert by_open == sorted(rates, key=lambda m: -rates[m]) == ["m-b", "m-c", "m-d", "m-a"]
+    ascending = re.findall(r'data-mailing="([^"]+)"', text(browser.get("/mailings?sort=open&order=asc")))
+    assert ascending == list(reversed(by_open))
+    html = text(browser.get("/mailings?sort=audience"))
+    assert "Page 1 of 1" in html and 'name="ids" value="m-a"' in html
+    today = datetime.now(UTC).date()
+    assert len(re.findall(r"data-mailing=", text(browser.get(f"/mailings?from={today}&to={today}&tz=UTC")))) == 4
+    assert re.findall(r"data-mailing=", text(browser.get(f"/mailings?from={today + timedelta(days=2)}"))) == []
+    assert browser.get("/mailings?sort=nope").status_code == 400 and browser.get("/mailings?from=3.12.2026").status_code == 400
+
+    compared = text(browser.get("/mailings/compare?ids=m-a&ids=m-b&ids=m-c"))
+    assert re.findall(r'<th scope="col" class="num" data-mailing="([^"]+)"', compared) == ["m-a", "m-b", "m-c"]
+    row = re.search(r'<tr data-rate="open">(.*?)</tr>', compared, re.S).group(1)
+    shown = [float(v) for v in re.findall(r'data-value="([0-9.]+)"', row)]
+    assert shown == [rates["m-a"], rates["m-b"], rates["m-c"]]
+    diffs = [float(v) for v in re.findall(r'data-diff="(-?[0-9.]+)"', row)]
+    assert diffs == pytest.approx([rates["m-b"] - rates["m-a"], rates["m-c"] - rates["m-a"]])
+    assert "+50.0\u00a0pp" in row, "0.2 → 0.7 is fifty percentage points"
+    assert browser.get("/mailings/compare?ids=m-a").status_code == 400
+    assert browser.get("/mailings/compare?ids=m-a&ids=ghost").status_code == 404
+
+
+def test_a_rate_tile_shows_the_median_of_the_last_mailings_of_its_category(
+    browser: FlaskClient, api: FlaskClient, app: ResponsesApp
+) -> None:
+    for mailing_id, opened in (("old-1", 1), ("old-2", 3), ("old-3", 6)):
+        _campaign_with_rates(api, mailing_id, "bulk", 10, opened)
+    _campaign_with_rates(api, "other", "trigger", 10, 9)
+    _campaign_with_rates(api, "new", "bulk", 10, 5)
+    app.wait_for_views()
+    html = text(browser.get("/mailings/new"))
+    median = re.search(r'data-kpi="open">.*?<div class="tile-median"[^>]*>([^<]*)<', html, re.S)
+    assert median and median.group(1).strip() == "median of last 3: 30.0 %", "of 10 %, 30 %, 60 %; the trigger mailing left out"
+    first = text(browser.get("/mailings/old-1"))
+    assert 'class="tile-median"' not in first, "nothing before the first mailing of its category"
