@@ -139,6 +139,10 @@ def _erase_side(views: ViewsMixin, c: Any, g: int, contact_id: str | None, addre
         if (contact_id is None or correlation.get("contact_id") != contact_id) and email not in addresses:
             continue
         clear, personal = split_personal(payload)
+        signal = clear.get("signal")
+        if isinstance(signal, dict) and "original_url" in signal:  # held opened: the URL as clicked, the address in it
+            clear = {**clear, "signal": {k: v for k, v in signal.items() if k != "original_url"}}
+            personal["signal.original_url"] = signal["original_url"]
         if personal:
             clear["erased"] = True
             c.execute(f"UPDATE {table} SET payload = {m} WHERE id = {m}", (orjson.dumps(clear), row["id"]))

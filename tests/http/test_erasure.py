@@ -76,7 +76,20 @@ def campaign(app: ResponsesApp) -> None:
                 ProviderEvent(
                     Signal(dedup_key("x"), "unione", {"status": "opened"}, T0, T0, raw={"email": "gleb.other@mail.example.com"}),
                     Correlation(email="gleb.other@mail.example.com"),
-                )
+                ),
+                # a click: the views keep the URL as clicked (``original_url``) beside the redacted one
+                ProviderEvent(
+                    Signal(
+                        dedup_key("y"),
+                        "unione",
+                        {"status": "clicked"},
+                        T0,
+                        T0,
+                        url="https://shop.example.com/?to=gleb.other@mail.example.com",
+                        raw={"email": "gleb.other@mail.example.com"},
+                    ),
+                    Correlation(email="gleb.other@mail.example.com"),
+                ),
             ]
         )
     )
