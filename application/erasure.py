@@ -151,6 +151,7 @@ class Erasures:
         single erasure, which does not vacuum, leaves one about every few hundred contacts on a big file)."""
         basis = check_basis(basis)
         self.app.wait_for_views()
+        started = time.monotonic()
         at = iso(now_utc())
         wanted = list(dict.fromkeys(contact_ids))
         erased, unknown, total = 0, [], len(wanted) + 1
@@ -163,7 +164,16 @@ class Erasures:
                 progress(min(start + self.chunk, len(wanted)), total)
         addresses = {e.strip().lower() for e in emails if e.strip()}
         self._erase_addresses(addresses, at, side)
+        scrubbing = time.monotonic()
         self._scrub_files(vacuum=True)
+        log.info(
+            "bulk erasure: %d contacts erased, %d unknown, %d addresses, %.1f s (the files' scrub %.1f s of it)",
+            erased,
+            len(unknown),
+            len(addresses),
+            time.monotonic() - started,
+            time.monotonic() - scrubbing,
+        )
         if progress is not None:
             progress(total, total)
         return {"erased": erased, "unknown": unknown, "addresses": len(addresses)}

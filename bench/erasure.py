@@ -57,7 +57,7 @@ def bench_erasure(work: Path, report: Report, results: dict[str, Any], recipient
         measured = f"{bulk:.1f} s"
     else:
         results["erase_10k_seconds_extrapolated"] = round(per_10k, 1)
-        measured = f"{bulk:.1f} s · 10,000 extrapolated: ~{per_10k:.0f} s"
+        measured = f"{bulk:.1f} s · 10,000 extrapolated linearly: ~{per_10k:.0f} s"
     report.append(
         (
             "erase one contact (SQLite)",
