@@ -461,6 +461,20 @@ class JournalRedaction:
                 return
             after_id, after_version = str(rows[-1]["originator_id"]), int(rows[-1]["originator_version"])
 
+    def read(self, keys: Sequence[tuple[uuid.UUID, int]]) -> list[tuple[uuid.UUID, int, bytes]]:
+        """These side records as they are now, by (id, version): an index probe each."""
+        mark = "%s" if self.index.is_postgres else "?"
+        found: list[tuple[uuid.UUID, int, bytes]] = []
+        for start in range(0, len(keys), CHUNK):
+            part = keys[start : start + CHUNK]
+            where = " OR ".join([f"(originator_id = {mark} AND originator_version = {mark})"] * len(part))
+            params = [v for oid, version in part for v in (oid if self.index.is_postgres else oid.hex, version)]
+            rows = self.index._fetch(
+                f"SELECT originator_id, originator_version, state FROM {self.index.table} WHERE {where}", params
+            )
+            found.extend((_uuid(row["originator_id"]), int(row["originator_version"]), bytes(row["state"])) for row in rows)
+        return found
+
     def rewrite(self, cursor: Any, rows: Sequence[tuple[uuid.UUID, int, bytes]]) -> None:
         mark = "%s" if self.index.is_postgres else "?"
         cursor.executemany(

@@ -46,7 +46,9 @@ def schema_lock(settings: Settings) -> Iterator[None]:
 def scrub_files(datastore: Any, is_postgres: bool, tables: Sequence[str], vacuum_sqlite: bool = False) -> None:
     """No old copy of rewritten rows left in the store's files (CONTRACT §12): PostgreSQL's dead row versions of
     ``tables`` vacuumed; SQLite's WAL checkpointed into its (zeroed, ``secure_delete``) pages and truncated, and
-    with ``vacuum_sqlite`` the whole file rebuilt (free pages written before ``secure_delete`` was on)."""
+    with ``vacuum_sqlite`` the whole file rebuilt, then checkpointed again (the rebuilt pages are in the WAL until
+    then): free pages written before ``secure_delete`` was on, and the stale copies of cells that rebalancing a
+    b-tree page leaves in its unused space (``secure_delete`` zeroes freed cells and pages, not that space)."""
     if is_postgres:
         with datastore.get_connection() as conn:
             conn.commit()
@@ -62,3 +64,4 @@ def scrub_files(datastore: Any, is_postgres: bool, tables: Sequence[str], vacuum
     if vacuum_sqlite:
         with datastore.get_connection(commit=True) as conn:
             conn._sqlite_conn.execute("VACUUM")
+            conn._sqlite_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -265,6 +265,13 @@ def test_a_marketer_walks_every_page_in_chromium(served: dict[str, Any]) -> None
             assert page.locator(".flash").inner_text() == "Saved."
             assert http.ok("GET", f"/v1/contacts/{quote(clicked['contact_id'])}")["flags"]["do_not_use_email"] is True
             shot("10-contact")
+            # the Erase button is red, white on it, never Save's look; what it describes it by names the consequence
+            erase = page.locator("#erase-form button[type=submit]")
+            look = "e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]"
+            assert erase.evaluate(look) == ["rgb(179, 38, 30)", "rgb(255, 255, 255)"]
+            assert page.locator("#flags-form button[type=submit]").evaluate(look) != erase.evaluate(look)
+            assert "for good" in page.locator(f"#{erase.get_attribute('aria-describedby')}").inner_text()
+            page.locator("#privacy").screenshot(path=str(SCREENSHOTS / "10b-contact-erase.png"))
 
             # ---- rules: the state diagram drawn from the active ruleset
             page.goto(f"{base}/rules", wait_until="load")

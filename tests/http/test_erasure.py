@@ -76,7 +76,20 @@ def campaign(app: ResponsesApp) -> None:
                 ProviderEvent(
                     Signal(dedup_key("x"), "unione", {"status": "opened"}, T0, T0, raw={"email": "gleb.other@mail.example.com"}),
                     Correlation(email="gleb.other@mail.example.com"),
-                )
+                ),
+                # a click: the views keep the URL as clicked (``original_url``) beside the redacted one
+                ProviderEvent(
+                    Signal(
+                        dedup_key("y"),
+                        "unione",
+                        {"status": "clicked"},
+                        T0,
+                        T0,
+                        url="https://shop.example.com/?to=gleb.other@mail.example.com",
+                        raw={"email": "gleb.other@mail.example.com"},
+                    ),
+                    Correlation(email="gleb.other@mail.example.com"),
+                ),
             ]
         )
     )
@@ -256,3 +269,20 @@ def test_a_bulk_erasure_is_a_job_with_one_pass_for_all(app: ResponsesApp, api: F
     assert [i["contact_id"] for i in api.get("/v1/erasures").json["items"]] == ["gleb"]
     for body in ({"basis": "x"}, {"contact_ids": ["a"] * 10_001, "basis": "x"}, {"contact_ids": ["a"]}):
         assert api.post("/v1/erasures", json=body).status_code == 422, body
+
+
+def test_a_bulk_erasure_redacts_text_naming_people_of_different_chunks(app: ResponsesApp, api: FlaskClient) -> None:
+    """A chunk at a time (here one contact a chunk): the quarantined body naming both people is redacted by
+    the first chunk, then read again by the second (as the first left it) and redacted of the other."""
+    campaign(app)
+    app.quarantine([Quarantined("unione", f'{{"to": ["{ADDRESS}", "{OTHER}"], "status": ', "truncated JSON")])
+    app.wait_for_views()
+    before = counts(api)
+    app.erasures.chunk = 1
+    result = app.erasures.erase_many(["gleb", "other"], [], "GDPR art. 17 batch", None)
+    assert result == {"erased": 2, "unknown": [], "addresses": 0}
+    assert counts(api) == before
+    stored = stored_bytes(app)
+    assert hits(stored) == [] and OTHER.encode() not in stored
+    bodies = [str(i) for i in api.get("/v1/quarantine").json["items"]]
+    assert any('"to": ["[erased]", "[erased]"]' in b for b in bodies), bodies

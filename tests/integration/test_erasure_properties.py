@@ -1,6 +1,7 @@
 """Erasure over random histories (issue 16): every answer about counts is the same before and after, whoever
 is erased, with late retries, parked unmatched signals and quarantined bodies; an erasure interrupted
-between its steps completes when called again; the fold never reads a personal field."""
+between its steps (a single one, or a bulk one a chunk at a time, crashed before any of its steps or in the
+middle of a chunk's transaction) completes when called again; the fold never reads a personal field."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ def build(app: ResponsesApp, history: list[tuple[int, str, int, bool]]) -> None:
     app.record_batch(ParsedBatch(events=events))
     app.record_batch(ParsedBatch(events=events[: len(events) // 2]))  # retries: duplicates
     app.quarantine([Quarantined("unione", f'{{"email": "{address(CONTACTS[0]).lower()}", ', "truncated")])
+    # a body naming everyone: a bulk erasure's chunks redact it in turn, each from the text the one before left
+    everyone = ", ".join(f'"{address(c)}"' for c in CONTACTS)
+    app.quarantine([Quarantined("unione", f'{{"to": [{everyone}], ', "truncated")])
     app.wait_for_views()
 
 
@@ -117,6 +121,83 @@ def test_an_erasure_interrupted_after_its_keys_are_destroyed_completes_when_call
     ]
     assert contact_events == ["domain.aggregates:Contact.Erased"]
     assert record["signals"] == 3 and answers(app) == before  # sent_to_provider, delivered, opened
+
+
+BULK_STEPS = ("_erase_chunk", "_journal", "_erase_addresses", "_scrub_files")
+
+
+def crash_at(app: ResponsesApp, n: int) -> list[str]:
+    """From now on, the ``n``th step of an erasure raises (as a kill would stop it there): a chunk, its
+    journal record, the addresses' pass, the scrub, and the journal's redaction, which runs inside a chunk's
+    transaction (a crash there rolls back keys, views and records together). Returns the steps seen."""
+    seen: list[str] = []
+
+    def wrap(owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+
+        def step(*args: Any, **kwargs: Any) -> Any:
+            seen.append(name)
+            if len(seen) == n:
+                raise SystemExit(f"killed at {name}")
+            return original(*args, **kwargs)
+
+        setattr(owner, name, step)
+
+    for name in BULK_STEPS:
+        wrap(app.erasures, name)
+    wrap(app.erasures.redaction, "rewrite")
+    return seen
+
+
+def erased_events(app: ResponsesApp) -> list[str]:
+    """The ids of the contacts each ``Contact.Erased`` event in the journal is about, one per event."""
+    return sorted(
+        app.repository.get(n.originator_id).contact_id
+        for n in app.recorder.select_notifications(start=1, limit=10_000)
+        if n.topic.endswith("Contact.Erased")
+    )
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    history=history_strategy,
+    erased=st.sets(st.sampled_from(CONTACTS[:4]), min_size=1, max_size=4),
+    crash=st.integers(1, 14),
+)
+def test_a_bulk_erasure_crashed_at_any_step_completes_when_run_again(
+    tmp_path_factory: pytest.TempPathFactory, history: Any, erased: set[str], crash: int
+) -> None:
+    """Chunks of two contacts; the crash comes at the ``crash``th step (past the last: none); the job run
+    again erases every contact once, journals one ``Contact.Erased`` each, and leaves no address behind."""
+    path = tmp_path_factory.mktemp("bulk") / "r.db"
+    app = ResponsesApp(Settings(database_url=f"sqlite:///{path}"))
+    app.follower = ViewFollower(app)
+    wanted = [*sorted(erased), "nobody"]
+    parked = address(CONTACTS[4])  # sent nothing: its signals are parked (a click's URL names the address)
+    try:
+        build(app, history + [(4, "opened", 2, True), (4, "clicked", 3, False)])
+        before = answers(app)
+        app.erasures.chunk = 2
+        seen = crash_at(app, crash)
+        try:
+            app.erasures.erase_many(wanted, [parked], "GDPR art. 17 batch", None)
+        except SystemExit:
+            assert len(seen) == crash
+        else:
+            assert len(seen) < crash
+        app.erasures = type(app.erasures)(app)  # as a restarted process builds it
+        app.erasures.chunk = 2
+        result = app.erasures.erase_many(wanted, [parked], "GDPR art. 17 batch", None)
+        assert result == {"erased": len(erased), "unknown": ["nobody"], "addresses": 1}
+        assert erased_events(app) == sorted(erased)  # one record each, whatever ran before the crash
+        assert [i["contact_id"] for i in app.erasures.page(10, None)[0]] == sorted(erased, reverse=True)
+        assert answers(app) == before
+    finally:
+        app.close()
+    stored = b"".join(p.read_bytes() for p in path.parent.glob("r.db*") if p.is_file()).lower()
+    for contact in [*erased, CONTACTS[4]]:
+        assert address(contact).lower().encode() not in stored, contact
+        assert address(contact).lower().replace("@", "%40").encode() not in stored, contact
 
 
 def test_the_fold_never_reads_a_personal_field() -> None:
