@@ -39,6 +39,17 @@ def code_spans(text: str) -> Markup:
     return Markup(_CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", str(escape(text))))
 
 
+def address_breaks(address: str | None) -> Markup:
+    """An address that wraps at its ``@`` (and at dots of the domain), never inside a word where it fits."""
+    if not address:
+        return Markup("—")
+    local, at, domain = str(address).rpartition("@")
+    if not at:
+        return Markup(escape(address))
+    parts = [str(escape(p)) for p in domain.split(".")]
+    return Markup(f'<span class="address">{escape(local)}<wbr>@{"<wbr>.".join(parts)}</span>')
+
+
 def page(template: str, status: int = 200, **values: Any) -> tuple[str, int]:
     return render_template(template, **values), status
 

@@ -19,7 +19,20 @@ from application.queries import BadCursor
 from domain.catalogue import RESPONSES
 from interface.shared.errors import ApiError
 from interface.web import i18n, pages_auth, pages_contacts, pages_inbox, pages_mailings, pages_rules
-from interface.web.rendering import PageError, _, code_spans, localtime, num, page, pct, pp, pretty, safe_next, url_with
+from interface.web.rendering import (
+    PageError,
+    _,
+    address_breaks,
+    code_spans,
+    localtime,
+    num,
+    page,
+    pct,
+    pp,
+    pretty,
+    safe_next,
+    url_with,
+)
 from interface.web.session import (
     configure_sessions,
     csrf_ok,
@@ -58,6 +71,7 @@ def site_blueprint() -> Blueprint:
         site.register_error_handler(error, handler)
     site.app_context_processor(template_values)
     site.add_app_template_filter(code_spans, "code_spans")
+    site.add_app_template_filter(address_breaks, "address_breaks")
     for area in AREAS:
         site.register_blueprint(area)
     return site

@@ -21,3 +21,13 @@ def test_not_found_is_a_sentence_in_each_language(browser: FlaskClient) -> None:
     assert ru.status_code == 404 and "Рассылка «nope» не найдена" in html
     assert "— не найдено" not in html and "mailing “" not in html, "no English word in the Russian message"
     assert "Контакт «ghost» не найден" in browser.get("/contacts/ghost?lang=ru").get_data(as_text=True)
+
+
+def test_an_address_in_the_contact_tile_wraps_at_its_at_sign(api: FlaskClient, browser: FlaskClient) -> None:
+    # issue 18: "an address wraps mid-word in the contact tile"; it may now break only before @ and dots
+    address = "konstantin.konstantinopolsky-very-long@mail.example.com"
+    assert api.post("/v1/mailings", json={"id": "w", "name": "W", "category": "bulk", "provider": "unione"}).status_code == 201
+    assert api.post("/v1/mailings/w/audience", json={"recipients": [{"contact_id": "k", "email": address}]}).status_code == 200
+    html = browser.get("/contacts/k").get_data(as_text=True)
+    assert '<span class="address">konstantin.konstantinopolsky-very-long<wbr>@mail<wbr>.example<wbr>.com</span>' in html
+    assert '<script>' not in browser.get("/contacts/k").get_data(as_text=True).split('data-kpi="email"')[1][:300]
