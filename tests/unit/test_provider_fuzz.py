@@ -9,6 +9,7 @@ the fold and correlation do on them). Bounded examples: the file runs in a few s
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -230,3 +231,36 @@ def test_elastic_email_one_notification_once(params: dict[str, str]) -> None:
     assert outcomes(batch) == 1 and batch.notices == []
     for item in batch.quarantined:  # the secret is never kept
         assert "token" not in parse_qs(item.raw_text, keep_blank_values=True)
+
+
+# ---- the UniOne signature: the top-level auth, wherever it stands ----------------------------------------
+
+NESTED_AUTH = st.fixed_dictionaries({"auth": st.sampled_from(["0123456789abcdef0123456789abcdef", "AUTH", ""]) | SCALARS})
+MEMBERS = st.dictionaries(
+    TEXT.filter(lambda k: k != "auth"), JSONISH | NESTED_AUTH | st.lists(NESTED_AUTH, max_size=2), max_size=4
+)
+
+
+@FUZZ
+@given(
+    members=MEMBERS,
+    at=st.integers(min_value=0, max_value=4),
+    spaced=st.booleans(),
+    key=st.text(min_size=1, max_size=20).filter(lambda k: "\x00" not in k),
+)
+def test_unione_signature_is_the_top_level_auth(members: dict[str, Any], at: int, spaced: bool, key: str) -> None:
+    """Any object, with ``auth`` fields nested anywhere in it and the top-level one at any position, signed as
+    UniOne signs (MD5 of the raw body with the key in place of the top-level value), verifies with that key
+    and no other; and changing one byte outside the signature refuses it."""
+    items = list(members.items())
+    items.insert(min(at, len(items)), ("auth", "AUTH_PLACEHOLDER"))
+    separators = (", ", ": ") if spaced else (",", ":")
+    template = json.dumps(dict(items), separators=separators, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    digest = hashlib.md5(template.replace(b'"AUTH_PLACEHOLDER"', b'"' + key.encode("utf-8", "surrogatepass") + b'"')).hexdigest()
+    body = template.replace(b'"AUTH_PLACEHOLDER"', b'"' + digest.encode() + b'"')
+    assert unione.verify(body, [key])
+    assert not unione.verify(body, [key + "x"])
+    signature = body.index(digest.encode())
+    changed = 0 if signature > 0 else len(body) - 1  # the opening brace, or the closing one
+    tampered = body[:changed] + b" " + body[changed + 1 :]
+    assert not unione.verify(tampered, [key])
