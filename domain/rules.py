@@ -474,7 +474,9 @@ class _Patch:
             code, reason, effect = value.get("code"), value.get("reason"), value.get("contact_effect")
             if set(value) - {"code", "reason", "contact_effect"}:
                 self.errors[where] = "a mapping object has only code, reason and contact_effect"
-            elif not isinstance(code, str) or code not in RESPONSES:
+            elif code is None and effect is None:
+                self.errors[where] = "a mapping object names a code, a contact_effect or both (null alone: informational)"
+            elif code is not None and (not isinstance(code, str) or code not in RESPONSES):
                 self.errors[where] = f"unknown response code {code!r}"
             elif reason is not None and reason not in REASONS:
                 self.errors[where] = f"unknown reason {reason!r} (one of {', '.join(REASONS)})"

@@ -10,6 +10,7 @@ from marshmallow import validate
 
 from application.history_folds import HistoryBusy
 from application.rules import HISTORY_PAGE, WhatIfQueueFull
+from domain.mappings.target import CONTACT_EFFECTS
 from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
 from domain.signals import utc
 from interface.http.auth import caller, require_bearer
@@ -57,7 +58,10 @@ class RulesetDocumentSchema(ma.Schema):
     confirmation_timeout_hours = ma.fields.Raw(metadata={"type": "number"})
     confirmation_timeout_response = ma.fields.Raw(metadata={"type": "string"})
     provider_mappings = ma.fields.Raw(
-        metadata={"type": "object", "description": 'provider → {"field:value": code | {"code","reason"} | null}'}
+        metadata={
+            "type": "object",
+            "description": 'provider → {"field:value": code | {"code","reason","contact_effect"?} | null}',
+        }
     )
 
 
@@ -166,6 +170,14 @@ class HistoryStepSchema(ma.Schema):
         },
     )
     maps_to = ma.fields.String(allow_none=True)
+    contact_effect = ma.fields.String(
+        allow_none=True,
+        validate=validate.OneOf(CONTACT_EFFECTS),
+        metadata={
+            "description": "what the signal's mapping does to the contact beyond its response (unsubscribe, suppress, "
+            "resubscribe), applied whatever the response did, unless the signal is a duplicate; null: none"
+        },
+    )
     effect = ma.fields.String(required=True, validate=validate.OneOf(["set", "counted", "ignored"]))
     why = ma.fields.String(allow_none=True)
     response_after = ma.fields.Nested(ResponseObjectSchema, required=True)

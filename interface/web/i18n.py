@@ -294,6 +294,13 @@ REASONS = {
     "technical": ("technical failure", "техническая ошибка"),
 }
 
+# What a signal's mapping does to the contact beyond its response (CONTRACT §5).
+CONTACT_EFFECTS = {
+    "unsubscribe": ("unsubscribes the contact", "отписывает контакт"),
+    "suppress": ("the address is not to be used", "адрес больше не используется"),
+    "resubscribe": ("subscribes the contact to this type again", "снова подписывает контакт на этот тип"),
+}
+
 # What a fold step did, as a sentence: (effect, why) → English and Russian.
 WHYS = {
     "duplicate": ("the same signal was already folded (a provider retry)", "этот сигнал уже был учтён (повтор провайдера)"),
@@ -333,6 +340,13 @@ def reason_name(reason: str | None, lang: str) -> str:
         return ""
     names = REASONS.get(reason)
     return (names[1] if lang == "ru" else names[0]) if names else reason
+
+
+def contact_effect_name(effect: str | None, lang: str) -> str:
+    if not effect:
+        return ""
+    names = CONTACT_EFFECTS.get(effect)
+    return (names[1] if lang == "ru" else names[0]) if names else effect
 
 
 def group_name(group: str, lang: str) -> str:
