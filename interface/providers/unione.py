@@ -204,6 +204,10 @@ def _event(name: str, data: Any, now: datetime) -> ProviderEvent | Notice:
     fields = {"status": status}
     if status == "hard_bounced" and delivery_status is not None:
         fields["delivery_status"] = delivery_status
+    if status == "opened":  # "machine", "protected": a robot's or a privacy proxy's open (a ruleset maps it)
+        traffic_type = opt_str(info.get("traffic_type"), "traffic_type")
+        if traffic_type is not None:
+            fields["traffic_type"] = traffic_type
     signal = Signal(
         key=dedup_key(SOURCE, data.get("job_id"), email, status, data["event_time"], url, delivery_status),
         source=SOURCE,

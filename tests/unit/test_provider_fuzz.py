@@ -77,7 +77,14 @@ UNIONE_DATA = fields(
         "status": st.sampled_from(["delivered", "opened", "clicked", "hard_bounced", "soft_bounced", "spam"]),
         "url": TEXT,
         "metadata": fields({"mailing_id": TEXT, "contact_id": TEXT, "test": SCALARS}),
-        "delivery_info": fields({"delivery_status": TEXT, "destination_response": TEXT, "user_agent": TEXT}),
+        "delivery_info": fields(
+            {
+                "delivery_status": TEXT,
+                "destination_response": TEXT,
+                "user_agent": TEXT,
+                "traffic_type": st.sampled_from(["machine", "protected", "human"]) | TEXT,
+            }
+        ),
     }
 )
 UNIONE_EVENT = (
@@ -93,7 +100,7 @@ UNIONE_USER = fields({"user_id": SCALARS, "events": st.lists(UNIONE_EVENT, max_s
 SENDGRID_EVENT = (
     fields(
         {
-            "event": st.sampled_from(["delivered", "open", "click", "bounce", "dropped"]),
+            "event": st.sampled_from(["delivered", "open", "click", "bounce", "dropped", "account_status_change"]),
             "email": TEXT | st.just("a@example.com"),
             "timestamp": st.sampled_from([1773482651, "1773482651", 1e20, -1e20, "1e20", 253402300799, -1, 10**30]) | SCALARS,
             "sg_event_id": TEXT,
@@ -104,6 +111,7 @@ SENDGRID_EVENT = (
             "mailing_id": TEXT,
             "contact_id": TEXT,
             "reason": TEXT,
+            "bounce_classification": st.sampled_from(["Invalid Address", "Reputation", "Unclassified"]) | TEXT,
         }
     )
     | ANY
@@ -193,6 +201,12 @@ def test_any_bytes_give_a_batch_or_a_value_error(body: bytes) -> None:
 def test_unione_envelope_every_event_once(users: list[Any]) -> None:
     batch = parsed_or_value_error(unione.parse, encode({"auth": "0" * 32, "events_by_user": users}))
     assert batch is not None
+    for event in batch.events:  # the status fields: a hard bounce's delivery status, an open's traffic type
+        status = event.signal.fields["status"]
+        allowed = {"status"} | (
+            {"delivery_status"} if status == "hard_bounced" else {"traffic_type"} if status == "opened" else set()
+        )
+        assert set(event.signal.fields) <= allowed
     expected = sum(
         len(user["events"]) if isinstance(user, dict) and isinstance(user.get("events"), list) else 1 for user in users
     )
@@ -211,8 +225,15 @@ def test_unione_flat_form_one_event_once(event: dict[str, Any], name: str) -> No
 @given(events=st.lists(SENDGRID_EVENT, max_size=5))
 def test_sendgrid_every_event_once(events: list[Any]) -> None:
     batch = parsed_or_value_error(sendgrid.parse, encode(events))
-    assert batch is not None and batch.notices == []
+    assert batch is not None
     assert outcomes(batch) == len(events)
+    assert all(n.kind == "account_status_change" for n in batch.notices)  # the one event about the account
+    for event in batch.events:  # the status fields: a bounce's classification and type, a drop's reason
+        name = event.signal.fields["event"]
+        allowed = {"event"} | (
+            {"type", "bounce_classification"} if name == "bounce" else {"reason"} if name == "dropped" else set()
+        )
+        assert set(event.signal.fields) <= allowed
 
 
 @FUZZ

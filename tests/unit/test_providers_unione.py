@@ -384,3 +384,31 @@ def test_a_document_followed_by_bytes_has_trailing_bytes(body):
 )
 def test_one_document_or_no_document_has_no_trailing_bytes(body):
     assert not unione.trailing_bytes(body)
+
+
+def test_an_opens_traffic_type_is_a_status_field_and_only_an_opens():
+    def one(status, **info):
+        data = {"job_id": "j", "email": "a@example.com", "status": status, "event_time": "2026-03-14 10:00:00"}
+        body = orjson.dumps({"auth": "0" * 32, "event_name": "transactional_email_status", **data, "delivery_info": info})
+        [event] = unione.parse(body, NOW).events
+        return event.signal
+
+    assert one("opened", traffic_type="protected").fields == {"status": "opened", "traffic_type": "protected"}
+    assert one("opened", traffic_type="machine").raw["delivery_info"]["traffic_type"] == "machine"
+    assert one("opened").fields == {"status": "opened"}
+    assert one("clicked", traffic_type="machine").fields == {"status": "clicked"}
+    assert one("delivered", traffic_type={"odd": 1}).fields == {"status": "delivered"}  # read on opens only
+    opened = one("opened", traffic_type="machine")
+    assert opened.key == one("opened").key  # the dedup key is what it was: a retry stays a duplicate
+    body = orjson.dumps(
+        {
+            "auth": "0" * 32,
+            "event_name": "transactional_email_status",
+            "job_id": "j",
+            "email": "a@example.com",
+            "status": "opened",
+            "event_time": "2026-03-14 10:00:00",
+            "delivery_info": {"traffic_type": {"odd": 1}},
+        }
+    )
+    assert "traffic_type" in unione.parse(body, NOW).quarantined[0].error
