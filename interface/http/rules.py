@@ -39,7 +39,9 @@ class RulesetDocumentSchema(ma.Schema):
     class Meta:
         unknown = ma.INCLUDE  # unknown fields reach the domain's validation, which names them
 
-    version = ma.fields.Raw(metadata={"type": "string", "description": "optional; default: the next number"})
+    version = ma.fields.Raw(
+        metadata={"type": "string", "description": 'optional; default: the next number; "builtin-…" is reserved'}
+    )
     responses = ma.fields.Raw(metadata={"type": "object", "description": 'code → {"final": bool, "priority": int}'})
     statistics_period_days = ma.fields.Raw(
         allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"}
@@ -80,11 +82,23 @@ class VersionEntrySchema(ma.Schema):
     )
     changes = ma.fields.Dict(required=True, metadata={"description": "what differs from the version it was based on"})
     based_on = ma.fields.String(allow_none=True)
+    builtin = ma.fields.Boolean(
+        required=True, metadata={"description": 'a built-in ruleset ("1", "builtin-2"): never stored, never edited'}
+    )
 
 
 class RulesListSchema(ma.Schema):
     active = ma.fields.String(required=True)
     versions = ma.fields.List(ma.fields.Nested(VersionEntrySchema), required=True)
+    offered = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "the latest built-in ruleset, offered for adoption when the active rules neither are it nor "
+            'were made from it (null otherwise): preview it with POST /v1/what-if {"rules": "<offered>"}, adopt it with '
+            "POST /v1/rules/<offered>/activate"
+        },
+    )
 
 
 class JobSchema(ma.Schema):
