@@ -22,7 +22,16 @@ from application.persistence import JournalIndex
 from application.unit_of_work import UnitOfWork, now_utc
 from domain.aggregates import Job, Mailing, RulesBook, job_id, recipient_id, rules_book_id
 from domain.fold import RecipientState
-from domain.rules import DEFAULT_RULESET, DEFAULT_VERSION, InvalidRuleset, Ruleset, check_new_version, is_number_version
+from domain.rules import (
+    BUILTIN_RULESETS,
+    DEFAULT_RULESET,
+    DEFAULT_VERSION,
+    LATEST_BUILTIN_VERSION,
+    InvalidRuleset,
+    Ruleset,
+    check_new_version,
+    is_number_version,
+)
 from domain.signals import Signal, iso, parse_iso
 from projections import replay
 from projections.cursors import decode_cursor
@@ -118,7 +127,10 @@ class RulesService:
         return self.ruleset(self.active_version())
 
     def ruleset(self, version: str) -> Ruleset:
-        """One ruleset version (the built-in default is version "1")."""
+        """One ruleset version: a built-in one ("1", "builtin-2") or a stored one.
+
+        A version stored under a built-in name before the ``builtin-`` prefix was reserved keeps its meaning in
+        its database (history never changes): it shadows the built-in one there."""
         cached = self._rulesets.get(version)
         if cached is not None:
             return cached
@@ -127,9 +139,12 @@ class RulesService:
         else:
             book = self._rules_book()
             entry = book.versions.get(version) if book is not None else None
-            if entry is None:
+            if entry is not None:
+                rules = Ruleset.from_document(entry["document"])
+            elif version in BUILTIN_RULESETS:
+                rules = BUILTIN_RULESETS[version]
+            else:
                 raise NotFound("ruleset version", version)
-            rules = Ruleset.from_document(entry["document"])
         self._rulesets[version] = rules
         return rules
 
@@ -140,15 +155,48 @@ class RulesService:
             return None
 
     def rules_versions(self) -> dict[str, Any]:
+        """The versions (the built-in ones first, then the stored ones in the order they were made), the active one,
+        and the built-in version ``offered`` for adoption: the latest, unless the active rules are it or derive
+        from it (None then). Adopting it replaces the active rules whole: the what-if against this database's
+        history (``POST /v1/what-if {"rules": "builtin-2"}``) shows what would change first."""
         book = self._rules_book()
-        versions: list[dict[str, Any]] = [
-            {"version": DEFAULT_VERSION, "created_at": None, "created_by": None, "changes": {}, "based_on": None}
+        stored = dict(book.versions) if book is not None else {}
+        versions: list[dict[str, Any]] = []
+        previous: Ruleset | None = None
+        for name, builtin in BUILTIN_RULESETS.items():
+            if name not in stored:
+                versions.append(
+                    {
+                        "version": name,
+                        "created_at": None,
+                        "created_by": None,
+                        "changes": builtin.changes_from(previous) if previous is not None else {},
+                        "based_on": previous.version if previous is not None else None,
+                        "builtin": True,
+                    }
+                )
+            previous = builtin
+        versions += [
+            {"created_by": None, **{k: v for k, v in entry.items() if k != "document"}, "builtin": False}
+            for entry in stored.values()
         ]
-        if book is not None:
-            versions += [
-                {"created_by": None, **{k: v for k, v in entry.items() if k != "document"}} for entry in book.versions.values()
-            ]
-        return {"active": self.active_version(), "versions": versions}
+        active = self.active_version()
+        return {"active": active, "versions": versions, "offered": self._offered(active, stored)}
+
+    @staticmethod
+    def _offered(active: str, stored: dict[str, Any]) -> str | None:
+        """The latest built-in version when the active rules neither are it nor were made from it."""
+        if LATEST_BUILTIN_VERSION in stored:  # a stored version of that name shadows it in this database
+            return None
+        version: str | None = active
+        seen: set[str] = set()
+        while version is not None and version not in seen:
+            if version == LATEST_BUILTIN_VERSION:
+                return None
+            seen.add(version)
+            entry = stored.get(version)
+            version = entry.get("based_on") if entry is not None else None
+        return LATEST_BUILTIN_VERSION
 
     def define_rules(self, document: dict[str, Any], created_by: str | None = None) -> Ruleset:
         """A new ruleset version: ``document`` merged over the active version (raises InvalidRuleset).
@@ -162,7 +210,7 @@ class RulesService:
 
         def work(uow: UnitOfWork) -> Ruleset:
             book: RulesBook = uow.get_or_create(rules_book_id(), RulesBook)
-            taken = set(book.versions) | {DEFAULT_VERSION}
+            taken = set(book.versions) | set(BUILTIN_RULESETS)
             if requested is not None and requested in taken:
                 raise Conflict(f"ruleset version {requested!r} exists; versions are never edited in place")
             version = requested or str(max([int(v) for v in taken if is_number_version(str(v))] + [0]) + 1)

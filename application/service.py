@@ -42,7 +42,7 @@ from domain.aggregates import (
 )
 from domain.dispatch import MailingTerms, dispatch_outcome
 from domain.personal import address_subject, contact_subject
-from domain.rules import Ruleset
+from domain.rules import LATEST_BUILTIN_VERSION, Ruleset
 from domain.signals import (
     CONFIRMATION_CHECKED,
     PROVIDERS,
@@ -87,6 +87,8 @@ class ResponsesApp(Application[uuid.UUID]):
             recorder_class = PostgresViewRecorder if self.settings.is_postgres else SQLiteViewRecorder
             self.views: ViewsMixin = self.factory.tracking_recorder(recorder_class)  # type: ignore[assignment]  # the factory answers its base type
             self.views.create_views(self.views.active_generation())
+            if not self.recorder.max_notification_id():  # a new database starts on the latest built-in rules
+                self.views.start_rules(LATEST_BUILTIN_VERSION)
             self.journal_index = JournalIndex(self.recorder, self.settings.is_postgres)
             self.journal_index.create_indexes()
             recorder: Any = self.recorder  # both stores' recorders have a datastore

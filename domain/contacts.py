@@ -12,6 +12,7 @@ from typing import Any
 
 from domain.catalogue import DELIVERED, RESPONSES, SET
 from domain.fold import Step
+from domain.mappings.target import RESUBSCRIBE, SUPPRESS, UNSUBSCRIBE
 from domain.rules import Ruleset
 from domain.signals import normalise_email
 
@@ -47,23 +48,31 @@ def apply_signal_effect(contact: ContactState, step: Step, email_type: str | Non
     Unsubscribes and spam complaints always reach the contact (an unsubscribe must
     be honoured even when the recipient's response is final or its period closed);
     hard bounces and invalid addresses only when they set the recipient's response.
+    A mapping's contact effect (``step.contact_effect``) always reaches it too, as an
+    unsubscribe does: ``unsubscribe`` is an unsubscribe, ``suppress`` a do-not-use, and
+    ``resubscribe`` takes the mailing's email type out of the unsubscribed types (never
+    a do-not-use, whoever set it). A duplicate does nothing.
     """
-    code = step.maps_to
-    if code is None or step.why == "duplicate":
+    code, effect = step.maps_to, step.contact_effect
+    if (code is None and effect is None) or step.why == "duplicate":
         return contact
     c = contact.copy()
-    if code == "unsubscribed":
+    if code == "unsubscribed" or effect == UNSUBSCRIBE:
         if rules.unsubscribe_from_all or not email_type:
             c.do_not_use_email = True
         else:
             c.unsubscribed_types = c.unsubscribed_types | {email_type}
-    elif code == "spam_complaint":
+    if code == "spam_complaint" or effect == SUPPRESS:
         c.do_not_use_email = True
-    elif code == "hard_bounce" and step.effect == SET:
+    if code == "hard_bounce" and step.effect == SET:
         c.do_not_use_email = True
         c.email_is_actual = False
     elif code == "invalid_address" and step.effect == SET:
         c.email_is_actual = False
+    if effect == RESUBSCRIBE and email_type:
+        c.unsubscribed_types = c.unsubscribed_types - {email_type}
+    if code is None:
+        return c
     if code == "soft_bounce":
         # Counted only when it sets the recipient's response: once per mailing at most (SendGrid reports
         # every deferred attempt), and never for a late soft bounce of a mail already delivered.

@@ -21,6 +21,7 @@ from domain.catalogue import (
     RESPONSES,
     SET,
 )
+from domain.mappings.target import Target
 from domain.rules import Ruleset
 from domain.signals import CONFIRMATION_CHECKED, SYSTEM, Signal, key_digest
 
@@ -114,7 +115,9 @@ class RecipientState:
 
 
 class Step(NamedTuple):
-    """How one signal was folded: ``set`` / ``counted`` / ``ignored`` and why.
+    """How one signal was folded: ``set`` / ``counted`` / ``ignored`` and why, and the contact effect its
+    mapping carries (``unsubscribe``, ``suppress``, ``resubscribe`` or None: CONTRACT §5), whatever it did
+    to the response (``domain.contacts`` applies it unless the signal is a duplicate).
 
     A named tuple: immutable like a frozen dataclass, and built in a third of the time
     (a replay builds two a signal)."""
@@ -124,6 +127,7 @@ class Step(NamedTuple):
     effect: str
     why: str | None
     response_after: str
+    contact_effect: str | None = None
 
 
 def fold(
@@ -134,8 +138,7 @@ def fold(
 ) -> tuple[RecipientState, Step]:
     """Fold one signal into a recipient's state under ``rules``. ``state`` is not modified."""
     if state.seen.has_digest(signal.key_digest):
-        target = _target(signal, rules)
-        return state, Step(target[0], target[1], IGNORED, "duplicate", state.response)
+        return state, _duplicate(signal, rules, state.response)
     s = state.copy()
     return s, fold_into(s, signal, rules, mailing_start)
 
@@ -149,17 +152,17 @@ def fold_into(
     """``fold``, updating ``s`` in place (for replays that own their states): the same rules, no copy."""
     d = signal.key_digest
     if s.seen.has_digest(d):
-        target = _target(signal, rules)
-        return Step(target[0], target[1], IGNORED, "duplicate", s.response)
+        return _duplicate(signal, rules, s.response)
     s.seen.blob += d
     return _fold_new(s, signal, rules, mailing_start)
 
 
-def _target(signal: Signal, rules: Ruleset) -> tuple[str | None, str | None]:
+def _duplicate(signal: Signal, rules: Ruleset, response: str) -> Step:
+    """A signal already folded: ignored, explained by what its mapping says (its effects were applied once)."""
     if signal.source == SYSTEM and signal.fields.get("kind") == CONFIRMATION_CHECKED:
-        return None, None
+        return Step(None, None, IGNORED, "duplicate", response)
     target = rules.map(signal.source, signal.fields)
-    return target.code, signal.reason or target.reason
+    return Step(target.code, signal.reason or target.reason, IGNORED, "duplicate", response, target.contact_effect)
 
 
 def _fold_new(s: RecipientState, signal: Signal, rules: Ruleset, mailing_start: datetime | None) -> Step:
@@ -169,7 +172,14 @@ def _fold_new(s: RecipientState, signal: Signal, rules: Ruleset, mailing_start: 
     elif signal.fields.get("kind") == CONFIRMATION_CHECKED:
         return _confirmation_checked(s, signal, rules)
 
-    target = rules.map(source, signal.fields)  # what _target says, for a signal that is not a confirmation check
+    target = rules.map(source, signal.fields)
+    step = _fold_mapped(s, signal, rules, mailing_start, target)
+    if target.contact_effect is not None:  # the contact's part, whatever the response did (CONTRACT §5)
+        return step._replace(contact_effect=target.contact_effect)
+    return step
+
+
+def _fold_mapped(s: RecipientState, signal: Signal, rules: Ruleset, mailing_start: datetime | None, target: Target) -> Step:
     code = target.code
     if code is None:
         return Step(None, None, IGNORED, "informational", s.response)

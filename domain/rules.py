@@ -20,7 +20,7 @@ from typing import Any, cast
 import re2
 
 from domain.catalogue import CODES, REASONS, RESPONSES
-from domain.mappings import BUILTIN_MAPPINGS, MAPPING_FIELDS
+from domain.mappings import BUILTIN_MAPPINGS, BUILTIN_MAPPINGS_2, MAPPING_FIELDS
 from domain.mappings.target import CONTACT_EFFECTS, Target
 from domain.signals import SYSTEM
 
@@ -44,7 +44,9 @@ class ResponseRule:
 _SYSTEM_TARGETS: dict[str, Target] = {code: Target(code) for code in RESPONSES}
 _INFORMATIONAL = Target(None)
 
-DEFAULT_VERSION = "1"
+DEFAULT_VERSION = "1"  # the first built-in ruleset: a database from before builtin-2 folds under it until it adopts another
+BUILTIN_PREFIX = "builtin-"  # reserved: the names of the built-in rulesets after "1" (users cannot take them)
+LATEST_BUILTIN_VERSION = "builtin-2"  # what a new database starts on
 
 # A version names a path segment of the API (/v1/rules/{version}): ASCII letters, digits, ".", "_", "-".
 VERSION_FORMAT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -57,6 +59,13 @@ def check_new_version(version: Any) -> None:
         raise InvalidRuleset(
             {"version": "a ruleset version is 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit"}
         )
+    if is_builtin_name(version):
+        raise InvalidRuleset({"version": f"the prefix {BUILTIN_PREFIX!r} is reserved for the built-in rulesets"})
+
+
+def is_builtin_name(version: str) -> bool:
+    """A name in the reserved ``builtin-`` space (any case): only the built-in rulesets carry one."""
+    return version.lower().startswith(BUILTIN_PREFIX)
 
 
 def is_number_version(version: str) -> bool:
@@ -474,7 +483,9 @@ class _Patch:
             code, reason, effect = value.get("code"), value.get("reason"), value.get("contact_effect")
             if set(value) - {"code", "reason", "contact_effect"}:
                 self.errors[where] = "a mapping object has only code, reason and contact_effect"
-            elif not isinstance(code, str) or code not in RESPONSES:
+            elif code is None and effect is None:
+                self.errors[where] = "a mapping object names a code, a contact_effect or both (null alone: informational)"
+            elif code is not None and (not isinstance(code, str) or code not in RESPONSES):
                 self.errors[where] = f"unknown response code {code!r}"
             elif reason is not None and reason not in REASONS:
                 self.errors[where] = f"unknown reason {reason!r} (one of {', '.join(REASONS)})"
@@ -489,3 +500,15 @@ class _Patch:
 
 DEFAULT_RULESET = Ruleset()
 assert set(DEFAULT_RULESET.responses) == set(CODES)
+
+# The built-in rulesets, by version, oldest first. Version 1 never changes (stored histories were folded under
+# it); "builtin-2" is version 1 with the mappings of issue 17 (``domain.mappings.BUILTIN_MAPPINGS_2``). A new
+# database starts on the latest; an existing one keeps its active rules and is offered the latest.
+BUILTIN_RULESETS: dict[str, Ruleset] = {
+    DEFAULT_VERSION: DEFAULT_RULESET,
+    LATEST_BUILTIN_VERSION: Ruleset(
+        version=LATEST_BUILTIN_VERSION, provider_mappings={p: dict(m) for p, m in BUILTIN_MAPPINGS_2.items()}
+    ),
+}
+LATEST_BUILTIN = BUILTIN_RULESETS[LATEST_BUILTIN_VERSION]
+assert all(v == DEFAULT_VERSION or is_builtin_name(v) for v in BUILTIN_RULESETS)

@@ -249,7 +249,7 @@ class ProviderEvent:
 
 @dataclass(frozen=True)
 class Notice:
-    """A provider notice about sending in general (UniOne spam blocks)."""
+    """A provider notice about sending in general (UniOne spam blocks, SendGrid account status changes)."""
 
     provider: str
     key: str

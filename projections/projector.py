@@ -264,7 +264,7 @@ class Projector:
             row.version += 1
             if self.keeps_checkpoints and row.version - row.checkpointed >= CHECKPOINT_SIGNALS:
                 self._checkpoint(row, seq)
-        if step.maps_to is not None and step.why != "duplicate":
+        if (step.maps_to is not None or step.contact_effect is not None) and step.why != "duplicate":
             contact = self.store.contact(row.contact_id) or ContactState(email=row.email)
             after = apply_signal_effect(contact, step, mailing.email_type if mailing else None, self.rules)
             if after is not contact:

@@ -405,6 +405,7 @@ def history_step(seq: int, signal: Signal, step: Step, state: RecipientState, la
         "raw": signal.raw,
         "erased": signal.erased,
         "maps_to": step.maps_to,
+        "contact_effect": step.contact_effect,
         "effect": step.effect,
         "why": step.why,
         "response_after": response_object(

@@ -2,7 +2,8 @@
 
 A recipient's response is always the code one of its own signals maps to (or the confirmation
 timeout's), and a contact's flags follow from its recipients' folded signals and its commands.
-So a change of how codes compare (``responses``), of how signals map (``provider_mappings``) or
+So a change of how codes compare (``responses``), of how signals map (``provider_mappings``: a code, a reason or a
+contact effect) or
 of a rule about one kind of signal (machine opens, clicks, unsubscribes, soft bounces,
 confirmation timeouts) can only move recipients whose journals hold signals mapping, under either
 ruleset, to the codes involved; and only their contacts' flags. The projection indexes which
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from domain.mappings.target import UNSUBSCRIBE
 from domain.rules import DOCUMENT_FIELDS, Ruleset
 from domain.signals import CONFIRMATION_CHECKED, SYSTEM
 from projections.projector import parse_term
@@ -56,6 +58,8 @@ def touched_terms(current: Ruleset, candidate: Ruleset, terms: Iterable[str]) ->
         codes |= {"opened", "opened_machine"}
     if codes & {current.confirmation_timeout_response, candidate.confirmation_timeout_response}:
         confirmation = True
+    # an unsubscribe's reach moves with unsubscribe_from_all: a mapping's "unsubscribe" effect too
+    effects = {UNSUBSCRIBE} if "unsubscribe_from_all" in changed else set()
     touched: set[str] = set()
     for term in terms:
         source, fields = parse_term(term)
@@ -64,7 +68,7 @@ def touched_terms(current: Ruleset, candidate: Ruleset, terms: Iterable[str]) ->
                 touched.add(term)
             continue
         a, b = current.map(source, fields), candidate.map(source, fields)
-        if (a.code, a.reason) != (b.code, b.reason) or a.code in codes or b.code in codes:
+        if a != b or a.code in codes or b.code in codes or a.contact_effect in effects or b.contact_effect in effects:
             touched.add(term)
     return touched
 

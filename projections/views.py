@@ -551,6 +551,15 @@ class ViewsMixin:
         """The view shape a generation was built under (``VIEW_SHAPE`` for one built by this code)."""
         return shape_of(self.get_meta(shape_key(generation), cursor=cursor))
 
+    def start_rules(self, version: str) -> None:
+        """A new database's rules: ``version`` recorded as the active rules unless some were recorded before (a
+        database whose views were ever activated, or started by this code). The caller knows the journal is empty
+        and holds the schema lock (``create_views`` made the meta table)."""
+        with self.cursor(commit=True) as c:
+            c.execute(
+                self._q("INSERT INTO rv_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"), ("rules_version", version)
+            )
+
     def active_rules_version(self) -> str | None:
         """The rules version the active generation was folded under (None: the built-in default)."""
         return self.get_meta("rules_version")

@@ -22,3 +22,11 @@ BUILTIN_MAPPINGS: dict[str, dict[str, Target]] = {
     "elasticemail": elasticemail.VERSION_1,
     "sendgrid": sendgrid.VERSION_1,
 }
+
+# The built-in mappings of ruleset version "builtin-2": version 1's, with UniOne's and SendGrid's read as
+# their own tools read them (issue 17). A provider with one mapping only has the same in both.
+BUILTIN_MAPPINGS_2: dict[str, dict[str, Target]] = {
+    **BUILTIN_MAPPINGS,
+    "unione": unione.VERSION_2,
+    "sendgrid": sendgrid.VERSION_2,
+}

@@ -6,25 +6,28 @@ from dataclasses import dataclass
 from typing import Any
 
 # A mapping may reach the contact beyond what its response does (CONTRACT §5): "unsubscribe" (as an
-# unsubscribe from the mailing's email type, or from all under ``unsubscribe_from_all``) or "suppress"
-# (do not use the address again).
-UNSUBSCRIBE, SUPPRESS = "unsubscribe", "suppress"
-CONTACT_EFFECTS: tuple[str, ...] = (UNSUBSCRIBE, SUPPRESS)
+# unsubscribe from the mailing's email type, or from all under ``unsubscribe_from_all``), "suppress"
+# (do not use the address again) or "resubscribe" (the mailing's email type is no longer unsubscribed:
+# SendGrid's group_resubscribe; never a do-not-use).
+UNSUBSCRIBE, SUPPRESS, RESUBSCRIBE = "unsubscribe", "suppress", "resubscribe"
+CONTACT_EFFECTS: tuple[str, ...] = (UNSUBSCRIBE, SUPPRESS, RESUBSCRIBE)
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A response code (or None: informational), a reason, and a contact effect (or None)."""
+    """A response code (or None: informational), a reason, and a contact effect (or None).
+
+    An informational target may still carry a contact effect: the response stays, the contact moves."""
 
     code: str | None
     reason: str | None = None
     contact_effect: str | None = None
 
     def to_document(self) -> Any:
-        if self.code is None:
-            return None
         if self.contact_effect is not None:
             return {"code": self.code, "reason": self.reason, "contact_effect": self.contact_effect}
+        if self.code is None:
+            return None
         if self.reason is None:
             return self.code
         return {"code": self.code, "reason": self.reason}

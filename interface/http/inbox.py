@@ -52,7 +52,9 @@ class QuarantinedSchema(KeptSchema):
 
 
 class NoticeSchema(KeptSchema):
-    kind = ma.fields.String(required=True, metadata={"description": "e.g. transactional_spam_block"})
+    kind = ma.fields.String(
+        required=True, metadata={"description": "e.g. transactional_spam_block (UniOne), account_status_change (SendGrid)"}
+    )
     raw = ma.fields.Raw(required=True)
 
 
@@ -90,7 +92,7 @@ def quarantine(args: dict[str, Any]) -> dict[str, Any]:
 @blp.arguments(PageArgsSchema, location="query")
 @blp.response(200, page_schema(NoticeSchema, "NoticePage"))
 def notices(args: dict[str, Any]) -> dict[str, Any]:
-    """Provider notices about sending in general (UniOne spam blocks)."""
+    """Provider notices about sending in general (UniOne spam blocks, SendGrid account status changes)."""
     return fresh_views().side("notice", None, args["limit"], args["cursor"])
 
 

@@ -10,6 +10,7 @@ from marshmallow import validate
 
 from application.history_folds import HistoryBusy
 from application.rules import HISTORY_PAGE, WhatIfQueueFull
+from domain.mappings.target import CONTACT_EFFECTS
 from domain.rules import DOCUMENT_FIELDS, InvalidRuleset
 from domain.signals import utc
 from interface.http.auth import caller, require_bearer
@@ -38,7 +39,9 @@ class RulesetDocumentSchema(ma.Schema):
     class Meta:
         unknown = ma.INCLUDE  # unknown fields reach the domain's validation, which names them
 
-    version = ma.fields.Raw(metadata={"type": "string", "description": "optional; default: the next number"})
+    version = ma.fields.Raw(
+        metadata={"type": "string", "description": 'optional; default: the next number; "builtin-…" is reserved'}
+    )
     responses = ma.fields.Raw(metadata={"type": "object", "description": 'code → {"final": bool, "priority": int}'})
     statistics_period_days = ma.fields.Raw(
         allow_none=True, metadata={"type": "integer", "nullable": True, "description": "null: off"}
@@ -57,7 +60,10 @@ class RulesetDocumentSchema(ma.Schema):
     confirmation_timeout_hours = ma.fields.Raw(metadata={"type": "number"})
     confirmation_timeout_response = ma.fields.Raw(metadata={"type": "string"})
     provider_mappings = ma.fields.Raw(
-        metadata={"type": "object", "description": 'provider → {"field:value": code | {"code","reason"} | null}'}
+        metadata={
+            "type": "object",
+            "description": 'provider → {"field:value": code | {"code","reason","contact_effect"?} | null}',
+        }
     )
 
 
@@ -76,11 +82,23 @@ class VersionEntrySchema(ma.Schema):
     )
     changes = ma.fields.Dict(required=True, metadata={"description": "what differs from the version it was based on"})
     based_on = ma.fields.String(allow_none=True)
+    builtin = ma.fields.Boolean(
+        required=True, metadata={"description": 'a built-in ruleset ("1", "builtin-2"): never stored, never edited'}
+    )
 
 
 class RulesListSchema(ma.Schema):
     active = ma.fields.String(required=True)
     versions = ma.fields.List(ma.fields.Nested(VersionEntrySchema), required=True)
+    offered = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "the latest built-in ruleset, offered for adoption when the active rules neither are it nor "
+            'were made from it (null otherwise): preview it with POST /v1/what-if {"rules": "<offered>"}, adopt it with '
+            "POST /v1/rules/<offered>/activate"
+        },
+    )
 
 
 class JobSchema(ma.Schema):
@@ -166,6 +184,14 @@ class HistoryStepSchema(ma.Schema):
         },
     )
     maps_to = ma.fields.String(allow_none=True)
+    contact_effect = ma.fields.String(
+        allow_none=True,
+        validate=validate.OneOf(CONTACT_EFFECTS),
+        metadata={
+            "description": "what the signal's mapping does to the contact beyond its response (unsubscribe, suppress, "
+            "resubscribe), applied whatever the response did, unless the signal is a duplicate; null: none"
+        },
+    )
     effect = ma.fields.String(required=True, validate=validate.OneOf(["set", "counted", "ignored"]))
     why = ma.fields.String(allow_none=True)
     response_after = ma.fields.Nested(ResponseObjectSchema, required=True)

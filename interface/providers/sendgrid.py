@@ -2,7 +2,9 @@
 
 The body is a JSON array of events. The signature is ECDSA P-256 / SHA-256
 (base64 DER) over the timestamp header followed by the raw body, verified with
-the configured public key (base64 DER SubjectPublicKeyInfo).
+the configured public key (base64 DER SubjectPublicKeyInfo). The status fields a
+ruleset maps are ``event``, and on bounces ``type`` and ``bounce_classification``,
+on drops ``reason``; an ``account_status_change`` is a provider notice.
 """
 
 from __future__ import annotations
@@ -16,13 +18,25 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from domain.signals import ParsedBatch, ProviderEvent, Signal, dedup_key, plausible_time
+from domain.signals import Notice, ParsedBatch, ProviderEvent, Signal, dedup_key, plausible_time
 
-from .common import Malformed, collect, correlation, load_json, opt_str, require_object, require_str, shown, truthy
+from .common import (
+    Malformed,
+    collect,
+    correlation,
+    load_json,
+    opt_str,
+    require_object,
+    require_str,
+    shown,
+    sorted_json,
+    truthy,
+)
 
 SOURCE = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+ACCOUNT_STATUS_CHANGE = "account_status_change"  # an account event (a compliance suspension, say): a provider notice
 
 
 def verify(body: bytes, signature_b64: str | None, timestamp: str | None, public_key_b64: str | None) -> bool:
@@ -57,19 +71,33 @@ def parse(body: bytes, now: datetime) -> ParsedBatch:
     return batch
 
 
-def _event(event: Any, now: datetime) -> ProviderEvent:
+def _event(event: Any, now: datetime) -> ProviderEvent | Notice:
     event = require_object(event)
     name = require_str(event, "event")
+    event_id = event.get("sg_event_id")
+    if isinstance(event_id, (dict, list)):
+        raise Malformed(f"'sg_event_id' is not an identifier: {shown(event_id)}")
+    if name == ACCOUNT_STATUS_CHANGE:  # about the account, not a recipient: it names no address
+        return Notice(
+            provider=SOURCE,
+            key=dedup_key("sendgrid-notice", name, event_id or sorted_json(event)),
+            kind=name,
+            received_at=now,
+            raw=event,
+        )
     email = require_str(event, "email")
     occurred_at = _unix_time(event.get("timestamp"))
     url = opt_str(event.get("url"), "url")
     fields = {"event": name}
-    bounce_type = opt_str(event.get("type"), "type")
-    if name == "bounce" and bounce_type is not None:
-        fields["type"] = bounce_type
-    event_id = event.get("sg_event_id")
-    if isinstance(event_id, (dict, list)):
-        raise Malformed(f"'sg_event_id' is not an identifier: {shown(event_id)}")
+    if name == "bounce":
+        for field_name in ("bounce_classification", "type"):
+            value = opt_str(event.get(field_name), field_name)
+            if value is not None:
+                fields[field_name] = value
+    elif name == "dropped":
+        reason = opt_str(event.get("reason"), "reason")
+        if reason is not None:
+            fields["reason"] = reason
     if event_id:
         key = dedup_key(SOURCE, event_id)
     else:

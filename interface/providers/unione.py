@@ -1,7 +1,7 @@
 """UniOne (Unisender Go) webhooks: authentication and parsing (CONTRACT §6).
 
-Authenticity: ``auth`` is the MD5 hex of the raw body in which the ``auth``
-value is replaced by the API key. We hash the raw bytes, never re-serialised
+Authenticity: ``auth`` is the MD5 hex of the raw body in which the top-level
+``auth`` value is replaced by the API key. We hash the raw bytes, never re-serialised
 JSON. The status is not mapped here: the ruleset maps ``Signal.fields``.
 """
 
@@ -42,7 +42,11 @@ STATUS_EVENT = "transactional_email_status"
 SPAM_BLOCK = "transactional_spam_block"
 # Keys of the single-event flat form that are not part of ``event_data``.
 _FLAT_ENVELOPE_KEYS = frozenset({"auth", "event_name", "user_id", "project_id", "project_name"})
-_AUTH = re.compile(rb'"auth"\s*:\s*"([0-9a-fA-F]{32})"')
+# The tokens that decide where a key of the top-level object stands: strings (whole, escapes included), a
+# string never closed, brackets, and the comma between members. Scalars need no token.
+_MEMBER_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"|[][{},]', re.DOTALL)
+_AUTH_KEY = b'"auth"'
+_AUTH_VALUE = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*"([0-9a-fA-F]{32})"')  # JSON's whitespace, then 32 hex digits
 # What delimits a JSON document: strings (skipped whole, escapes included), a string never
 # closed, and brackets.
 _DELIMITERS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"|[][{}]', re.DOTALL)
@@ -51,13 +55,51 @@ _JSON_WHITESPACE = b" \t\r\n"
 
 
 def verify(body: bytes, api_keys: Sequence[str]) -> bool:
-    """True when the body's ``auth`` matches one of the configured API keys."""
-    match = _AUTH.search(body)
+    """True when the body's top-level ``auth`` matches one of the configured API keys.
+
+    The key replaces the value of the top-level object's ``auth`` member, located in the raw bytes
+    (``_top_level_auth``): an ``auth`` field deeper in the body (the sender's metadata may hold one) is
+    not the signature, whatever comes first."""
+    match = _top_level_auth(body)
     if match is None:
         return False
     given = match.group(1).decode("ascii").lower()
     head, tail = body[: match.start(1)], body[match.end(1) :]
     return any(hmac.compare_digest(hashlib.md5(head + key.encode("utf-8") + tail).hexdigest(), given) for key in api_keys if key)
+
+
+def _top_level_auth(body: bytes) -> re.Match[bytes] | None:
+    """The value of the top-level object's ``auth`` member, as 32 hex digits in a string (group 1), or None.
+
+    A tokenizer over the raw bytes, never a parse and re-serialisation: one pass, no recursion, reading
+    strings whole (so a bracket or a quoted ``"auth"`` inside one is text), and stopping at the member, at
+    the end of the top-level object, or at a string never closed. Bytes after the document are refused by
+    ``trailing_bytes``, not here."""
+    start = len(body) - len(body.lstrip(_JSON_WHITESPACE))
+    if body[start : start + 1] != b"{":
+        return None
+    depth = 0
+    key_next = False  # the next string at depth 1 names a member
+    for token in _MEMBER_TOKENS.finditer(body, start):
+        text = token.group()
+        if text == b'"':  # a string never closed
+            return None
+        if text[0] == 0x22:
+            if key_next and depth == 1:
+                if text == _AUTH_KEY:
+                    return _AUTH_VALUE.match(body, token.end())
+                key_next = False
+            continue
+        if text in (b"{", b"["):
+            depth += 1
+            key_next = depth == 1
+        elif text == b",":
+            key_next = depth == 1
+        else:  # a closing bracket
+            depth -= 1
+            if depth == 0:
+                return None
+    return None
 
 
 def trailing_bytes(body: bytes) -> bool:
@@ -162,6 +204,10 @@ def _event(name: str, data: Any, now: datetime) -> ProviderEvent | Notice:
     fields = {"status": status}
     if status == "hard_bounced" and delivery_status is not None:
         fields["delivery_status"] = delivery_status
+    if status == "opened":  # "machine", "protected": a robot's or a privacy proxy's open (a ruleset maps it)
+        traffic_type = opt_str(info.get("traffic_type"), "traffic_type")
+        if traffic_type is not None:
+            fields["traffic_type"] = traffic_type
     signal = Signal(
         key=dedup_key(SOURCE, data.get("job_id"), email, status, data["event_time"], url, delivery_status),
         source=SOURCE,

@@ -154,6 +154,11 @@ RU: dict[str, str] = {
     "Source": "Источник",
     "What the provider said": "Что сообщил провайдер",
     "Maps to": "Соответствует",
+    "New built-in rules: %(version)s": "Новые встроенные правила: %(version)s",
+    "The built-in rules %(version)s read UniOne and SendGrid as their own tools do (machine opens, sender-side failures that no longer suppress a contact, SendGrid's drop reasons and bounce classifications). Your active rules %(active)s stay until you adopt them; adopting replaces the active rules whole.": "Встроенные правила %(version)s читают UniOne и SendGrid так, как их читают их собственные инструменты (открытия роботами, ошибки на стороне отправителя больше не блокируют контакт, причины отбрасывания и классы отказов SendGrid). Активные правила %(active)s действуют, пока вы не примете новые; принятие заменяет активные правила целиком.",
+    "Preview against your history": "Проверить на своей истории",
+    "Preview": "Проверить",
+    "Adopt rules version %(version)s: activate it (a rebuild of every view).": "Принять правила версии %(version)s: активировать их (все представления будут перестроены).",
     "Effect": "Действие",
     "Why": "Почему",
     "Response after": "Отклик после",
@@ -331,6 +336,13 @@ REASONS = {
     "technical": ("technical failure", "техническая ошибка"),
 }
 
+# What a signal's mapping does to the contact beyond its response (CONTRACT §5).
+CONTACT_EFFECTS = {
+    "unsubscribe": ("unsubscribes the contact", "отписывает контакт"),
+    "suppress": ("the address is not to be used", "адрес больше не используется"),
+    "resubscribe": ("subscribes the contact to this type again", "снова подписывает контакт на этот тип"),
+}
+
 # What a fold step did, as a sentence: (effect, why) → English and Russian.
 WHYS = {
     "duplicate": ("the same signal was already folded (a provider retry)", "этот сигнал уже был учтён (повтор провайдера)"),
@@ -375,6 +387,13 @@ def reason_name(reason: str | None, lang: str) -> str:
         return ""
     names = REASONS.get(reason)
     return (names[1] if lang == "ru" else names[0]) if names else reason
+
+
+def contact_effect_name(effect: str | None, lang: str) -> str:
+    if not effect:
+        return ""
+    names = CONTACT_EFFECTS.get(effect)
+    return (names[1] if lang == "ru" else names[0]) if names else effect
 
 
 def group_name(group: str, lang: str) -> str:

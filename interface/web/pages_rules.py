@@ -1,4 +1,5 @@
-"""``/rules`` (versions and the state diagram), ``/what-if`` (preview, then adopt) and ``/jobs/<id>`` (progress)."""
+"""``/rules`` (versions, the built-in version offered, and the state diagram), ``/what-if`` (preview a change or a
+version, then adopt it) and ``/jobs/<id>`` (progress)."""
 
 from __future__ import annotations
 
@@ -196,6 +197,7 @@ def what_if_page(
     status: int = 200,
     selected: list[str] | None = None,
     refused: WhatIfQueueFull | None = None,
+    adopt_version: str | None = None,
 ) -> Any:
     app = service()
     active = app.active_rules()
@@ -216,6 +218,7 @@ def what_if_page(
         selected=selected or [],
         document_json=json.dumps(document, ensure_ascii=False) if document is not None else "",
         refused=refused,
+        adopt_version=adopt_version,
     )
 
 
@@ -229,6 +232,8 @@ def what_if_run() -> Any:
     app = service()
     active = app.active_rules()
     form = request.form
+    if form.get("version"):
+        return what_if_version(form["version"])
     values = {**form_defaults(active), **{k: v for k, v in form.items() if k != "csrf_token"}}
     for name, kind in OPTION_FIELDS:
         if kind == "bool" and name in form:
@@ -259,6 +264,23 @@ def what_if_run() -> Any:
     return what_if_page(values, result=result, document=document, selected=selected)
 
 
+def what_if_version(version: str) -> Any:
+    """A stored or built-in version tried against all history (the /rules page's Preview): adopting it is its
+    activation, nothing new is stored."""
+    app = service()
+    values = form_defaults(app.active_rules())
+    try:
+        app.ruleset(version)  # an unknown version: an HTML 404
+        result, job_id = app.start_what_if(version, sample=20, wait_seconds=app.settings.what_if_wait_seconds)
+    except WhatIfQueueFull as exc:
+        html, status = what_if_page(values, status=429, refused=exc)
+        return html, status, {"Retry-After": str(exc.retry_after)}
+    if job_id is not None:
+        session["what_if"] = {"job": job_id, "version": version}
+        return redirect(url_for("web.rules.job", job_id=job_id))
+    return what_if_page(values, result=result, adopt_version=version)
+
+
 @bp.post("/what-if/adopt")
 def what_if_adopt() -> Any:
     app = service()
@@ -287,17 +309,21 @@ def job(job_id: str) -> Any:
     state = app.job(job_id)  # NotFound: an HTML 404
     result = state.get("result") if state.get("status") == "done" else None
     document = None
+    adopt_version = None
     kept = session.get("what_if")
     if isinstance(kept, dict) and kept.get("job") == job_id and kept.get("doc"):
         try:
             document = json.loads(kept["doc"])
         except ValueError:
             document = None
+    elif isinstance(kept, dict) and kept.get("job") == job_id and isinstance(kept.get("version"), str):
+        adopt_version = kept["version"]
     return page(
         "job.html",
         job=state,
         result=result,
         document=document,
+        adopt_version=adopt_version if adopt_version != app.active_version() else None,
         active=app.active_version(),
         document_json=json.dumps(document, ensure_ascii=False) if document is not None else "",
     )

@@ -200,6 +200,7 @@ def template_values() -> dict[str, Any]:
         "reason_name": lambda reason: i18n.reason_name(reason, lang),
         "rate_name": lambda rate: i18n.rate_name(rate, lang),
         "pp": pp,
+        "contact_effect_name": lambda effect: i18n.contact_effect_name(effect, lang),
         "group_name": lambda group: i18n.group_name(group, lang),
         "why_sentence": lambda effect, why, after: i18n.why_sentence(effect, why, after, lang),
         "group_of": lambda code: RESPONSES[code].group if code in RESPONSES else "",

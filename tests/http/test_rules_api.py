@@ -9,6 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
+from domain.rules import DEFAULT_RULESET, LATEST_BUILTIN
 from tests.helpers.http import SPRING, error_of, fixture_bytes, sign_unione, sqlite_only
 from tests.integration.test_rules_replay import campaign, say
 
@@ -62,9 +63,20 @@ def test_history_explains_each_signal_with_as_of_and_another_version(
 def test_rules_versions_validation_and_what_if(api: FlaskClient, client: FlaskClient, spring: dict[str, Any]) -> None:
     deliver_fixture_batch(client)
     r = api.get("/v1/rules")
-    assert r.json == {
-        "active": "1",
-        "versions": [{"version": "1", "created_at": None, "created_by": None, "changes": {}, "based_on": None}],
+    assert r.json == {  # a new database starts on the latest built-in rules: nothing to offer
+        "active": "builtin-2",
+        "versions": [
+            {"version": "1", "created_at": None, "created_by": None, "changes": {}, "based_on": None, "builtin": True},
+            {
+                "version": "builtin-2",
+                "created_at": None,
+                "created_by": None,
+                "changes": LATEST_BUILTIN.changes_from(DEFAULT_RULESET),
+                "based_on": "1",
+                "builtin": True,
+            },
+        ],
+        "offered": None,
     }
     default = api.get("/v1/rules/1").json
     assert default["statistics_period_days"] == 30 and default["responses"]["unsubscribed"] == {"final": True}
@@ -91,7 +103,7 @@ def test_rules_versions_validation_and_what_if(api: FlaskClient, client: FlaskCl
         "colour",
     }
     assert api.post("/v1/rules", data="{", content_type="application/json").status_code == 400
-    assert api.get("/v1/rules").json["versions"][1:] == []  # nothing was stored
+    assert api.get("/v1/rules").json["versions"][2:] == []  # nothing was stored
 
     created = api.post(
         "/v1/rules",
@@ -99,9 +111,11 @@ def test_rules_versions_validation_and_what_if(api: FlaskClient, client: FlaskCl
     )
     assert created.status_code == 201 and created.json == {"version": "2"}
     listing = api.get("/v1/rules").json
-    assert listing["active"] == "1"
-    assert listing["versions"][1]["created_by"].startswith("token:") and "test-api-token" not in str(listing)
-    assert listing["versions"][1]["changes"] == {
+    assert listing["active"] == "builtin-2"
+    assert listing["versions"][2]["created_by"].startswith("token:") and "test-api-token" not in str(listing)
+    assert (listing["versions"][2]["based_on"], listing["versions"][2]["builtin"]) == ("builtin-2", False)
+    assert listing["offered"] is None  # made from builtin-2
+    assert listing["versions"][2]["changes"] == {
         "responses": {"soft_bounce": {"final": True}},
         "provider_mappings": {"unione": {"status:brand_new": "delivered"}},
     }
@@ -187,6 +201,9 @@ SPEC_EXAMPLE_RULESET = {  # CONTRACT §7 "Ruleset document", verbatim
 }
 
 
+BUILTINS = ["1", "builtin-2"]
+
+
 def stored_versions(api: FlaskClient) -> list[str]:
     return [v["version"] for v in api.get("/v1/rules").json["versions"]]
 
@@ -195,7 +212,6 @@ def journal_version_directly(app: ResponsesApp, version: str, document: dict[str
     """A version as an older release stored it, past today's checks."""
     from application.unit_of_work import UnitOfWork
     from domain.aggregates import RulesBook, rules_book_id
-    from domain.rules import DEFAULT_RULESET
 
     def work(uow: UnitOfWork) -> None:
         book: RulesBook = uow.get_or_create(rules_book_id(), RulesBook)
@@ -230,7 +246,7 @@ def test_a_pattern_re2_cannot_run_is_refused_naming_the_field_and_pattern(api: F
         details = error_of(r)["details"]
         [(where, message)] = [(k, v) for k, v in details.items()]
         assert where.startswith(field) and pattern in message
-    assert stored_versions(api) == ["1"]
+    assert stored_versions(api) == BUILTINS
 
 
 def test_a_stored_version_re2_refuses_loads_for_history_but_cannot_be_activated(api: FlaskClient, app: ResponsesApp) -> None:
@@ -241,7 +257,7 @@ def test_a_stored_version_re2_refuses_loads_for_history_but_cannot_be_activated(
     r = api.post("/v1/rules/old/activate")
     assert r.status_code == 422, r.json
     assert "(?=un)subscribe" in str(error_of(r)["details"])
-    assert api.get("/v1/rules").json["active"] == "1"
+    assert api.get("/v1/rules").json["active"] == "builtin-2"
 
 
 @sqlite_only
@@ -250,7 +266,7 @@ def test_an_odd_version_is_refused(api: FlaskClient, version: str) -> None:
     r = api.post("/v1/rules", json={"version": version})
     assert r.status_code == 422, r.json
     assert "version" in error_of(r)["details"]
-    assert stored_versions(api) == ["1"]
+    assert stored_versions(api) == BUILTINS
 
 
 @sqlite_only
@@ -266,7 +282,7 @@ def test_numbering_ignores_a_stored_non_numeric_version(api: FlaskClient, app: R
     r = api.post("/v1/rules", json={})
     assert r.status_code == 201, r.json
     assert r.json == {"version": "2"}
-    assert stored_versions(api) == ["1", "²", "a/b", "2"]  # odd versions stored earlier still list
+    assert stored_versions(api) == [*BUILTINS, "²", "a/b", "2"]  # odd versions stored earlier still list
 
 
 @sqlite_only
@@ -278,7 +294,7 @@ def test_a_missing_or_non_json_body_is_a_400_and_creates_nothing(api: FlaskClien
     ):
         assert r.status_code == 400, (r.status_code, r.data)
         assert error_of(r)["code"] == "bad_request"
-    assert stored_versions(api) == ["1"]
+    assert stored_versions(api) == BUILTINS
 
 
 def test_the_spec_example_ruleset_document_is_accepted(api: FlaskClient, client: FlaskClient, spring: dict[str, Any]) -> None:

@@ -351,6 +351,102 @@ def test_sendgrid_signed_events(client: FlaskClient, api: FlaskClient, spring_se
     assert responses(api)["c-1003"] == "hard_bounce"
 
 
+def test_sendgrid_under_builtin_2_drops_classifications_resubscribes_and_account_notices(
+    client: FlaskClient, api: FlaskClient, spring_sendgrid: dict[str, Any]
+) -> None:
+    """A new database folds under builtin-2: a drop's reason and its contact effect, a bounce's classification, a group
+    resubscribe that lifts only its group's unsubscribe, and an account status change kept as a notice."""
+    body = sendgrid_events(
+        {"event": "dropped", "reason": "Unsubscribed Address", "sg_event_id": "dr-1"},
+        {
+            "event": "dropped",
+            "reason": "Spam Reporting Address",
+            "sg_event_id": "dr-2",
+            "contact_id": "c-1002",
+            "email": "boris@example.org",
+        },
+        {
+            "event": "bounce",
+            "type": "blocked",
+            "bounce_classification": "Reputation",
+            "sg_event_id": "b-1",
+            "contact_id": "c-1003",
+        },
+        {"event": "group_unsubscribe", "asm_group_id": 10, "sg_event_id": "gu-1", "contact_id": "c-1004"},
+        {
+            "event": "group_resubscribe",
+            "asm_group_id": 10,
+            "sg_event_id": "gr-1",
+            "contact_id": "c-1004",
+            "timestamp": 1773482700,
+        },
+        {"event": "account_status_change", "type": "compliance_suspend", "sg_event_id": "acct-1", "email": None},
+    )
+    body = body.replace(b', "email": null', b"").replace(b'"email": null, ', b"")
+    r = client.post(SENDGRID, data=body, content_type="application/json", headers=sign_sendgrid(body))
+    assert r.json == answer(accepted=6)  # the notice counts as accepted, as UniOne's do
+    again = client.post(SENDGRID, data=body, content_type="application/json", headers=sign_sendgrid(body))
+    assert again.json == answer(duplicates=6)
+    [notice] = api.get("/v1/notices").json["items"]
+    assert (notice["source"], notice["kind"], notice["raw"]["type"]) == (
+        "sendgrid",
+        "account_status_change",
+        "compliance_suspend",
+    )
+    assert responses(api)["c-1001"] == "rejected" and responses(api)["c-1002"] == "rejected"
+    assert responses(api)["c-1003"] == "soft_bounce" and responses(api)["c-1004"] == "unsubscribed"
+    flags = {c: api.get(f"/v1/contacts/{c}").json["flags"] for c in ("c-1001", "c-1002", "c-1003", "c-1004")}
+    assert flags["c-1001"]["do_not_use_email"] is True  # the drop's unsubscribe (from all: the default)
+    assert flags["c-1002"] == {"do_not_use_email": True, "email_is_actual": True, "unsubscribed_types": []}
+    assert flags["c-1003"] == {"do_not_use_email": False, "email_is_actual": True, "unsubscribed_types": []}  # a sender's block
+    assert flags["c-1004"]["do_not_use_email"] is True  # an unsubscribe from all is not lifted by a group resubscribe
+    history = api.get(f"/v1/mailings/{SPRING}/recipients/c-1004/history").json
+    assert [(s["maps_to"], s["contact_effect"], s["why"]) for s in history["signals"]][1:] == [
+        ("unsubscribed", None, None),
+        (None, "resubscribe", "informational"),
+    ]
+
+
+def test_a_group_resubscribe_lifts_its_groups_unsubscribe_under_rules_that_unsubscribe_by_type(
+    client: FlaskClient, api: FlaskClient, app: ResponsesApp, spring_sendgrid: dict[str, Any]
+) -> None:
+    version = api.post("/v1/rules", json={"unsubscribe_from_all": False}).json["version"]
+    api.post(f"/v1/rules/{version}/activate")
+    app.jobs.run()
+    api.post("/v1/contacts/c-1004/subscriptions", json={"email_type": "promo", "subscribed": False})
+    unsubscribe = sendgrid_events(
+        {"event": "group_unsubscribe", "asm_group_id": 10, "sg_event_id": "gu-1", "contact_id": "c-1004"}
+    )
+    client.post(SENDGRID, data=unsubscribe, content_type="application/json", headers=sign_sendgrid(unsubscribe))
+    assert api.get("/v1/contacts/c-1004").json["flags"]["unsubscribed_types"] == ["news", "promo"]
+    resubscribe = sendgrid_events(
+        {"event": "group_resubscribe", "asm_group_id": 10, "sg_event_id": "gr-1", "contact_id": "c-1004"}
+    )
+    client.post(SENDGRID, data=resubscribe, content_type="application/json", headers=sign_sendgrid(resubscribe))
+    contact = api.get("/v1/contacts/c-1004").json
+    assert contact["flags"] == {"do_not_use_email": False, "email_is_actual": True, "unsubscribed_types": ["promo"]}
+    assert responses(api)["c-1004"] == "unsubscribed"  # the recipient's response stays
+
+
+def test_a_unione_body_whose_metadata_holds_an_auth_field_first_is_accepted(
+    client: FlaskClient, api: FlaskClient, spring: dict[str, Any]
+) -> None:
+    event = {
+        "job_id": "j-1",
+        "metadata": {"auth": "0123456789abcdef0123456789abcdef", "mailing_id": SPRING, "contact_id": "c-1001"},
+        "email": "anna@example.com",
+        "status": "delivered",
+        "event_time": "2026-03-14 10:04:11",
+    }
+    document = {
+        "events_by_user": [{"events": [{"event_name": "transactional_email_status", "event_data": event}]}],
+        "auth": "AUTH_PLACEHOLDER",
+    }
+    r = client.post(UNIONE, data=sign_unione(json.dumps(document).encode()), content_type="application/json")
+    assert r.status_code == 200 and r.json == answer(accepted=1)
+    assert responses(api)["c-1001"] == "delivered"
+
+
 @sqlite_only  # rejected before anything reaches a store
 @pytest.mark.parametrize("case", ["no-headers", "wrong-timestamp", "tampered", "broken-json", "bad-base64"])
 def test_sendgrid_bad_signature_is_401(client: FlaskClient, app: ResponsesApp, case: str) -> None:

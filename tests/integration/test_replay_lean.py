@@ -27,6 +27,15 @@ RULESETS: dict[str, dict[str, Any]] = {
     "unsubscribe from one type only": {"unsubscribe_from_all": False},
     "clicks right after delivery are machines": {"machine_click_window_seconds": 10_000},
     "opened ranks above clicked": {"responses": {"opened": {"priority": 99}}},
+    # a mapping that changes only the contact effect: the scope must see it (the code and reason stay)
+    "a soft bounce also unsubscribes": {
+        "provider_mappings": {
+            "unione": {"status:soft_bounced": {"code": "soft_bounce", "reason": "will_retry", "contact_effect": "unsubscribe"}}
+        }
+    },
+    "a complaint is informational but still suppresses": {
+        "provider_mappings": {"unione": {"status:spam": {"code": None, "contact_effect": "suppress"}}}
+    },
 }
 SCOPED = {name for name in RULESETS if name != "statistics period of 0 days"}
 
@@ -100,6 +109,8 @@ def test_the_rulesets_change_answers_so_equality_means_something(journal: Respon
     assert answers["a soft bounce mapped as a hard bounce"]["contacts"]["newly_suppressed"]["count"] > 0
     assert answers["one soft bounce makes an address not actual"]["contacts"]["newly_suppressed"]["count"] > 0
     assert answers["opened ranks above clicked"]["changed"] > 0
+    assert answers["a soft bounce also unsubscribes"]["changed"] == 0
+    assert answers["a soft bounce also unsubscribes"]["contacts"]["newly_suppressed"]["count"] > 0
 
 
 def test_a_scoped_what_if_folds_only_the_contacts_the_change_can_touch(journal: ResponsesApp) -> None:
@@ -140,3 +151,19 @@ def test_after_an_activation_the_rebuilt_views_keep_the_scope_index(journal: Res
     candidate = current.patched(RULESETS["soft bounces final"], version="what-if")
     assert scope_plan(app, current, candidate, None) is not None
     assert what_if(app, current, candidate, sample=5) == what_if(app, current, candidate, sample=5, scoped=False, light=False)
+
+
+def test_a_change_of_unsubscribe_from_all_reaches_the_mappings_that_unsubscribe(journal: ResponsesApp) -> None:
+    """Under rules whose soft bounce unsubscribes, unsubscribing from one type only moves those contacts too:
+    the scoped what-if folds them (their terms map to no unsubscribed code, only to the effect)."""
+    app = journal
+    version = app.define_rules(RULESETS["a soft bounce also unsubscribes"]).version
+    app.request_activation(version)
+    app.jobs.run()
+    assert app.active_version() == version
+    app.wait_for_views()
+    current = app.active_rules()
+    candidate = current.patched({"unsubscribe_from_all": False}, version="what-if")
+    scoped = what_if(app, current, candidate, sample=5)
+    assert scoped == what_if(app, current, candidate, sample=5, scoped=False, light=False)
+    assert scoped["contacts"]["no_longer_suppressed"]["count"] > 0

@@ -215,10 +215,10 @@ def test_activation_rebuilds_then_swaps_and_the_old_version_restores_the_old_vie
     # New signals keep folding under the active rules: an open after a final soft bounce does not count.
     say(app, "delivered-then-soft", "open", 90)
     assert audience(app)["delivered-then-soft"] == ("soft_bounce", 0)
-    # Back to version 1: exactly the old view (plus the new open).
-    app.request_activation("1")
+    # Back to the rules a new database starts on: exactly the old view (plus the new open).
+    app.request_activation("builtin-2")
     app.jobs.run()
-    assert app.rules_versions()["active"] == "1"
+    assert app.rules_versions()["active"] == "builtin-2"
     expected = dict(original, **{"delivered-then-soft": ("opened", 1)})
     assert audience(app) == expected
     assert app.jobs.run() == 0  # finished jobs do not run again
@@ -227,9 +227,9 @@ def test_activation_rebuilds_then_swaps_and_the_old_version_restores_the_old_vie
 def test_rule_versions_are_journaled_and_validated(app: ResponsesApp) -> None:
     v = app.define_rules({"statistics_period_days": 7})
     listing = app.rules_versions()
-    assert listing["active"] == "1"
-    assert [x["version"] for x in listing["versions"]] == ["1", "2"]
-    assert listing["versions"][1]["changes"] == {"statistics_period_days": 7}
+    assert listing["active"] == "builtin-2"
+    assert [x["version"] for x in listing["versions"]] == ["1", "builtin-2", "2"]
+    assert listing["versions"][2]["changes"] == {"statistics_period_days": 7}
     assert app.ruleset(v.version).statistics_period_days == 7
     with pytest.raises(InvalidRuleset) as bad:
         app.define_rules(
@@ -248,4 +248,4 @@ def test_rule_versions_are_journaled_and_validated(app: ResponsesApp) -> None:
     }
     with pytest.raises(Conflict):
         app.define_rules({"version": "2"})
-    assert [x["version"] for x in app.rules_versions()["versions"]] == ["1", "2"]
+    assert [x["version"] for x in app.rules_versions()["versions"]] == ["1", "builtin-2", "2"]

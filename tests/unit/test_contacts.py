@@ -320,3 +320,101 @@ def test_commands_do_not_modify_the_contact_given():
     apply_command(contact, {"op": "subscription", "email_type": "promo", "subscribed": False})
     apply_command(contact, {"op": "patch", "email": "c@d.test", "do_not_use_email": True})
     assert contact == ContactState(email="a@b.test")
+
+
+# ---- contact effects carried by a mapping (CONTRACT §5) ----------------------------------------------------
+
+UNSUBSCRIBE_DROP = {"code": "rejected", "reason": "recipient_blocked", "contact_effect": "unsubscribe"}
+SUPPRESS_DROP = {"code": "rejected", "reason": "recipient_blocked", "contact_effect": "suppress"}
+RESUBSCRIBE = {"code": None, "contact_effect": "resubscribe"}
+
+
+def sendgrid_rules(mapping: dict, base=DEFAULT_RULESET, **options):
+    return base.patched({"provider_mappings": {"sendgrid": mapping}, **options})
+
+
+@pytest.mark.parametrize("unsubscribe_from_all, expected", [(True, (True, True, set())), (False, (False, True, {"promo"}))])
+def test_an_unsubscribe_effect_acts_as_an_unsubscribe(effects_of, sent, provider_signal, unsubscribe_from_all, expected):
+    rules = sendgrid_rules({"event:dropped": UNSUBSCRIBE_DROP}, unsubscribe_from_all=unsubscribe_from_all)
+    contact, state, steps = effects_of(
+        [sent, provider_signal("sendgrid", {"event": "dropped"}, H)], rules=rules, email_type="promo"
+    )
+    assert state.response == "rejected"
+    assert steps[-1] == Step("rejected", "recipient_blocked", "set", None, "rejected", "unsubscribe")
+    assert flags(contact) == expected
+
+
+def test_a_suppress_effect_sets_do_not_use_and_leaves_the_address_actual(effects_of, sent, provider_signal):
+    rules = sendgrid_rules({"event:dropped": SUPPRESS_DROP})
+    contact, _, steps = effects_of([sent, provider_signal("sendgrid", {"event": "dropped"}, H)], rules=rules)
+    assert steps[-1].contact_effect == "suppress"
+    assert flags(contact) == (True, True, set())
+
+
+@pytest.mark.parametrize("why_first", ["final", "period_closed"])
+def test_a_contact_effect_reaches_the_contact_when_the_response_does_not_move(
+    effects_of, sent, provider_signal, unione, why_first
+):
+    """Like an unsubscribe: a final response already there, or the statistics period closed, stop the response only."""
+    rules = sendgrid_rules({"event:dropped": SUPPRESS_DROP})
+    if why_first == "final":
+        journal = [
+            sent,
+            unione("hard_bounced", H, delivery_status="err_mailbox_full"),
+            provider_signal("sendgrid", {"event": "dropped"}, 2 * H),
+        ]
+        start = ContactState(email="ann@example.test", do_not_use_email=False)
+    else:
+        journal = [sent, provider_signal("sendgrid", {"event": "dropped"}, 90 * D)]
+        start = None
+    contact, _, steps = effects_of(journal, contact=start, rules=rules)
+    assert steps[-1].why == why_first and steps[-1].effect == "ignored"
+    assert steps[-1].contact_effect == "suppress"
+    assert contact.do_not_use_email is True
+
+
+def test_a_duplicate_carries_its_effect_for_the_history_but_does_nothing():
+    step = Step("rejected", None, "ignored", "duplicate", "rejected", "suppress")
+    assert apply_signal_effect(ContactState(), step, "promo", DEFAULT_RULESET) == ContactState()
+
+
+def test_an_informational_mapping_with_an_effect_moves_the_contact_and_not_the_response(effects_of, sent, provider_signal):
+    rules = sendgrid_rules({"event:group_resubscribe": RESUBSCRIBE}, unsubscribe_from_all=False)
+    journal = [
+        sent,
+        provider_signal("sendgrid", {"event": "group_unsubscribe"}, H),
+        provider_signal("sendgrid", {"event": "group_resubscribe"}, 2 * H),
+    ]
+    contact, state, steps = effects_of(journal, rules=rules, email_type="promo")
+    assert state.response == "unsubscribed"  # the recipient's response stays, as a final does
+    assert steps[-1] == Step(None, None, "ignored", "informational", "unsubscribed", "resubscribe")
+    assert flags(contact) == (False, True, set())
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        [("spamreport", {"event": "spamreport"})],
+        [("bounce", {"event": "bounce", "type": "bounce"})],
+        [("group_unsubscribe under unsubscribe_from_all", {"event": "group_unsubscribe"})],
+    ],
+)
+def test_a_resubscribe_never_lifts_a_do_not_use(effects_of, sent, provider_signal, cause):
+    rules = sendgrid_rules({"event:group_resubscribe": RESUBSCRIBE})  # unsubscribe_from_all: true
+    (_, fields) = cause[0]
+    journal = [sent, provider_signal("sendgrid", fields, H), provider_signal("sendgrid", {"event": "group_resubscribe"}, 2 * H)]
+    contact, _, _ = effects_of(journal, rules=rules, email_type="promo")
+    assert contact.do_not_use_email is True
+
+
+def test_a_resubscribe_lifts_only_the_mailings_own_type(effects_of, sent, provider_signal):
+    rules = sendgrid_rules({"event:group_resubscribe": RESUBSCRIBE}, unsubscribe_from_all=False)
+    start = ContactState(email="ann@example.test", unsubscribed_types=frozenset({"promo", "news"}))
+    contact, _, _ = effects_of(
+        [sent, provider_signal("sendgrid", {"event": "group_resubscribe"}, H)], contact=start, rules=rules, email_type="promo"
+    )
+    assert contact.unsubscribed_types == {"news"}
+    contact, _, _ = effects_of(
+        [sent, provider_signal("sendgrid", {"event": "group_resubscribe"}, H)], contact=start, rules=rules, email_type=None
+    )
+    assert contact.unsubscribed_types == {"promo", "news"}  # a mailing of no type names no group

@@ -855,3 +855,17 @@ def test_a_digest_is_seen_on_a_boundary_after_an_unaligned_occurrence():
     overlapping = b"\x00" * 7 + b"\x01" * 9  # b"\x01" * 8 at offsets 7 (unaligned) and 8 (aligned)
     assert SeenKeys(overlapping).has_digest(b"\x01" * 8)
     assert SeenKeys(d + b"\xee" * 3 + d[:5] + d[5:] + b"\xee" * 5).has_digest(d)
+
+
+# ---- contact effects in the steps (CONTRACT §5) ---------------------------------------------------------
+
+
+def test_every_step_of_a_mapping_with_a_contact_effect_carries_it(fold_all, sent, provider_signal):
+    effect = {"code": "rejected", "reason": "recipient_blocked", "contact_effect": "suppress"}
+    rules = DEFAULT_RULESET.patched({"provider_mappings": {"sendgrid": {"event:dropped": effect}}})
+    dropped = provider_signal("sendgrid", {"event": "dropped"}, H, key="drop")
+    _, steps = fold_all([sent, dropped, dropped], rules=rules)
+    assert steps[1] == Step("rejected", "recipient_blocked", "set", None, "rejected", "suppress")
+    assert steps[2] == Step("rejected", "recipient_blocked", "ignored", "duplicate", "rejected", "suppress")
+    _, plain = fold_all([sent, dropped])  # the built-in mapping of version 1 carries none
+    assert plain[1].contact_effect is None

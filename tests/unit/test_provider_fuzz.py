@@ -9,6 +9,7 @@ the fold and correlation do on them). Bounded examples: the file runs in a few s
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -76,7 +77,14 @@ UNIONE_DATA = fields(
         "status": st.sampled_from(["delivered", "opened", "clicked", "hard_bounced", "soft_bounced", "spam"]),
         "url": TEXT,
         "metadata": fields({"mailing_id": TEXT, "contact_id": TEXT, "test": SCALARS}),
-        "delivery_info": fields({"delivery_status": TEXT, "destination_response": TEXT, "user_agent": TEXT}),
+        "delivery_info": fields(
+            {
+                "delivery_status": TEXT,
+                "destination_response": TEXT,
+                "user_agent": TEXT,
+                "traffic_type": st.sampled_from(["machine", "protected", "human"]) | TEXT,
+            }
+        ),
     }
 )
 UNIONE_EVENT = (
@@ -92,7 +100,7 @@ UNIONE_USER = fields({"user_id": SCALARS, "events": st.lists(UNIONE_EVENT, max_s
 SENDGRID_EVENT = (
     fields(
         {
-            "event": st.sampled_from(["delivered", "open", "click", "bounce", "dropped"]),
+            "event": st.sampled_from(["delivered", "open", "click", "bounce", "dropped", "account_status_change"]),
             "email": TEXT | st.just("a@example.com"),
             "timestamp": st.sampled_from([1773482651, "1773482651", 1e20, -1e20, "1e20", 253402300799, -1, 10**30]) | SCALARS,
             "sg_event_id": TEXT,
@@ -103,6 +111,7 @@ SENDGRID_EVENT = (
             "mailing_id": TEXT,
             "contact_id": TEXT,
             "reason": TEXT,
+            "bounce_classification": st.sampled_from(["Invalid Address", "Reputation", "Unclassified"]) | TEXT,
         }
     )
     | ANY
@@ -192,6 +201,12 @@ def test_any_bytes_give_a_batch_or_a_value_error(body: bytes) -> None:
 def test_unione_envelope_every_event_once(users: list[Any]) -> None:
     batch = parsed_or_value_error(unione.parse, encode({"auth": "0" * 32, "events_by_user": users}))
     assert batch is not None
+    for event in batch.events:  # the status fields: a hard bounce's delivery status, an open's traffic type
+        status = event.signal.fields["status"]
+        allowed = {"status"} | (
+            {"delivery_status"} if status == "hard_bounced" else {"traffic_type"} if status == "opened" else set()
+        )
+        assert set(event.signal.fields) <= allowed
     expected = sum(
         len(user["events"]) if isinstance(user, dict) and isinstance(user.get("events"), list) else 1 for user in users
     )
@@ -210,8 +225,15 @@ def test_unione_flat_form_one_event_once(event: dict[str, Any], name: str) -> No
 @given(events=st.lists(SENDGRID_EVENT, max_size=5))
 def test_sendgrid_every_event_once(events: list[Any]) -> None:
     batch = parsed_or_value_error(sendgrid.parse, encode(events))
-    assert batch is not None and batch.notices == []
+    assert batch is not None
     assert outcomes(batch) == len(events)
+    assert all(n.kind == "account_status_change" for n in batch.notices)  # the one event about the account
+    for event in batch.events:  # the status fields: a bounce's classification and type, a drop's reason
+        name = event.signal.fields["event"]
+        allowed = {"event"} | (
+            {"type", "bounce_classification"} if name == "bounce" else {"reason"} if name == "dropped" else set()
+        )
+        assert set(event.signal.fields) <= allowed
 
 
 @FUZZ
@@ -230,3 +252,36 @@ def test_elastic_email_one_notification_once(params: dict[str, str]) -> None:
     assert outcomes(batch) == 1 and batch.notices == []
     for item in batch.quarantined:  # the secret is never kept
         assert "token" not in parse_qs(item.raw_text, keep_blank_values=True)
+
+
+# ---- the UniOne signature: the top-level auth, wherever it stands ----------------------------------------
+
+NESTED_AUTH = st.fixed_dictionaries({"auth": st.sampled_from(["0123456789abcdef0123456789abcdef", "AUTH", ""]) | SCALARS})
+MEMBERS = st.dictionaries(
+    TEXT.filter(lambda k: k != "auth"), JSONISH | NESTED_AUTH | st.lists(NESTED_AUTH, max_size=2), max_size=4
+)
+
+
+@FUZZ
+@given(
+    members=MEMBERS,
+    at=st.integers(min_value=0, max_value=4),
+    spaced=st.booleans(),
+    key=st.text(min_size=1, max_size=20).filter(lambda k: "\x00" not in k),
+)
+def test_unione_signature_is_the_top_level_auth(members: dict[str, Any], at: int, spaced: bool, key: str) -> None:
+    """Any object, with ``auth`` fields nested anywhere in it and the top-level one at any position, signed as
+    UniOne signs (MD5 of the raw body with the key in place of the top-level value), verifies with that key
+    and no other; and changing one byte outside the signature refuses it."""
+    items = list(members.items())
+    items.insert(min(at, len(items)), ("auth", "AUTH_PLACEHOLDER"))
+    separators = (", ", ": ") if spaced else (",", ":")
+    template = json.dumps(dict(items), separators=separators, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    digest = hashlib.md5(template.replace(b'"AUTH_PLACEHOLDER"', b'"' + key.encode("utf-8", "surrogatepass") + b'"')).hexdigest()
+    body = template.replace(b'"AUTH_PLACEHOLDER"', b'"' + digest.encode() + b'"')
+    assert unione.verify(body, [key])
+    assert not unione.verify(body, [key + "x"])
+    signature = body.index(digest.encode())
+    changed = 0 if signature > 0 else len(body) - 1  # the opening brace, or the closing one
+    tampered = body[:changed] + b" " + body[changed + 1 :]
+    assert not unione.verify(tampered, [key])

@@ -139,6 +139,36 @@ def test_type_is_kept_only_on_bounces():
     assert dropped.signal.fields == {"event": "dropped"}
 
 
+def test_a_bounce_keeps_its_classification_and_a_drop_its_reason():
+    body = orjson.dumps(
+        [
+            event(event="bounce", sg_event_id="b", type="blocked", bounce_classification="Reputation", reason="554 blocked"),
+            event(event="dropped", sg_event_id="d", reason="Bounced Address", bounce_classification="Reputation"),
+            event(event="deferred", sg_event_id="f", reason="later", bounce_classification="Technical"),
+        ]
+    )
+    bounce, dropped, deferred = (e.signal for e in sendgrid.parse(body, NOW).events)
+    assert bounce.fields == {"event": "bounce", "bounce_classification": "Reputation", "type": "blocked"}
+    assert bounce.detail == "554 blocked"
+    assert dropped.fields == {"event": "dropped", "reason": "Bounced Address"}
+    assert dropped.detail == "Bounced Address"
+    assert deferred.fields == {"event": "deferred"}
+
+
+def test_an_account_status_change_is_a_notice_not_a_malformed_event():
+    change = {
+        "event": "account_status_change",
+        "sg_event_id": "YWNjb3VudA",
+        "timestamp": 1709142428,
+        "type": "compliance_suspend",
+    }
+    batch = sendgrid.parse(orjson.dumps([event(), change]), NOW)
+    assert batch.quarantined == [] and len(batch.events) == 1
+    [notice] = batch.notices
+    assert (notice.provider, notice.kind, notice.raw, notice.received_at) == ("sendgrid", "account_status_change", change, NOW)
+    assert notice.key == dedup_key("sendgrid-notice", "account_status_change", "YWNjb3VudA")
+
+
 def test_key_without_sg_event_id():
     item = event(event="click", url="https://x.example")
     del item["sg_event_id"]

@@ -77,6 +77,67 @@ def test_whitespace_around_colon_and_uppercase_hex():
     assert unione.verify(body.replace(b"AUTH_PLACEHOLDER", digest.upper().encode()), [OUR_KEY])
 
 
+# A genuine body whose metadata holds an ``"auth":"<32 hex>"`` field before the top-level ``auth`` (a sender may
+# attach any metadata): UniOne signs the top-level value only. Built with the public test key (tests/fixtures/README.md).
+NESTED_AUTH_FIRST = (
+    b'{"events_by_user":[{"user_id":5960727,"project_id":"6862471","events":[{"event_name":"transactional_email_status",'
+    b'"event_data":{"job_id":"1sn15Z-0007Le-GtVN","metadata":{"auth":"0123456789abcdef0123456789abcdef",'
+    b'"mailing_id":"spring-sale","contact_id":"c-1001"},"email":"anna@example.com","status":"delivered",'
+    b'"event_time":"2026-03-14 10:04:11"}}]}],"auth":"AUTH_PLACEHOLDER"}'
+)
+
+
+def test_a_nested_auth_field_before_the_top_level_one_still_verifies():
+    body = signed(NESTED_AUTH_FIRST, REAL_KEY)
+    assert body.index(b'"auth":"0123') < body.rindex(b'"auth":"')  # the metadata's comes first
+    assert unione.verify(body, [REAL_KEY])
+    assert not unione.verify(body, [OUR_KEY])
+    batch = unione.parse(body, NOW)
+    assert [e.correlation.contact_id for e in batch.events] == ["c-1001"]
+
+
+def test_only_the_top_level_auth_is_the_signature():
+    # the metadata's value signed as if it were the signature: refused (UniOne never signs a nested field)
+    nested_signed = NESTED_AUTH_FIRST.replace(b"0123456789abcdef0123456789abcdef", b"AUTH_PLACEHOLDER", 1)
+    nested_signed = nested_signed.replace(b'"auth":"AUTH_PLACEHOLDER"}', b'"auth":"00000000000000000000000000000000"}')
+    assert not unione.verify(signed(nested_signed, REAL_KEY), [REAL_KEY])
+    # no top-level auth at all, a nested one only: refused
+    only_nested = signed(b'{"events_by_user":[{"events":[{"metadata":{"auth":"AUTH_PLACEHOLDER"}}]}]}', REAL_KEY)
+    assert not unione.verify(only_nested, [REAL_KEY])
+    # a top-level auth that is not 32 hex digits, or not a string: refused
+    assert not unione.verify(b'{"auth":"abc","x":1}', [REAL_KEY])
+    assert not unione.verify(b'{"auth":12345678901234567890123456789012}', [REAL_KEY])
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        b'{"auth":"AUTH_PLACEHOLDER","events_by_user":[]}',
+        b' \n{ "auth" :\t"AUTH_PLACEHOLDER" }',
+        b'{"a":{"auth":"0123456789abcdef0123456789abcdef"},"b":["auth",{"auth":1}],"auth":"AUTH_PLACEHOLDER"}',
+        b'{"s":"\\"auth\\":\\"0123456789abcdef0123456789abcdef\\"","auth":"AUTH_PLACEHOLDER"}',
+        b'{"x":[1,2,{"y":"}"}],"auth":"AUTH_PLACEHOLDER","z":null}',
+    ],
+)
+def test_the_top_level_auth_is_found_wherever_it_stands(template):
+    assert unione.verify(signed(template), [OUR_KEY])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'["auth","0123456789abcdef0123456789abcdef"]',
+        b'{"a":"unclosed, "auth":"0123456789abcdef0123456789abcdef"}',
+        b'{"a":1}{"auth":"0123456789abcdef0123456789abcdef"}',
+        b'{"a":{"auth":"0123456789abcdef0123456789abcdef"',
+        b"{" * 5000 + b'"auth":"0123456789abcdef0123456789abcdef"',
+        b'{"auth_x":"0123456789abcdef0123456789abcdef"}',
+    ],
+)
+def test_bodies_without_a_top_level_auth_are_refused(body):
+    assert not unione.verify(body, [OUR_KEY])
+
+
 def test_gzipped_body_verifies_after_read_body():
     body = signed(fixture("batch-mixed.json"))
     assert unione.verify(read_body(gzip.compress(body), "gzip", 1 << 20), [OUR_KEY])
@@ -323,3 +384,31 @@ def test_a_document_followed_by_bytes_has_trailing_bytes(body):
 )
 def test_one_document_or_no_document_has_no_trailing_bytes(body):
     assert not unione.trailing_bytes(body)
+
+
+def test_an_opens_traffic_type_is_a_status_field_and_only_an_opens():
+    def one(status, **info):
+        data = {"job_id": "j", "email": "a@example.com", "status": status, "event_time": "2026-03-14 10:00:00"}
+        body = orjson.dumps({"auth": "0" * 32, "event_name": "transactional_email_status", **data, "delivery_info": info})
+        [event] = unione.parse(body, NOW).events
+        return event.signal
+
+    assert one("opened", traffic_type="protected").fields == {"status": "opened", "traffic_type": "protected"}
+    assert one("opened", traffic_type="machine").raw["delivery_info"]["traffic_type"] == "machine"
+    assert one("opened").fields == {"status": "opened"}
+    assert one("clicked", traffic_type="machine").fields == {"status": "clicked"}
+    assert one("delivered", traffic_type={"odd": 1}).fields == {"status": "delivered"}  # read on opens only
+    opened = one("opened", traffic_type="machine")
+    assert opened.key == one("opened").key  # the dedup key is what it was: a retry stays a duplicate
+    body = orjson.dumps(
+        {
+            "auth": "0" * 32,
+            "event_name": "transactional_email_status",
+            "job_id": "j",
+            "email": "a@example.com",
+            "status": "opened",
+            "event_time": "2026-03-14 10:00:00",
+            "delivery_info": {"traffic_type": {"odd": 1}},
+        }
+    )
+    assert "traffic_type" in unione.parse(body, NOW).quarantined[0].error

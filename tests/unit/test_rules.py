@@ -865,6 +865,8 @@ def test_every_invalid_mapping_is_reported_with_its_message():
                     "status:d": {"code": "delivered", "reason": "nope"},
                     "status:e": 5,
                     "status:f": {"code": "rejected", "contact_effect": "forget"},
+                    "status:g": {"code": None, "reason": "other"},
+                    "status:h": {"code": None, "contact_effect": "resubscribe"},
                 },
                 "elasticemail": {"bad": "delivered"},
             }
@@ -881,14 +883,15 @@ def test_every_invalid_mapping_is_reported_with_its_message():
         "provider_mappings.sendgrid": "must be an object",
         "provider_mappings.unione.nocolon": "a mapping key is field:value",
         "provider_mappings.unione.status:": "a mapping key is field:value",
-        "provider_mappings.unione.weird:x": "unknown key field 'weird' (one of delivery_status, status)",
-        "provider_mappings.unione.other:x": "unknown key field 'other' (one of delivery_status, status)",
+        "provider_mappings.unione.weird:x": "unknown key field 'weird' (one of traffic_type, delivery_status, status)",
+        "provider_mappings.unione.other:x": "unknown key field 'other' (one of traffic_type, delivery_status, status)",
         "provider_mappings.unione.status:a": "unknown response code 'nope'",
         "provider_mappings.unione.status:b": "a mapping object has only code, reason and contact_effect",
         "provider_mappings.unione.status:c": "unknown response code 'nope'",
         "provider_mappings.unione.status:d": f"unknown reason 'nope' (one of {reasons})",
         "provider_mappings.unione.status:e": "a mapping is a response code, {code, reason, contact_effect} or null",
-        "provider_mappings.unione.status:f": "unknown contact_effect 'forget' (one of unsubscribe, suppress, or absent)",
+        "provider_mappings.unione.status:f": "unknown contact_effect 'forget' (one of unsubscribe, suppress, resubscribe, or absent)",
+        "provider_mappings.unione.status:g": "a mapping object names a code, a contact_effect or both (null alone: informational)",
         "provider_mappings.elasticemail.bad": "a mapping key is field:value",
     }
     assert errors_of({"provider_mappings": []}) == {"provider_mappings": "must be an object of provider → {field:value → code}"}
@@ -1034,3 +1037,29 @@ def test_a_stored_version_lists_the_patterns_re2_refuses():
         "machine_open_user_agents.1": 'RE2 cannot compile the pattern "(?<=a)b": invalid perl operator: (?<=',
     }
     assert DEFAULT_RULESET.refused_patterns() == {}
+
+
+def test_a_mapping_with_a_contact_effect_round_trips_through_a_stored_document():
+    patch = {
+        "provider_mappings": {
+            "sendgrid": {
+                "event:dropped": {"code": "rejected", "reason": "recipient_blocked", "contact_effect": "suppress"},
+                "event:group_resubscribe": {"code": None, "contact_effect": "resubscribe"},
+            }
+        }
+    }
+    rules = DEFAULT_RULESET.patched(patch, version="effects")
+    assert rules.map("sendgrid", {"event": "dropped"}) == Target("rejected", "recipient_blocked", "suppress")
+    assert rules.map("sendgrid", {"event": "group_resubscribe"}) == Target(None, None, "resubscribe")
+    document = rules.to_document()
+    assert document["provider_mappings"]["sendgrid"]["event:group_resubscribe"] == {
+        "code": None,
+        "reason": None,
+        "contact_effect": "resubscribe",
+    }
+    assert Ruleset.from_document(document) == rules
+    assert rules.changes_from(DEFAULT_RULESET)["provider_mappings"]["sendgrid"]["event:group_resubscribe"] == {
+        "code": None,
+        "reason": None,
+        "contact_effect": "resubscribe",
+    }

@@ -30,4 +30,4 @@ def test_an_address_in_the_contact_tile_wraps_at_its_at_sign(api: FlaskClient, b
     assert api.post("/v1/mailings/w/audience", json={"recipients": [{"contact_id": "k", "email": address}]}).status_code == 200
     html = browser.get("/contacts/k").get_data(as_text=True)
     assert '<span class="address">konstantin.konstantinopolsky-very-long<wbr>@mail<wbr>.example<wbr>.com</span>' in html
-    assert '<script>' not in browser.get("/contacts/k").get_data(as_text=True).split('data-kpi="email"')[1][:300]
+    assert "<script>" not in browser.get("/contacts/k").get_data(as_text=True).split('data-kpi="email"')[1][:300]

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from application.service import ResponsesApp
 from interface.simulate import Report
 from interface.web.i18n import why_sentence
-from tests.helpers.http import sign_unione
+from tests.helpers.http import fixture_bytes, sign_unione
 from tests.helpers.web import MAILING, csrf_of, post_form
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -328,7 +328,7 @@ def test_every_form_that_changes_something_needs_its_csrf_token(
         "email_is_actual": True,
         "unsubscribed_types": [],
     }
-    assert api.get("/v1/rules").json["active"] == "1" and app.pending_jobs()[0] == []
+    assert api.get("/v1/rules").json["active"] == "builtin-2" and app.pending_jobs()[0] == []
     assert browser.get("/mailings").status_code == 200, "still signed in"
 
 
@@ -345,7 +345,8 @@ def test_the_rules_page_lists_versions_and_draws_the_state_diagram(browser: Flas
     version = app.define_rules({"responses": {"soft_bounce": {"final": True}}}, created_by="token:abc").version
     html = text(browser.get("/rules"))
     assert f'<tr data-version="{version}"' in html and "token:abc" in html and "soft_bounce" in html
-    assert re.search(r'id="active-version">1<', html)
+    assert re.search(r'id="active-version">builtin-2<', html)
+    assert 'id="builtin-offer"' not in html  # a new database starts on the latest built-in rules
     diagram = text(browser.get(f"/rules?version={version}"))
     finals = set(re.findall(r'<g class="state final" data-code="([^"]+)"', diagram))
     non_finals = set(re.findall(r'<g class="state" data-code="([^"]+)"', diagram))
@@ -591,3 +592,92 @@ def test_a_rate_tile_shows_the_median_of_the_last_mailings_of_its_category(
     assert median and median.group(1).strip() == "median of last 3: 30.0 %", "of 10 %, 30 %, 60 %; the trigger mailing left out"
     first = text(browser.get("/mailings/old-1"))
     assert 'class="tile-median"' not in first, "nothing before the first mailing of its category"
+
+
+def test_an_existing_database_is_offered_builtin_2_previews_it_and_adopts_it(
+    browser: FlaskClient, api: FlaskClient, app: ResponsesApp, client_raw: FlaskClient
+) -> None:
+    app.views.delete_meta("rules_version")  # as a database from before builtin-2: its views were folded under "1"
+    contacts = {
+        "c-1001": "anna@example.com",
+        "c-1002": "boris@example.org",
+        "c-1004": "vera@example.com",
+        "c-1005": "gleb@example.com",
+    }
+    assert (
+        api.post(
+            "/v1/mailings",
+            json={"id": "spring-sale", "name": "Spring", "category": "bulk", "email_type": "news", "provider": "unione"},
+        ).status_code
+        == 201
+    )
+    api.post(
+        "/v1/mailings/spring-sale/audience", json={"recipients": [{"contact_id": c, "email": e} for c, e in contacts.items()]}
+    )
+    api.post("/v1/mailings/spring-sale/dispatch")
+    body = sign_unione(fixture_bytes("unione/opened-traffic-types.json"))
+    assert client_raw.post("/v1/webhooks/unione", data=body, content_type="application/json").json["accepted"] == 5
+
+    html = text(browser.get("/rules"))
+    assert re.search(r'id="active-version">1<', html)
+    assert 'id="builtin-offer" data-offered="builtin-2"' in html and "Preview against your history" in html
+    assert "Новые встроенные правила: builtin-2" in text(browser.get("/rules?lang=ru"))
+    text(browser.get("/rules?lang=en"))
+    r = post_form(browser, "/rules", "/what-if", {"version": "builtin-2"})
+    assert r.status_code == 200
+    page = text(r)
+    expected = api.post("/v1/what-if", json={"rules": "builtin-2"}).json
+    assert ("opened", "opened_machine") in {(t["from"], t["to"]) for t in expected["transitions"]}
+    assert re.findall(r'<tr data-from="([^"]+)" data-to="([^"]+)">', page) == [
+        (t["from"], t["to"]) for t in expected["transitions"]
+    ]
+    assert 'id="adopt-version-form"' in page and 'action="/rules/builtin-2/activate"' in page and 'id="adopt-form"' not in page
+    assert api.get("/v1/rules").json["active"] == "1"  # nothing adopted yet
+
+    r = browser.post("/rules/builtin-2/activate", data={"csrf_token": csrf_of(page)})
+    assert r.status_code == 302 and r.headers["Location"].startswith("/jobs/")
+    app.jobs.run()
+    assert "Rules version builtin-2 is active." in text(browser.get(r.headers["Location"]))
+    assert api.get("/v1/rules").json == {**api.get("/v1/rules").json, "active": "builtin-2", "offered": None}
+    assert 'id="builtin-offer"' not in text(browser.get("/rules"))
+    history = text(browser.get("/mailings/spring-sale/recipients/c-1001"))
+    assert "Open (machine)" in history
+    assert browser.post("/what-if", data={"csrf_token": csrf_of(history), "version": "nope"}).status_code == 404
+
+
+@sqlite_only
+def test_a_version_preview_answered_by_a_job_offers_that_versions_adoption_on_the_job_page(
+    browser: FlaskClient, app: ResponsesApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.views.delete_meta("rules_version")  # on "1": builtin-2 is offered
+    job = app.rules.request_what_if("builtin-2")  # the job a slow answer leaves to follow, answered meanwhile
+    app.jobs.run()
+    assert app.job(job)["status"] == "done"
+    calls: list[Any] = []
+
+    def start_what_if(rules: Any, mailings: Any = None, sample: int = 20, wait_seconds: float = 15.0) -> tuple[None, str]:
+        calls.append(rules)
+        return None, job
+
+    monkeypatch.setattr(app, "start_what_if", start_what_if, raising=False)
+    r = post_form(browser, "/rules", "/what-if", {"version": "builtin-2"})
+    assert r.status_code == 302 and r.headers["Location"] == f"/jobs/{job}" and calls == ["builtin-2"]
+    assert 'action="/rules/builtin-2/activate"' in text(browser.get(r.headers["Location"]))
+
+
+def test_the_history_page_shows_a_signals_contact_effect(browser: FlaskClient, app: ResponsesApp) -> None:
+    from domain.signals import Correlation, ParsedBatch, ProviderEvent
+    from interface.providers import sendgrid
+
+    app.create_mailing({"id": "grid", "name": "Grid", "category": "bulk", "provider": "sendgrid", "email_type": "news"})
+    app.add_audience("grid", [{"contact_id": "c-3001", "email": "unsubscribe@example.com"}])
+    app.dispatch("grid")
+    [dropped] = [
+        e
+        for e in sendgrid.parse(fixture_bytes("sendgrid/anymail-events.json"), datetime.now(UTC)).events
+        if e.signal.fields.get("reason") == "Unsubscribed Address"
+    ]
+    app.record_batch(ParsedBatch(events=[ProviderEvent(dropped.signal, Correlation("grid", "c-3001"))]))
+    html = text(browser.get("/mailings/grid/recipients/c-3001"))
+    assert 'data-contact-effect="unsubscribe"' in html and "unsubscribes the contact" in html
+    assert "отписывает контакт" in text(browser.get("/mailings/grid/recipients/c-3001?lang=ru"))

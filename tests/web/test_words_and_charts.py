@@ -93,3 +93,13 @@ def test_the_state_diagram_follows_the_rules_not_the_catalogue() -> None:
     assert chain == sorted(chain, key=lambda c: rules.responses[c].priority or 0) and chain[-1] == "unsubscribed"
     assert len(finals) + len(chain) == len(RESPONSES)
     assert "State diagram of rules version x" in svg
+
+
+def test_every_contact_effect_reads_as_words_in_both_languages() -> None:
+    from domain.mappings.target import CONTACT_EFFECTS as EFFECTS
+    from interface.web.i18n import CONTACT_EFFECTS, contact_effect_name
+
+    assert set(CONTACT_EFFECTS) == set(EFFECTS)
+    for effect in EFFECTS:
+        assert contact_effect_name(effect, "en") != contact_effect_name(effect, "ru")
+    assert contact_effect_name(None, "en") == ""
