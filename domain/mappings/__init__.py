@@ -7,13 +7,14 @@ uses the built-in one, so a provider added later works under every version.
 
 from __future__ import annotations
 
-from domain.mappings import elasticemail, sendgrid, unione
+from domain.mappings import elasticemail, mailgun, sendgrid, unione
 from domain.mappings.target import Target
 
 MAPPING_FIELDS: dict[str, tuple[str, ...]] = {
     "unione": unione.FIELDS,
     "elasticemail": elasticemail.FIELDS,
     "sendgrid": sendgrid.FIELDS,
+    "mailgun": mailgun.FIELDS,
 }
 
 # The built-in mappings of ruleset version 1, every provider.
@@ -21,4 +22,5 @@ BUILTIN_MAPPINGS: dict[str, dict[str, Target]] = {
     "unione": unione.VERSION_1,
     "elasticemail": elasticemail.VERSION_1,
     "sendgrid": sendgrid.VERSION_1,
+    "mailgun": mailgun.VERSION_1,
 }

