@@ -7,7 +7,7 @@ uses the built-in one, so a provider added later works under every version.
 
 from __future__ import annotations
 
-from domain.mappings import elasticemail, mailgun, sendgrid, unione
+from domain.mappings import brevo, elasticemail, mailgun, sendgrid, unione
 from domain.mappings.target import Target
 
 MAPPING_FIELDS: dict[str, tuple[str, ...]] = {
@@ -15,6 +15,7 @@ MAPPING_FIELDS: dict[str, tuple[str, ...]] = {
     "elasticemail": elasticemail.FIELDS,
     "sendgrid": sendgrid.FIELDS,
     "mailgun": mailgun.FIELDS,
+    "brevo": brevo.FIELDS,
 }
 
 # The built-in mappings of ruleset version 1, every provider.
@@ -23,4 +24,5 @@ BUILTIN_MAPPINGS: dict[str, dict[str, Target]] = {
     "elasticemail": elasticemail.VERSION_1,
     "sendgrid": sendgrid.VERSION_1,
     "mailgun": mailgun.VERSION_1,
+    "brevo": brevo.VERSION_1,
 }

@@ -83,8 +83,8 @@ def simulate(args: argparse.Namespace) -> int:
 
 # ---- send ---------------------------------------------------------------------------------------
 
-SEND_ENV = ("UNIONE_API_KEYS", "ELASTICEMAIL_WEBHOOK_TOKEN", "MAILGUN_WEBHOOK_SIGNING_KEYS")
-SEND_PROVIDERS = ("unione", "elasticemail", "mailgun")
+SEND_ENV = ("UNIONE_API_KEYS", "ELASTICEMAIL_WEBHOOK_TOKEN", "MAILGUN_WEBHOOK_SIGNING_KEYS", "BREVO_WEBHOOK_TOKEN")
+SEND_PROVIDERS = ("unione", "elasticemail", "mailgun", "brevo")
 
 
 def add_send(commands: Commands) -> None:
@@ -98,6 +98,8 @@ def add_send(commands: Commands) -> None:
         "with ?token=ELASTICEMAIL_WEBHOOK_TOKEN.\n"
         "mailgun: FILE is one webhook body or a JSON array of them, each posted signed now (its signature\n"
         "block's timestamp, and signature made with the first MAILGUN_WEBHOOK_SIGNING_KEYS key).\n"
+        "brevo: FILE is one webhook body (an event, or a JSON array of them), sent as it is with\n"
+        "Authorization: Bearer BREVO_WEBHOOK_TOKEN.\n"
         "SendGrid and Amazon SES (SNS) sign with private keys: not here.\n"
         "Prints the service's answer (several lines: their sum).",
         SEND_ENV,
@@ -117,6 +119,7 @@ def send(args: argparse.Namespace) -> int:
         return 2
     settings = Settings.from_env()
     base = args.url.rstrip("/")
+    headers: dict[str, str] = {}
     if args.provider == "unione":
         if not settings.unione_api_keys:
             print("UNIONE_API_KEYS is not set: its first key signs the body", file=sys.stderr)
@@ -138,6 +141,12 @@ def send(args: argparse.Namespace) -> int:
             return 2
         key = settings.mailgun_webhook_signing_keys[0]
         posts = [(f"{base}/v1/webhooks/mailgun", _signed_mailgun(body, key), "application/json") for body in bodies]
+    elif args.provider == "brevo":
+        if not settings.brevo_webhook_token:
+            print("BREVO_WEBHOOK_TOKEN is not set: it goes with the body", file=sys.stderr)
+            return 2
+        posts = [(f"{base}/v1/webhooks/brevo", source.read_bytes(), "application/json")]
+        headers = {"Authorization": f"Bearer {settings.brevo_webhook_token}"}
     else:
         if not settings.elasticemail_webhook_token:
             print("ELASTICEMAIL_WEBHOOK_TOKEN is not set: it goes with every notification", file=sys.stderr)
@@ -147,7 +156,7 @@ def send(args: argparse.Namespace) -> int:
         posts = [(url, line.encode(), "application/x-www-form-urlencoded") for line in lines]
     total: dict[str, int] = {}
     for url, data, content_type in posts:
-        status, answer = _post(url, data, content_type)
+        status, answer = _post(url, data, content_type, headers)
         if status != 200 or not isinstance(answer, dict):
             print(f"the service answered {status}: {json.dumps(answer, ensure_ascii=False)}", file=sys.stderr)
             return 1
@@ -179,8 +188,8 @@ def _signed_mailgun(body: Any, key: str) -> bytes:
     return json.dumps(signed, ensure_ascii=False).encode()
 
 
-def _post(url: str, data: bytes, content_type: str) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type})
+def _post(url: str, data: bytes, content_type: str, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type, **headers})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read() or b"null")

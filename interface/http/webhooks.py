@@ -28,8 +28,8 @@ from domain.signals import ParsedBatch, Quarantined, text_digest
 from interface.http.auth import require_bearer
 from interface.http.body import read_decoded, read_limited
 from interface.http.common import Blueprint, IngestAnswerSchema
-from interface.providers import canonical, elasticemail, mailgun, sendgrid, unione
-from interface.providers.common import load_json, read_body
+from interface.providers import brevo, canonical, elasticemail, mailgun, sendgrid, unione
+from interface.providers.common import load_json, read_body, secret_matches
 from interface.shared.context import service, settings
 from interface.shared.errors import ApiError, ErrorSchema
 from interface.shared.guard import count_failure, refuse_if_throttled
@@ -112,6 +112,27 @@ class MailgunBodySchema(ma.Schema):
         data_key="event-data",
         metadata={"description": "id, event, severity, reason, timestamp, recipient, url, user-variables{mailing_id,contact_id}"},
     )
+
+
+class BrevoEventSchema(ma.Schema):
+    event = ma.fields.String(metadata={"description": "request, delivered, opened, proxy_open, click, hard_bounce…"})
+    email = ma.fields.String()
+    message_id = ma.fields.String(data_key="message-id")
+    ts_event = ma.fields.Integer(metadata={"description": "Unix seconds"})
+    ts_epoch = ma.fields.Integer(metadata={"description": "Unix milliseconds"})
+    link = ma.fields.String()
+    reason = ma.fields.String()
+    x_mailin_custom = ma.fields.String(data_key="X-Mailin-custom", metadata={"description": 'JSON {"mailing_id","contact_id"}'})
+
+
+SECRET_FORMS = [
+    {
+        "in": "query",
+        "name": "token",
+        "schema": {"type": "string"},
+        "description": "the secret; or as the HTTP Basic password, or Authorization: Bearer <secret>",
+    }
+]
 
 
 class CanonicalSignalSchema(ma.Schema):
@@ -318,6 +339,43 @@ def mailgun_events() -> dict[str, int]:
     if refused is not None:
         raise unauthorized(mailgun.SOURCE, refused)
     return ingest(mailgun.SOURCE, body, lambda now: mailgun.parse(body, now))
+
+
+# ---- Brevo and Postmark: a shared secret, not a signature -------------------------------------
+
+
+def presented_secrets() -> list[str]:
+    """The secrets a call presents: ``?token=``, the HTTP Basic password, an ``Authorization: Bearer`` token."""
+    presented = [request.args.get("token") or ""]
+    credentials = request.authorization
+    if credentials is not None and credentials.type == "basic":
+        presented.append(credentials.password or "")
+    elif credentials is not None and credentials.type == "bearer":
+        presented.append(credentials.token or "")
+    return [secret for secret in presented if secret]
+
+
+def require_secret(source: str, configured: str | None) -> None:
+    """401 (counted against the client) unless the call presents the configured secret in one of its forms."""
+    if not any(secret_matches(secret, configured) for secret in presented_secrets()):
+        raise unauthorized(source, "the secret is missing or wrong (?token=, HTTP Basic password or Bearer)")
+
+
+@blp.route("/brevo", methods=["POST"])
+@blp.doc(
+    security=NO_BEARER,
+    summary="Brevo transactional webhook (one event, or a batch as a JSON array)",
+    requestBody=_json_body({"oneOf": [BrevoEventSchema, {"type": "array", "items": BrevoEventSchema}]}),  # type: ignore[dict-item]
+    parameters=SECRET_FORMS,
+)
+@blp.response(200, IngestAnswerSchema)
+@blp.alt_response(400, schema=ErrorSchema, description="undecodable body (malformed_body); nothing stored")
+@blp.alt_response(401, schema=ErrorSchema, description="the secret is not BREVO_WEBHOOK_TOKEN in any form; nothing stored")
+@blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
+def brevo_events() -> dict[str, int]:
+    require_secret(brevo.SOURCE, settings().brevo_webhook_token)
+    body = signed_body(brevo.SOURCE)
+    return ingest(brevo.SOURCE, body, lambda now: brevo.parse(body, now))
 
 
 # ---- canonical signals (bearer) --------------------------------------------------------------

@@ -43,6 +43,7 @@ from schemathesis.specs.openapi.checks import (
 from application.service import ResponsesApp
 from interface.app import create_app
 from tests.helpers.http import (
+    BREVO_TOKEN,
     EE_TOKEN,
     SPRING,
     SPRING_AUDIENCE,
@@ -108,6 +109,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         case.headers = {**(case.headers or {}), **sign_sendgrid(raw)}
     elif path == "/v1/webhooks/mailgun" and _has_body(case) and isinstance(case.body, dict):
         kwargs["data"] = sign_mailgun(case.body)  # a body that is no object has no signature block: a 401
+    elif path == "/v1/webhooks/brevo":
+        case.query = {**(case.query or {}), "token": BREVO_TOKEN}
     elif path == "/v1/webhooks/elasticemail":
         case.query = {**(case.query or {}), "token": EE_TOKEN}
 

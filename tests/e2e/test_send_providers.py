@@ -14,7 +14,7 @@ from tests.helpers.http import SPRING, SPRING_AUDIENCE
 from tests.helpers.stores import FIXTURES
 
 NOTHING = {"accepted": 0, "duplicates": 0, "unmatched": 0, "quarantined": 0}
-SECRETS = {"MAILGUN_WEBHOOK_SIGNING_KEYS": "e2e-mailgun-signing-key"}
+SECRETS = {"MAILGUN_WEBHOOK_SIGNING_KEYS": "e2e-mailgun-signing-key", "BREVO_WEBHOOK_TOKEN": "e2e-brevo-secret"}
 
 
 def send(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -22,7 +22,7 @@ def send(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("provider, fixture, events", [("mailgun", "mailgun/events.json", 9)])
+@pytest.mark.parametrize("provider, fixture, events", [("mailgun", "mailgun/events.json", 9), ("brevo", "brevo/batch.json", 10)])
 def test_send_signs_a_file_as_the_provider_does(
     tmp_path: Path, processes: list[Process], provider: str, fixture: str, events: int
 ) -> None:

@@ -43,6 +43,9 @@ SENDGRID_PUBLIC = base64.b64encode(
 MAILGUN_KEY = "key-mailgun-webhook-signing-test"
 
 
+BREVO_TOKEN = "brevo-webhook-secret"
+
+
 SPRING = "spring-sale"
 
 
@@ -102,6 +105,7 @@ def http_settings(database_url: str, **overrides: Any) -> Settings:
         "elasticemail_webhook_token": EE_TOKEN,
         "sendgrid_webhook_public_key": SENDGRID_PUBLIC,
         "mailgun_webhook_signing_keys": ("an-old-signing-key", MAILGUN_KEY),
+        "brevo_webhook_token": BREVO_TOKEN,
         "max_body_bytes": MAX_BODY,
     }
     return Settings(**{**values, **overrides})

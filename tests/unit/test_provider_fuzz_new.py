@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interface.providers import mailgun
+from interface.providers import brevo, mailgun
 from tests.unit.test_provider_fuzz import ANY, FUZZ, JSONISH, NOW, SCALARS, TEXT, encode, fields, outcomes, parsed_or_value_error
 
 UNIX_TIMES = st.sampled_from([1534110422.389832, "1534110422", 1e20, -1e20, "1e20", 253402300799, -1, 10**30, "soon"])
@@ -38,6 +38,7 @@ MAILGUN_DATA = fields(
 @given(body=st.binary(max_size=200) | JSONISH.map(encode))
 def test_any_bytes_give_a_batch_or_a_value_error(body: bytes) -> None:
     parsed_or_value_error(mailgun.parse, body)
+    parsed_or_value_error(brevo.parse, body)
     assert mailgun.refusal(body, ["key"], NOW, timedelta(minutes=10)) is not None  # nothing unsigned passes
 
 
@@ -47,3 +48,41 @@ def test_mailgun_one_event_once(data: Any, signature: Any) -> None:
     batch = parsed_or_value_error(mailgun.parse, encode({"signature": signature, "event-data": data}))
     assert batch is not None and batch.notices == [] and outcomes(batch) == 1
     assert isinstance(mailgun.refusal(encode({"signature": signature, "event-data": data}), ["k"], NOW, timedelta(0)), str)
+
+
+BREVO_EVENT = (
+    fields(
+        {
+            "event": st.sampled_from(["delivered", "click", "proxy_open", "hard_bounce", "unique_opened"]),
+            "email": ADDRESSES | TEXT,
+            "message-id": TEXT,
+            "ts_event": UNIX_TIMES | SCALARS,
+            "ts_epoch": st.sampled_from([1520363423000, 1604933623, 10**20, -(10**14)]) | SCALARS,
+            "ts": UNIX_TIMES | SCALARS,
+            "date": TEXT,
+            "link": TEXT,
+            "reason": TEXT,
+            "X-Mailin-custom": st.sampled_from(['{"mailing_id": "m", "contact_id": "c"}', "x", "[]"]) | ANY,
+        }
+    )
+    | ANY
+)
+
+
+@FUZZ
+@given(events=st.lists(BREVO_EVENT, max_size=5))
+def test_brevo_every_event_once(events: list[Any]) -> None:
+    batch = parsed_or_value_error(brevo.parse, encode(events))
+    assert batch is not None and batch.notices == [] and outcomes(batch) == len(events)
+
+
+@FUZZ
+@given(event=BREVO_EVENT)
+def test_brevo_a_single_event_once(event: Any) -> None:
+    batch = parsed_or_value_error(brevo.parse, encode(event))
+    if isinstance(event, list):
+        assert batch is not None and outcomes(batch) == len(event)
+    elif isinstance(event, dict):
+        assert batch is not None and outcomes(batch) == 1
+    else:
+        assert batch is None  # neither an object nor an array: quarantined whole by the route

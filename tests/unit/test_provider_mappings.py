@@ -15,11 +15,11 @@ import pytest
 from domain.mappings import BUILTIN_MAPPINGS
 from domain.mappings.target import Target
 from domain.rules import DEFAULT_RULESET
-from interface.providers import mailgun
+from interface.providers import brevo, mailgun
 
 NOW = datetime(2026, 3, 14, 13, 0, tzinfo=UTC)
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "CONTRACT.md"
-SECTION_TITLES = {"mailgun": "**Mailgun**"}
+SECTION_TITLES = {"mailgun": "**Mailgun**", "brevo": "**Brevo**"}
 
 
 def contract_table(provider: str) -> dict[str, Target]:
@@ -89,3 +89,34 @@ def test_mailgun_events(event: dict[str, Any], expected: tuple[str | None, str |
     data = {"id": "e-1", "timestamp": 1534110422.389832, "recipient": "a@example.com", **event}
     body = json.dumps({"signature": {}, "event-data": data}).encode()
     assert mapped("mailgun", mailgun.parse(body, NOW).events) == expected
+
+
+# ---- Brevo ------------------------------------------------------------------------------------
+
+BREVO_EVENTS = [
+    ("request", ("queued", None, None)),
+    ("sent", ("queued", None, None)),
+    ("delivered", ("delivered", None, None)),
+    ("opened", ("opened", None, None)),
+    ("unique_opened", ("opened", None, None)),
+    ("proxy_open", ("opened_machine", None, None)),
+    ("unique_proxy_open", ("opened_machine", None, None)),
+    ("click", ("clicked", None, None)),
+    ("unsubscribed", ("unsubscribed", None, None)),
+    ("unsubscribe", ("unsubscribed", None, None)),
+    ("spam", ("spam_complaint", None, None)),
+    ("complaint", ("spam_complaint", None, None)),
+    ("hard_bounce", ("hard_bounce", "other", None)),
+    ("soft_bounce", ("soft_bounce", "other", None)),
+    ("deferred", ("soft_bounce", "will_retry", None)),
+    ("blocked", ("rejected", "recipient_blocked", None)),
+    ("invalid_email", ("invalid_address", None, None)),
+    ("error", ("send_error", "technical", None)),
+    ("something_new", (None, None, None)),
+]
+
+
+@pytest.mark.parametrize("name, expected", BREVO_EVENTS, ids=[name for name, _ in BREVO_EVENTS])
+def test_brevo_events(name: str, expected: tuple[str | None, str | None, str | None]) -> None:
+    body = json.dumps({"event": name, "email": "a@example.com", "message-id": "<m@relay>", "ts_epoch": 1520363423000}).encode()
+    assert mapped("brevo", brevo.parse(body, NOW).events) == expected
