@@ -152,6 +152,8 @@ class Settings:
     mailgun_webhook_signing_keys: tuple[str, ...] = ()
     # BREVO_WEBHOOK_TOKEN: the secret Brevo's calls carry (?token=, HTTP Basic password or Bearer)
     brevo_webhook_token: str | None = None
+    # POSTMARK_WEBHOOK_TOKEN: the secret Postmark's calls carry, in the same three forms
+    postmark_webhook_token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     sweep_interval_seconds: float = DEFAULT_SWEEP_INTERVAL_SECONDS  # 0: no periodic sweep
     # /readyz is 503 once the views are behind and have not moved for longer than this
@@ -222,6 +224,7 @@ class Settings:
             sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
             mailgun_webhook_signing_keys=_split(env.get("MAILGUN_WEBHOOK_SIGNING_KEYS")),
             brevo_webhook_token=env.get("BREVO_WEBHOOK_TOKEN") or None,
+            postmark_webhook_token=env.get("POSTMARK_WEBHOOK_TOKEN") or None,
             max_body_bytes=max_body,
             sweep_interval_seconds=max(0.0, sweep_interval),
             ready_max_lag_seconds=ready_max_lag,

@@ -7,7 +7,7 @@ uses the built-in one, so a provider added later works under every version.
 
 from __future__ import annotations
 
-from domain.mappings import brevo, elasticemail, mailgun, sendgrid, unione
+from domain.mappings import brevo, elasticemail, mailgun, postmark, sendgrid, unione
 from domain.mappings.target import Target
 
 MAPPING_FIELDS: dict[str, tuple[str, ...]] = {
@@ -16,6 +16,7 @@ MAPPING_FIELDS: dict[str, tuple[str, ...]] = {
     "sendgrid": sendgrid.FIELDS,
     "mailgun": mailgun.FIELDS,
     "brevo": brevo.FIELDS,
+    "postmark": postmark.FIELDS,
 }
 
 # The built-in mappings of ruleset version 1, every provider.
@@ -25,4 +26,5 @@ BUILTIN_MAPPINGS: dict[str, dict[str, Target]] = {
     "sendgrid": sendgrid.VERSION_1,
     "mailgun": mailgun.VERSION_1,
     "brevo": brevo.VERSION_1,
+    "postmark": postmark.VERSION_1,
 }

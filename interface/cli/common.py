@@ -34,6 +34,7 @@ ENVIRONMENT: dict[str, str] = {
     "SENDGRID_WEBHOOK_PUBLIC_KEY": "base64 ECDSA public key of SendGrid's signed event webhook (unset: 401)",
     "MAILGUN_WEBHOOK_SIGNING_KEYS": "comma-separated Mailgun HTTP webhook signing keys (unset: 401)",
     "BREVO_WEBHOOK_TOKEN": "the secret Brevo webhook calls carry: ?token=, Basic password or Bearer (unset: 401)",
+    "POSTMARK_WEBHOOK_TOKEN": "the secret Postmark webhook calls carry: ?token=, Basic password or Bearer (unset: 401)",
     "MAX_BODY_BYTES": "request body limit, also after gunzip (default: 10485760)",
     "SWEEP_INTERVAL_SECONDS": "seconds between sweeps run by this process, 0 for none (default: 300)",
     "READY_MAX_LAG_SECONDS": "/readyz answers 503 once the views are behind and still for longer (default: 30)",

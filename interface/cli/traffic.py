@@ -83,8 +83,14 @@ def simulate(args: argparse.Namespace) -> int:
 
 # ---- send ---------------------------------------------------------------------------------------
 
-SEND_ENV = ("UNIONE_API_KEYS", "ELASTICEMAIL_WEBHOOK_TOKEN", "MAILGUN_WEBHOOK_SIGNING_KEYS", "BREVO_WEBHOOK_TOKEN")
-SEND_PROVIDERS = ("unione", "elasticemail", "mailgun", "brevo")
+SEND_ENV = (
+    "UNIONE_API_KEYS",
+    "ELASTICEMAIL_WEBHOOK_TOKEN",
+    "MAILGUN_WEBHOOK_SIGNING_KEYS",
+    "BREVO_WEBHOOK_TOKEN",
+    "POSTMARK_WEBHOOK_TOKEN",
+)
+SEND_PROVIDERS = ("unione", "elasticemail", "mailgun", "brevo", "postmark")
 
 
 def add_send(commands: Commands) -> None:
@@ -100,6 +106,8 @@ def add_send(commands: Commands) -> None:
         "block's timestamp, and signature made with the first MAILGUN_WEBHOOK_SIGNING_KEYS key).\n"
         "brevo: FILE is one webhook body (an event, or a JSON array of them), sent as it is with\n"
         "Authorization: Bearer BREVO_WEBHOOK_TOKEN.\n"
+        "postmark: FILE is one record or a JSON array of records, each posted with\n"
+        "Authorization: Bearer POSTMARK_WEBHOOK_TOKEN.\n"
         "SendGrid and Amazon SES (SNS) sign with private keys: not here.\n"
         "Prints the service's answer (several lines: their sum).",
         SEND_ENV,
@@ -147,6 +155,18 @@ def send(args: argparse.Namespace) -> int:
             return 2
         posts = [(f"{base}/v1/webhooks/brevo", source.read_bytes(), "application/json")]
         headers = {"Authorization": f"Bearer {settings.brevo_webhook_token}"}
+    elif args.provider == "postmark":
+        if not settings.postmark_webhook_token:
+            print("POSTMARK_WEBHOOK_TOKEN is not set: it goes with each record", file=sys.stderr)
+            return 2
+        try:
+            records = _json_bodies(source)
+        except ValueError as exc:
+            print(f"{source}: {exc}", file=sys.stderr)
+            return 2
+        url = f"{base}/v1/webhooks/postmark"
+        posts = [(url, json.dumps(record, ensure_ascii=False).encode(), "application/json") for record in records]
+        headers = {"Authorization": f"Bearer {settings.postmark_webhook_token}"}
     else:
         if not settings.elasticemail_webhook_token:
             print("ELASTICEMAIL_WEBHOOK_TOKEN is not set: it goes with every notification", file=sys.stderr)

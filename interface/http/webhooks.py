@@ -28,7 +28,7 @@ from domain.signals import ParsedBatch, Quarantined, text_digest
 from interface.http.auth import require_bearer
 from interface.http.body import read_decoded, read_limited
 from interface.http.common import Blueprint, IngestAnswerSchema
-from interface.providers import brevo, canonical, elasticemail, mailgun, sendgrid, unione
+from interface.providers import brevo, canonical, elasticemail, mailgun, postmark, sendgrid, unione
 from interface.providers.common import load_json, read_body, secret_matches
 from interface.shared.context import service, settings
 from interface.shared.errors import ApiError, ErrorSchema
@@ -123,6 +123,21 @@ class BrevoEventSchema(ma.Schema):
     link = ma.fields.String()
     reason = ma.fields.String()
     x_mailin_custom = ma.fields.String(data_key="X-Mailin-custom", metadata={"description": 'JSON {"mailing_id","contact_id"}'})
+
+
+class PostmarkRecordSchema(ma.Schema):
+    RecordType = ma.fields.String(metadata={"description": "Delivery, Bounce, SpamComplaint, Open, Click, SubscriptionChange"})
+    MessageID = ma.fields.String()
+    Recipient = ma.fields.String()
+    Email = ma.fields.String(metadata={"description": "the recipient of a Bounce or SpamComplaint"})
+    Type = ma.fields.String(metadata={"description": "a bounce's type: HardBounce, Transient, SoftBounce…"})
+    TypeCode = ma.fields.Integer()
+    Metadata = ma.fields.Dict(metadata={"description": "mailing_id, contact_id"})
+    OriginalLink = ma.fields.String()
+    DeliveredAt = ma.fields.String()
+    BouncedAt = ma.fields.String()
+    ReceivedAt = ma.fields.String()
+    ChangedAt = ma.fields.String()
 
 
 SECRET_FORMS = [
@@ -376,6 +391,23 @@ def brevo_events() -> dict[str, int]:
     require_secret(brevo.SOURCE, settings().brevo_webhook_token)
     body = signed_body(brevo.SOURCE)
     return ingest(brevo.SOURCE, body, lambda now: brevo.parse(body, now))
+
+
+@blp.route("/postmark", methods=["POST"])
+@blp.doc(
+    security=NO_BEARER,
+    summary="Postmark webhook (one record a call)",
+    requestBody=_json_body(PostmarkRecordSchema),
+    parameters=SECRET_FORMS,
+)
+@blp.response(200, IngestAnswerSchema)
+@blp.alt_response(400, schema=ErrorSchema, description="undecodable body (malformed_body); nothing stored")
+@blp.alt_response(401, schema=ErrorSchema, description="the secret is not POSTMARK_WEBHOOK_TOKEN in any form; nothing stored")
+@blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
+def postmark_events() -> dict[str, int]:
+    require_secret(postmark.SOURCE, settings().postmark_webhook_token)
+    body = signed_body(postmark.SOURCE)
+    return ingest(postmark.SOURCE, body, lambda now: postmark.parse(body, now))
 
 
 # ---- canonical signals (bearer) --------------------------------------------------------------

@@ -45,6 +45,7 @@ from interface.app import create_app
 from tests.helpers.http import (
     BREVO_TOKEN,
     EE_TOKEN,
+    POSTMARK_TOKEN,
     SPRING,
     SPRING_AUDIENCE,
     TOKEN,
@@ -111,6 +112,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         kwargs["data"] = sign_mailgun(case.body)  # a body that is no object has no signature block: a 401
     elif path == "/v1/webhooks/brevo":
         case.query = {**(case.query or {}), "token": BREVO_TOKEN}
+    elif path == "/v1/webhooks/postmark":
+        case.query = {**(case.query or {}), "token": POSTMARK_TOKEN}
     elif path == "/v1/webhooks/elasticemail":
         case.query = {**(case.query or {}), "token": EE_TOKEN}
 

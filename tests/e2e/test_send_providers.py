@@ -14,7 +14,11 @@ from tests.helpers.http import SPRING, SPRING_AUDIENCE
 from tests.helpers.stores import FIXTURES
 
 NOTHING = {"accepted": 0, "duplicates": 0, "unmatched": 0, "quarantined": 0}
-SECRETS = {"MAILGUN_WEBHOOK_SIGNING_KEYS": "e2e-mailgun-signing-key", "BREVO_WEBHOOK_TOKEN": "e2e-brevo-secret"}
+SECRETS = {
+    "MAILGUN_WEBHOOK_SIGNING_KEYS": "e2e-mailgun-signing-key",
+    "BREVO_WEBHOOK_TOKEN": "e2e-brevo-secret",
+    "POSTMARK_WEBHOOK_TOKEN": "e2e-postmark-secret",
+}
 
 
 def send(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -46,6 +46,9 @@ MAILGUN_KEY = "key-mailgun-webhook-signing-test"
 BREVO_TOKEN = "brevo-webhook-secret"
 
 
+POSTMARK_TOKEN = "postmark-webhook-secret"
+
+
 SPRING = "spring-sale"
 
 
@@ -106,6 +109,7 @@ def http_settings(database_url: str, **overrides: Any) -> Settings:
         "sendgrid_webhook_public_key": SENDGRID_PUBLIC,
         "mailgun_webhook_signing_keys": ("an-old-signing-key", MAILGUN_KEY),
         "brevo_webhook_token": BREVO_TOKEN,
+        "postmark_webhook_token": POSTMARK_TOKEN,
         "max_body_bytes": MAX_BODY,
     }
     return Settings(**{**values, **overrides})

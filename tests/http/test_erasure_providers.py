@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from tests.helpers.http import BREVO_TOKEN, sign_mailgun
+from tests.helpers.http import BREVO_TOKEN, POSTMARK_TOKEN, sign_mailgun
 from tests.http.test_erasure import stored_bytes
 
 ADDRESS = "Gleb.Secret@Mail.Example.com"
@@ -50,7 +51,24 @@ def brevo_events(client: FlaskClient) -> None:
     assert r.json["accepted"] == 3, r.json
 
 
-PROVIDERS: dict[str, Callable[[FlaskClient], None]] = {"mailgun": mailgun_events, "brevo": brevo_events}
+def postmark_events(client: FlaskClient) -> None:
+    now = datetime.now(UTC).isoformat()
+    base = {"MessageID": "m-1", "Recipient": ADDRESS, "Metadata": {"mailing_id": "spring", "contact_id": "gleb"}}
+    geo = {"Geo": {"City": CITY, "IP": IP}, "UserAgent": "Mozilla/5.0"}
+    for record in [
+        {**base, "RecordType": "Delivery", "DeliveredAt": now, "Details": f"250 OK <{ADDRESS}>"},
+        {**base, **geo, "RecordType": "Open", "ReceivedAt": now},
+        {**base, **geo, "RecordType": "Click", "ReceivedAt": now, "OriginalLink": CLICKED},
+    ]:
+        r = client.post(f"/v1/webhooks/postmark?token={POSTMARK_TOKEN}", json=record)
+        assert r.json["accepted"] == 1, r.json
+
+
+PROVIDERS: dict[str, Callable[[FlaskClient], None]] = {
+    "mailgun": mailgun_events,
+    "brevo": brevo_events,
+    "postmark": postmark_events,
+}
 
 
 def hits(data: bytes) -> list[str]:

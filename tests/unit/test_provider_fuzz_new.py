@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interface.providers import brevo, mailgun
+from interface.providers import brevo, mailgun, postmark
 from tests.unit.test_provider_fuzz import ANY, FUZZ, JSONISH, NOW, SCALARS, TEXT, encode, fields, outcomes, parsed_or_value_error
 
 UNIX_TIMES = st.sampled_from([1534110422.389832, "1534110422", 1e20, -1e20, "1e20", 253402300799, -1, 10**30, "soon"])
@@ -39,6 +39,7 @@ MAILGUN_DATA = fields(
 def test_any_bytes_give_a_batch_or_a_value_error(body: bytes) -> None:
     parsed_or_value_error(mailgun.parse, body)
     parsed_or_value_error(brevo.parse, body)
+    parsed_or_value_error(postmark.parse, body)
     assert mailgun.refusal(body, ["key"], NOW, timedelta(minutes=10)) is not None  # nothing unsigned passes
 
 
@@ -86,3 +87,40 @@ def test_brevo_a_single_event_once(event: Any) -> None:
         assert batch is not None and outcomes(batch) == 1
     else:
         assert batch is None  # neither an object nor an array: quarantined whole by the route
+
+
+ISO_TIMES = st.sampled_from(
+    [
+        "2016-04-27T16:28:50.3963933-04:00",
+        "2017-10-25T15:21:11.9065619Z",
+        "9999-12-31T23:59:59-14:00",
+        "0001-01-01T00:00:00+14:00",
+        "soon",
+    ]
+)
+POSTMARK_RECORD = fields(
+    {
+        "RecordType": st.sampled_from(["Delivery", "Bounce", "SpamComplaint", "Open", "Click", "SubscriptionChange", "Inbound"]),
+        "MessageID": TEXT,
+        "Recipient": ADDRESSES | TEXT,
+        "Email": ADDRESSES | TEXT,
+        "Type": st.sampled_from(["HardBounce", "SoftBounce", "SpamComplaint"]) | TEXT,
+        "DeliveredAt": ISO_TIMES | SCALARS,
+        "BouncedAt": ISO_TIMES | SCALARS,
+        "ReceivedAt": ISO_TIMES | SCALARS,
+        "ChangedAt": ISO_TIMES | SCALARS,
+        "OriginalLink": TEXT,
+        "SuppressSending": SCALARS,
+        "SuppressionReason": st.sampled_from(["ManualSuppression", "HardBounce"]) | SCALARS,
+        "Metadata": fields({"mailing_id": TEXT, "contact_id": TEXT, "test": SCALARS}),
+        "UserAgent": TEXT,
+        "Details": TEXT,
+    }
+)
+
+
+@FUZZ
+@given(record=POSTMARK_RECORD)
+def test_postmark_one_record_once(record: dict[str, Any]) -> None:
+    batch = parsed_or_value_error(postmark.parse, encode(record))
+    assert batch is not None and batch.notices == [] and outcomes(batch) == 1

@@ -15,11 +15,11 @@ import pytest
 from domain.mappings import BUILTIN_MAPPINGS
 from domain.mappings.target import Target
 from domain.rules import DEFAULT_RULESET
-from interface.providers import brevo, mailgun
+from interface.providers import brevo, mailgun, postmark
 
 NOW = datetime(2026, 3, 14, 13, 0, tzinfo=UTC)
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "CONTRACT.md"
-SECTION_TITLES = {"mailgun": "**Mailgun**", "brevo": "**Brevo**"}
+SECTION_TITLES = {"mailgun": "**Mailgun**", "brevo": "**Brevo**", "postmark": "**Postmark**"}
 
 
 def contract_table(provider: str) -> dict[str, Target]:
@@ -120,3 +120,87 @@ BREVO_EVENTS = [
 def test_brevo_events(name: str, expected: tuple[str | None, str | None, str | None]) -> None:
     body = json.dumps({"event": name, "email": "a@example.com", "message-id": "<m@relay>", "ts_epoch": 1520363423000}).encode()
     assert mapped("brevo", brevo.parse(body, NOW).events) == expected
+
+
+# ---- Postmark ---------------------------------------------------------------------------------
+
+POSTMARK_BOUNCES = [  # every bounce type Postmark documents, with its TypeCode
+    ("HardBounce", 1, ("hard_bounce", "unknown_recipient", None)),
+    ("Transient", 2, ("soft_bounce", "will_retry", None)),
+    ("Unsubscribe", 16, ("unsubscribed", None, None)),
+    ("Subscribe", 32, (None, None, None)),
+    ("AutoResponder", 64, (None, None, None)),
+    ("AddressChange", 128, (None, None, None)),
+    ("DnsError", 256, ("soft_bounce", "domain_not_found", None)),
+    ("SpamNotification", 512, ("soft_bounce", "spam_reject", None)),
+    ("OpenRelayTest", 1024, (None, None, None)),
+    ("Unknown", 2048, ("soft_bounce", "other", None)),
+    ("SoftBounce", 4096, ("soft_bounce", "will_retry", None)),
+    ("VirusNotification", 8192, ("soft_bounce", "content_rejected", None)),
+    ("ChallengeVerification", 16384, (None, None, None)),
+    ("BadEmailAddress", 100000, ("invalid_address", None, None)),
+    ("SpamComplaint", 100001, ("spam_complaint", None, None)),
+    ("ManuallyDeactivated", 100002, ("rejected", "recipient_blocked", None)),
+    ("Unconfirmed", 100003, ("send_error", "technical", None)),
+    ("Blocked", 100006, ("soft_bounce", "ip_reputation", None)),
+    ("SMTPApiError", 100007, ("send_error", "technical", None)),
+    ("InboundError", 100008, ("send_error", "technical", None)),
+    ("DMARCPolicy", 100009, ("rejected", "sender_blocked", None)),
+    ("TemplateRenderingFailed", 100010, ("send_error", "technical", None)),
+    ("SomethingNew", 200000, ("soft_bounce", "other", None)),  # RecordType:Bounce
+]
+
+
+@pytest.mark.parametrize("type_, code, expected", POSTMARK_BOUNCES, ids=[t for t, _, _ in POSTMARK_BOUNCES])
+def test_postmark_bounce_types(type_: str, code: int, expected: tuple[str | None, str | None, str | None]) -> None:
+    record = {"RecordType": "Bounce", "Type": type_, "TypeCode": code, "MessageID": "m", "Email": "a@example.com"}
+    body = json.dumps({**record, "BouncedAt": "2016-04-27T16:28:50.3963933-04:00"}).encode()
+    assert mapped("postmark", postmark.parse(body, NOW).events) == expected
+
+
+POSTMARK_RECORDS = [
+    ({"RecordType": "Delivery", "DeliveredAt": "2014-08-01T13:28:10Z"}, ("delivered", None, None)),
+    ({"RecordType": "Open", "ReceivedAt": "2016-04-27T16:21:41Z"}, ("opened", None, None)),
+    (
+        {"RecordType": "Click", "ReceivedAt": "2017-10-25T15:21:11Z", "OriginalLink": "https://x.example/"},
+        ("clicked", None, None),
+    ),
+    (
+        {"RecordType": "SpamComplaint", "Type": "SpamComplaint", "BouncedAt": "2016-04-27T16:28:50Z"},
+        ("spam_complaint", None, None),
+    ),
+    (
+        {
+            "RecordType": "SubscriptionChange",
+            "ChangedAt": "2022-06-05T17:17:32Z",
+            "SuppressSending": True,
+            "SuppressionReason": "ManualSuppression",
+        },
+        ("unsubscribed", None, None),
+    ),
+    (
+        {
+            "RecordType": "SubscriptionChange",
+            "ChangedAt": "2022-06-05T17:17:32Z",
+            "SuppressSending": True,
+            "SuppressionReason": "HardBounce",
+        },
+        ("hard_bounce", "unknown_recipient", None),
+    ),
+    (
+        {
+            "RecordType": "SubscriptionChange",
+            "ChangedAt": "2022-06-05T17:17:32Z",
+            "SuppressSending": True,
+            "SuppressionReason": "SpamComplaint",
+        },
+        ("spam_complaint", None, None),
+    ),
+    ({"RecordType": "SubscriptionChange", "ChangedAt": "2022-06-05T17:17:32Z", "SuppressSending": False}, (None, None, None)),
+]
+
+
+@pytest.mark.parametrize("record, expected", POSTMARK_RECORDS, ids=[json.dumps(r) for r, _ in POSTMARK_RECORDS])
+def test_postmark_records(record: dict[str, Any], expected: tuple[str | None, str | None, str | None]) -> None:
+    body = json.dumps({"MessageID": "m", "Recipient": "a@example.com", "Email": "a@example.com", **record}).encode()
+    assert mapped("postmark", postmark.parse(body, NOW).events) == expected
