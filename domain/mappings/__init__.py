@@ -7,7 +7,7 @@ uses the built-in one, so a provider added later works under every version.
 
 from __future__ import annotations
 
-from domain.mappings import brevo, elasticemail, mailgun, postmark, sendgrid, unione
+from domain.mappings import brevo, elasticemail, mailgun, postmark, sendgrid, ses, unione
 from domain.mappings.target import Target
 
 MAPPING_FIELDS: dict[str, tuple[str, ...]] = {
@@ -17,6 +17,7 @@ MAPPING_FIELDS: dict[str, tuple[str, ...]] = {
     "mailgun": mailgun.FIELDS,
     "brevo": brevo.FIELDS,
     "postmark": postmark.FIELDS,
+    "ses": ses.FIELDS,
 }
 
 # The built-in mappings of ruleset version 1, every provider.
@@ -27,4 +28,5 @@ BUILTIN_MAPPINGS: dict[str, dict[str, Target]] = {
     "mailgun": mailgun.VERSION_1,
     "brevo": brevo.VERSION_1,
     "postmark": postmark.VERSION_1,
+    "ses": ses.VERSION_1,
 }

@@ -16,19 +16,22 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 import marshmallow as ma
 import orjson
-from flask import request
+from flask import Flask, current_app, request
 
+from application.config import Settings
 from application.service import IngestCounts
 from domain.signals import ParsedBatch, Quarantined, text_digest
 from interface.http.auth import require_bearer
 from interface.http.body import read_decoded, read_limited
 from interface.http.common import Blueprint, IngestAnswerSchema
-from interface.providers import brevo, canonical, elasticemail, mailgun, postmark, sendgrid, unione
+from interface.providers import brevo, canonical, elasticemail, mailgun, postmark, sendgrid, ses, unione
 from interface.providers.common import load_json, read_body, secret_matches
 from interface.shared.context import service, settings
 from interface.shared.errors import ApiError, ErrorSchema
@@ -138,6 +141,21 @@ class PostmarkRecordSchema(ma.Schema):
     BouncedAt = ma.fields.String()
     ReceivedAt = ma.fields.String()
     ChangedAt = ma.fields.String()
+
+
+class SnsMessageSchema(ma.Schema):
+    Type = ma.fields.String(metadata={"description": "Notification, SubscriptionConfirmation or UnsubscribeConfirmation"})
+    MessageId = ma.fields.String()
+    TopicArn = ma.fields.String(metadata={"description": "one of SES_SNS_TOPIC_ARNS"})
+    Subject = ma.fields.String()
+    Message = ma.fields.String(metadata={"description": "the SES event (eventType or notificationType, mail, …) as JSON text"})
+    Timestamp = ma.fields.String()
+    SignatureVersion = ma.fields.String(metadata={"description": "1 (SHA1withRSA) or 2 (SHA256withRSA)"})
+    Signature = ma.fields.String()
+    SigningCertURL = ma.fields.String(metadata={"description": "https://sns.<region>.amazonaws.com/….pem"})
+    SubscribeURL = ma.fields.String()
+    Token = ma.fields.String()
+    UnsubscribeURL = ma.fields.String()
 
 
 SECRET_FORMS = [
@@ -408,6 +426,65 @@ def postmark_events() -> dict[str, int]:
     require_secret(postmark.SOURCE, settings().postmark_webhook_token)
     body = signed_body(postmark.SOURCE)
     return ingest(postmark.SOURCE, body, lambda now: postmark.parse(body, now))
+
+
+# ---- Amazon SES through SNS ---------------------------------------------------------------------
+
+SNS_EXTENSION = "responses.sns"
+
+
+@dataclass(frozen=True)
+class SnsGateway:
+    """SNS signing certificates of this app, and the opener that reaches SNS (an injected one in tests)."""
+
+    certificates: ses.Certificates
+    opener: ses.Opener
+
+
+def install_sns(flask_app: Flask, config: Settings, opener: ses.Opener | None = None) -> None:
+    """The app's SNS gateway: certificates from SES_SNS_CERT_DIR, fetched (SES_SNS_FETCH_CERTS) through ``opener``."""
+    opener = opener or ses.https_get
+    folder = Path(config.ses_sns_cert_dir) if config.ses_sns_cert_dir else None
+    flask_app.extensions[SNS_EXTENSION] = SnsGateway(ses.Certificates(folder, config.ses_sns_fetch_certs, opener), opener)
+
+
+def sns_gateway() -> SnsGateway:
+    return current_app.extensions[SNS_EXTENSION]  # type: ignore[no-any-return]
+
+
+@blp.route("/ses", methods=["POST"])
+@blp.doc(
+    security=NO_BEARER,
+    summary="Amazon SES events through an SNS HTTPS subscription (signed by SNS; one message a call)",
+    requestBody={"required": True, "content": {"text/plain": {"schema": SnsMessageSchema}}},
+)
+@blp.response(200, IngestAnswerSchema)
+@blp.alt_response(400, schema=ErrorSchema, description="undecodable body (malformed_body); nothing stored")
+@blp.alt_response(
+    401,
+    schema=ErrorSchema,
+    description="the topic is not in SES_SNS_TOPIC_ARNS, the certificate is not at hand, or the SNS signature does not "
+    "verify; nothing stored",
+)
+@blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
+def ses_events() -> dict[str, int]:
+    body = signed_body(ses.SOURCE)
+    config, gateway = settings(), sns_gateway()
+    envelope = ses.envelope_of(body)
+    refused = ses.refusal(envelope, config.ses_sns_topic_arns, gateway.certificates)
+    if refused is not None or envelope is None:
+        raise unauthorized(ses.SOURCE, refused or "not an SNS message")
+    confirmation = None
+    if envelope.get("Type") == ses.SUBSCRIPTION_CONFIRMATION:
+        if config.ses_sns_auto_confirm:
+            confirmation = ses.confirm(envelope, gateway.opener)
+        log.warning(
+            "%s: subscription of %s to confirm (%s): see the provider notices",
+            ses.SOURCE,
+            envelope.get("TopicArn"),
+            confirmation or "SES_SNS_AUTO_CONFIRM is off",
+        )
+    return ingest(ses.SOURCE, body, lambda now: ses.parse(body, now, confirmation))
 
 
 # ---- canonical signals (bearer) --------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Forget a contact reached through the providers added by issue 17 (CONTRACT §12), on both stores: each
-provider's personal fields (Mailgun ``recipient``, ``message.headers``, ``ip``, ``geolocation``; …) are kept
+provider's personal fields (SES ``mail.destination``, ``mail.headers``, ``mail.commonHeaders``, the event's
+recipients, ``ipAddress``; Mailgun ``recipient``, ``message.headers``, ``ip``, ``geolocation``; Postmark
+``Recipient``, ``Geo``, ``OriginalLink``, ``Details``; Brevo ``email``, its IP) are kept
 only sealed under the contact's key, and once the contact is erased neither their address nor anything else
 of theirs the provider sent is in the store's bytes (the SQLite file and its WAL, or a ``pg_dump``)."""
 
@@ -8,13 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from tests.helpers.http import BREVO_TOKEN, POSTMARK_TOKEN, sign_mailgun
+from interface.app import create_app
+from tests.helpers import sns
+from tests.helpers.http import BREVO_TOKEN, POSTMARK_TOKEN, TOKEN, http_settings, sign_mailgun
 from tests.http.test_erasure import stored_bytes
 
 ADDRESS = "Gleb.Secret@Mail.Example.com"
@@ -64,10 +69,32 @@ def postmark_events(client: FlaskClient) -> None:
         assert r.json["accepted"] == 1, r.json
 
 
+def ses_events(client: FlaskClient) -> None:
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    mail = {
+        "timestamp": now,
+        "messageId": "0000014644fe5ef6-9a483358-9170-4cb4-a269-f5dcdf415321-000000",
+        "destination": [ADDRESS],
+        "headers": [{"name": "To", "value": f"{CITY} <{ADDRESS}>"}],
+        "commonHeaders": {"to": [f"{CITY} <{ADDRESS}>"], "subject": "Spring"},
+        "tags": {"mailing_id": ["spring"], "contact_id": ["gleb"]},
+    }
+    for n, message in enumerate(
+        [
+            {"eventType": "Delivery", "mail": mail, "delivery": {"timestamp": now, "recipients": [ADDRESS], "remoteMtaIp": IP}},
+            {"eventType": "Open", "mail": mail, "open": {"timestamp": now, "ipAddress": IP, "userAgent": "Mozilla/5.0"}},
+            {"eventType": "Click", "mail": mail, "click": {"timestamp": now, "ipAddress": IP, "link": CLICKED}},
+        ]
+    ):
+        r = client.post("/v1/webhooks/ses", data=sns.body(sns.signed(sns.notification(message, f"sns-{n}"))))
+        assert r.json["accepted"] == 1, r.json
+
+
 PROVIDERS: dict[str, Callable[[FlaskClient], None]] = {
     "mailgun": mailgun_events,
     "brevo": brevo_events,
     "postmark": postmark_events,
+    "ses": ses_events,
 }
 
 
@@ -76,10 +103,23 @@ def hits(data: bytes) -> list[str]:
     return [needle for needle in PERSONAL if needle.lower().encode() in lowered]
 
 
+@pytest.fixture
+def clients(app: ResponsesApp, tmp_path: Path) -> tuple[FlaskClient, FlaskClient]:
+    """(webhooks, bearer) of an app that also takes the tests' SNS topic, its certificate in a tmp folder."""
+    settings = http_settings(
+        app.settings.database_url, ses_sns_topic_arns=(sns.TOPIC,), ses_sns_cert_dir=str(sns.cert_dir(tmp_path))
+    )
+    flask_app = create_app(app, settings)
+    api = flask_app.test_client()
+    api.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
+    return flask_app.test_client(), api
+
+
 @pytest.mark.parametrize("provider", sorted(PROVIDERS))
 def test_a_providers_personal_fields_are_sealed_and_erased(
-    app: ResponsesApp, api: FlaskClient, client: FlaskClient, provider: str
+    app: ResponsesApp, clients: tuple[FlaskClient, FlaskClient], provider: str
 ) -> None:
+    client, api = clients
     r = api.post("/v1/mailings", json={"id": "spring", "name": "Spring", "category": "bulk", "provider": provider})
     assert r.status_code == 201
     api.post("/v1/mailings/spring/audience", json={"recipients": [{"contact_id": "gleb", "email": ADDRESS, "name": "Gleb"}]})

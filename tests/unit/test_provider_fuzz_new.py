@@ -11,9 +11,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interface.providers import brevo, mailgun, postmark
+from interface.providers import brevo, mailgun, postmark, ses
 from tests.unit.test_provider_fuzz import ANY, FUZZ, JSONISH, NOW, SCALARS, TEXT, encode, fields, outcomes, parsed_or_value_error
 
+NO_CERTIFICATES = ses.Certificates(None, False, lambda url, timeout: b"")
 UNIX_TIMES = st.sampled_from([1534110422.389832, "1534110422", 1e20, -1e20, "1e20", 253402300799, -1, 10**30, "soon"])
 ADDRESSES = st.sampled_from(["a@example.com", "B@Example.org", "Name <n@example.com>"])
 
@@ -40,6 +41,8 @@ def test_any_bytes_give_a_batch_or_a_value_error(body: bytes) -> None:
     parsed_or_value_error(mailgun.parse, body)
     parsed_or_value_error(brevo.parse, body)
     parsed_or_value_error(postmark.parse, body)
+    parsed_or_value_error(ses.parse, body)
+    assert ses.refusal(ses.envelope_of(body), ["t"], NO_CERTIFICATES) is not None
     assert mailgun.refusal(body, ["key"], NOW, timedelta(minutes=10)) is not None  # nothing unsigned passes
 
 
@@ -124,3 +127,72 @@ POSTMARK_RECORD = fields(
 def test_postmark_one_record_once(record: dict[str, Any]) -> None:
     batch = parsed_or_value_error(postmark.parse, encode(record))
     assert batch is not None and batch.notices == [] and outcomes(batch) == 1
+
+
+SES_RECIPIENT = ADDRESSES | fields({"emailAddress": ADDRESSES | TEXT, "diagnosticCode": TEXT}) | TEXT
+SES_MESSAGE = fields(
+    {
+        "eventType": st.sampled_from(["Bounce", "Complaint", "Delivery", "Send", "Open", "Click", "DeliveryDelay", "Received"]),
+        "notificationType": st.sampled_from(["Bounce", "AmazonSnsSubscriptionSucceeded"]) | TEXT,
+        "mail": fields(
+            {
+                "timestamp": ISO_TIMES | SCALARS,
+                "destination": st.lists(ADDRESSES | TEXT, max_size=3) | ANY,
+                "tags": fields({"mailing_id": st.lists(TEXT, max_size=2) | TEXT, "contact_id": st.lists(TEXT, max_size=2) | ANY}),
+            }
+        ),
+        "bounce": fields(
+            {
+                "bounceType": st.sampled_from(["Permanent", "Transient"]) | TEXT,
+                "bounceSubType": TEXT,
+                "bouncedRecipients": st.lists(SES_RECIPIENT, max_size=3) | ANY,
+                "timestamp": ISO_TIMES | SCALARS,
+            }
+        ),
+        "delivery": fields({"recipients": st.lists(SES_RECIPIENT, max_size=3), "timestamp": ISO_TIMES}),
+        "click": fields({"link": TEXT, "userAgent": TEXT, "timestamp": ISO_TIMES | SCALARS}),
+    }
+)
+SNS_TYPES = st.sampled_from(["Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"])
+
+
+@FUZZ
+@given(message=SES_MESSAGE | ANY, kind=SNS_TYPES, message_id=TEXT, as_text=st.booleans())
+def test_ses_one_sns_message_once(message: Any, kind: str, message_id: str, as_text: bool) -> None:
+    text = message if as_text and isinstance(message, str) else encode(message).decode()
+    envelope = {"Type": kind, "MessageId": message_id, "Message": text, "TopicArn": "t", "Timestamp": "2026-03-14T10:00:00Z"}
+    batch = parsed_or_value_error(ses.parse, encode(envelope))
+    if not message_id:
+        assert batch is None  # no MessageId: no SNS message (quarantined whole by the route)
+        return
+    assert batch is not None
+    if batch.events:  # an SES event: a signal per recipient, nothing else
+        assert batch.notices == [] and batch.quarantined == []
+        assert len({event.signal.key for event in batch.events}) == len(batch.events)
+    else:
+        assert len(batch.notices) + len(batch.quarantined) == 1
+
+
+SNS_ENVELOPE = fields(
+    {
+        "Type": SNS_TYPES,
+        "MessageId": TEXT,
+        "Message": TEXT,
+        "TopicArn": st.just("t"),
+        "Timestamp": ISO_TIMES,
+        "Subject": TEXT,
+        "SubscribeURL": TEXT,
+        "Token": TEXT,
+        "SignatureVersion": st.sampled_from(["1", "2"]),
+        "Signature": TEXT,
+        "SigningCertURL": st.sampled_from(["https://sns.us-east-1.amazonaws.com/a.pem", "http://x/a.pem"]) | TEXT,
+    }
+)
+
+
+@FUZZ
+@given(envelope=SNS_ENVELOPE | ANY)
+def test_sns_envelopes_of_any_shape_are_refused_or_parsed_never_raise(envelope: Any) -> None:
+    raw = encode(envelope)
+    assert isinstance(ses.refusal(ses.envelope_of(raw), ["t"], NO_CERTIFICATES), str)
+    parsed_or_value_error(ses.parse, raw)

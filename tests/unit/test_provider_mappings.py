@@ -15,11 +15,11 @@ import pytest
 from domain.mappings import BUILTIN_MAPPINGS
 from domain.mappings.target import Target
 from domain.rules import DEFAULT_RULESET
-from interface.providers import brevo, mailgun, postmark
+from interface.providers import brevo, mailgun, postmark, ses
 
 NOW = datetime(2026, 3, 14, 13, 0, tzinfo=UTC)
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "CONTRACT.md"
-SECTION_TITLES = {"mailgun": "**Mailgun**", "brevo": "**Brevo**", "postmark": "**Postmark**"}
+SECTION_TITLES = {"mailgun": "**Mailgun**", "brevo": "**Brevo**", "postmark": "**Postmark**", "ses": "**Amazon SES**"}
 
 
 def contract_table(provider: str) -> dict[str, Target]:
@@ -204,3 +204,57 @@ POSTMARK_RECORDS = [
 def test_postmark_records(record: dict[str, Any], expected: tuple[str | None, str | None, str | None]) -> None:
     body = json.dumps({"MessageID": "m", "Recipient": "a@example.com", "Email": "a@example.com", **record}).encode()
     assert mapped("postmark", postmark.parse(body, NOW).events) == expected
+
+
+# ---- Amazon SES -------------------------------------------------------------------------------
+
+SES_BOUNCES = [  # every bounce type and subtype SES documents
+    ("Undetermined", "Undetermined", ("soft_bounce", "other", None)),
+    ("Permanent", "General", ("hard_bounce", "other", None)),
+    ("Permanent", "NoEmail", ("hard_bounce", "unknown_recipient", None)),
+    ("Permanent", "Suppressed", ("rejected", "previously_bounced", None)),
+    ("Permanent", "OnAccountSuppressionList", ("rejected", "previously_bounced", None)),
+    ("Transient", "General", ("soft_bounce", "other", None)),
+    ("Transient", "MailboxFull", ("soft_bounce", "mailbox_problem", None)),
+    ("Transient", "MessageTooLarge", ("soft_bounce", "content_rejected", None)),
+    ("Transient", "ContentRejected", ("soft_bounce", "content_rejected", None)),
+    ("Transient", "AttachmentRejected", ("soft_bounce", "content_rejected", None)),
+]
+
+
+def ses_events(message: dict[str, Any]) -> list[Any]:
+    mail = {"timestamp": "2016-10-14T05:02:16.645Z", "destination": ["a@example.com"], **message.pop("mail", {})}
+    envelope = {"Type": "Notification", "MessageId": "m-1", "Message": json.dumps({**message, "mail": mail}), "TopicArn": "t"}
+    return ses.parse(json.dumps(envelope).encode(), NOW).events
+
+
+@pytest.mark.parametrize("kind", ["eventType", "notificationType"])  # event publishing and identity notifications
+@pytest.mark.parametrize("bounce_type, subtype, expected", SES_BOUNCES, ids=[f"{t}/{s}" for t, s, _ in SES_BOUNCES])
+def test_ses_bounces(kind: str, bounce_type: str, subtype: str, expected: tuple[str | None, str | None, str | None]) -> None:
+    bounce = {"bounceType": bounce_type, "bounceSubType": subtype, "bouncedRecipients": [{"emailAddress": "a@example.com"}]}
+    assert mapped("ses", ses_events({kind: "Bounce", "bounce": bounce})) == expected
+
+
+SES_EVENTS = [
+    ({"eventType": "Send", "send": {}}, ("queued", None, None)),
+    ({"eventType": "Delivery", "delivery": {"recipients": ["a@example.com"]}}, ("delivered", None, None)),
+    ({"notificationType": "Delivery", "delivery": {"recipients": ["a@example.com"]}}, ("delivered", None, None)),
+    ({"eventType": "Open", "open": {"timestamp": "2017-08-09T22:00:19.652Z"}}, ("opened", None, None)),
+    ({"eventType": "Click", "click": {"link": "https://x.example/"}}, ("clicked", None, None)),
+    (
+        {"eventType": "Complaint", "complaint": {"complainedRecipients": [{"emailAddress": "a@example.com"}]}},
+        ("spam_complaint", None, None),
+    ),
+    ({"notificationType": "Complaint", "complaint": {"complaintFeedbackType": "abuse"}}, ("spam_complaint", None, None)),
+    ({"eventType": "Bounce", "bounce": {}}, ("soft_bounce", "other", None)),
+    ({"eventType": "Reject", "reject": {"reason": "Bad content"}}, ("rejected", "content_rejected", None)),
+    ({"eventType": "Rendering Failure", "failure": {"errorMessage": "no attribute"}}, ("send_error", "technical", None)),
+    ({"eventType": "DeliveryDelay", "deliveryDelay": {"delayType": "MailboxFull"}}, ("soft_bounce", "will_retry", None)),
+    ({"eventType": "Subscription", "subscription": {"source": "UnsubscribeHeader"}}, (None, None, None)),
+    ({"eventType": "SomethingNew"}, (None, None, None)),
+]
+
+
+@pytest.mark.parametrize("message, expected", SES_EVENTS, ids=[json.dumps(m)[:60] for m, _ in SES_EVENTS])
+def test_ses_events(message: dict[str, Any], expected: tuple[str | None, str | None, str | None]) -> None:
+    assert mapped("ses", ses_events(dict(message))) == expected
