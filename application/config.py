@@ -87,6 +87,25 @@ def _seconds(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def _switch(env: dict[str, str], name: str) -> bool:
+    """A switch, off by default: 1 (true, yes, on) or 0 (false, no, off, unset)."""
+    value = (env.get(name) or "").strip().lower()
+    if value not in _ON + _OFF:
+        raise ConfigError(f"{name} must be 1 (on) or 0 (off), not {value!r}")
+    return value in _ON
+
+
+def _folder(env: dict[str, str], name: str) -> str | None:
+    """An existing folder, or None when unset."""
+    value = env.get(name) or None
+    if value is not None and not Path(value).is_dir():
+        raise ConfigError(f"{name}: {value} is not a folder")
+    return value
+
+
 def _session_max_hours(env: dict[str, str]) -> float:
     try:
         hours = float(env.get("SESSION_MAX_HOURS") or DEFAULT_SESSION_MAX_HOURS)
@@ -148,6 +167,20 @@ class Settings:
     unione_api_keys: tuple[str, ...] = ()
     elasticemail_webhook_token: str | None = None
     sendgrid_webhook_public_key: str | None = None
+    # MAILGUN_WEBHOOK_SIGNING_KEYS: Mailgun's HTTP webhook signing keys (any verifies; several while rotating)
+    mailgun_webhook_signing_keys: tuple[str, ...] = ()
+    # BREVO_WEBHOOK_TOKEN: the secret Brevo's calls carry (?token=, HTTP Basic password or Bearer)
+    brevo_webhook_token: str | None = None
+    # POSTMARK_WEBHOOK_TOKEN: the secret Postmark's calls carry, in the same three forms
+    postmark_webhook_token: str | None = None
+    # SES_SNS_TOPIC_ARNS: the SNS topics whose messages are taken (any other is refused)
+    ses_sns_topic_arns: tuple[str, ...] = ()
+    # SES_SNS_CERT_DIR: SNS signing certificates (PEM), each named like its SigningCertURL's last path segment
+    ses_sns_cert_dir: str | None = None
+    # SES_SNS_FETCH_CERTS=1: a certificate not in the folder is fetched (https, SNS hosts only, 5 s) and kept in memory
+    ses_sns_fetch_certs: bool = False
+    # SES_SNS_AUTO_CONFIRM=1: a verified SubscriptionConfirmation of an allowed topic is confirmed by the service
+    ses_sns_auto_confirm: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     sweep_interval_seconds: float = DEFAULT_SWEEP_INTERVAL_SECONDS  # 0: no periodic sweep
     # /readyz is 503 once the views are behind and have not moved for longer than this
@@ -216,6 +249,13 @@ class Settings:
             unione_api_keys=_split(env.get("UNIONE_API_KEYS")),
             elasticemail_webhook_token=env.get("ELASTICEMAIL_WEBHOOK_TOKEN") or None,
             sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
+            mailgun_webhook_signing_keys=_split(env.get("MAILGUN_WEBHOOK_SIGNING_KEYS")),
+            brevo_webhook_token=env.get("BREVO_WEBHOOK_TOKEN") or None,
+            postmark_webhook_token=env.get("POSTMARK_WEBHOOK_TOKEN") or None,
+            ses_sns_topic_arns=_split(env.get("SES_SNS_TOPIC_ARNS")),
+            ses_sns_cert_dir=_folder(env, "SES_SNS_CERT_DIR"),
+            ses_sns_fetch_certs=_switch(env, "SES_SNS_FETCH_CERTS"),
+            ses_sns_auto_confirm=_switch(env, "SES_SNS_AUTO_CONFIRM"),
             max_body_bytes=max_body,
             sweep_interval_seconds=max(0.0, sweep_interval),
             ready_max_lag_seconds=ready_max_lag,

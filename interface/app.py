@@ -16,6 +16,8 @@ from application.config import Settings
 from application.queries import Queries
 from application.service import ResponsesApp
 from interface.http.api import register_api
+from interface.http.webhooks import install_sns
+from interface.providers.ses import Opener
 from interface.shared.context import EXTENSION, Services
 from interface.shared.errors import ApiError, register_error_handlers
 from interface.shared.fields import MAX_ID_LENGTH
@@ -25,13 +27,14 @@ from interface.web import register_web
 log = logging.getLogger("responses.http")
 
 
-def create_app(app: ResponsesApp | None = None, settings: Settings | None = None) -> Flask:
+def create_app(app: ResponsesApp | None = None, settings: Settings | None = None, sns_opener: Opener | None = None) -> Flask:
     """The HTTP service over ``app`` (built from ``settings``, else the environment, when not given).
 
     ``settings`` also supplies what only HTTP uses (tokens, webhook secrets, the
     body limit); by default the application's own. The factory starts no
     projection follower: ``responses serve`` runs one in-process, gunicorn
-    deployments run ``responses project`` beside the workers.
+    deployments run ``responses project`` beside the workers. ``sns_opener``: how the SES webhook reaches
+    SNS (certificates, subscription confirmations), by default over https (tests inject their own).
     """
     settings = settings or (app.settings if app is not None else Settings.from_env())
     responses_app = app if app is not None else ResponsesApp(settings)
@@ -44,6 +47,7 @@ def create_app(app: ResponsesApp | None = None, settings: Settings | None = None
     flask_app.json.sort_keys = False  # type: ignore[attr-defined]
     flask_app.extensions[EXTENSION] = Services(responses_app, Queries(responses_app), settings)
     install_guard(flask_app, responses_app, settings)  # page sessions and the count of failed credentials
+    install_sns(flask_app, settings, sns_opener)  # SNS certificates and confirmations of the SES webhook
 
     register_api(flask_app)
     register_error_handlers(flask_app)  # after the Api: ours replace flask-smorest's

@@ -7,13 +7,17 @@ uses the built-in one, so a provider added later works under every version.
 
 from __future__ import annotations
 
-from domain.mappings import elasticemail, sendgrid, unione
+from domain.mappings import brevo, elasticemail, mailgun, postmark, sendgrid, ses, unione
 from domain.mappings.target import Target
 
 MAPPING_FIELDS: dict[str, tuple[str, ...]] = {
     "unione": unione.FIELDS,
     "elasticemail": elasticemail.FIELDS,
     "sendgrid": sendgrid.FIELDS,
+    "mailgun": mailgun.FIELDS,
+    "brevo": brevo.FIELDS,
+    "postmark": postmark.FIELDS,
+    "ses": ses.FIELDS,
 }
 
 # The built-in mappings of ruleset version 1, every provider.
@@ -21,6 +25,10 @@ BUILTIN_MAPPINGS: dict[str, dict[str, Target]] = {
     "unione": unione.VERSION_1,
     "elasticemail": elasticemail.VERSION_1,
     "sendgrid": sendgrid.VERSION_1,
+    "mailgun": mailgun.VERSION_1,
+    "brevo": brevo.VERSION_1,
+    "postmark": postmark.VERSION_1,
+    "ses": ses.VERSION_1,
 }
 
 # The built-in mappings of ruleset version "builtin-2": version 1's, with UniOne's and SendGrid's read as

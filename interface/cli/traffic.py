@@ -7,6 +7,7 @@ import json
 import logging
 import secrets
 import sys
+import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -82,7 +83,14 @@ def simulate(args: argparse.Namespace) -> int:
 
 # ---- send ---------------------------------------------------------------------------------------
 
-SEND_ENV = ("UNIONE_API_KEYS", "ELASTICEMAIL_WEBHOOK_TOKEN")
+SEND_ENV = (
+    "UNIONE_API_KEYS",
+    "ELASTICEMAIL_WEBHOOK_TOKEN",
+    "MAILGUN_WEBHOOK_SIGNING_KEYS",
+    "BREVO_WEBHOOK_TOKEN",
+    "POSTMARK_WEBHOOK_TOKEN",
+)
+SEND_PROVIDERS = ("unione", "elasticemail", "mailgun", "brevo", "postmark")
 
 
 def add_send(commands: Commands) -> None:
@@ -93,11 +101,18 @@ def add_send(commands: Commands) -> None:
         'unione: FILE is one webhook body (JSON); its "auth" value (AUTH_PLACEHOLDER or an old\n'
         "signature) is replaced by the MD5 signature made with the first UNIONE_API_KEYS key.\n"
         "elasticemail: FILE holds notifications, one query string a line (# comments), each sent\n"
-        "with ?token=ELASTICEMAIL_WEBHOOK_TOKEN. SendGrid signs with its private key: not here.\n"
+        "with ?token=ELASTICEMAIL_WEBHOOK_TOKEN.\n"
+        "mailgun: FILE is one webhook body or a JSON array of them, each posted signed now (its signature\n"
+        "block's timestamp, and signature made with the first MAILGUN_WEBHOOK_SIGNING_KEYS key).\n"
+        "brevo: FILE is one webhook body (an event, or a JSON array of them), sent as it is with\n"
+        "Authorization: Bearer BREVO_WEBHOOK_TOKEN.\n"
+        "postmark: FILE is one record or a JSON array of records, each posted with\n"
+        "Authorization: Bearer POSTMARK_WEBHOOK_TOKEN.\n"
+        "SendGrid and Amazon SES (SNS) sign with private keys: not here.\n"
         "Prints the service's answer (several lines: their sum).",
         SEND_ENV,
     )
-    p.add_argument("provider", choices=("unione", "elasticemail"), help="whose webhook to post to")
+    p.add_argument("provider", choices=SEND_PROVIDERS, help="whose webhook to post to")
     p.add_argument("file", metavar="FILE", help="the body to send (see above)")
     p.add_argument("--url", default=DEFAULT_URL, help="the running service")
     p.set_defaults(func=send)
@@ -112,6 +127,7 @@ def send(args: argparse.Namespace) -> int:
         return 2
     settings = Settings.from_env()
     base = args.url.rstrip("/")
+    headers: dict[str, str] = {}
     if args.provider == "unione":
         if not settings.unione_api_keys:
             print("UNIONE_API_KEYS is not set: its first key signs the body", file=sys.stderr)
@@ -122,6 +138,35 @@ def send(args: argparse.Namespace) -> int:
             print(f"{source}: {exc}", file=sys.stderr)
             return 2
         posts = [(f"{base}/v1/webhooks/unione", body, "application/json")]
+    elif args.provider == "mailgun":
+        if not settings.mailgun_webhook_signing_keys:
+            print("MAILGUN_WEBHOOK_SIGNING_KEYS is not set: its first key signs each body", file=sys.stderr)
+            return 2
+        try:
+            bodies = _json_bodies(source)
+        except ValueError as exc:
+            print(f"{source}: {exc}", file=sys.stderr)
+            return 2
+        key = settings.mailgun_webhook_signing_keys[0]
+        posts = [(f"{base}/v1/webhooks/mailgun", _signed_mailgun(body, key), "application/json") for body in bodies]
+    elif args.provider == "brevo":
+        if not settings.brevo_webhook_token:
+            print("BREVO_WEBHOOK_TOKEN is not set: it goes with the body", file=sys.stderr)
+            return 2
+        posts = [(f"{base}/v1/webhooks/brevo", source.read_bytes(), "application/json")]
+        headers = {"Authorization": f"Bearer {settings.brevo_webhook_token}"}
+    elif args.provider == "postmark":
+        if not settings.postmark_webhook_token:
+            print("POSTMARK_WEBHOOK_TOKEN is not set: it goes with each record", file=sys.stderr)
+            return 2
+        try:
+            records = _json_bodies(source)
+        except ValueError as exc:
+            print(f"{source}: {exc}", file=sys.stderr)
+            return 2
+        url = f"{base}/v1/webhooks/postmark"
+        posts = [(url, json.dumps(record, ensure_ascii=False).encode(), "application/json") for record in records]
+        headers = {"Authorization": f"Bearer {settings.postmark_webhook_token}"}
     else:
         if not settings.elasticemail_webhook_token:
             print("ELASTICEMAIL_WEBHOOK_TOKEN is not set: it goes with every notification", file=sys.stderr)
@@ -131,7 +176,7 @@ def send(args: argparse.Namespace) -> int:
         posts = [(url, line.encode(), "application/x-www-form-urlencoded") for line in lines]
     total: dict[str, int] = {}
     for url, data, content_type in posts:
-        status, answer = _post(url, data, content_type)
+        status, answer = _post(url, data, content_type, headers)
         if status != 200 or not isinstance(answer, dict):
             print(f"the service answered {status}: {json.dumps(answer, ensure_ascii=False)}", file=sys.stderr)
             return 1
@@ -141,8 +186,30 @@ def send(args: argparse.Namespace) -> int:
     return 0
 
 
-def _post(url: str, data: bytes, content_type: str) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type})
+def _json_bodies(source: Path) -> list[Any]:
+    """A file of one JSON body, or a JSON array of bodies (each posted on its own)."""
+    try:
+        document = json.loads(source.read_bytes())
+    except ValueError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    return document if isinstance(document, list) else [document]
+
+
+def _signed_mailgun(body: Any, key: str) -> bytes:
+    """A Mailgun body signed now: its signature block's timestamp (and a token, when it has none) and signature."""
+    from interface.providers.mailgun import sign
+
+    if not isinstance(body, dict):
+        raise SystemExit("a Mailgun body is a JSON object")
+    block = body.get("signature") if isinstance(body.get("signature"), dict) else {}
+    timestamp = str(int(time.time()))
+    token = block.get("token") if isinstance(block.get("token"), str) and block.get("token") else secrets.token_hex(25)
+    signed = {**body, "signature": {**block, "timestamp": timestamp, "token": token, "signature": sign(timestamp, token, key)}}
+    return json.dumps(signed, ensure_ascii=False).encode()
+
+
+def _post(url: str, data: bytes, content_type: str, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": content_type, **headers})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read() or b"null")

@@ -16,20 +16,23 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 import marshmallow as ma
 import orjson
-from flask import request
+from flask import Flask, current_app, request
 
+from application.config import Settings
 from application.service import IngestCounts
 from domain.signals import ParsedBatch, Quarantined, text_digest
 from interface.http.auth import require_bearer
 from interface.http.body import read_decoded, read_limited
 from interface.http.common import Blueprint, IngestAnswerSchema
-from interface.providers import canonical, elasticemail, sendgrid, unione
-from interface.providers.common import load_json, read_body
+from interface.providers import brevo, canonical, elasticemail, mailgun, postmark, sendgrid, ses, unione
+from interface.providers.common import load_json, read_body, secret_matches
 from interface.shared.context import service, settings
 from interface.shared.errors import ApiError, ErrorSchema
 from interface.shared.guard import count_failure, refuse_if_throttled
@@ -98,6 +101,71 @@ class SendGridEventSchema(ma.Schema):
     sg_machine_open = ma.fields.Boolean()
     mailing_id = ma.fields.String()
     contact_id = ma.fields.String()
+
+
+class MailgunSignatureSchema(ma.Schema):
+    timestamp = ma.fields.String(metadata={"description": "Unix seconds; refused when older than 24 h"})
+    token = ma.fields.String()
+    signature = ma.fields.String(metadata={"description": "hex HMAC-SHA256 of timestamp + token with the signing key"})
+
+
+class MailgunBodySchema(ma.Schema):
+    signature = ma.fields.Nested(MailgunSignatureSchema)
+    event_data = ma.fields.Dict(
+        data_key="event-data",
+        metadata={"description": "id, event, severity, reason, timestamp, recipient, url, user-variables{mailing_id,contact_id}"},
+    )
+
+
+class BrevoEventSchema(ma.Schema):
+    event = ma.fields.String(metadata={"description": "request, delivered, opened, proxy_open, click, hard_bounce…"})
+    email = ma.fields.String()
+    message_id = ma.fields.String(data_key="message-id")
+    ts_event = ma.fields.Integer(metadata={"description": "Unix seconds"})
+    ts_epoch = ma.fields.Integer(metadata={"description": "Unix milliseconds"})
+    link = ma.fields.String()
+    reason = ma.fields.String()
+    x_mailin_custom = ma.fields.String(data_key="X-Mailin-custom", metadata={"description": 'JSON {"mailing_id","contact_id"}'})
+
+
+class PostmarkRecordSchema(ma.Schema):
+    RecordType = ma.fields.String(metadata={"description": "Delivery, Bounce, SpamComplaint, Open, Click, SubscriptionChange"})
+    MessageID = ma.fields.String()
+    Recipient = ma.fields.String()
+    Email = ma.fields.String(metadata={"description": "the recipient of a Bounce or SpamComplaint"})
+    Type = ma.fields.String(metadata={"description": "a bounce's type: HardBounce, Transient, SoftBounce…"})
+    TypeCode = ma.fields.Integer()
+    Metadata = ma.fields.Dict(metadata={"description": "mailing_id, contact_id"})
+    OriginalLink = ma.fields.String()
+    DeliveredAt = ma.fields.String()
+    BouncedAt = ma.fields.String()
+    ReceivedAt = ma.fields.String()
+    ChangedAt = ma.fields.String()
+
+
+class SnsMessageSchema(ma.Schema):
+    Type = ma.fields.String(metadata={"description": "Notification, SubscriptionConfirmation or UnsubscribeConfirmation"})
+    MessageId = ma.fields.String()
+    TopicArn = ma.fields.String(metadata={"description": "one of SES_SNS_TOPIC_ARNS"})
+    Subject = ma.fields.String()
+    Message = ma.fields.String(metadata={"description": "the SES event (eventType or notificationType, mail, …) as JSON text"})
+    Timestamp = ma.fields.String()
+    SignatureVersion = ma.fields.String(metadata={"description": "1 (SHA1withRSA) or 2 (SHA256withRSA)"})
+    Signature = ma.fields.String()
+    SigningCertURL = ma.fields.String(metadata={"description": "https://sns.<region>.amazonaws.com/….pem"})
+    SubscribeURL = ma.fields.String()
+    Token = ma.fields.String()
+    UnsubscribeURL = ma.fields.String()
+
+
+SECRET_FORMS = [
+    {
+        "in": "query",
+        "name": "token",
+        "schema": {"type": "string"},
+        "description": "the secret; or as the HTTP Basic password, or Authorization: Bearer <secret>",
+    }
+]
 
 
 class CanonicalSignalSchema(ma.Schema):
@@ -278,6 +346,145 @@ def sendgrid_events() -> dict[str, int]:
     ):
         raise unauthorized(sendgrid.SOURCE, "signature missing or does not verify")
     return ingest(sendgrid.SOURCE, body, lambda now: sendgrid.parse(body, now))
+
+
+# ---- Mailgun -------------------------------------------------------------------------------
+
+
+@blp.route("/mailgun", methods=["POST"])
+@blp.doc(
+    security=NO_BEARER,
+    summary="Mailgun webhook (signed: HMAC-SHA256 of timestamp + token; one event a call)",
+    requestBody=_json_body(MailgunBodySchema),
+)
+@blp.response(200, IngestAnswerSchema)
+@blp.alt_response(400, schema=ErrorSchema, description="undecodable body (malformed_body); nothing stored")
+@blp.alt_response(
+    401,
+    schema=ErrorSchema,
+    description="signature does not verify with MAILGUN_WEBHOOK_SIGNING_KEYS, or its timestamp is older than 24 h; nothing stored",
+)
+@blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
+def mailgun_events() -> dict[str, int]:
+    body = signed_body(mailgun.SOURCE)
+    config = settings()
+    refused = mailgun.refusal(body, config.mailgun_webhook_signing_keys, datetime.now(UTC), config.max_clock_skew)
+    if refused is not None:
+        raise unauthorized(mailgun.SOURCE, refused)
+    return ingest(mailgun.SOURCE, body, lambda now: mailgun.parse(body, now))
+
+
+# ---- Brevo and Postmark: a shared secret, not a signature -------------------------------------
+
+
+def presented_secrets() -> list[str]:
+    """The secrets a call presents: ``?token=``, the HTTP Basic password, an ``Authorization: Bearer`` token."""
+    presented = [request.args.get("token") or ""]
+    credentials = request.authorization
+    if credentials is not None and credentials.type == "basic":
+        presented.append(credentials.password or "")
+    elif credentials is not None and credentials.type == "bearer":
+        presented.append(credentials.token or "")
+    return [secret for secret in presented if secret]
+
+
+def require_secret(source: str, configured: str | None) -> None:
+    """401 (counted against the client) unless the call presents the configured secret in one of its forms."""
+    if not any(secret_matches(secret, configured) for secret in presented_secrets()):
+        raise unauthorized(source, "the secret is missing or wrong (?token=, HTTP Basic password or Bearer)")
+
+
+@blp.route("/brevo", methods=["POST"])
+@blp.doc(
+    security=NO_BEARER,
+    summary="Brevo transactional webhook (one event, or a batch as a JSON array)",
+    requestBody=_json_body({"oneOf": [BrevoEventSchema, {"type": "array", "items": BrevoEventSchema}]}),  # type: ignore[dict-item]
+    parameters=SECRET_FORMS,
+)
+@blp.response(200, IngestAnswerSchema)
+@blp.alt_response(400, schema=ErrorSchema, description="undecodable body (malformed_body); nothing stored")
+@blp.alt_response(401, schema=ErrorSchema, description="the secret is not BREVO_WEBHOOK_TOKEN in any form; nothing stored")
+@blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
+def brevo_events() -> dict[str, int]:
+    require_secret(brevo.SOURCE, settings().brevo_webhook_token)
+    body = signed_body(brevo.SOURCE)
+    return ingest(brevo.SOURCE, body, lambda now: brevo.parse(body, now))
+
+
+@blp.route("/postmark", methods=["POST"])
+@blp.doc(
+    security=NO_BEARER,
+    summary="Postmark webhook (one record a call)",
+    requestBody=_json_body(PostmarkRecordSchema),
+    parameters=SECRET_FORMS,
+)
+@blp.response(200, IngestAnswerSchema)
+@blp.alt_response(400, schema=ErrorSchema, description="undecodable body (malformed_body); nothing stored")
+@blp.alt_response(401, schema=ErrorSchema, description="the secret is not POSTMARK_WEBHOOK_TOKEN in any form; nothing stored")
+@blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
+def postmark_events() -> dict[str, int]:
+    require_secret(postmark.SOURCE, settings().postmark_webhook_token)
+    body = signed_body(postmark.SOURCE)
+    return ingest(postmark.SOURCE, body, lambda now: postmark.parse(body, now))
+
+
+# ---- Amazon SES through SNS ---------------------------------------------------------------------
+
+SNS_EXTENSION = "responses.sns"
+
+
+@dataclass(frozen=True)
+class SnsGateway:
+    """SNS signing certificates of this app, and the opener that reaches SNS (an injected one in tests)."""
+
+    certificates: ses.Certificates
+    opener: ses.Opener
+
+
+def install_sns(flask_app: Flask, config: Settings, opener: ses.Opener | None = None) -> None:
+    """The app's SNS gateway: certificates from SES_SNS_CERT_DIR, fetched (SES_SNS_FETCH_CERTS) through ``opener``."""
+    opener = opener or ses.https_get
+    folder = Path(config.ses_sns_cert_dir) if config.ses_sns_cert_dir else None
+    flask_app.extensions[SNS_EXTENSION] = SnsGateway(ses.Certificates(folder, config.ses_sns_fetch_certs, opener), opener)
+
+
+def sns_gateway() -> SnsGateway:
+    return current_app.extensions[SNS_EXTENSION]  # type: ignore[no-any-return]
+
+
+@blp.route("/ses", methods=["POST"])
+@blp.doc(
+    security=NO_BEARER,
+    summary="Amazon SES events through an SNS HTTPS subscription (signed by SNS; one message a call)",
+    requestBody={"required": True, "content": {"text/plain": {"schema": SnsMessageSchema}}},
+)
+@blp.response(200, IngestAnswerSchema)
+@blp.alt_response(400, schema=ErrorSchema, description="undecodable body (malformed_body); nothing stored")
+@blp.alt_response(
+    401,
+    schema=ErrorSchema,
+    description="the topic is not in SES_SNS_TOPIC_ARNS, the certificate is not at hand, or the SNS signature does not "
+    "verify; nothing stored",
+)
+@blp.alt_response(413, schema=ErrorSchema, description="over MAX_BODY_BYTES")
+def ses_events() -> dict[str, int]:
+    body = signed_body(ses.SOURCE)
+    config, gateway = settings(), sns_gateway()
+    envelope = ses.envelope_of(body)
+    refused = ses.refusal(envelope, config.ses_sns_topic_arns, gateway.certificates)
+    if refused is not None or envelope is None:
+        raise unauthorized(ses.SOURCE, refused or "not an SNS message")
+    confirmation = None
+    if envelope.get("Type") == ses.SUBSCRIPTION_CONFIRMATION:
+        if config.ses_sns_auto_confirm:
+            confirmation = ses.confirm(envelope, gateway.opener)
+        log.warning(
+            "%s: subscription of %s to confirm (%s): see the provider notices",
+            ses.SOURCE,
+            envelope.get("TopicArn"),
+            confirmation or "SES_SNS_AUTO_CONFIRM is off",
+        )
+    return ingest(ses.SOURCE, body, lambda now: ses.parse(body, now, confirmation))
 
 
 # ---- canonical signals (bearer) --------------------------------------------------------------

@@ -11,6 +11,7 @@ nesting, huge strings) is malformed too, as is a time out of range.
 
 from __future__ import annotations
 
+import hmac
 import json
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -151,6 +152,13 @@ def truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in _FALSE_WORDS
     return bool(value)
+
+
+def secret_matches(given: str | None, configured: str | None) -> bool:
+    """A shared secret presented with a webhook call, compared with the configured one in constant time."""
+    if not given or not configured:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), configured.encode("utf-8"))
 
 
 def correlation(fields: Mapping[str, Any], email: str | None) -> Correlation:

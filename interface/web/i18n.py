@@ -288,6 +288,7 @@ RU: dict[str, str] = {
     "Signals that matched no recipient (yet): they are matched when the recipient appears.": "Сигналы, не нашедшие получателя (пока): будут сопоставлены, когда получатель появится.",
     "Input that could not be understood, kept whole with the error.": "Непонятые входные данные, сохранённые целиком с ошибкой.",
     "Provider notices about sending in general.": "Уведомления провайдера об отправке в целом.",
+    "Confirm the subscription": "Подтвердить подписку",
     "Nothing here.": "Здесь пусто.",
     "Reason": "Причина",
     "Error": "Ошибка",

@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,13 +43,17 @@ from schemathesis.specs.openapi.checks import (
 
 from application.service import ResponsesApp
 from interface.app import create_app
+from tests.helpers import sns
 from tests.helpers.http import (
+    BREVO_TOKEN,
     EE_TOKEN,
+    POSTMARK_TOKEN,
     SPRING,
     SPRING_AUDIENCE,
     TOKEN,
     UNIONE_KEY,
     http_settings,
+    sign_mailgun,
     sign_sendgrid,
     sign_unione,
 )
@@ -105,8 +110,33 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         raw = _json_bytes(case.body)
         kwargs["data"] = raw
         case.headers = {**(case.headers or {}), **sign_sendgrid(raw)}
+    elif path == "/v1/webhooks/mailgun" and _has_body(case) and isinstance(case.body, dict):
+        kwargs["data"] = sign_mailgun(case.body)  # a body that is no object has no signature block: a 401
+    elif path == "/v1/webhooks/ses" and _has_body(case):
+        kwargs["data"] = _signed_sns(case.body)
+    elif path == "/v1/webhooks/brevo":
+        case.query = {**(case.query or {}), "token": BREVO_TOKEN}
+    elif path == "/v1/webhooks/postmark":
+        case.query = {**(case.query or {}), "token": POSTMARK_TOKEN}
     elif path == "/v1/webhooks/elasticemail":
         case.query = {**(case.query or {}), "token": EE_TOKEN}
+
+
+def _signed_sns(body: Any) -> bytes:
+    """A generated SNS message made one SNS would send to this topic (its signed fields text), signed by the test
+    certificate authority's certificate; what is no object stays unsigned (a 401, which is documented)."""
+    if not isinstance(body, dict):
+        return _json_bytes(body)
+    envelope = dict(body)
+    if not isinstance(envelope.get("Type"), str) or envelope["Type"] not in sns.CANONICAL:
+        envelope["Type"] = "Notification"
+    for name in sns.CANONICAL[envelope["Type"]]:
+        if name != "Subject" and not isinstance(envelope.get(name), str):
+            envelope[name] = ""
+    if not isinstance(envelope.get("Subject"), str):
+        envelope.pop("Subject", None)
+    envelope.update(TopicArn=sns.TOPIC, SigningCertURL=sns.CERT_URL)
+    return json.dumps(sns.signed(envelope), ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
 def _has_body(case: Any) -> bool:
@@ -145,8 +175,11 @@ def seed(client: Any) -> Known:
 
 
 @pytest.fixture
-def flask_app(app: ResponsesApp) -> Flask:
-    return create_app(app, http_settings(app.settings.database_url))
+def flask_app(app: ResponsesApp, tmp_path: Path) -> Flask:
+    certificates = str(sns.cert_dir(tmp_path / "sns-certificates"))
+    return create_app(
+        app, http_settings(app.settings.database_url, ses_sns_topic_arns=(sns.TOPIC,), ses_sns_cert_dir=certificates)
+    )
 
 
 # ---- the run ---------------------------------------------------------------------------------------

@@ -49,7 +49,20 @@ def service_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("RESPONSES_", "UNIONE_", "ELASTICEMAIL_", "SENDGRID_", "DATABASE_URL", "MAX_BODY"))
+        if not k.startswith(
+            (
+                "RESPONSES_",
+                "UNIONE_",
+                "ELASTICEMAIL_",
+                "SENDGRID_",
+                "MAILGUN_",
+                "BREVO_",
+                "POSTMARK_",
+                "SES_",
+                "DATABASE_URL",
+                "MAX_BODY",
+            )
+        )
     }
     env.update(
         DATABASE_URL=database_url,

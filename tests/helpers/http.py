@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
+import time
 from typing import Any
 
 import pytest
@@ -37,6 +40,15 @@ SENDGRID_PUBLIC = base64.b64encode(
 ).decode()
 
 
+MAILGUN_KEY = "key-mailgun-webhook-signing-test"
+
+
+BREVO_TOKEN = "brevo-webhook-secret"
+
+
+POSTMARK_TOKEN = "postmark-webhook-secret"
+
+
 SPRING = "spring-sale"
 
 
@@ -64,6 +76,21 @@ def sign_sendgrid(body: bytes, timestamp: str = "1773482651") -> dict[str, str]:
     }
 
 
+def sign_mailgun(body: dict[str, Any], key: str = MAILGUN_KEY, at: float | None = None) -> bytes:
+    """A Mailgun webhook body signed now (or ``at``, Unix seconds): its signature block's timestamp, token and
+    signature (tests/fixtures/README.md)."""
+    block = dict(body["signature"]) if isinstance(body.get("signature"), dict) else {}
+    block["timestamp"] = str(int(time.time() if at is None else at))
+    if not isinstance(block.get("token"), str) or not block["token"]:
+        block["token"] = "1234567890abcdef1234567890abcdef1234567890abcdef12"
+    block["signature"] = hmac.new(key.encode(), (block["timestamp"] + block["token"]).encode(), hashlib.sha256).hexdigest()
+    return json.dumps({**body, "signature": block}).encode()
+
+
+def fixture_json(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
@@ -80,6 +107,9 @@ def http_settings(database_url: str, **overrides: Any) -> Settings:
         "unione_api_keys": (UNIONE_KEY, UNIONE_TEST_KEY),
         "elasticemail_webhook_token": EE_TOKEN,
         "sendgrid_webhook_public_key": SENDGRID_PUBLIC,
+        "mailgun_webhook_signing_keys": ("an-old-signing-key", MAILGUN_KEY),
+        "brevo_webhook_token": BREVO_TOKEN,
+        "postmark_webhook_token": POSTMARK_TOKEN,
         "max_body_bytes": MAX_BODY,
     }
     return Settings(**{**values, **overrides})

@@ -188,7 +188,7 @@ def test_system_signal_unknown_kind_and_confirmation_check_are_not_responses():
 
 
 def test_unknown_source_is_informational():
-    assert DEFAULT_RULESET.map("mailgun", {"event": "delivered"}).code is None
+    assert DEFAULT_RULESET.map("mailjet", {"event": "delivered"}).code is None
 
 
 # ---- ruleset documents: merging -------------------------------------------------------------------
@@ -313,7 +313,7 @@ def test_unknown_top_level_field_is_an_error():
 
 
 def test_unknown_provider_is_an_error():
-    assert "provider_mappings.mailgun" in _errors({"provider_mappings": {"mailgun": {"event:delivered": "delivered"}}})
+    assert "provider_mappings.mailjet" in _errors({"provider_mappings": {"mailjet": {"event:delivered": "delivered"}}})
 
 
 @pytest.mark.parametrize(
