@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import mmap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -41,6 +42,24 @@ def schema_lock(settings: Settings) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+
+def sqlite_file_holds(datastore: Any, needles: Sequence[bytes]) -> bool:
+    """Whether the SQLite database file or its WAL holds any of ``needles`` (read through ``mmap``: at memory
+    speed, nothing loaded); an in-memory database holds nothing on disk. Letter case counts: the needles
+    name every case the service writes."""
+    pool = getattr(datastore, "pool", None)
+    path = str(getattr(pool, "db_name", "") or "")
+    if not needles or not path or getattr(pool, "is_sqlite_memory_mode", False) or path == ":memory:":
+        return False
+    for name in (path, path + "-wal"):
+        try:
+            with open(name, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                if any(data.find(needle) != -1 for needle in needles):
+                    return True
+        except (FileNotFoundError, ValueError):  # no WAL, or an empty one (mmap refuses 0 bytes)
+            continue
+    return False
 
 
 def scrub_files(datastore: Any, is_postgres: bool, tables: Sequence[str], vacuum_sqlite: bool = False) -> None:

@@ -6,6 +6,7 @@ every answer about counts is what it was."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlparse
 
 import orjson
+import pytest
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
@@ -286,3 +288,27 @@ def test_a_bulk_erasure_redacts_text_naming_people_of_different_chunks(app: Resp
     assert hits(stored) == [] and OTHER.encode() not in stored
     bodies = [str(i) for i in api.get("/v1/quarantine").json["items"]]
     assert any('"to": ["[erased]", "[erased]"]' in b for b in bodies), bodies
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_stale_copy_a_page_keeps_in_its_unused_space_is_found_and_rebuilt_away(app: ResponsesApp, api: FlaskClient) -> None:
+    # Found by the kill -9 test and measured on the bench's 75 MB file (1 single erasure in about 300 left the
+    # address in the file): SQLite's secure_delete zeroes freed cells, not the stale copies of cells that a
+    # page's rebalancing leaves in its unused space. Such a copy is made here by hand: written and deleted with
+    # secure_delete off, so its bytes stay in a free part of the file.
+    campaign(app)
+    path = Path(app.settings.eventsourcing_env()["SQLITE_DBNAME"])
+    raw = sqlite3.connect(path)
+    try:
+        raw.execute("PRAGMA secure_delete = OFF")
+        raw.execute("CREATE TABLE IF NOT EXISTS scratch (t TEXT)")
+        raw.execute("INSERT INTO scratch VALUES (?)", (f"a leftover of {ADDRESS.lower()} " * 20,))
+        raw.commit()
+        raw.execute("DELETE FROM scratch")
+        raw.commit()
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        raw.close()
+    assert ADDRESS.lower().encode() in stored_bytes(app).lower()
+    assert api.post("/v1/contacts/gleb/erase", json={"basis": "GDPR art. 17"}).status_code == 200
+    assert hits(stored_bytes(app)) == [], "the file was read after the erasure, found holding a copy, and rebuilt"
