@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from application.errors import NotFound
 from application.persistence.journal_index import JournalRedaction
@@ -413,16 +412,16 @@ class Erasures:
 
 
 def stored_forms(persons: set[str]) -> list[bytes]:
-    """The bytes a person's address or name may be stored as (as given, lower-cased, URL-encoded,
-    JSON-escaped), as ``person_patterns`` knows them; names under three characters are not looked for."""
-    forms: set[str] = set()
-    for text in persons:
-        text = text.strip()
-        if len(text) < 3:
-            continue
-        for variant in (text, text.lower()):
-            forms.update({variant, quote(variant, safe=""), quote(variant, safe="@")})
-            forms.add("".join(ch if ord(ch) < 128 else f"\\u{ord(ch):04x}" for ch in variant))
+    """What a stale copy of a person's row would hold, to look for in the files: the local part of each
+    address as given and lower-cased (a view's row holds the first, an index on the lower-cased address the
+    second; a row with the name holds the address too), or, for a person known only by name, the name as stored
+    and JSON-escaped. Parts under three characters are not looked for (they would be found anywhere)."""
+    addresses = {p.strip().rpartition("@")[0] for p in persons if "@" in p}
+    forms = {form for local in addresses if len(local) >= 3 for form in (local, local.lower())}
+    if not addresses:
+        for name in (p.strip() for p in persons):
+            if len(name) >= 3:
+                forms.update({name, "".join(ch if ord(ch) < 128 else f"\\u{ord(ch):04x}" for ch in name)})
     return sorted((f.encode("utf-8") for f in forms), key=len, reverse=True)
 
 

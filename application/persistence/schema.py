@@ -45,9 +45,8 @@ def schema_lock(settings: Settings) -> Iterator[None]:
 
 
 def sqlite_file_holds(datastore: Any, needles: Sequence[bytes]) -> bool:
-    """Whether the SQLite database file or its WAL holds any of ``needles`` (read through ``mmap``: at memory
-    speed, nothing loaded); an in-memory database holds nothing on disk. Letter case counts: the needles
-    name every case the service writes."""
+    """Whether the SQLite database file or its WAL holds any of ``needles`` (byte for byte), read through
+    ``mmap``: nothing loaded, whatever the file's size. An in-memory database holds nothing on disk."""
     pool = getattr(datastore, "pool", None)
     path = str(getattr(pool, "db_name", "") or "")
     if not needles or not path or getattr(pool, "is_sqlite_memory_mode", False) or path == ":memory:":
