@@ -5,6 +5,7 @@ the address; proxy opens are machine opens; a retry is a duplicate; on both stor
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from tests.helpers.http import BREVO_TOKEN, SPRING, error_of, fixture_bytes, sqlite_only, start_spring
+from tests.helpers.http import BREVO_TOKEN, MAX_BODY, SPRING, error_of, fixture_bytes, sqlite_only, start_spring
 
 BREVO = "/v1/webhooks/brevo"
 NOTHING = {"accepted": 0, "duplicates": 0, "unmatched": 0, "quarantined": 0}
@@ -136,3 +137,15 @@ def test_malformed_events_are_quarantined_alone(client: FlaskClient, api: FlaskC
     assert post(client, b'{"event": ').json == answer(quarantined=1)  # not JSON: quarantined whole
     assert len(api.get("/v1/quarantine").json["items"]) == 5
     assert BREVO_TOKEN not in json.dumps(api.get("/v1/quarantine").json)
+
+
+def test_a_gzip_batch_is_read_and_the_limit_holds_after_gunzip(
+    client: FlaskClient, app: ResponsesApp, spring_brevo: dict[str, Any]
+) -> None:
+    body = gzip.compress(fixture_bytes("brevo/batch.json"))
+    assert post(client, body, **{"Content-Encoding": "gzip"}).json == answer(accepted=10)
+    before = app.journal_position()
+    bomb = gzip.compress(b"[" + b" " * (MAX_BODY * 4) + b"]")
+    assert post(client, bomb, **{"Content-Encoding": "gzip"}).status_code == 413
+    assert post(client, b"[" + b" " * MAX_BODY + b"]").status_code == 413
+    assert app.journal_position() == before
