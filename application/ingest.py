@@ -415,11 +415,15 @@ class _Planner:
 
     def append(self, oid: uuid.UUID, topic: str, state: dict[str, Any], key: str | None = None) -> None:
         """The next event of the aggregate: ``state`` as the library stores it, after the event's timestamp."""
+        self.append_stamped(oid, topic, {"timestamp": self.timestamp} | state, key)
+
+    def append_stamped(self, oid: uuid.UUID, topic: str, state: dict[str, Any], key: str | None = None) -> None:
+        """``append`` of a state that starts with the event's timestamp already."""
         i = self.touch(oid)
         planned = self.new.get(i)
         if planned is None:
             planned = self.new[i] = []
-        planned.append((topic, {"timestamp": self.timestamp} | state, key))
+        planned.append((topic, state, key))
         self.version[i] = self.version.get(i, 0) + 1
         if key is not None:
             known = self.known.get(i)
@@ -432,8 +436,12 @@ class _Planner:
         if self.holds(rid, record["key"]):
             return False
         contact = self.contact_of.get(rid.int)
-        sealing = {"subject": contact_subject(contact)} if contact is not None else {}
-        self.append(rid, SIGNAL_RECORDED, {"signal": record, **sealing}, record["key"])
+        state: dict[str, Any]
+        if contact is None:
+            state = {"timestamp": self.timestamp, "signal": record}
+        else:
+            state = {"timestamp": self.timestamp, "signal": record, "subject": contact_subject(contact)}
+        self.append_stamped(rid, SIGNAL_RECORDED, state, record["key"])
         return True
 
     def keep_side(self, key: str, kind: str, source: str, received_at: str | None, payload: dict[str, Any]) -> bool:
