@@ -121,6 +121,15 @@ def _split_signal(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     correlation address). The same fields, in the same order, as the general path: the record's detail,
     raw and original URL, then the correlation's address."""
     record = state["signal"]
+    if "correlation" not in state and "detail" not in record and "url" not in record:  # most signals: only a raw body
+        raw = record.get("raw")
+        if raw is None or record.get("source") == _SYSTEM_RAW_KEPT:
+            return state, {}
+        inner = dict(record)
+        del inner["raw"]
+        clear = dict(state)
+        clear["signal"] = inner
+        return clear, {"signal.raw": raw}
     get = record.get
     detail, raw, url = get("detail"), get("raw"), get("url")
     if raw is not None and get("source") == _SYSTEM_RAW_KEPT:
