@@ -41,6 +41,9 @@ class ContactState:
         }
 
 
+_CONTACT_CODES = frozenset({"unsubscribed", "spam_complaint", "hard_bounce", "invalid_address", "soft_bounce"})
+
+
 def apply_signal_effect(contact: ContactState, step: Step, email_type: str | None, rules: Ruleset) -> ContactState:
     """What one folded recipient signal does to its contact.
 
@@ -51,6 +54,12 @@ def apply_signal_effect(contact: ContactState, step: Step, email_type: str | Non
     code = step.maps_to
     if code is None or step.why == "duplicate":
         return contact
+    if code not in _CONTACT_CODES:  # most signals (delivered, opened, …): a streak reset at most
+        if contact.soft_bounce_streak and RESPONSES[code].group == DELIVERED:
+            c = contact.copy()
+            c.soft_bounce_streak = 0
+            return c
+        return contact  # unchanged: the same state (the caller keeps it as it is)
     c = contact.copy()
     if code == "unsubscribed":
         if rules.unsubscribe_from_all or not email_type:
