@@ -190,12 +190,13 @@ def targets(batch: ParsedBatch, identity: Callable[[str], str] | None = None) ->
     """Each event's ``Target``, in the batch's order. An address is known by its ``identity`` (the keyed hash
     of ``RESPONSES_ADDRESS_KEY``: the ids of its index and bucket never hold the clear address)."""
     out = []
+    new = tuple.__new__  # a NamedTuple's own __new__ is a Python call: this runs once an event
     for event in batch.events:
         c, signal = event.correlation, event.signal
         if c.test:
             out.append(Target(True, False, side_record_id(f"test:{signal.key}"), None, None))
         elif c.mailing_id and c.contact_id:
-            out.append(Target(False, True, mailing_id_of(c.mailing_id), recipient_id(c.mailing_id, c.contact_id), None))
+            out.append(new(Target, (False, True, mailing_id_of(c.mailing_id), recipient_id(c.mailing_id, c.contact_id), None)))
         elif (address := normalise_email(c.email)) is not None:
             known_as = identity(address) if identity is not None else address
             out.append(
@@ -212,17 +213,26 @@ def targets(batch: ParsedBatch, identity: Callable[[str], str] | None = None) ->
     return out
 
 
-def first_wants(batch: ParsedBatch, aimed: list[Target], mailings: MailingCache) -> Wants:
+def first_wants(batch: ParsedBatch, aimed: list[Target], mailings: MailingCache, loaded: list[uuid.UUID] | None = None) -> Wants:
     """What a batch will read before correlating: its side records, the mailings not cached yet, the
-    address indexes of email-only events, and the recipients and buckets with the keys each may hold."""
+    address indexes of email-only events, and the recipients and buckets with the keys each may hold.
+    ``loaded``: the batch's ``stage_a``, when worked out already."""
     wants = Wants()
-    for oid in stage_a(batch, aimed):
+    for oid in loaded if loaded is not None else stage_a(batch, aimed):
         if mailings.get(oid) is None:
             wants.lean.setdefault(oid, set())
             wants.facts.add(oid)  # a mailing's fields, an address index's entries, a side record (a few, small)
+    keys: dict[int, tuple[uuid.UUID, set[str]]] = {}  # by the id's integer: a UUID's hash is a Python call
     for event, target in zip(batch.events, aimed):
-        if target.lean is not None:
-            wants.lean.setdefault(target.lean, set()).add(event.signal.key)
+        lean = target.lean
+        if lean is not None:
+            entry = keys.get(lean.int)
+            if entry is None:
+                keys[lean.int] = (lean, {event.signal.key})
+            else:
+                entry[1].add(event.signal.key)
+    for oid, found in keys.values():  # in the order first named, after the aggregates above
+        wants.lean.setdefault(oid, set()).update(found)
     return wants
 
 
@@ -232,7 +242,13 @@ def stage_a(batch: ParsedBatch, aimed: list[Target]) -> list[uuid.UUID]:
     ids = [t.loaded for t in aimed if t.loaded is not None]
     ids.extend(side_record_id(f"notice:{n.key}") for n in batch.notices)
     ids.extend(side_record_id(f"quarantine:{q.key}") for q in batch.quarantined)
-    return list(dict.fromkeys(ids))
+    return distinct(ids)
+
+
+def distinct(ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    """``ids`` without repeats, in the order first named. A batch names the same few ids (cached: the same
+    objects) over and over: those repeats go by identity, in C, before the ``UUID`` hashes (a Python call each)."""
+    return list(dict.fromkeys(dict(zip(map(id, ids), ids)).values()))
 
 
 class Records:
@@ -253,16 +269,30 @@ class Records:
     def of(self, signal: Signal, allowance: timedelta | None = None) -> dict[str, Any]:
         """Exactly ``signal.to_record()``; with an ``allowance``, exactly ``signal.stamped(allowance).to_record()``
         (a signal as received is stamped with its effective time on the way in, without a copy of it)."""
+        times = self.times
+        received, occurred = signal.received_at, signal.occurred_at
+        received_text = times.get(received)
+        if received_text is None:
+            received_text = self.iso(received)
+        occurred_text = times.get(occurred) if occurred is not None else None
+        if occurred_text is None and occurred is not None:
+            occurred_text = self.iso(occurred)
         record: dict[str, Any] = {
             "key": signal.key,
             "source": signal.source,
             "fields": dict(signal.fields),
-            "received_at": self.iso(signal.received_at),
-            "occurred_at": self.iso(signal.occurred_at),
+            "received_at": received_text,
+            "occurred_at": occurred_text,
         }
-        effective = signal.effective_at if allowance is None else clamped_time(signal.occurred_at, signal.received_at, allowance)
+        if allowance is None:
+            effective = signal.effective_at
+        elif occurred is None:
+            effective = received
+        else:  # clamped_time, written out
+            latest = received + allowance
+            effective = occurred if occurred <= latest else latest
         if effective is not None:
-            record["effective_at"] = self.iso(effective)
+            record["effective_at"] = occurred_text if effective is occurred else self.iso(effective)
         if signal.url is not None:
             record["url"] = signal.url
         if signal.reason is not None:
@@ -346,7 +376,7 @@ class _Planner:
 
     def touch_group(self, ids: Sequence[uuid.UUID]) -> None:
         """A lean prefetch of the old path: the ids it had learned to load whole first, then the rest."""
-        fresh = [oid for oid in dict.fromkeys(ids) if oid.int not in self.order]
+        fresh = [oid for oid in distinct(ids) if oid.int not in self.order]
         if self.first:
             fresh = [oid for oid in fresh if oid.int in self.first] + [oid for oid in fresh if oid.int not in self.first]
         for oid in fresh:
@@ -415,11 +445,15 @@ class _Planner:
 
     def append(self, oid: uuid.UUID, topic: str, state: dict[str, Any], key: str | None = None) -> None:
         """The next event of the aggregate: ``state`` as the library stores it, after the event's timestamp."""
+        self.append_stamped(oid, topic, {"timestamp": self.timestamp} | state, key)
+
+    def append_stamped(self, oid: uuid.UUID, topic: str, state: dict[str, Any], key: str | None = None) -> None:
+        """``append`` of a state that starts with the event's timestamp already."""
         i = self.touch(oid)
         planned = self.new.get(i)
         if planned is None:
             planned = self.new[i] = []
-        planned.append((topic, {"timestamp": self.timestamp} | state, key))
+        planned.append((topic, state, key))
         self.version[i] = self.version.get(i, 0) + 1
         if key is not None:
             known = self.known.get(i)
@@ -428,12 +462,34 @@ class _Planner:
             known.add(key)
 
     def record(self, rid: uuid.UUID, record: dict[str, Any]) -> bool:
-        """``Recipient.record``: append unless its journal holds the key."""
-        if self.holds(rid, record["key"]):
+        """``Recipient.record``: append unless its journal holds the key. (``holds`` and ``append``, written out:
+        this runs once a signal; a recipient is never a bucket read whole.)"""
+        key = record["key"]
+        i = rid.int
+        known = self.known.get(i)
+        if known is not None and key in known:
             return False
-        contact = self.contact_of.get(rid.int)
-        sealing = {"subject": contact_subject(contact)} if contact is not None else {}
-        self.append(rid, SIGNAL_RECORDED, {"signal": record, **sealing}, record["key"])
+        if key not in self.asked.get(i, ()):
+            raise NeedMore(Wants(lean={rid: {key}}))
+        contact = self.contact_of.get(i)
+        state: dict[str, Any]
+        if contact is None:
+            state = {"timestamp": self.timestamp, "signal": record}
+        else:
+            state = {"timestamp": self.timestamp, "signal": record, "subject": contact_subject(contact)}
+        if i not in self.order:
+            self.order[i] = None
+            self.ids[i] = rid
+        planned = self.new.get(i)
+        if planned is None:
+            self.new[i] = [(SIGNAL_RECORDED, state, key)]
+        else:
+            planned.append((SIGNAL_RECORDED, state, key))
+        self.version[i] = self.version.get(i, 0) + 1
+        if known is None:
+            self.known[i] = {key}
+        else:
+            known.add(key)
         return True
 
     def keep_side(self, key: str, kind: str, source: str, received_at: str | None, payload: dict[str, Any]) -> bool:
@@ -522,8 +578,11 @@ class _Planner:
             mailing = self.mailing(mailing_id)
             if mailing is not None and provider_mismatch(signal, mailing.provider):
                 return None, recipient_bucket(mailing_id, contact_id)
-            self.contact_of[target.lean.int] = contact_id
-            return (target.lean if self.exists(target.lean) else None), recipient_bucket(mailing_id, contact_id)
+            lean = target.lean
+            self.contact_of[lean.int] = contact_id
+            if self.exists(lean):
+                return lean, ""  # matched: parks nowhere
+            return None, recipient_bucket(mailing_id, contact_id)
         if target.address is None:
             return None, NOWHERE
         index = target.loaded
@@ -620,6 +679,7 @@ class _Planner:
     def rows(self) -> tuple[list[StoredRow], list[SignalKey]]:
         rows: list[StoredRow] = []
         signals: list[SignalKey] = []
+        encode, new = self.encode, tuple.__new__  # (a NamedTuple's own __new__ is a Python call)
         for i in self.order:
             events = self.new.get(i)
             if not events:
@@ -628,7 +688,7 @@ class _Planner:
             version = self.version[i] - len(events)
             for topic, state, key in events:
                 version += 1
-                rows.append(StoredRow(oid, version, topic, self.encode(state)))
+                rows.append(new(StoredRow, (oid, version, topic, encode(state))))
                 if key is not None and topic in (SIGNAL_RECORDED, PARKED):
                     signals.append((oid, version, key))
         return rows, signals
@@ -668,19 +728,19 @@ def plan_batch(
             )
             if match is not None:
                 lean.append(recipient_id(*match))
-    for oid in lean:
-        planner.exists(oid)
+    absent = {oid.int for oid in distinct(lean) if not planner.exists(oid)}
     planner.touch_group(lean)
     parked = [  # the buckets of recipients not (yet) in an audience
         unmatched_bucket_id(recipient_bucket(e.correlation.mailing_id, e.correlation.contact_id))  # type: ignore[arg-type]
         for e, t in zip(batch.events, aimed)
-        if t.named and not planner.exists(t.lean)  # type: ignore[arg-type]
+        if t.named and t.lean.int in absent  # type: ignore[union-attr]
     ]
     planner.touch_group(parked)
-    counts = IngestCounts()
+    outcomes = dict.fromkeys(("accepted", "duplicates", "unmatched"), 0)
+    event_of = planner.event
     for event, target in zip(batch.events, aimed):
-        outcome = planner.event(event, target)
-        setattr(counts, outcome, getattr(counts, outcome) + 1)
+        outcomes[event_of(event, target)] += 1
+    counts = IngestCounts(**outcomes)
     for notice in batch.notices:
         if planner.keep_side(
             f"notice:{notice.key}", "notice", notice.provider, iso(notice.received_at), {"kind": notice.kind, "raw": notice.raw}
@@ -729,11 +789,12 @@ class SignalIngest:
         timestamp: datetime,
         aimed: list[Target] | None = None,
         wants: Wants | None = None,
+        loaded: list[uuid.UUID] | None = None,
     ) -> Plan:
         """Read what the batch needs and plan it (reading more while the plan asks for more)."""
         aimed = aimed if aimed is not None else targets(batch, self.address_identity)
-        loaded = stage_a(batch, aimed)
-        wants = wants or first_wants(batch, aimed, self.mailings)
+        loaded = loaded if loaded is not None else stage_a(batch, aimed)
+        wants = wants or first_wants(batch, aimed, self.mailings, loaded)
         while True:
             try:
                 reads = read(self.index, wants, self.mailings, self.open_states)
@@ -751,9 +812,10 @@ class SignalIngest:
     def record(self, batch: ParsedBatch, now: datetime, timestamp: Callable[[], datetime]) -> IngestCounts:
         """Plan, write, count; when another writer stored one of the same aggregate versions first, plan again."""
         aimed = targets(batch, self.address_identity)
-        wants = first_wants(batch, aimed, self.mailings)
+        loaded = stage_a(batch, aimed)
+        wants = first_wants(batch, aimed, self.mailings, loaded)
         for attempt in range(self.attempts):
-            plan = self.plan(batch, now, timestamp(), aimed, wants)
+            plan = self.plan(batch, now, timestamp(), aimed, wants, loaded)
             try:
                 self.writer.write(plan.rows, plan.signals)
                 return plan.counts

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import base64
 import os
+import re
+from binascii import b2a_base64
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from application.encoding import OrjsonTranscoder
+from application.encoding import _OPTIONS, OrjsonTranscoder
 from application.persistence.keys import AddressHasher, DataKeys
 from domain.personal import (
     ERASED,
@@ -45,12 +47,40 @@ def cipher(key: bytes) -> AESGCM:
     return found
 
 
+class _Nonces:
+    """Random 96-bit nonces drawn from the OS a few hundred at a time (one ``getrandom`` call, not one a seal:
+    a system call costs as much as the encryption on a virtual machine). Taken with ``list.pop`` (atomic: threads
+    never share one); emptied in a forked child, which must never use what its parent may use too."""
+
+    DRAW = 256
+
+    def __init__(self) -> None:
+        self._pool: list[bytes] = []
+        os.register_at_fork(after_in_child=self._pool.clear)
+
+    def take(self) -> bytes:
+        try:
+            return self._pool.pop()
+        except IndexError:
+            drawn: list[bytes] = _SPLIT(os.urandom(NONCE_BYTES * self.DRAW))
+            nonce = drawn.pop()
+            self._pool.extend(drawn)
+            return nonce
+
+
+_SPLIT = re.compile(b".{%d}" % NONCE_BYTES, re.DOTALL).findall  # bytes into nonces, in C
+
+
+_NONCES = _Nonces()
+
+
 def seal(personal: dict[str, Any], key: bytes, subject: str) -> str:
     """One blob: a random 96-bit nonce and the AES-GCM ciphertext of the fields (JSON), bound to the subject;
     base64 text."""
-    nonce = os.urandom(NONCE_BYTES)
-    sealed = cipher(key).encrypt(nonce, orjson.dumps(personal), subject.encode())
-    return base64.b64encode(nonce + sealed).decode("ascii")
+    nonce = _NONCES.take()
+    aead = _CIPHERS.get(key) or cipher(key)
+    sealed = aead.encrypt(nonce, orjson.dumps(personal), subject.encode())
+    return b2a_base64(nonce + sealed, newline=False).decode("ascii")  # base64.b64encode without its Python layer
 
 
 def open_sealed(blob: str, key: bytes, subject: str) -> dict[str, Any]:
@@ -65,6 +95,7 @@ class Privacy:
     def __init__(self, keys: DataKeys, hasher: AddressHasher):
         self.keys = keys
         self.hasher = hasher
+        self._cached_key = keys.cached_sealing_key
 
     def address_subject(self, email: str) -> str:
         return address_subject(self.hasher(email))
@@ -80,7 +111,7 @@ class Privacy:
         clear, personal = split_personal(state)
         if not personal:
             return state
-        key = self.keys.sealing_key(subject)
+        key = self._cached_key(subject) or self.keys.sealing_key(subject)
         if clear is state:
             clear = dict(state)
         if key is None:  # the subject was erased: a late signal keeps none of its personal fields
@@ -126,9 +157,13 @@ class SealingTranscoder(OrjsonTranscoder):
     privacy: Privacy | None = None
 
     def encode(self, obj: Any) -> bytes:
-        if self.privacy is not None and type(obj) is dict and SUBJECT in obj:
-            obj = self.privacy.seal_state(obj)
-        return super().encode(obj)
+        privacy = self.privacy
+        if privacy is not None and type(obj) is dict and SUBJECT in obj:
+            obj = privacy.seal_state(obj)
+        try:  # OrjsonTranscoder.encode, written out (once an event)
+            return orjson.dumps(obj, default=self._transcode, option=_OPTIONS)
+        except TypeError:
+            return super().encode(obj)
 
     def decode(self, data: bytes) -> Any:
         obj = super().decode(data)

@@ -42,6 +42,9 @@ class ContactState:
         }
 
 
+_CONTACT_CODES = frozenset({"unsubscribed", "spam_complaint", "hard_bounce", "invalid_address", "soft_bounce"})
+
+
 def apply_signal_effect(contact: ContactState, step: Step, email_type: str | None, rules: Ruleset) -> ContactState:
     """What one folded recipient signal does to its contact.
 
@@ -56,6 +59,14 @@ def apply_signal_effect(contact: ContactState, step: Step, email_type: str | Non
     code, effect = step.maps_to, step.contact_effect
     if (code is None and effect is None) or step.why == "duplicate":
         return contact
+    if (
+        effect is None and code is not None and code not in _CONTACT_CODES
+    ):  # most signals (delivered, opened, …): a streak reset at most
+        if contact.soft_bounce_streak and RESPONSES[code].group == DELIVERED:
+            c = contact.copy()
+            c.soft_bounce_streak = 0
+            return c
+        return contact  # unchanged: the same state (the caller keeps it as it is)
     c = contact.copy()
     if code == "unsubscribed" or effect == UNSUBSCRIBE:
         if rules.unsubscribe_from_all or not email_type:

@@ -242,13 +242,16 @@ def _respond(
     counted: bool,
     engagement_why: str | None,
 ) -> Step:
-    if rules.is_final(s.response):
+    responses = rules.responses  # rules.is_final and rules.priority, read in place (twice a signal in a what-if)
+    current = responses[s.response]
+    if current.final:
         why = "final"
-    elif rules.is_final(code) or rules.priority(code) > rules.priority(s.response):
-        s.response, s.reason, s.detail = code, reason, signal.detail
-        s.updated_at = signal.received_at
-        return Step(code, reason, SET, None, s.response)
     else:
+        candidate = responses[code]
+        if candidate.final or (candidate.priority or 0) > (current.priority or 0):
+            s.response, s.reason, s.detail = code, reason, signal.detail
+            s.updated_at = signal.received_at
+            return Step(code, reason, SET, None, s.response)
         why = "lower_priority"
     if counted:
         s.updated_at = signal.received_at

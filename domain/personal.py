@@ -40,6 +40,8 @@ def address_subject(address_hash: str) -> str:
 def redact_url(url: str) -> str:
     """The URL with every e-mail address in it (plain or URL-encoded) replaced by ``{email}``; a URL past
     ``MAX_URL_SCAN`` characters keeps its first part only (its whole text is sealed)."""
+    if "@" not in url and "%" not in url:  # no address can be in it, written any way (the common case: no regex)
+        return url if len(url) <= MAX_URL_SCAN else url[:MAX_URL_SCAN] + "…"
     head = url[:MAX_URL_SCAN]
     redacted = _ADDRESS_IN_URL.sub(EMAIL_PLACEHOLDER, head)
     if "@" in unquote(unquote(redacted)):  # an address written some other way: keep the URL up to its query
@@ -71,8 +73,10 @@ def split_personal(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     signals' ``raw`` stays in clear."""
     personal: dict[str, Any] = {}
     clear = state
-    if "signal" in state and not any(name in state for name in _TOP) and "command" not in state:
-        return _split_signal(state)  # a signal or a parked one (the hot path): only its record and correlation hold any
+    if "signal" in state and "name" not in state and "email" not in state and "bucket" not in state and "command" not in state:
+        return _split_signal(
+            state
+        )  # (the names of _TOP, spelt out: this runs once a signal)  # a signal or a parked one (the hot path): only its record and correlation hold any
     for name in _TOP:
         if state.get(name) is not None:
             if clear is state:
@@ -114,31 +118,39 @@ def split_personal(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
 
 def _split_signal(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``split_personal`` of a state whose personal fields are its signal record's (and a parked one's
-    correlation address)."""
+    correlation address). The same fields, in the same order, as the general path: the record's detail,
+    raw and original URL, then the correlation's address."""
     record = state["signal"]
-    personal: dict[str, Any] = {}
-    inner = None
-    detail = record.get("detail")
-    if detail is not None:
+    if "correlation" not in state and "detail" not in record and "url" not in record:  # most signals: only a raw body
+        raw = record.get("raw")
+        if raw is None or record.get("source") == _SYSTEM_RAW_KEPT:
+            return state, {}
         inner = dict(record)
-        personal["signal.detail"] = inner.pop("detail")
-    raw = record.get("raw")
-    if raw is not None and record.get("source") != _SYSTEM_RAW_KEPT:
-        inner = inner if inner is not None else dict(record)
-        personal["signal.raw"] = inner.pop("raw")
-    url = record.get("url")
-    if isinstance(url, str):
-        redacted = redact_url(url)
-        if redacted != url:
-            inner = inner if inner is not None else dict(record)
-            personal["signal.original_url"] = url
-            inner["url"] = redacted
+        del inner["raw"]
+        clear = dict(state)
+        clear["signal"] = inner
+        return clear, {"signal.raw": raw}
+    get = record.get
+    detail, raw, url = get("detail"), get("raw"), get("url")
+    if raw is not None and get("source") == _SYSTEM_RAW_KEPT:
+        raw = None
+    redacted = redact_url(url) if isinstance(url, str) else url
+    url_changed = redacted != url
     correlation = state.get("correlation")
     email = correlation.get("email") if isinstance(correlation, dict) else None
-    if inner is None and email is None:
-        return state, personal
+    if detail is None and raw is None and not url_changed and email is None:
+        return state, {}
+    personal: dict[str, Any] = {}
     clear = dict(state)
-    if inner is not None:
+    if detail is not None or raw is not None or url_changed:
+        inner = dict(record)
+        if detail is not None:
+            personal["signal.detail"] = inner.pop("detail")
+        if raw is not None:
+            personal["signal.raw"] = inner.pop("raw")
+        if url_changed:
+            personal["signal.original_url"] = url
+            inner["url"] = redacted
         clear["signal"] = inner
     if email is not None:
         personal["correlation.email"] = email

@@ -174,6 +174,7 @@ class Projector:
         self.keeps_stats = bool(getattr(store, "keeps_stats", False))  # only the view tables keep mailing_stats
         self.keeps_checkpoints = bool(getattr(store, "keeps_checkpoints", False))  # and fold checkpoints
         self.keeps_engagement = bool(getattr(store, "keeps_engagement", False))  # and the engagement buckets
+        self.keeps_sends = bool(getattr(store, "keeps_sends", True))  # send lists and the scope index (not a what-if's)
         self._handlers: dict[str, Callable[[int, str, dict[str, Any]], None]] = {
             event: getattr(self, method) for event, method in HANDLED.items()
         }
@@ -265,14 +266,16 @@ class Projector:
             if self.keeps_checkpoints and row.version - row.checkpointed >= CHECKPOINT_SIGNALS:
                 self._checkpoint(row, seq)
         if (step.maps_to is not None or step.contact_effect is not None) and step.why != "duplicate":
-            contact = self.store.contact(row.contact_id) or ContactState(email=row.email)
+            stored = self.store.contact(row.contact_id)
+            contact = stored or ContactState(email=row.email)
             after = apply_signal_effect(contact, step, mailing.email_type if mailing else None, self.rules)
-            if after is not contact:
+            if after is not contact or stored is None:  # (unchanged: the same state, already stored)
                 self.store.put_contact(row.contact_id, after)
-        wave = dispatch_wave(signal, row)
-        if wave is not None:
-            self.store.put_wave_send(WaveSendRow(row.mailing_id, wave, seq, row.contact_id, row.email))
-        self.store.put_term(signal.source, signal.fields, row.contact_id)
+        if self.keeps_sends:
+            wave = dispatch_wave(signal, row)
+            if wave is not None:
+                self.store.put_wave_send(WaveSendRow(row.mailing_id, wave, seq, row.contact_id, row.email))
+            self.store.put_term(signal.source, signal.fields, row.contact_id)
         if self.observer is not None:
             self.observer(row, signal, step)
 
@@ -394,6 +397,7 @@ class MemoryStore:
     """A projection store in memory: the what-if's, and the write-back cache of a live batch."""
 
     keeps_stats = False  # a what-if diffs recipients, not mailing_stats: the projector skips them
+    keeps_sends = False  # nor send lists and the scope index: the projector skips them too
 
     def __init__(self) -> None:
         self.mailings: dict[str, MailingRow] = {}

@@ -258,6 +258,7 @@ class BatchStore(MemoryStore):
 
     keeps_stats = True  # the batch adds the projector's mailing_stats changes to the view table
     keeps_checkpoints = True  # and keeps the recipients' fold checkpoints
+    keeps_sends = True  # and the send lists and the scope index
 
     def __init__(self, recorder: ViewsMixin, cursor: Any, generation: int, shape: int = VIEW_SHAPE):
         super().__init__()

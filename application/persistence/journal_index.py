@@ -42,11 +42,18 @@ _TOPIC_LIST = ", ".join(f"'{t}'" for t in SIGNAL_TOPICS)
 
 
 @lru_cache(maxsize=65536)  # a batch's keys are digested to be looked up, then again to be stored
-def key_digest(originator_id: uuid.UUID, key: str) -> int:
-    """A signed 64-bit digest of one aggregate's dedup key (an INTEGER / BIGINT primary key)."""
+def _digest(originator: int, key: str) -> int:
     return int.from_bytes(
-        hashlib.blake2b(originator_id.bytes + key.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big", signed=True
+        hashlib.blake2b(originator.to_bytes(16, "big") + key.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+        "big",
+        signed=True,
     )
+
+
+def key_digest(originator_id: uuid.UUID, key: str) -> int:
+    """A signed 64-bit digest of one aggregate's dedup key (an INTEGER / BIGINT primary key). Remembered by the
+    id's integer, not the ``UUID`` (whose hash is a Python call)."""
+    return _digest(originator_id.int, key)
 
 
 class JournalIndex:
@@ -385,7 +392,7 @@ class JournalIndex:
 
 def digest_rows(signals: Sequence[tuple[uuid.UUID, int, str]]) -> list[tuple[int, int]]:
     """The ``signal_digests`` rows (digest, version) of signals (aggregate id, version, dedup key) being stored."""
-    return [(key_digest(oid, key), version) for oid, version, key in signals]
+    return [(_digest(oid.int, key), version) for oid, version, key in signals]
 
 
 def _by_digest(wanted: dict[uuid.UUID, set[str]]) -> dict[int, list[tuple[uuid.UUID, str]]]:
@@ -393,7 +400,7 @@ def _by_digest(wanted: dict[uuid.UUID, set[str]]) -> dict[int, list[tuple[uuid.U
     by_digest: dict[int, list[tuple[uuid.UUID, str]]] = {}
     for oid, keys in wanted.items():
         for key in keys:
-            by_digest.setdefault(key_digest(oid, key), []).append((oid, key))
+            by_digest.setdefault(_digest(oid.int, key), []).append((oid, key))
     return by_digest
 
 

@@ -98,6 +98,7 @@ class DataKeys:
         self.is_postgres = is_postgres
         self.mark = "%s" if is_postgres else "?"
         self._sealing: dict[str, bytes] = {}
+        self.cached_sealing_key = self._sealing.get  # the process's cache alone (None: ask ``sealing_key``)
         self._opening: dict[str, tuple[float, bytes | None]] = {}
         self._lock = threading.Lock()
 
