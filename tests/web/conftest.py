@@ -1,8 +1,9 @@
 """Fixtures for the pages: the Flask app over the ``app`` fixture (SQLite and PostgreSQL), a signed-in
 browser-like client, and a simulated campaign (``tests/campaign.py``).
 
-A test marked ``reads_campaign`` only reads the campaign: it gets the package's campaign of its store,
-simulated once (the simulation is most of a page test's time), and fails if it journals anything
+A test marked ``reads_campaign`` (``tests.helpers.web.reads_campaign``) only reads the campaign: it gets its
+store's campaign, simulated once for the package (the simulation is most of a page test's time; under
+pytest-xdist once in each worker that runs such a test), and fails if it journals anything
 (any write would change what the next test reads). Every other test gets a fresh store and, when it
 asks for one, its own campaign."""
 

@@ -15,10 +15,9 @@ from application.service import ResponsesApp
 from interface.simulate import Report
 from interface.web.i18n import why_sentence
 from tests.helpers.http import sign_unione
-from tests.helpers.web import MAILING, csrf_of, post_form
+from tests.helpers.web import MAILING, csrf_of, post_form, reads_campaign
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-reads_campaign = pytest.mark.reads_campaign  # only reads: the package's campaign of its store (tests/web/conftest.py)
 SCRIPT = "<script>alert(1)</script>"
 
 
