@@ -76,7 +76,7 @@ def database_url(name: str) -> str:
 
 
 class FreshDatabases:
-    """Fresh, empty PostgreSQL databases for the tests, a new one each time, made one ahead and dropped
+    """Fresh, empty PostgreSQL databases for the tests, a new one each time, made ahead and dropped
     behind by a thread of their own: CREATE and DROP DATABASE mostly wait on the server (its disk), half a
     second to a second together on a shared machine, and a test need not wait for them.
 
@@ -85,12 +85,16 @@ class FreshDatabases:
     go with it); ``close()`` drops the ones still made and waits for the drops. A server that cannot be
     reached or refuses fails the test that asked, as before (``fail_unavailable``): never a skip."""
 
+    AHEAD = 2  # made before they are asked for: a short test's successor still finds one ready
+
     def __init__(self) -> None:
         self._ready: queue.Queue[str | BaseException] = queue.Queue()
         self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="test-databases", daemon=True)
         self._thread.start()
-        self._order()
+        for _ in range(self.AHEAD):
+            self._order()
 
     def _order(self) -> None:
         self._work.put(("create", f"responses_test_{uuid.uuid4().hex[:12]}"))
@@ -109,6 +113,7 @@ class FreshDatabases:
         self._work.put(("drop", url.rsplit("/", 1)[1]))
 
     def close(self) -> None:
+        self._closing = True  # the creates still queued are skipped: no test will take them
         self._work.put(None)
         self._thread.join(timeout=120)
         while not self._ready.empty():
@@ -121,6 +126,8 @@ class FreshDatabases:
         admin: psycopg.Connection | None = None
         while (job := self._work.get()) is not None:
             action, name = job
+            if action == "create" and self._closing:
+                continue
             try:
                 if admin is None or admin.closed:
                     admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
