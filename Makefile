@@ -5,8 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# free PostgreSQL connections `make test` wants (a test's pool, follower and admin connection)
-PG_TEST_CONNECTIONS ?= 10
+# pytest workers of `make test` (pytest-xdist; 0: one process). The tests wait on PostgreSQL, SQLite's disk and the
+# processes they start more than they compute: two workers overlap those waits, on two cores too
+TEST_WORKERS ?= 2
+# free PostgreSQL connections `make test` wants (a test's pool, follower and admin connection, for each worker)
+PG_TEST_CONNECTIONS ?= $(shell echo $$(( 10 * ($(TEST_WORKERS) > 0 ? $(TEST_WORKERS) : 1) )))
 
 .PHONY: run test check bench postgres chromium fuzz mutation clean
 
@@ -59,7 +62,7 @@ check: $(STAMP)
 	$(BIN)/lint-imports
 
 test: $(STAMP) check postgres chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # The benchmark: CONTRACT §10's targets; writes var/bench.json. QUICK=1: smaller sizes, under 5 minutes
 QUICK ?=

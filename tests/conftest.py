@@ -5,36 +5,31 @@ PostgreSQL tests never skip: if the server cannot be reached they fail, loudly
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from eventsourcing.persistence import OperationalError
 
-from application.config import Settings
 from application.service import ResponsesApp
-from projections.follower import ViewFollower
-from tests.helpers.stores import (
-    PG_ADMIN_URL,
-    _admin_connection,
-    fail_unavailable,
-)
+from tests.helpers.stores import FreshDatabases, app_over
+
+
+@pytest.fixture(scope="session")
+def fresh_databases() -> Iterator[FreshDatabases]:
+    """Made on the first PostgreSQL test's demand: new databases ahead of the tests, old ones dropped behind."""
+    databases = FreshDatabases()
+    yield databases
+    databases.close()
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(fresh_databases: FreshDatabases) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"responses_test_{uuid.uuid4().hex[:12]}"
-    with _admin_connection() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = fresh_databases.take()
     try:
-        yield f"{base}/{name}"
+        yield url
     finally:
-        with _admin_connection() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        fresh_databases.give_back(url)
 
 
 @pytest.fixture
@@ -50,15 +45,5 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def app(database_url: str) -> Iterator[ResponsesApp]:
-    try:
-        application = ResponsesApp(Settings(database_url=database_url))
-    except (OperationalError, psycopg.OperationalError) as exc:  # e.g. the pool's bare "couldn't get a connection": say why
-        if not database_url.startswith("postgresql"):
-            raise
-        fail_unavailable(database_url, exc)
-    follower = ViewFollower(application)
-    application.follower = follower  # in-process, caught up on demand (no thread: deterministic)
-    try:
+    with app_over(database_url) as application:
         yield application
-    finally:
-        application.close()

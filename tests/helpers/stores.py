@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import psycopg
 import pytest
+
+if TYPE_CHECKING:
+    from application.service import ResponsesApp
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -61,6 +69,110 @@ def _admin_connection() -> psycopg.Connection:
         return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:  # pragma: no cover - the environment is broken
         fail_unavailable(PG_ADMIN_URL, exc)
+
+
+def database_url(name: str) -> str:
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+class FreshDatabases:
+    """Fresh, empty PostgreSQL databases for the tests, a new one each time, made ahead and dropped
+    behind by a thread of their own: CREATE and DROP DATABASE mostly wait on the server (its disk), half a
+    second to a second together on a shared machine, and a test need not wait for them.
+
+    ``take()`` answers a database no one has used (made from template1, as ``CREATE DATABASE`` always
+    does) and orders the next; ``give_back()`` drops one (``WITH (FORCE)``: connections a test left open
+    go with it); ``close()`` drops the ones still made and waits for the drops. A server that cannot be
+    reached or refuses fails the test that asked, as before (``fail_unavailable``): never a skip."""
+
+    AHEAD = 2  # made before they are asked for: a short test's successor still finds one ready
+
+    def __init__(self) -> None:
+        self._ready: queue.Queue[str | BaseException] = queue.Queue()
+        self._work: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="test-databases", daemon=True)
+        self._thread.start()
+        for _ in range(self.AHEAD):
+            self._order()
+
+    def _order(self) -> None:
+        self._work.put(("create", f"responses_test_{uuid.uuid4().hex[:12]}"))
+
+    def take(self) -> str:
+        try:
+            made = self._ready.get(timeout=120)
+        except queue.Empty:
+            made = TimeoutError("no new database within 120 s")
+        self._order()  # the next test's, made while this one runs
+        if isinstance(made, BaseException):
+            fail_unavailable(PG_ADMIN_URL, made)
+        return database_url(made)
+
+    def give_back(self, url: str) -> None:
+        self._work.put(("drop", url.rsplit("/", 1)[1]))
+
+    def close(self) -> None:
+        self._closing = True  # the creates still queued are skipped: no test will take them
+        self._work.put(None)
+        self._thread.join(timeout=120)
+        while not self._ready.empty():
+            made = self._ready.get_nowait()
+            if isinstance(made, str):
+                with _admin_connection() as admin:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{made}" WITH (FORCE)')
+
+    def _run(self) -> None:
+        admin: psycopg.Connection | None = None
+        while (job := self._work.get()) is not None:
+            action, name = job
+            if action == "create" and self._closing:
+                continue
+            try:
+                if admin is None or admin.closed:
+                    admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+                if action == "create":
+                    admin.execute(f'CREATE DATABASE "{name}"')
+                    self._ready.put(name)
+                else:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except psycopg.Error as exc:
+                if admin is not None:
+                    admin.close()
+                    admin = None
+                if action == "create":
+                    self._ready.put(exc)  # told to the test that takes it
+                else:  # pragma: no cover - a drop that failed leaves a stray database, not a wrong test
+                    try:
+                        with _admin_connection() as again:
+                            again.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                    except BaseException:
+                        pass
+        if admin is not None:
+            admin.close()
+
+
+@contextmanager
+def app_over(url: str) -> Iterator[ResponsesApp]:
+    """The application on ``url`` with an in-process follower (no thread: the views are caught up on demand,
+    deterministically), closed afterwards; a PostgreSQL server that lets it have no connection fails the test."""
+    from eventsourcing.persistence import OperationalError
+
+    from application.config import Settings
+    from application.service import ResponsesApp
+    from projections.follower import ViewFollower
+
+    try:
+        application = ResponsesApp(Settings(database_url=url))
+    except (OperationalError, psycopg.OperationalError) as exc:  # e.g. the pool's bare "couldn't get a connection": say why
+        if not url.startswith("postgresql"):
+            raise
+        fail_unavailable(url, exc)
+    application.follower = ViewFollower(application)
+    try:
+        yield application
+    finally:
+        application.close()
 
 
 # RESPONSES_KEK and RESPONSES_ADDRESS_KEY for settings read from an environment (PostgreSQL requires both);

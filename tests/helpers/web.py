@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import pytest
 from flask.testing import FlaskClient
 
 from tests.helpers.http import TOKEN
 
 SECRET = "web-test-secret-key"
+
+
+T = TypeVar("T", bound=Callable[..., Any])
+
+
+def reads_campaign(test: T) -> T:
+    """Marks a page test that only reads the simulated campaign: it gets its store's campaign, simulated once
+    for the package (tests/web/conftest.py; under pytest-xdist once in each worker that runs such a test)."""
+    return pytest.mark.reads_campaign(test)
 
 
 MAILING = "sim-spring"

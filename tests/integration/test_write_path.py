@@ -75,18 +75,10 @@ def two_stores(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[
 
 
 def _another_postgres(request: pytest.FixtureRequest) -> str:
-    from tests.helpers.stores import PG_ADMIN_URL, _admin_connection
-
-    name = f"responses_test_{uuid.uuid4().hex[:12]}"
-    with _admin_connection() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with _admin_connection() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    request.addfinalizer(drop)
-    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    databases = request.getfixturevalue("fresh_databases")
+    url: str = databases.take()
+    request.addfinalizer(lambda: databases.give_back(url))
+    return url
 
 
 def provider_event(mailing: str, contact: int, status: str, i: int, email_only: bool) -> ProviderEvent:

@@ -7,7 +7,7 @@ import orjson
 from flask.testing import FlaskClient
 
 from application.service import ResponsesApp
-from tests.helpers.web import MAILING, post_form
+from tests.helpers.web import MAILING, post_form, reads_campaign
 
 
 def some_contact(api: FlaskClient) -> dict[str, str]:
@@ -46,6 +46,7 @@ def test_export_then_erase_from_the_contact_page(
     assert f'data-contact="{cid}"' in listed and "GDPR art. 17" in listed
 
 
+@reads_campaign
 def test_the_erase_form_speaks_russian(browser: FlaskClient, api: FlaskClient, campaign: object) -> None:
     person = some_contact(api)
     page = browser.get(f"/contacts/{person['contact_id']}?lang=ru").get_data(as_text=True)

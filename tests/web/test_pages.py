@@ -15,7 +15,7 @@ from application.service import ResponsesApp
 from interface.simulate import Report
 from interface.web.i18n import why_sentence
 from tests.helpers.http import fixture_bytes, sign_unione
-from tests.helpers.web import MAILING, csrf_of, post_form
+from tests.helpers.web import MAILING, csrf_of, post_form, reads_campaign
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 SCRIPT = "<script>alert(1)</script>"
@@ -42,6 +42,7 @@ def digits(value: str) -> int:
     return int(re.sub(r"\D", "", value))
 
 
+@reads_campaign
 def test_the_mailings_list_shows_the_apis_counts(browser: FlaskClient, api: FlaskClient, campaign: Report) -> None:
     html = text(browser.get("/mailings"))
     summary = api.get(f"/v1/mailings/{MAILING}/summary").json
@@ -78,6 +79,7 @@ def test_the_mailings_list_filters_searches_and_pages(browser: FlaskClient, api:
     assert browser.get("/mailings?cursor=not-ours").status_code == 400
 
 
+@reads_campaign
 def test_a_mailings_tiles_state_the_apis_numbers_and_denominators(
     browser: FlaskClient, api: FlaskClient, campaign: Report
 ) -> None:
@@ -93,6 +95,7 @@ def test_a_mailings_tiles_state_the_apis_numbers_and_denominators(
     assert f"{s['unique_clicks']} / {s['unique_opens']} of unique opens" in html
 
 
+@reads_campaign
 def test_the_audience_tab_pages_filters_and_links_to_histories(browser: FlaskClient, api: FlaskClient, campaign: Report) -> None:
     items = api.get(f"/v1/mailings/{MAILING}/audience?limit=1000").json["items"]
     html = text(browser.get(f"/mailings/{MAILING}"))
@@ -112,6 +115,7 @@ def test_the_audience_tab_pages_filters_and_links_to_histories(browser: FlaskCli
     assert browser.get(f"/mailings/{MAILING}?tab=bogus").status_code == 400
 
 
+@reads_campaign
 def test_the_results_tab_draws_the_error_diagram_and_the_funnel_with_tables(
     browser: FlaskClient, api: FlaskClient, campaign: Report
 ) -> None:
@@ -129,6 +133,7 @@ def test_the_results_tab_draws_the_error_diagram_and_the_funnel_with_tables(
     assert 'id="funnel-table"' in html and 'id="errors-table"' in html
 
 
+@reads_campaign
 def test_the_opens_and_clicks_tab_buckets_per_hour_in_the_viewers_zone(
     browser: FlaskClient, api: FlaskClient, campaign: Report
 ) -> None:
@@ -154,6 +159,7 @@ def test_the_opens_and_clicks_tab_buckets_per_hour_in_the_viewers_zone(
     assert browser.get(f"/mailings/{MAILING}?tab=engagement&hours=0").status_code == 400
 
 
+@reads_campaign
 def test_the_opens_and_clicks_tab_shows_days_beyond_72_hours_and_a_day_by_default(
     browser: FlaskClient, api: FlaskClient, campaign: Report
 ) -> None:
@@ -170,6 +176,7 @@ def test_the_opens_and_clicks_tab_shows_days_beyond_72_hours_and_a_day_by_defaul
     assert len(re.findall(r"<tr data-slot=", default)) in (24, 25), "24 hours by default"
 
 
+@reads_campaign
 def test_the_links_tab_is_the_click_map(browser: FlaskClient, api: FlaskClient, campaign: Report) -> None:
     links = api.get(f"/v1/mailings/{MAILING}/links").json["links"]
     html = text(browser.get(f"/mailings/{MAILING}?tab=links"))
@@ -180,6 +187,7 @@ def test_the_links_tab_is_the_click_map(browser: FlaskClient, api: FlaskClient, 
     assert links, "the simulated campaign has clicks"
 
 
+@reads_campaign
 def test_a_recipients_history_says_why_as_sentences(browser: FlaskClient, api: FlaskClient, campaign: Report) -> None:
     items = api.get(f"/v1/mailings/{MAILING}/audience?limit=1000").json["items"]
     busy = next(i for i in items if i["opens"] > 1)
@@ -228,6 +236,7 @@ def test_a_name_or_payload_with_markup_stays_text(browser: FlaskClient, api: Fla
         assert escaped in html, path
 
 
+@reads_campaign
 def test_contacts_search_by_id_or_email_and_browse(browser: FlaskClient, api: FlaskClient, campaign: Report) -> None:
     item = api.get(f"/v1/mailings/{MAILING}/audience?limit=1").json["items"][0]
     r = browser.get(f"/contacts?q={item['contact_id']}")
@@ -241,6 +250,7 @@ def test_contacts_search_by_id_or_email_and_browse(browser: FlaskClient, api: Fl
     assert len(re.findall(r'<tr data-contact="', text(browser.get(nxt)))) == 10
 
 
+@reads_campaign
 def test_find_contacts_by_email_in_the_api(api: FlaskClient, campaign: Report) -> None:
     item = api.get(f"/v1/mailings/{MAILING}/audience?limit=1").json["items"][0]
     found = api.get(f"/v1/contacts?email={quote(' ' + item['email'].upper() + ' ')}")
@@ -332,6 +342,7 @@ def test_every_form_that_changes_something_needs_its_csrf_token(
     assert browser.get("/mailings").status_code == 200, "still signed in"
 
 
+@reads_campaign
 def test_the_language_switch_covers_ui_strings_and_response_names(browser: FlaskClient, campaign: Report) -> None:
     ru = text(browser.get(f"/mailings/{MAILING}?lang=ru"))
     assert '<html lang="ru">' in ru and ">Аудитория<" in ru and "Доставлено" in ru and "Время указано в поясе UTC." in ru
