@@ -22,6 +22,7 @@ from application.persistence import JournalIndex
 from application.unit_of_work import UnitOfWork, now_utc
 from domain.aggregates import Job, Mailing, RulesBook, job_id, recipient_id, rules_book_id
 from domain.fold import RecipientState
+from domain.mappings import without_builtin_later_mappings
 from domain.rules import (
     BUILTIN_RULESETS,
     DEFAULT_RULESET,
@@ -64,7 +65,7 @@ class WhatIfQueueFull(Exception):
 def what_if_identity(candidate: Ruleset, mailings: list[str] | None, sample: int) -> str:
     """What makes two what-ifs the same question: the full candidate ruleset, the sorted mailings, the sample."""
     scope = sorted(set(mailings)) if mailings else None
-    question = {"rules": candidate.to_document(), "mailings": scope, "sample": sample}
+    question = {"rules": without_builtin_later_mappings(candidate.to_document()), "mailings": scope, "sample": sample}
     return hashlib.sha256(orjson.dumps(question, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -217,7 +218,7 @@ class RulesService:
             rules = base.patched({k: v for k, v in document.items() if k != "version"}, version=version)
             book.define(
                 version=version,
-                document=rules.to_document(),
+                document=without_builtin_later_mappings(rules.to_document()),  # read back with them (from_document)
                 changes=rules.changes_from(base),
                 based_on=base.version,
                 created_at=iso(now_utc()),

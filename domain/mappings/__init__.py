@@ -7,6 +7,10 @@ uses the built-in one, so a provider added later works under every version.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
 from domain.mappings import brevo, elasticemail, mailgun, postmark, sendgrid, ses, unione
 from domain.mappings.target import Target
 
@@ -38,3 +42,29 @@ BUILTIN_MAPPINGS_2: dict[str, dict[str, Target]] = {
     "unione": unione.VERSION_2,
     "sendgrid": sendgrid.VERSION_2,
 }
+# The providers added after the stored ruleset documents of issue 14 (issue 17). A document states their mapping
+# only where it differs from the built-in one: reading a document without it gives the built-in one, so adding a
+# provider changes no ruleset document, no what-if's identity, written before or after it.
+LATER_PROVIDERS: tuple[str, ...] = ("ses", "mailgun", "brevo", "postmark")
+
+
+def without_builtin_later_mappings(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A ruleset document (``Ruleset.to_document``) without the mappings of ``LATER_PROVIDERS`` that are their
+    built-in ones: what is journaled, and what identifies a what-if (``Ruleset.from_document`` fills them in)."""
+    mappings = document.get("provider_mappings")
+    if not isinstance(mappings, Mapping):
+        return dict(document)
+    stated = {
+        provider: mapping
+        for provider, mapping in mappings.items()
+        if provider not in LATER_PROVIDERS or mapping != _builtin_documents()[provider]
+    }
+    return {**document, "provider_mappings": stated}
+
+
+@cache
+def _builtin_documents() -> dict[str, dict[str, Any]]:
+    return {
+        provider: {key: target.to_document() for key, target in BUILTIN_MAPPINGS[provider].items()}
+        for provider in LATER_PROVIDERS
+    }

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from domain.mappings import BUILTIN_MAPPINGS
+from domain.mappings import BUILTIN_MAPPINGS, LATER_PROVIDERS, without_builtin_later_mappings
 from domain.mappings.target import Target
-from domain.rules import DEFAULT_RULESET
+from domain.rules import DEFAULT_RULESET, Ruleset
 from interface.providers import brevo, mailgun, postmark, ses
 
 NOW = datetime(2026, 3, 14, 13, 0, tzinfo=UTC)
@@ -258,3 +258,18 @@ SES_EVENTS = [
 @pytest.mark.parametrize("message, expected", SES_EVENTS, ids=[json.dumps(m)[:60] for m, _ in SES_EVENTS])
 def test_ses_events(message: dict[str, Any], expected: tuple[str | None, str | None, str | None]) -> None:
     assert mapped("ses", ses_events(dict(message))) == expected
+
+
+# ---- documents --------------------------------------------------------------------------------
+
+
+def test_a_ruleset_document_states_a_later_providers_mapping_only_where_it_differs() -> None:
+    compact = without_builtin_later_mappings(DEFAULT_RULESET.to_document())
+    assert set(compact["provider_mappings"]) == set(BUILTIN_MAPPINGS) - set(LATER_PROVIDERS)
+    assert Ruleset.from_document(compact).provider_mappings == DEFAULT_RULESET.provider_mappings  # read back: built in
+    patched = DEFAULT_RULESET.patched({"provider_mappings": {"mailgun": {"event:opened": "clicked"}}}, version="7")
+    stated = without_builtin_later_mappings(patched.to_document())["provider_mappings"]
+    assert stated["mailgun"]["event:opened"] == "clicked" and "ses" not in stated
+    again = Ruleset.from_document(without_builtin_later_mappings(patched.to_document()))
+    assert again.map("mailgun", {"event": "opened"}).code == "clicked"
+    assert again.map("ses", {"eventType": "Open"}).code == "opened"
