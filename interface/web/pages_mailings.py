@@ -217,19 +217,17 @@ def engagement(views: Queries, mailing_id: str) -> dict[str, Any]:
     timeline = views.clock_timeline(mailing_id, hours, ZoneInfo(current_tz()))
     by_day = timeline["unit"] == "day"
     slots = [datetime.fromisoformat(b["at"]) for b in timeline["buckets"]]
-    every = next((n for n in (DAY_TICK_STEPS if by_day else HOUR_TICK_STEPS) if len(slots) / n <= TICKS_AT_MOST), 24)
-    buckets = []
-    for i, (b, local) in enumerate(zip(timeline["buckets"], slots, strict=True)):
-        marked = (i % every == 0) if by_day else (local.hour % every == 0 or i == 0)
-        buckets.append(
-            {
-                **b,
-                "n": i,
-                "local": local,
-                "tick": _tick_label(local, by_day, first=i == 0, lang=lang) if marked else None,
-                "full": local.strftime("%Y-%m-%d") if by_day else local.strftime("%Y-%m-%d %H:%M"),
-            }
-        )
+    ticks = tick_labels(slots, by_day, lang)
+    buckets = [
+        {
+            **b,
+            "n": i,
+            "local": local,
+            "tick": tick,
+            "full": local.strftime("%Y-%m-%d") if by_day else local.strftime("%Y-%m-%d %H:%M"),
+        }
+        for i, (b, local, tick) in enumerate(zip(timeline["buckets"], slots, ticks, strict=True))
+    ]
     chart = None
     if buckets:
         title = _("First opens and first clicks per day") if by_day else _("First opens and first clicks per clock hour")
@@ -253,6 +251,21 @@ def engagement(views: Queries, mailing_id: str) -> dict[str, Any]:
         "hour_choices": sorted(set(HOUR_CHOICES) | {hours}),
         "hourly_chart": chart,
     }
+
+
+def tick_labels(slots: list[datetime], by_day: bool, lang: str) -> list[str | None]:
+    """A label for the slots that get a tick (None for the others): at most ``TICKS_AT_MOST``, evenly
+    spaced (hours on multiples of 1, 2, 3, 6, 12 or 24; days every 1, 2, 7 or 14), the first one and
+    every midnight dated."""
+    steps = DAY_TICK_STEPS if by_day else HOUR_TICK_STEPS
+    every = next((n for n in steps if len(slots) / n <= TICKS_AT_MOST), steps[-1])
+    labels: list[str | None] = []
+    dated = False
+    for i, local in enumerate(slots):
+        marked = (i % every == 0) if by_day else (local.hour % every == 0)
+        labels.append(_tick_label(local, by_day, first=not dated, lang=lang) if marked else None)
+        dated = dated or marked
+    return labels
 
 
 def _local_text(at: str | None) -> str:

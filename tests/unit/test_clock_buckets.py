@@ -34,3 +34,25 @@ def test_days_follow_the_zones_midnights_through_a_25_hour_day() -> None:
     assert all(d.hour == 0 for d in days)
     hours = clock_slots(datetime(2026, 10, 24, 22, 0, tzinfo=UTC), datetime(2026, 10, 25, 23, 0, tzinfo=UTC), berlin, "hour")
     assert len(hours) == 25 - 1, "25 UTC hours of which two share the wall clock's 02:00 (one slot)"
+
+
+def test_ticks_are_few_evenly_spaced_and_the_first_is_dated_whatever_the_start_hour() -> None:
+    # issue 18's "10:57 / 22:57 with no dates"; and the clean-clone run at 20:05 found the first (dated) tick
+    # forced one hour before the next regular one, the two labels overlapping: only the start's hour showed it
+    from interface.web.pages_mailings import TICKS_AT_MOST, tick_labels
+
+    moscow = ZoneInfo("Europe/Moscow")
+    for start_hour in range(24):
+        for hours in (1, 5, 12, 24, 25, 48, 49, 72, 73):
+            start = datetime(2026, 12, 3, start_hour, 0, tzinfo=moscow)
+            slots = [start + timedelta(hours=h) for h in range(hours)]
+            labels = tick_labels(slots, False, "en")
+            marked = [i for i, label in enumerate(labels) if label is not None]
+            assert marked and len(marked) <= TICKS_AT_MOST, (start_hour, hours, labels)
+            gaps = {b - a for a, b in zip(marked, marked[1:], strict=False)}
+            assert len(gaps) <= 1, f"evenly spaced: {start_hour=} {hours=} {labels}"
+            first = labels[marked[0]]
+            assert first is not None and first.startswith("3 Dec") or first.startswith("4 Dec"), first
+    days = [datetime(2026, 11, d, tzinfo=moscow) for d in range(1, 31)]
+    labels = tick_labels(days, True, "ru")
+    assert [label for label in labels if label][:2] == ["1 ноя", "8 ноя"]
