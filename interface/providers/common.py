@@ -15,7 +15,7 @@ import hmac
 import json
 import zlib
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -186,6 +186,16 @@ def require_time(obj: Mapping[str, Any], name: str) -> datetime:
         return parse_utc(text)
     except ValueError as exc:
         raise Malformed(f"unparsable {name!r}: {exc}") from None
+
+
+def unix_time(value: Any, name: str = "timestamp") -> datetime:
+    """Unix seconds (a number, or digits as text) as UTC, within ``plausible_time``'s range."""
+    if value is None or isinstance(value, bool):
+        raise Malformed(f"missing {name!r}")
+    try:
+        return plausible_time(datetime.fromtimestamp(float(value), tz=UTC))
+    except (TypeError, ValueError, OverflowError, OSError):
+        raise Malformed(f"unparsable {name!r}: {shown(value)}") from None
 
 
 def optional_object(obj: Mapping[str, Any], name: str) -> Mapping[str, Any]:

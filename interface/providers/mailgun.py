@@ -17,7 +17,7 @@ from email.utils import parseaddr
 from functools import partial
 from typing import Any
 
-from domain.signals import ParsedBatch, ProviderEvent, Signal, dedup_key, plausible_time
+from domain.signals import ParsedBatch, ProviderEvent, Signal, dedup_key
 
 from .common import (
     Malformed,
@@ -29,7 +29,7 @@ from .common import (
     optional_object,
     require_object,
     require_str,
-    shown,
+    unix_time,
 )
 
 SOURCE = "mailgun"
@@ -91,7 +91,7 @@ def _event(data: Any, now: datetime) -> ProviderEvent:
     data = require_object(data, "'event-data'")
     name = require_str(data, "event")
     email = _recipient(data)
-    occurred_at = _unix_time(data.get("timestamp"))
+    occurred_at = unix_time(data.get("timestamp"))
     fields = {"event": name}
     if name == FAILED:
         for field_name in ("severity", "reason"):
@@ -143,13 +143,3 @@ def _user_variables(data: Mapping[str, Any]) -> Mapping[str, Any]:
     """What the sender attached (``v:mailing_id``…): an object; anything else names no one (the address does)."""
     variables = data.get("user-variables")
     return variables if isinstance(variables, dict) else {}
-
-
-def _unix_time(value: Any) -> datetime:
-    """Unix seconds (a number, or digits as text) as UTC, within ``plausible_time``'s range."""
-    if value is None or isinstance(value, bool):
-        raise Malformed("missing 'timestamp'")
-    try:
-        return plausible_time(datetime.fromtimestamp(float(value), tz=UTC))
-    except (TypeError, ValueError, OverflowError, OSError):
-        raise Malformed(f"unparsable 'timestamp': {shown(value)}") from None

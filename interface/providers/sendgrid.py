@@ -10,7 +10,7 @@ on drops ``reason``; an ``account_status_change`` is a provider notice.
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache, partial
 from typing import Any
 
@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from domain.signals import Notice, ParsedBatch, ProviderEvent, Signal, dedup_key, plausible_time
+from domain.signals import Notice, ParsedBatch, ProviderEvent, Signal, dedup_key
 
 from .common import (
     Malformed,
@@ -31,6 +31,7 @@ from .common import (
     shown,
     sorted_json,
     truthy,
+    unix_time,
 )
 
 SOURCE = "sendgrid"
@@ -86,7 +87,7 @@ def _event(event: Any, now: datetime) -> ProviderEvent | Notice:
             raw=event,
         )
     email = require_str(event, "email")
-    occurred_at = _unix_time(event.get("timestamp"))
+    occurred_at = unix_time(event.get("timestamp"))
     url = opt_str(event.get("url"), "url")
     fields = {"event": name}
     if name == "bounce":
@@ -115,13 +116,3 @@ def _event(event: Any, now: datetime) -> ProviderEvent | Notice:
         raw=event,
     )
     return ProviderEvent(signal=signal, correlation=correlation(event, email))
-
-
-def _unix_time(value: Any) -> datetime:
-    """Unix seconds (a number, or digits as text) as UTC, within ``plausible_time``'s range."""
-    if value is None or isinstance(value, bool):
-        raise Malformed("missing 'timestamp'")
-    try:
-        return plausible_time(datetime.fromtimestamp(float(value), tz=UTC))
-    except (TypeError, ValueError, OverflowError, OSError):
-        raise Malformed(f"unparsable 'timestamp': {shown(value)}") from None
