@@ -167,10 +167,7 @@ class Queries:
         return {"items": items, "next": self._next(rows, limit)}
 
     def timeline(self, mailing_id: str, hours: int = 48) -> dict[str, Any]:
-        mailing = self.require_mailing(mailing_id)
-        start = parse_iso(mailing["started_at"])
-        if start is None:  # dispatched by the sender itself: its first reported sending
-            start = parse_iso(self.reads.first_sent_at(mailing_id))
+        start = self._start(mailing_id)
         if start is None:
             return {"start": None, "buckets": []}
         opens, clicks = self._first_per_hour(mailing_id, start, hours)
@@ -182,14 +179,18 @@ class Queries:
             ],
         }
 
+    def _start(self, mailing_id: str) -> datetime | None:
+        """When the mailing started: its dispatch, or, dispatched by the sender itself, its first reported sending."""
+        start = parse_iso(self.require_mailing(mailing_id)["started_at"])
+        return start if start is not None else parse_iso(self.reads.first_sent_at(mailing_id))
+
     def clock_timeline(self, mailing_id: str, hours: int, zone: tzinfo) -> dict[str, Any]:
         """First opens and first clicks on the clock of ``zone`` (CONTRACT §5): from the start of the hour
         (or, over 72 hours, of the day) the mailing started in, to ``hours`` after its start. Each bucket
         is a sum of the per-minute engagement rows; a time zone a quarter of an hour off UTC (+05:30,
         +05:45) splits hours at its own boundaries. ``unit`` is ``hour`` or ``day``; ``at`` is the
         bucket's local start."""
-        mailing = self.require_mailing(mailing_id)
-        start = parse_iso(mailing["started_at"]) or parse_iso(self.reads.first_sent_at(mailing_id))
+        start = self._start(mailing_id)
         unit = "day" if hours > CLOCK_HOURS_UP_TO else "hour"
         if start is None:
             return {"start": None, "unit": unit, "buckets": []}
@@ -331,12 +332,7 @@ class Queries:
         ``category`` filters, ``search`` finds a part of the name or id (any case)."""
         before = decode_cursor(cursor) if cursor else MAX_SEQ
         rows = self.reads.mailing_page(before, category, search, limit + 1)
-        page = rows[:limit]
-        builders: dict[str, SummaryBuilder] = {r["id"]: SummaryBuilder() for r in page}
-        for r in self.reads.stats_of(list(builders)):
-            builders[r["mailing_id"]].add(**_group_args(r))
-        items = [{**self._mailing_fields(r), "summary": builders[r["id"]].result()} for r in page]
-        return {"items": items, "next": self._next(rows, limit, "created_seq")}
+        return {"items": self._with_summaries(rows[:limit]), "next": self._next(rows, limit, "created_seq")}
 
     def mailing_table(
         self,
@@ -366,9 +362,10 @@ class Queries:
 
     def compare(self, mailing_ids: list[str]) -> list[dict[str, Any]]:
         """The mailings asked for, in that order, each with its summary (``NotFound`` for an unknown one)."""
-        for mailing_id in mailing_ids:
-            self.require_mailing(mailing_id)
         rows = [self.reads.mailing(m) for m in mailing_ids]
+        for mailing_id, row in zip(mailing_ids, rows, strict=True):
+            if row is None:
+                self.require_mailing(mailing_id)  # NotFound, or journaled and not projected yet: left out
         return self._with_summaries([r for r in rows if r is not None])
 
     def recent_medians(self, mailing_id: str, last: int = 10) -> dict[str, Any]:
