@@ -25,7 +25,7 @@ from application.persistence.journal_index import JournalRedaction
 from application.persistence.schema import scrub_files, sqlite_file_holds
 from application.unit_of_work import UnitOfWork, now_utc
 from domain.aggregates import Contact, Job, contact_id_of, recipient_id
-from domain.personal import contact_subject, person_patterns, redact_text
+from domain.personal import contact_subject, json_escaped, person_patterns, redact_text
 from domain.signals import iso
 from projections.erasure import erase_from_views, people_in_views, person_in_views
 
@@ -421,7 +421,7 @@ def stored_forms(persons: set[str]) -> list[bytes]:
     if not addresses:
         for name in (p.strip() for p in persons):
             if len(name) >= 3:
-                forms.update({name, "".join(ch if ord(ch) < 128 else f"\\u{ord(ch):04x}" for ch in name)})
+                forms.update({name, json_escaped(name)})
     return sorted((f.encode("utf-8") for f in forms), key=len, reverse=True)
 
 

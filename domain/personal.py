@@ -181,6 +181,11 @@ def mark_erased(state: dict[str, Any]) -> dict[str, Any]:
 ERASED_TEXT = "[erased]"
 
 
+def json_escaped(text: str) -> str:
+    """``text`` as a JSON writer that escapes non-ASCII writes it (``\\uXXXX``, lower-case hex)."""
+    return "".join(ch if ord(ch) < 128 else f"\\u{ord(ch):04x}" for ch in text)
+
+
 def person_patterns(texts: Iterable[str]) -> re.Pattern[str] | None:
     """One case-insensitive pattern for every form a person's address or name takes in stored text: as
     given, URL-encoded, and JSON-escaped (non-ASCII as ``\\uXXXX``), longest first. None when there is none."""
@@ -192,7 +197,7 @@ def person_patterns(texts: Iterable[str]) -> re.Pattern[str] | None:
         forms.update(
             {text, quote(text, safe=""), quote(text, safe="@"), text.encode("ascii", "backslashreplace").decode("ascii")}
         )
-        forms.add("".join(ch if ord(ch) < 128 else f"\\u{ord(ch):04x}" for ch in text))
+        forms.add(json_escaped(text))
     if not forms:
         return None
     return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)), re.IGNORECASE)

@@ -300,7 +300,6 @@ RU: dict[str, str] = {
     "Not found": "Не найдено",
     "Something went wrong": "Что-то пошло не так",
     "Back to mailings": "К рассылкам",
-    "not found": "не найдено",
 }
 
 GROUPS = {
@@ -416,3 +415,19 @@ def why_sentence(effect: str, why: str | None, response_after: str | None, lang:
         head = "Проигнорирован" if ru else "Ignored"
         return f"{head}: {reason}." if reason else f"{head}."
     return reason
+
+
+# What was not found, as a sentence in each language (Russian needs the word's gender and case).
+NOT_FOUND_SENTENCES = {
+    "mailing": ("No mailing “{key}”", "Рассылка «{key}» не найдена"),
+    "contact": ("No contact “{key}”", "Контакт «{key}» не найден"),
+    "recipient": ("No recipient “{key}”", "Получатель «{key}» не найден"),
+    "ruleset version": ("No ruleset version “{key}”", "Версия правил «{key}» не найдена"),
+    "job": ("No job “{key}”", "Задача «{key}» не найдена"),
+    "wave": ("No wave “{key}”", "Волна «{key}» не найдена"),
+}
+
+
+def not_found_sentence(what: str, key: str, lang: str) -> str:
+    en, ru = NOT_FOUND_SENTENCES.get(what, ("No {what} “{key}”", "Не найдено: {what} «{key}»"))
+    return (ru if lang == "ru" else en).format(what=what, key=key)

@@ -114,24 +114,8 @@ def security_headers(response: Response) -> Response:
 # ---- errors as pages --------------------------------------------------------------------------------
 
 
-# What was not found, as a sentence in each language (Russian needs the word's gender and case).
-NOT_FOUND_SENTENCES = {
-    "mailing": ("No mailing “{key}”", "Рассылка «{key}» не найдена"),
-    "contact": ("No contact “{key}”", "Контакт «{key}» не найден"),
-    "recipient": ("No recipient “{key}”", "Получатель «{key}» не найден"),
-    "ruleset version": ("No ruleset version “{key}”", "Версия правил «{key}» не найдена"),
-    "job": ("No job “{key}”", "Задача «{key}» не найдена"),
-    "wave": ("No wave “{key}”", "Волна «{key}» не найдена"),
-}
-
-
-def not_found_sentence(what: str, key: str, lang: str) -> str:
-    en, ru = NOT_FOUND_SENTENCES.get(what, ("No {what} “{key}”", "Не найдено: {what} «{key}»"))
-    return (ru if lang == "ru" else en).format(what=what, key=key)
-
-
 def not_found(error: NotFound) -> tuple[str, int]:
-    message = not_found_sentence(error.what, str(error.key), current_lang())
+    message = i18n.not_found_sentence(error.what, str(error.key), current_lang())
     return render_template("error.html", message=message, title=_("Not found")), 404
 
 
