@@ -10,9 +10,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from application.config import Settings
@@ -118,62 +119,25 @@ def add_send(commands: Commands) -> None:
     p.set_defaults(func=send)
 
 
-def send(args: argparse.Namespace) -> int:
-    from interface.simulate import sign_unione_body
+class SendRefused(Exception):
+    """What ``responses send`` cannot do, said on stderr (exit 2)."""
 
+
+Post = tuple[str, bytes, str]  # url, body, content type
+JSON, FORM = "application/json", "application/x-www-form-urlencoded"
+T = TypeVar("T")
+
+
+def send(args: argparse.Namespace) -> int:
     source = Path(args.file)
     if not source.is_file():
         print(f"{source}: file does not exist", file=sys.stderr)
         return 2
-    settings = Settings.from_env()
-    base = args.url.rstrip("/")
-    headers: dict[str, str] = {}
-    if args.provider == "unione":
-        if not settings.unione_api_keys:
-            print("UNIONE_API_KEYS is not set: its first key signs the body", file=sys.stderr)
-            return 2
-        try:
-            body = sign_unione_body(source.read_bytes(), settings.unione_api_keys[0])
-        except ValueError as exc:
-            print(f"{source}: {exc}", file=sys.stderr)
-            return 2
-        posts = [(f"{base}/v1/webhooks/unione", body, "application/json")]
-    elif args.provider == "mailgun":
-        if not settings.mailgun_webhook_signing_keys:
-            print("MAILGUN_WEBHOOK_SIGNING_KEYS is not set: its first key signs each body", file=sys.stderr)
-            return 2
-        try:
-            bodies = _json_bodies(source)
-        except ValueError as exc:
-            print(f"{source}: {exc}", file=sys.stderr)
-            return 2
-        key = settings.mailgun_webhook_signing_keys[0]
-        posts = [(f"{base}/v1/webhooks/mailgun", _signed_mailgun(body, key), "application/json") for body in bodies]
-    elif args.provider == "brevo":
-        if not settings.brevo_webhook_token:
-            print("BREVO_WEBHOOK_TOKEN is not set: it goes with the body", file=sys.stderr)
-            return 2
-        posts = [(f"{base}/v1/webhooks/brevo", source.read_bytes(), "application/json")]
-        headers = {"Authorization": f"Bearer {settings.brevo_webhook_token}"}
-    elif args.provider == "postmark":
-        if not settings.postmark_webhook_token:
-            print("POSTMARK_WEBHOOK_TOKEN is not set: it goes with each record", file=sys.stderr)
-            return 2
-        try:
-            records = _json_bodies(source)
-        except ValueError as exc:
-            print(f"{source}: {exc}", file=sys.stderr)
-            return 2
-        url = f"{base}/v1/webhooks/postmark"
-        posts = [(url, json.dumps(record, ensure_ascii=False).encode(), "application/json") for record in records]
-        headers = {"Authorization": f"Bearer {settings.postmark_webhook_token}"}
-    else:
-        if not settings.elasticemail_webhook_token:
-            print("ELASTICEMAIL_WEBHOOK_TOKEN is not set: it goes with every notification", file=sys.stderr)
-            return 2
-        url = f"{base}/v1/webhooks/elasticemail?token={quote(settings.elasticemail_webhook_token)}"
-        lines = [line.strip() for line in source.read_text().splitlines() if line.strip() and not line.startswith("#")]
-        posts = [(url, line.encode(), "application/x-www-form-urlencoded") for line in lines]
+    try:
+        posts, headers = _posts(args.provider, source, Settings.from_env(), args.url.rstrip("/"))
+    except SendRefused as refused:
+        print(refused, file=sys.stderr)
+        return 2
     total: dict[str, int] = {}
     for url, data, content_type in posts:
         status, answer = _post(url, data, content_type, headers)
@@ -184,6 +148,48 @@ def send(args: argparse.Namespace) -> int:
             total[name] = total.get(name, 0) + int(value)
     print(json.dumps(total, separators=(",", ":")))  # as the service answers it
     return 0
+
+
+def _posts(provider: str, source: Path, settings: Settings, base: str) -> tuple[list[Post], dict[str, str]]:
+    """The calls that post ``source`` as ``provider`` posts it, and their headers; ``SendRefused`` when the
+    provider's secret is not configured or the file is not what that provider sends."""
+    url = f"{base}/v1/webhooks/{provider}"
+    if provider == "unione":
+        from interface.simulate import sign_unione_body
+
+        key = _configured(settings.unione_api_keys, "UNIONE_API_KEYS is not set: its first key signs the body")[0]
+        return [(url, _readable(source, lambda: sign_unione_body(source.read_bytes(), key)), JSON)], {}
+    if provider == "mailgun":
+        keys = _configured(
+            settings.mailgun_webhook_signing_keys, "MAILGUN_WEBHOOK_SIGNING_KEYS is not set: its first key signs each body"
+        )
+        return [(url, _signed_mailgun(body, keys[0]), JSON) for body in _readable(source, lambda: _json_bodies(source))], {}
+    if provider == "brevo":
+        token = _configured(settings.brevo_webhook_token, "BREVO_WEBHOOK_TOKEN is not set: it goes with the body")
+        return [(url, source.read_bytes(), JSON)], {"Authorization": f"Bearer {token}"}
+    if provider == "postmark":
+        token = _configured(settings.postmark_webhook_token, "POSTMARK_WEBHOOK_TOKEN is not set: it goes with each record")
+        records = _readable(source, lambda: _json_bodies(source))
+        return [(url, json.dumps(r, ensure_ascii=False).encode(), JSON) for r in records], {"Authorization": f"Bearer {token}"}
+    token = _configured(
+        settings.elasticemail_webhook_token, "ELASTICEMAIL_WEBHOOK_TOKEN is not set: it goes with every notification"
+    )
+    lines = [line.strip() for line in source.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return [(f"{url}?token={quote(token)}", line.encode(), FORM) for line in lines], {}
+
+
+def _configured(value: T | None, missing: str) -> T:
+    if not value:
+        raise SendRefused(missing)
+    return value
+
+
+def _readable(source: Path, read: Callable[[], T]) -> T:
+    """What ``read`` makes of the file; its ``ValueError`` said as the file's problem."""
+    try:
+        return read()
+    except ValueError as exc:
+        raise SendRefused(f"{source}: {exc}") from None
 
 
 def _json_bodies(source: Path) -> list[Any]:
